@@ -1,0 +1,93 @@
+# eddy: see README.md. `make test` and `make demo` are the two commands a
+# newcomer needs; both install missing Debian packages first (as root).
+
+CC       ?= gcc
+B        ?= build
+PKGS     := rdkafka avro-c rocksdb openblas libuv inih jansson libcurl libxxhash
+OPT      ?= -O2 -g
+CFLAGS   += -std=gnu11 $(OPT) -Wall -Wextra -Werror -I. -MMD -MP \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+SRCS      := $(wildcard pipeline/*.c operators/*.c state/*.c)
+OBJS      := $(SRCS:%.c=$(B)/%.o)
+LIB_OBJS  := $(filter-out $(B)/pipeline/main.o,$(OBJS))
+
+# Debian packages: to build, and extra ones the tests use.
+BUILD_DEBS := build-essential pkg-config librdkafka-dev libavro-dev librocksdb-dev \
+              libopenblas-dev libuv1-dev libinih-dev libjansson-dev libcurl4-openssl-dev \
+              libhttp-parser-dev uthash-dev libxxhash-dev
+TEST_DEBS  := libcmocka-dev python3-kafka python3-avro python3-prometheus-client \
+              kcat docker-compose curl
+PY         := /usr/bin/python3
+
+.PHONY: all deps test unit integration demo bench clean
+.DELETE_ON_ERROR:
+
+all: $(B)/eddy
+
+$(B)/eddy: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# schemas/*.avsc are embedded into the binary with .incbin.
+$(B)/pipeline/schemas.o: $(wildcard schemas/*.avsc)
+
+# --- unit tests (cmocka): each lists the objects it links ----------------
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+TEST_OBJS_test_codec      = pipeline/codec.o pipeline/registry.o pipeline/schemas.o
+TEST_OBJS_test_config     = pipeline/config.o
+TEST_OBJS_test_http       = pipeline/http.o pipeline/metrics.o
+TEST_OBJS_test_state      = state/state.o
+TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
+TEST_OBJS_test_recommend  = operators/recommend.o operators/embeddings.o state/state.o
+TEST_OBJS_test_budget     = operators/budget.o state/state.o
+
+.SECONDEXPANSION:
+$(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@missing=$$(for p in $(BUILD_DEBS) $(TEST_DEBS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$(echo $$missing | sed 's/^/ /')"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: missing packages; run as root:"; \
+	    echo "  apt-get install -y $$(echo $$missing)"; exit 1; fi
+
+# Unit tests and integration tests run on an ASan+UBSan build; leaks fail.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+test: deps
+	$(MAKE) --no-print-directory B=build/san SAN=1 build/san/eddy \
+	    $(addprefix build/san/tests/,$(UNIT_TESTS))
+	@$(SAN_ENV) tests/run-unit.sh build/san/tests $(UNIT_TESTS)
+	@$(SAN_ENV) EDDY=$(CURDIR)/build/san/eddy PY=$(PY) tests/run-integration.sh
+	@if command -v docker-compose >/dev/null; then \
+	    docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
+	else echo "docker-compose not installed: skipping docker-compose.yml check"; fi
+
+demo: deps
+	$(MAKE) --no-print-directory $(B)/eddy
+	$(B)/eddy demo
+
+bench: deps
+	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" build/bench/eddy
+	@echo "bench: not written yet (see issue 5)"
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,40 @@
+/* operator.h: the one interface between the pipeline and an operator.
+ *
+ * The pipeline knows operators only through struct eddy_operator and never
+ * touches their internals; an operator knows nothing of Kafka or Avro. It
+ * reads and writes state only through state/state.h and hands its outputs to
+ * the eddy_emit callbacks, which the pipeline turns into Avro records on
+ * output topics (or into files, in replay).
+ *
+ * Call order, all on one thread:
+ *   create -> (process* -> flush)* -> destroy
+ * flush() is called after every batch of input records with the current
+ * watermark (event time, ms); time-based work (refresh debounce, budget slot
+ * boundaries) is driven by event time only, never by wall time, so a replay
+ * of the same input gives the same outputs. */
+#ifndef EDDY_OPERATOR_H
+#define EDDY_OPERATOR_H
+
+#include "operators/records.h"
+
+struct eddy_state;
+
+struct eddy_emit {
+    void (*recommendation)(void *ctx, const struct recommendation *rec);
+    void (*decision)(void *ctx, const struct budget_decision *dec);
+    void *ctx;
+};
+
+struct eddy_operator {
+    const char *name;
+    /* params: the operator's own parameter struct (see its header).
+     * Returns NULL and fills err on failure. */
+    void *(*create)(const void *params, struct eddy_state *st,
+                    const struct eddy_emit *emit, char *err, size_t errlen);
+    /* Ignores event kinds it does not handle. */
+    void (*process)(void *self, const struct eddy_event *ev);
+    void (*flush)(void *self, int64_t watermark_ms);
+    void (*destroy)(void *self);
+};
+
+#endif

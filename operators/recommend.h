@@ -1,0 +1,27 @@
+/* recommend.h: top-K recommendations by dot product, scored in batches.
+ *
+ * A click event marks its user for refresh. On flush(), every marked user
+ * whose last publication is at least refresh_interval_ms of event time old
+ * is scored against the whole item matrix with one cblas_sgemm per batch of
+ * up to batch_users users; items the user already interacted with are
+ * excluded; the top k are emitted best first. */
+#ifndef EDDY_RECOMMEND_H
+#define EDDY_RECOMMEND_H
+
+#include "operators/operator.h"
+
+struct rec_params {
+    int k;
+    int64_t refresh_interval_ms;
+    int batch_users;
+};
+
+extern const struct eddy_operator eddy_op_recommend;
+
+/* Top-k for one user from live state (for the HTTP API). Writes up to k
+ * items to out (best first; item ids borrow from the state) and returns how
+ * many, or -1 if the user is unknown. */
+int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
+                   struct rec_item *out);
+
+#endif

@@ -1,0 +1,49 @@
+/* config.h: eddy's configuration, from an INI file plus EDDY_SECTION_KEY
+ * environment overrides. One table in config.c declares every key with its
+ * type, default and description; it drives parsing, validation, the
+ * commented config/eddy.conf and `eddy run --help`. */
+#ifndef EDDY_CONFIG_H
+#define EDDY_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "operators/budget.h"
+#include "operators/embeddings.h"
+#include "operators/recommend.h"
+
+struct kv {
+    char *key;
+    char *value;
+};
+
+struct eddy_config {
+    /* [kafka] */
+    char *bootstrap_servers;
+    char *group_id;
+    struct kv *kafka_props;   /* kafka.* keys, prefix stripped, passed to librdkafka */
+    size_t n_kafka_props;
+    /* [topics] */
+    char *topic_clicks, *topic_ad_events, *topic_campaigns;
+    char *topic_recommendations, *topic_decisions, *topic_dlq;
+    /* [schemas] */
+    char *registry_url;       /* empty: single-object encoding */
+    char *writers_dir;        /* empty: only eddy's own schemas */
+    /* [state] */
+    char *state_dir;
+    /* [embeddings] [recommend] [bidding] */
+    struct mf_params mf;
+    struct rec_params rec;
+    struct bid_params bid;
+    /* [http] */
+    char *http_listen;        /* host:port; empty disables the endpoint */
+};
+
+/* Fills cfg with defaults, then the file (if path is non-NULL), then the
+ * environment. Errors name the file, line and key (or the variable). */
+int config_load(struct eddy_config *cfg, const char *path, char *err, size_t errlen);
+void config_free(struct eddy_config *cfg);
+/* Writes every key with its default and description (for --help). */
+void config_print_keys(FILE *out);
+
+#endif

@@ -1,0 +1,129 @@
+/* state.h: all of eddy's durable state, behind one small API.
+ *
+ * RocksDB (one database, one column family per kind of state) is the source
+ * of truth. In front of it sits an in-memory cache: operators get pointers to
+ * cached entries, change them in place, mark them dirty, and state_commit()
+ * writes every dirty entry together with the consumed input offsets in ONE
+ * atomic WriteBatch (WAL on). So after a crash the state and the offsets it
+ * covers always agree: exactly-once state.
+ *
+ * Ownership: entries returned by state_user()/state_campaign() belong to the
+ * state; their pointers stay valid until state_close(). Item vectors live in
+ * one dense row-major float matrix (rows x dim) so the recommender can score
+ * with sgemm; a pointer into it is valid only until the next state_item_add(),
+ * which may grow (move) the matrix.
+ *
+ * Not thread-safe: one thread (the pipeline's loop thread) owns a state. */
+#ifndef EDDY_STATE_H
+#define EDDY_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "operators/records.h"
+
+#define STATE_FORMAT_VERSION 1
+#define STATE_NO_OFFSET (-1)
+
+struct eddy_state;
+
+struct state_options {
+    const char *dir;
+    int dim;               /* embedding dimension; must match a stored one */
+    bool create_if_missing;
+    bool read_only;        /* for inspection tools */
+};
+
+struct user_state {
+    int64_t last_refresh_ms;  /* event time of last published recs; INT64_MIN if never */
+    int64_t last_event_ms;    /* event time of the last click event applied */
+    uint64_t n_events;
+    uint32_t n_seen, seen_cap;
+    uint32_t *seen;           /* sorted item rows the user interacted with */
+    float *vec;               /* dim floats */
+    bool is_new;              /* created by this call, vector not initialised yet */
+};
+
+/* Campaign ledger: plain 8-byte fields only, so it serialises as is. */
+struct campaign_ledger {
+    int64_t configured;        /* 1 once a CampaignBudget record was seen */
+    int64_t budget_micros;
+    int64_t period_ms;
+    int64_t base_bid_micros;
+    int64_t period_start_ms;   /* INT64_MIN before the first event */
+    int64_t slot;              /* current slot within the period, -1 before the first */
+    int64_t action;            /* index of the bid multiplier in force */
+    int64_t q_state;           /* Q-table state index the action was chosen in */
+    int64_t spent_micros;      /* in the current period */
+    int64_t slot_spent_micros;
+    int64_t slot_clicks;
+    int64_t last_auction_won;  /* 1 if the latest AUCTION was won (CLICKs attribute to it) */
+    int64_t auctions, wins, clicks, impressions, conversions; /* lifetime counters */
+    int64_t reported_cost_micros; /* sum of IMPRESSION cost_micros, for reconciliation */
+    double conversion_value;
+    double bid_multiplier;     /* current decision */
+    double pacing_rate;
+    int64_t decisions;         /* decisions published so far */
+};
+
+struct campaign_state {
+    struct eddy_str id;        /* owned by the state */
+    struct campaign_ledger l;
+    uint32_t n_q;              /* Q-table size: slots * buckets * actions */
+    double *q;                 /* owned by the state; sized by state_campaign() */
+};
+
+struct state_stats {
+    uint64_t users_cached, items, campaigns, dirty;
+    uint64_t disk_bytes;       /* RocksDB estimate of live data size */
+    uint64_t model_version;
+};
+
+/* Opens (or creates) the database. Refuses, with a message naming the
+ * directory, a database of another format version or dimension. */
+int state_open(const struct state_options *opt, struct eddy_state **out,
+               char *err, size_t errlen);
+void state_close(struct eddy_state *st);
+int state_dim(const struct eddy_state *st);
+
+/* Users. Returns NULL only when !create and the user is unknown. A new
+ * user's vector is zeroed and is_new is set: the caller initialises it. */
+struct user_state *state_user(struct eddy_state *st, struct eddy_str id, bool create);
+void state_user_dirty(struct eddy_state *st, struct user_state *u);
+/* Adds an item row to the user's seen set; returns false if already there. */
+bool state_user_seen_add(struct user_state *u, uint32_t row);
+bool state_user_has_seen(const struct user_state *u, uint32_t row);
+
+/* Items: rows are assigned in arrival order and never change. */
+int32_t state_item_row(struct eddy_state *st, struct eddy_str id); /* -1 if unknown */
+int32_t state_item_add(struct eddy_state *st, struct eddy_str id, const float *vec);
+float *state_item_vec(struct eddy_state *st, uint32_t row);
+void state_item_dirty(struct eddy_state *st, uint32_t row);
+const float *state_item_matrix(const struct eddy_state *st, uint32_t *n_rows);
+struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row);
+
+/* Campaigns. n_q sizes the Q-table of a new campaign (zeroed); an existing
+ * campaign with another size has its table reset to zeros. */
+struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
+                                      bool create, uint32_t n_q);
+void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c);
+void state_campaign_foreach(struct eddy_state *st,
+                            void (*fn)(struct campaign_state *c, void *ctx), void *ctx);
+
+/* Model version: a counter of embedding updates, persisted with the state. */
+uint64_t state_model_version(const struct eddy_state *st);
+void state_model_version_bump(struct eddy_state *st);
+
+/* Consumed offsets: the next offset to read per (topic, partition). */
+int64_t state_offset_get(struct eddy_state *st, const char *topic, int32_t partition);
+void state_offset_set(struct eddy_state *st, const char *topic, int32_t partition,
+                      int64_t next_offset);
+
+/* Writes every dirty entry and all offsets set since the last commit in one
+ * atomic WriteBatch. */
+int state_commit(struct eddy_state *st, char *err, size_t errlen);
+
+void state_stats(struct eddy_state *st, struct state_stats *out);
+
+#endif
