@@ -70,7 +70,7 @@ int codec_encode(struct eddy_codec *c, enum eddy_record_type type, const void *r
 int codec_register(struct eddy_codec *c, enum eddy_record_type type, const char *topic,
                    char *err, size_t errlen);
 
-/* eddy's own schema text for a type (from schemas/*.avsc). */
+/* eddy's own schema text for a type (from the schemas/ directory). */
 const char *codec_schema_json(enum eddy_record_type type);
 
 /* Parsing Canonical Form and CRC-64-AVRO, per the Avro specification. */

@@ -1,0 +1,103 @@
+#include "pipeline/kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                   char *err, size_t errlen)
+{
+    char rderr[256];
+    if (rd_kafka_conf_set(conf, key, value, rderr, sizeof rderr) != RD_KAFKA_CONF_OK) {
+        /* rderr may quote the value; name the key only. */
+        snprintf(err, errlen, "kafka property \"%s\" rejected by librdkafka", key);
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *kafka_conf_new(const struct eddy_config *cfg, const char *const (*defaults)[2],
+                                size_t n_defaults, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* eddy's defaults first, so that kafka.* pass-through keys override them. */
+    for (size_t i = 0; i < n_defaults; i++)
+        if (kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, errlen))
+            goto fail;
+    if (kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap_servers, err, errlen))
+        goto fail;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (kafka_conf_set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value, err, errlen))
+            goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
+                               void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                               void *opaque, char *err, size_t errlen)
+{
+    static const char *const defaults[][2] = {
+        {"enable.idempotence", "true"},
+        {"linger.ms", "5"},
+        {"compression.codec", "lz4"},
+    };
+    rd_kafka_conf_t *conf =
+        kafka_conf_new(cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);
+    if (!conf)
+        return NULL;
+    if (dr_cb)
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!rk)
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes ownership only on success */
+    return rk;
+}
+
+int kafka_mock_new(struct kafka_mock *m, const struct eddy_config *cfg, int brokers,
+                   int partitions, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* The handle exists only to own the cluster; keep it quiet. */
+    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!m->rk) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    m->cluster = rd_kafka_mock_cluster_new(m->rk, brokers);
+    if (!m->cluster) {
+        snprintf(err, errlen, "cannot start the mock Kafka cluster");
+        goto fail;
+    }
+    const char *topics[] = {cfg->topic_clicks, cfg->topic_ad_events, cfg->topic_campaigns,
+                            cfg->topic_recommendations, cfg->topic_decisions, cfg->topic_dlq};
+    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
+        int n = topics[i] == cfg->topic_campaigns ? 1 : partitions;
+        if (rd_kafka_mock_topic_create(m->cluster, topics[i], n, brokers < 3 ? brokers : 3)) {
+            snprintf(err, errlen, "cannot create topic %s on the mock cluster", topics[i]);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    kafka_mock_free(m);
+    return -1;
+}
+
+const char *kafka_mock_bootstraps(const struct kafka_mock *m)
+{
+    return rd_kafka_mock_cluster_bootstraps(m->cluster);
+}
+
+void kafka_mock_free(struct kafka_mock *m)
+{
+    if (m->cluster)
+        rd_kafka_mock_cluster_destroy(m->cluster);
+    if (m->rk)
+        rd_kafka_destroy(m->rk);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,37 @@
+/* kafka.h: librdkafka client construction from eddy's config, and the
+ * embedded mock cluster. The only place besides runtime.c and the CLI
+ * commands that touches librdkafka. */
+#ifndef EDDY_KAFKA_H
+#define EDDY_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "pipeline/config.h"
+
+/* A conf with `defaults` (key, value pairs), then bootstrap.servers and every
+ * kafka.* pass-through key set. Errors name the key but never echo its value
+ * (it may be a secret). Caller owns the conf. */
+rd_kafka_conf_t *kafka_conf_new(const struct eddy_config *cfg, const char *const (*defaults)[2],
+                                size_t n_defaults, char *err, size_t errlen);
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                   char *err, size_t errlen);
+
+/* The producer eddy (and `eddy gen`) writes with: idempotent, lz4, small
+ * linger. opaque is passed to the delivery report callback. */
+rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
+                               void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                               void *opaque, char *err, size_t errlen);
+
+/* An in-process mock cluster with eddy's topics created. Caller frees with
+ * kafka_mock_free(). */
+struct kafka_mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *cluster;
+};
+int kafka_mock_new(struct kafka_mock *m, const struct eddy_config *cfg, int brokers,
+                   int partitions, char *err, size_t errlen);
+const char *kafka_mock_bootstraps(const struct kafka_mock *m);
+void kafka_mock_free(struct kafka_mock *m);
+
+#endif

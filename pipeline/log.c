@@ -1,0 +1,29 @@
+#include "pipeline/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+enum log_level log_threshold = LOG_INFO;
+
+void eddy_log(enum log_level level, const char *fmt, ...)
+{
+    static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    if (level > log_threshold)
+        return;
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+
+    va_list ap;
+    va_start(ap, fmt);
+    flockfile(stderr);
+    fprintf(stderr, "%s.%03ldZ eddy %s ", stamp, ts.tv_nsec / 1000000, names[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+    va_end(ap);
+}

@@ -1,0 +1,17 @@
+/* log.h: one-line log messages to stderr, prefixed with UTC time and level.
+ * Never pass secrets (passwords, tokens, URLs with credentials) to these. */
+#ifndef EDDY_LOG_H
+#define EDDY_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+extern enum log_level log_threshold;
+
+void eddy_log(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) eddy_log(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) eddy_log(LOG_WARN, __VA_ARGS__)
+#define log_info(...) eddy_log(LOG_INFO, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,337 @@
+/* main.c: eddy's command line. Each command parses its own options with
+ * getopt_long and has a --help that lists exactly those options. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/config.h"
+#include "pipeline/demo.h"
+#include "pipeline/gen.h"
+#include "pipeline/kafka.h"
+#include "pipeline/log.h"
+#include "pipeline/runtime.h"
+
+#define EDDY_VERSION "0.1.0"
+
+static const char usage_main[] =
+    "usage: eddy COMMAND [OPTIONS]\n"
+    "\n"
+    "Streaming recommendations and budget pacing over Kafka.\n"
+    "\n"
+    "commands:\n"
+    "  run      run the pipeline (consume, update state, publish)\n"
+    "  broker   run an embedded mock Kafka cluster with eddy's topics\n"
+    "  gen      produce synthetic events with planted structure\n"
+    "  demo     broker + generator + pipeline in one process, printing results\n"
+    "  help     show this help\n"
+    "\n"
+    "`eddy COMMAND --help` describes each command. Version " EDDY_VERSION ".\n";
+
+static const char usage_run[] =
+    "usage: eddy run [-c FILE]\n"
+    "\n"
+    "Consumes the clicks, ad-events and campaigns topics as a consumer group,\n"
+    "updates embeddings and budget Q-tables in RocksDB, and publishes\n"
+    "recommendations and budget decisions. Stops cleanly on SIGINT/SIGTERM.\n"
+    "\n"
+    "  -c, --config FILE   configuration file (default: built-in defaults)\n"
+    "  -q, --quiet         log errors and warnings only\n"
+    "  -h, --help          show this help and the configuration keys\n"
+    "\n"
+    "Every key can be overridden by an environment variable EDDY_SECTION_KEY,\n"
+    "e.g. EDDY_KAFKA_BOOTSTRAP_SERVERS; kafka.* keys go to librdkafka as is.\n"
+    "\n"
+    "configuration keys and defaults:\n";
+
+static const char usage_broker[] =
+    "usage: eddy broker [-c FILE] [--brokers N] [--partitions N]\n"
+    "\n"
+    "Starts librdkafka's mock Kafka cluster on 127.0.0.1 (random ports), creates\n"
+    "the topics named in the configuration, prints one line\n"
+    "  bootstrap.servers=HOST:PORT[,...]\n"
+    "and runs until SIGINT/SIGTERM. For tests and demos only: it keeps a few MB\n"
+    "per partition and loses everything when it exits.\n"
+    "\n"
+    "  -c, --config FILE    configuration file (topic names)\n"
+    "      --brokers N      number of brokers (default 1)\n"
+    "      --partitions N   partitions per topic (default 4; campaigns has 1)\n"
+    "  -h, --help           show this help\n";
+
+static const char usage_gen[] =
+    "usage: eddy gen [-c FILE] [-b SERVERS] [OPTIONS]\n"
+    "\n"
+    "Produces a seeded synthetic stream: first one CampaignBudget per campaign,\n"
+    "then click and ad events. Users u<n> are in segment n %% segments and mostly\n"
+    "click items i<m> of cluster m %% segments. The same options give the same\n"
+    "records. Exits 0 once every record is delivered.\n"
+    "\n"
+    "  -c, --config FILE      configuration file (Kafka settings, topic names)\n"
+    "  -b, --bootstrap LIST   bootstrap servers (overrides the configuration)\n"
+    "  -n, --events N         click + ad events (default %llu)\n"
+    "  -r, --rate R           records per second, 0 = as fast as possible (default 0)\n"
+    "  -s, --seed S           random seed (default %llu)\n"
+    "      --users N          users (default %d)\n"
+    "      --items N          items (default %d)\n"
+    "      --segments N       user segments = item clusters (default %d)\n"
+    "      --campaigns N      campaigns (default %d)\n"
+    "      --ad-fraction F    share of ad events (default %.2f)\n"
+    "      --affinity F       chance a click stays in the user's cluster (default %.2f)\n"
+    "      --period-ms MS     campaign budget period in event time (default %lld)\n"
+    "      --step-us US       event time between events, microseconds (default %lld)\n"
+    "      --start-ms MS      event time of the first event (default %lld)\n"
+    "      --bad-every N      make every Nth record bad, for DLQ tests (default 0: none)\n"
+    "  -h, --help             show this help\n";
+
+static const char usage_demo[] =
+    "usage: eddy demo [--events N] [--rate R] [--seconds S]\n"
+    "\n"
+    "Runs an embedded mock Kafka cluster, the generator and the real pipeline in\n"
+    "one process and prints recommendations for users u1-u3 and budget decisions\n"
+    "for campaigns c0-c1 as they change. Exits when the pipeline has caught up.\n"
+    "\n"
+    "  -n, --events N    events to generate (default 400000)\n"
+    "  -r, --rate R      generator rate, records/s (default 40000)\n"
+    "      --seconds S   hard time limit (default 50)\n"
+    "  -h, --help        show this help\n";
+
+static int parse_u64(const char *s, unsigned long long *out)
+{
+    char *end;
+    *out = strtoull(s, &end, 10);
+    return *s && !*end && *s != '-' ? 0 : -1;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    return *s && !*end ? 0 : -1;
+}
+
+static int bad_option(const char *cmd, const char *opt, const char *value)
+{
+    fprintf(stderr, "eddy %s: invalid value \"%s\" for %s (see eddy %s --help)\n", cmd, value,
+            opt, cmd);
+    return 2;
+}
+
+static int load_config(const char *path, struct eddy_config *cfg)
+{
+    char err[512];
+    if (config_load(cfg, path, err, sizeof err)) {
+        fprintf(stderr, "eddy: %s\n", err);
+        config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *path = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'q': log_threshold = LOG_WARN; break;
+        case 'h': fputs(usage_run, stdout); config_print_keys(stdout); return 0;
+        default: return 2;
+        }
+    }
+    struct eddy_config cfg;
+    if (load_config(path, &cfg))
+        return 1;
+    int rc = runtime_run(&cfg, NULL);
+    config_free(&cfg);
+    return rc;
+}
+
+static int wait_for_signal(void)
+{
+    sigset_t set;
+    int sig;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    return sigwait(&set, &sig);
+}
+
+static int cmd_broker(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"brokers", required_argument, 0, 'B'},
+                                         {"partitions", required_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *path = NULL;
+    unsigned long long brokers = 1, partitions = 4;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'B':
+            if (parse_u64(optarg, &brokers) || brokers < 1 || brokers > 9)
+                return bad_option("broker", "--brokers", optarg);
+            break;
+        case 'P':
+            if (parse_u64(optarg, &partitions) || partitions < 1 || partitions > 256)
+                return bad_option("broker", "--partitions", optarg);
+            break;
+        case 'h': fputs(usage_broker, stdout); return 0;
+        default: return 2;
+        }
+    }
+    /* Block the signals before librdkafka starts its threads, so they inherit
+     * the mask and sigwait() below receives them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct eddy_config cfg;
+    struct kafka_mock mock;
+    char err[512];
+    if (load_config(path, &cfg))
+        return 1;
+    if (kafka_mock_new(&mock, &cfg, (int)brokers, (int)partitions, err, sizeof err)) {
+        fprintf(stderr, "eddy broker: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    printf("bootstrap.servers=%s\n", kafka_mock_bootstraps(&mock));
+    fflush(stdout);
+    wait_for_signal();
+    kafka_mock_free(&mock);
+    config_free(&cfg);
+    return 0;
+}
+
+static int gen_option(int c, const char *arg, struct gen_options *o)
+{
+    unsigned long long u;
+    double d;
+    switch (c) {
+    case 'n': if (parse_u64(arg, &u)) return -1; o->events = u; return 0;
+    case 's': if (parse_u64(arg, &u)) return -1; o->seed = u; return 0;
+    case 'B': if (parse_u64(arg, &u)) return -1; o->bad_every = u; return 0;
+    case 'U': if (parse_u64(arg, &u) || !u || u > 1u << 30) return -1; o->users = (int)u; return 0;
+    case 'I': if (parse_u64(arg, &u) || !u || u > 1u << 30) return -1; o->items = (int)u; return 0;
+    case 'S': if (parse_u64(arg, &u) || !u || u > 1u << 20) return -1; o->segments = (int)u; return 0;
+    case 'C': if (parse_u64(arg, &u) || !u || u > 1u << 20) return -1; o->campaigns = (int)u; return 0;
+    case 'p': if (parse_u64(arg, &u) || !u) return -1; o->period_ms = (int64_t)u; return 0;
+    case 't': if (parse_u64(arg, &u) || !u) return -1; o->step_us = (int64_t)u; return 0;
+    case 'T': if (parse_u64(arg, &u)) return -1; o->start_ms = (int64_t)u; return 0;
+    case 'r': if (parse_double(arg, &d) || d < 0) return -1; o->rate = d; return 0;
+    case 'A': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->ad_fraction = d; return 0;
+    case 'a': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->affinity = d; return 0;
+    default: return -1;
+    }
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},   {"bootstrap", required_argument, 0, 'b'},
+        {"events", required_argument, 0, 'n'},   {"rate", required_argument, 0, 'r'},
+        {"seed", required_argument, 0, 's'},     {"users", required_argument, 0, 'U'},
+        {"items", required_argument, 0, 'I'},    {"segments", required_argument, 0, 'S'},
+        {"campaigns", required_argument, 0, 'C'}, {"ad-fraction", required_argument, 0, 'A'},
+        {"affinity", required_argument, 0, 'a'}, {"period-ms", required_argument, 0, 'p'},
+        {"step-us", required_argument, 0, 't'},  {"start-ms", required_argument, 0, 'T'},
+        {"bad-every", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    struct gen_options o;
+    gen_options_default(&o);
+    const char *path = NULL, *bootstrap = NULL;
+    int c, idx;
+    while ((c = getopt_long(argc, argv, "c:b:n:r:s:h", opts, &idx)) != -1) {
+        if (c == 'c') {
+            path = optarg;
+        } else if (c == 'b') {
+            bootstrap = optarg;
+        } else if (c == 'h') {
+            printf(usage_gen, (unsigned long long)o.events, (unsigned long long)o.seed, o.users,
+                   o.items, o.segments, o.campaigns, o.ad_fraction, o.affinity,
+                   (long long)o.period_ms, (long long)o.step_us, (long long)o.start_ms);
+            return 0;
+        } else if (c == '?' || gen_option(c, optarg, &o)) {
+            return c == '?' ? 2 : bad_option("gen", argv[optind - 1], optarg);
+        }
+    }
+    struct eddy_config cfg;
+    if (load_config(path, &cfg))
+        return 1;
+    if (bootstrap) {
+        free(cfg.bootstrap_servers);
+        cfg.bootstrap_servers = strdup(bootstrap);
+    }
+    uint64_t produced = 0;
+    int rc = gen_to_kafka(&o, &cfg, NULL, &produced);
+    fprintf(stderr, "eddy gen: %llu records delivered\n", (unsigned long long)produced);
+    config_free(&cfg);
+    return rc ? 1 : 0;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    static const struct option opts[] = {{"events", required_argument, 0, 'n'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"seconds", required_argument, 0, 'S'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    struct demo_options o = {.events = 400000, .rate = 40000, .max_seconds = 50};
+    unsigned long long u;
+    int c;
+    while ((c = getopt_long(argc, argv, "n:r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (parse_u64(optarg, &u) || !u)
+                return bad_option("demo", "--events", optarg);
+            o.events = u;
+            break;
+        case 'r':
+            if (parse_double(optarg, &o.rate) || o.rate <= 0)
+                return bad_option("demo", "--rate", optarg);
+            break;
+        case 'S':
+            if (parse_u64(optarg, &u) || !u || u > 3600)
+                return bad_option("demo", "--seconds", optarg);
+            o.max_seconds = (int)u;
+            break;
+        case 'h': fputs(usage_demo, stdout); return 0;
+        default: return 2;
+        }
+    }
+    return demo_run(&o);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } commands[] = {{"run", cmd_run}, {"broker", cmd_broker}, {"gen", cmd_gen}, {"demo", cmd_demo}};
+
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "-h")) {
+        fputs(usage_main, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        puts("eddy " EDDY_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "eddy: unknown command \"%s\"\n\n%s", argv[1], usage_main);
+    return 2;
+}
