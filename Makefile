@@ -21,7 +21,7 @@ LIB_OBJS  := $(filter-out $(B)/pipeline/main.o,$(OBJS))
 BUILD_DEBS := build-essential pkg-config librdkafka-dev libavro-dev librocksdb-dev \
               libopenblas-dev libuv1-dev libinih-dev libjansson-dev libcurl4-openssl-dev \
               libhttp-parser-dev uthash-dev libxxhash-dev
-TEST_DEBS  := libcmocka-dev python3-kafka python3-avro python3-prometheus-client \
+TEST_DEBS  := libcmocka-dev python3-pytest python3-kafka python3-avro python3-prometheus-client \
               kcat docker-compose curl
 PY         := /usr/bin/python3
 

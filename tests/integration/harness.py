@@ -1,0 +1,194 @@
+"""Test harness: real eddy processes against a real (mock) Kafka broker.
+
+Everything here talks to eddy from the outside, the way an operator would:
+`eddy broker` for the cluster, `eddy gen` and kafka-python for input,
+kafka-python + the Python Avro library for output, HTTP for /metrics.
+"""
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import avro.io
+import avro.schema
+from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EDDY = os.environ.get("EDDY", os.path.join(ROOT, "build", "eddy"))
+KAFKA_API = (2, 5, 0)
+
+
+def schema(name):
+    with open(os.path.join(ROOT, "schemas", name + ".avsc")) as f:
+        return avro.schema.parse(f.read())
+
+
+# --- CRC-64-AVRO, as the Avro specification defines it ----------------------
+_EMPTY = 0xC15D213AA4D7A795
+_TABLE = []
+for _i in range(256):
+    _fp = _i
+    for _ in range(8):
+        _fp = (_fp >> 1) ^ (_EMPTY & -(_fp & 1))
+    _TABLE.append(_fp)
+
+
+def fingerprint(sch):
+    fp = _EMPTY
+    for b in sch.canonical_form.encode():
+        fp = (fp >> 8) ^ _TABLE[(fp ^ b) & 0xFF]
+    return fp
+
+
+def single_object(sch, datum):
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + fingerprint(sch).to_bytes(8, "little"))
+    avro.io.DatumWriter(sch).write(datum, avro.io.BinaryEncoder(buf))
+    return buf.getvalue()
+
+
+def decode_single_object(reader, payload):
+    """Decodes eddy's output with the Python Avro library (independent of eddy)."""
+    assert payload[:2] == b"\xc3\x01", payload[:2]
+    assert int.from_bytes(payload[2:10], "little") == fingerprint(reader)
+    return avro.io.DatumReader(reader, reader).read(avro.io.BinaryDecoder(io.BytesIO(payload[10:])))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, partitions=4):
+        self.proc = subprocess.Popen([EDDY, "broker", "--partitions", str(partitions)],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        assert line.startswith("bootstrap.servers="), line
+        self.bootstrap = line.split("=", 1)[1]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=30) == 0
+
+
+class Eddy:
+    """One `eddy run` process with its own config file and state directory."""
+
+    def __init__(self, broker, workdir, extra=""):
+        self.broker = broker
+        self.workdir = workdir
+        self.port = free_port()
+        self.state_dir = os.path.join(workdir, "state")
+        self.config = os.path.join(workdir, "eddy.conf")
+        with open(self.config, "w") as f:
+            f.write(f"""[kafka]
+bootstrap.servers = {broker.bootstrap}
+group.id = eddy-test
+[state]
+dir = {self.state_dir}
+[http]
+listen = 127.0.0.1:{self.port}
+[recommend]
+refresh.interval.ms = 0
+{extra}
+""")
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        self.log = open(os.path.join(self.workdir, "eddy.log"), "a")
+        self.proc = subprocess.Popen([EDDY, "run", "-c", self.config],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            assert self.proc.poll() is None, self.log_text()
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("eddy did not become healthy\n" + self.log_text())
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=60)
+        self.log.close()
+        return rc
+
+    def log_text(self):
+        with open(os.path.join(self.workdir, "eddy.log")) as f:
+            return f.read()
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metrics(self):
+        """{(name, frozenset(labels)): value} from /metrics, parsed by prometheus_client."""
+        status, body = self.get("/metrics")
+        assert status == 200
+        out = {}
+        for fam in text_string_to_metric_families(body):
+            for s in fam.samples:
+                out[(s.name, frozenset(s.labels.items()))] = s.value
+        return out
+
+    def consumed(self):
+        """Records eddy has taken in: decoded events plus dead-lettered ones."""
+        m = self.metrics()
+        return sum(v for (name, _), v in m.items()
+                   if name in ("eddy_events_in_total", "eddy_dlq_total"))
+
+    def wait_consumed(self, n, timeout=120):
+        deadline = time.time() + timeout
+        got = -1
+        while time.time() < deadline:
+            assert self.proc.poll() is None, self.log_text()
+            got = self.consumed()
+            if got >= n:
+                return got
+            time.sleep(0.2)
+        raise AssertionError(f"eddy consumed {got} of {n} records\n" + self.log_text()[-3000:])
+
+
+def gen(broker, *args):
+    """Runs `eddy gen` to completion; returns the number of records delivered."""
+    r = subprocess.run([EDDY, "gen", "-b", broker.bootstrap, *map(str, args)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return int(r.stderr.strip().split("gen: ")[-1].split()[0])
+
+
+def consume_all(broker, topic, idle_ms=3000):
+    c = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, api_version=KAFKA_API,
+                      auto_offset_reset="earliest", enable_auto_commit=False,
+                      consumer_timeout_ms=idle_ms, group_id=None)
+    msgs = list(c)
+    c.close()
+    return msgs
+
+
+def producer(broker):
+    return KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=KAFKA_API)
+
+
+class Workdir:
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="eddy-it-")
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
