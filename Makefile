@@ -53,7 +53,7 @@ TEST_OBJS_test_budget     = operators/budget.o state/state.o
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 deps:
 	@missing=$$(for p in $(BUILD_DEBS) $(TEST_DEBS); do \

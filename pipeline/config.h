@@ -40,7 +40,8 @@ struct eddy_config {
 };
 
 /* Fills cfg with defaults, then the file (if path is non-NULL), then the
- * environment. Errors name the file, line and key (or the variable). */
+ * environment. Errors name the file, line and key (or the variable).
+ * On failure cfg is left empty: config_free() on it is harmless. */
 int config_load(struct eddy_config *cfg, const char *path, char *err, size_t errlen);
 void config_free(struct eddy_config *cfg);
 /* Writes every key with its default and description (for --help). */

@@ -24,9 +24,7 @@ struct demo {
     int gen_rc;
     struct timespec t0;
     int max_seconds;
-    uint64_t last_seen_events;
-    int idle_ticks;
-    struct eddy_metrics last;   /* the pipeline's counters at the latest tick */
+    struct eddy_metrics last;   /* the pipeline's final counters */
     double last_print[TRACKED_USERS];
     char last_items[TRACKED_USERS][512];
 };
@@ -96,22 +94,25 @@ static void on_decision(void *ctx, const struct budget_decision *dec)
     fflush(stdout);
 }
 
-/* Stops once the generator is done and the pipeline has caught up (no new
- * input for a second), or at the time limit. */
-static bool should_stop(void *ctx, const struct eddy_metrics *m)
+static void finished(void *ctx, const struct eddy_metrics *m)
 {
     struct demo *d = ctx;
     d->last = *m;
+}
+
+/* Stops once the pipeline has taken in every record the generator
+ * delivered, or at the time limit. */
+static bool should_stop(void *ctx, const struct eddy_metrics *m)
+{
+    struct demo *d = ctx;
     uint64_t seen = 0;
     for (int i = 0; i < IN_COUNT; i++)
         seen += m->events_in[i] + m->dlq[i];
-    d->idle_ticks = seen == d->last_seen_events ? d->idle_ticks + 1 : 0;
-    d->last_seen_events = seen;
     if (elapsed(d) > d->max_seconds) {
         d->gen_stop = true;
         return true;
     }
-    return d->gen_done && d->idle_ticks >= 10;
+    return d->gen_done && seen >= d->produced;
 }
 
 int demo_run(const struct demo_options *o)
@@ -153,7 +154,7 @@ int demo_run(const struct demo_options *o)
 
     clock_gettime(CLOCK_MONOTONIC, &d.t0);
     pthread_create(&d.thread, NULL, gen_thread, &d);
-    struct runtime_observer obs = {on_recommendation, on_decision, should_stop, &d};
+    struct runtime_observer obs = {on_recommendation, on_decision, should_stop, finished, &d};
     int rc = runtime_run(&d.cfg, &obs);
     d.gen_stop = true;
     pthread_join(d.thread, NULL);

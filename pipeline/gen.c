@@ -35,7 +35,7 @@ void gen_options_default(struct gen_options *o)
         .seed = 1,
         .events = 200000,
         .users = 1000,
-        .items = 500,
+        .items = 5000,
         .segments = 10,
         .campaigns = 5,
         .ad_fraction = 0.2,

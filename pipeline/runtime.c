@@ -622,6 +622,8 @@ int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *ob
     log_info("running: consuming %s, %s, %s from %s as group %s", cfg->topic_clicks,
              cfg->topic_ad_events, cfg->topic_campaigns, cfg->bootstrap_servers, cfg->group_id);
     uv_run(&rt.loop, UV_RUN_DEFAULT);
+    if (observer && observer->finished)
+        observer->finished(observer->ctx, &rt.metrics);
     runtime_free(&rt);
     return rt.exit_code;
 }

@@ -20,6 +20,8 @@ struct runtime_observer {
     /* Polled every housekeeping tick; returning true stops the pipeline
      * gracefully, as SIGTERM would. */
     bool (*should_stop)(void *ctx, const struct eddy_metrics *m);
+    /* Called once after shutdown with the final counters. */
+    void (*finished)(void *ctx, const struct eddy_metrics *m);
     void *ctx;
 };
 

@@ -1,0 +1,421 @@
+/* budget.c: per-campaign budget pacing by tabular Q-learning.
+ *
+ * The model and every rule below are written down in docs/budget.md; this
+ * file follows it. All a campaign's state lives in its ledger and Q-table in
+ * the state store, so the operator itself holds only its parameters, and a
+ * restart from committed state continues exactly where it left off. */
+#include "operators/budget.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "state/state.h"
+
+/* Domain tags keep the draws made for different purposes independent even
+ * when the rest of their key coincides. */
+enum draw_tag { DRAW_EXPLORE = 1, DRAW_ACTION, DRAW_THROTTLE };
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+struct budget {
+    struct bid_params p;
+    struct eddy_state *st;
+    struct eddy_emit emit;
+    int64_t n_states; /* slots * buckets */
+    uint32_t n_q;     /* n_states * n_actions */
+};
+
+/* --- pure helpers ------------------------------------------------------ */
+
+/* A uniform draw in [0,1) that is a pure function of the seed, the campaign
+ * and the key: a replay of the same input makes the same draws. */
+static double draw(const struct budget *b, struct eddy_str id, uint64_t tag,
+                   uint64_t x, uint64_t y, uint64_t z)
+{
+    uint64_t key[4] = {tag, x, y, z};
+    uint64_t h = XXH64(key, sizeof key, XXH64(id.ptr, id.len, b->p.seed));
+    return (double)(h >> 11) * 0x1.0p-53;
+}
+
+static int64_t remaining(const struct campaign_ledger *l)
+{
+    return l->budget_micros - l->spent_micros;
+}
+
+/* Ties go to the lowest index, so an untrained row picks action 0. */
+static int64_t argmax(const double *row, int n)
+{
+    int64_t best = 0;
+    for (int a = 1; a < n; a++)
+        if (row[a] > row[best])
+            best = a;
+    return best;
+}
+
+static double *q_row(const struct budget *b, struct campaign_state *c, int64_t s)
+{
+    return c->q + s * b->p.n_actions;
+}
+
+/* Start of the ledger's current slot: the first ms t of the period with
+ * (t - period_start) * slots / period_ms == slot. */
+static int64_t slot_start(const struct budget *b, const struct campaign_ledger *l)
+{
+    return l->period_start_ms + (l->slot * l->period_ms + b->p.slots - 1) / b->p.slots;
+}
+
+/* Q-state of the current slot with the budget left now. */
+static int64_t q_state(const struct budget *b, const struct campaign_ledger *l)
+{
+    double left = (double)remaining(l) / (double)l->budget_micros;
+    int64_t bucket = left > 0 ? (int64_t)(left * b->p.buckets) : 0;
+    if (bucket > b->p.buckets - 1)
+        bucket = b->p.buckets - 1;
+    return l->slot * b->p.buckets + bucket;
+}
+
+/* Clicks won in the slot, minus the penalty for being ahead of an even plan
+ * at its end, measured in slots' worth of budget. */
+static double slot_reward(const struct budget *b, const struct campaign_ledger *l)
+{
+    double budget = (double)l->budget_micros;
+    double plan = budget * (double)(l->slot + 1) / b->p.slots;
+    double ahead = ((double)l->spent_micros - plan) / budget * b->p.slots;
+    return (double)l->slot_clicks - b->p.overspend_penalty * fmax(0.0, ahead);
+}
+
+/* Even pacing: the share of the remaining budget over the share of the
+ * period left at `at`. Zero once the budget cannot pay for a typical win. */
+static double pacing_rate(const struct campaign_ledger *l, int64_t at)
+{
+    if (remaining(l) < l->base_bid_micros)
+        return 0.0;
+    double budget_left = (double)remaining(l) / (double)l->budget_micros;
+    double time_left = (double)(l->period_ms - (at - l->period_start_ms)) / (double)l->period_ms;
+    return fmin(1.0, fmax(0.0, budget_left / time_left));
+}
+
+/* A ledger written under other params (slots, buckets, actions) may point
+ * outside this Q-table; such a clock is restarted rather than trusted. The
+ * table itself has this operator's size: every caller got c from
+ * state_campaign() with n_q, or checked it. */
+static bool clock_fits(const struct budget *b, const struct campaign_state *c)
+{
+    const struct campaign_ledger *l = &c->l;
+    return l->slot >= 0 && l->slot < b->p.slots &&
+           l->q_state >= 0 && l->q_state < b->n_states &&
+           l->action >= 0 && l->action < b->p.n_actions;
+}
+
+/* --- the slot clock ---------------------------------------------------- */
+
+static void publish(struct budget *b, struct campaign_state *c, int64_t event_time)
+{
+    struct campaign_ledger *l = &c->l;
+    struct budget_decision d = {
+        .campaign_id = c->id,
+        .slot = (int32_t)l->slot,
+        .bid_multiplier = l->bid_multiplier,
+        .pacing_rate = l->pacing_rate,
+        .spent_micros = l->spent_micros,
+        .remaining_micros = remaining(l),
+        .event_time_ms = event_time,
+    };
+    l->decisions++;
+    state_campaign_dirty(b->st, c);
+    b->emit.decision(b->emit.ctx, &d);
+}
+
+static int64_t choose_action(const struct budget *b, struct campaign_state *c)
+{
+    const struct campaign_ledger *l = &c->l;
+    uint64_t period = (uint64_t)l->period_start_ms, slot = (uint64_t)l->slot;
+    if (draw(b, c->id, DRAW_EXPLORE, period, slot, 0) < b->p.epsilon)
+        return (int64_t)(draw(b, c->id, DRAW_ACTION, period, slot, 0) * b->p.n_actions);
+    return argmax(q_row(b, c, l->q_state), b->p.n_actions);
+}
+
+/* Opens the ledger's current slot: picks the action for its Q-state, derives
+ * the pacing rate and publishes the decision, stamped with the slot start. */
+static void open_slot(struct budget *b, struct campaign_state *c)
+{
+    struct campaign_ledger *l = &c->l;
+    int64_t start = slot_start(b, l);
+    l->q_state = q_state(b, l);
+    l->action = choose_action(b, c);
+    l->bid_multiplier = b->p.multipliers[l->action];
+    l->pacing_rate = pacing_rate(l, start);
+    l->slot_spent_micros = 0;
+    l->slot_clicks = 0;
+    publish(b, c, start);
+}
+
+/* One Q-learning step for the action taken in the slot just closed. next is
+ * the Q-row of the state the clock moved to, NULL when the period ended
+ * (terminal: the next period's budget is a fresh episode). */
+static void q_update(const struct budget *b, struct campaign_state *c, double r,
+                     const double *next)
+{
+    double *q = &q_row(b, c, c->l.q_state)[c->l.action];
+    double target = r + (next ? b->p.gamma * next[argmax(next, b->p.n_actions)] : 0.0);
+    *q += b->p.alpha * (target - *q);
+}
+
+/* Closes the current slot and opens the next. After the last slot of a
+ * period the clock goes to `period`, the period of the time being advanced
+ * to, so whole periods without events are skipped in one step. */
+static void next_slot(struct budget *b, struct campaign_state *c, int64_t period)
+{
+    struct campaign_ledger *l = &c->l;
+    double r = slot_reward(b, l);
+    bool period_ends = l->slot + 1 == b->p.slots;
+    if (period_ends) {
+        l->period_start_ms = period;
+        l->slot = 0;
+        l->spent_micros = 0;
+    } else {
+        l->slot++;
+    }
+    q_update(b, c, r, period_ends ? NULL : q_row(b, c, q_state(b, l)));
+    open_slot(b, c);
+}
+
+/* (Re)starts a clock at (period, slot) without learning from the past.
+ * Spend stays when the period is the one it was made in. */
+static void start_clock(struct budget *b, struct campaign_state *c, int64_t period,
+                        int64_t slot)
+{
+    struct campaign_ledger *l = &c->l;
+    if (period != l->period_start_ms)
+        l->spent_micros = 0;
+    l->period_start_ms = period;
+    l->slot = slot;
+    open_slot(b, c);
+}
+
+/* Moves a configured campaign's clock forward to event time t, one decision
+ * per slot boundary crossed. Time never goes back: a t before the current
+ * slot changes nothing. Times before the epoch count as the epoch. */
+static void advance(struct budget *b, struct campaign_state *c, int64_t t)
+{
+    struct campaign_ledger *l = &c->l;
+    t = t < 0 ? 0 : t;
+    int64_t period = t / l->period_ms * l->period_ms;
+    int64_t slot = (t - period) * b->p.slots / l->period_ms;
+    if (!clock_fits(b, c)) {
+        start_clock(b, c, period, slot);
+        return;
+    }
+    if (period < l->period_start_ms)
+        return;
+    while (l->period_start_ms < period || l->slot < slot)
+        next_slot(b, c, period);
+}
+
+/* --- events ------------------------------------------------------------ */
+
+static struct campaign_state *campaign(struct budget *b, struct eddy_str id)
+{
+    return state_campaign(b->st, id, true, b->n_q);
+}
+
+/* Period lengths below one ms per slot would make empty slots, and longer
+ * than INT64_MAX / slots would overflow the slot arithmetic. */
+static bool config_valid(const struct budget *b, const struct campaign_budget *cb)
+{
+    return cb->budget_micros > 0 && cb->base_bid_micros >= 0 &&
+           cb->period_ms >= b->p.slots && cb->period_ms <= INT64_MAX / b->p.slots;
+}
+
+/* Puts a running clock on the grid of a new period length: the current slot
+ * becomes the slot of the new grid that holds its start time. */
+static void regrid(const struct budget *b, struct campaign_ledger *l, int64_t period_ms)
+{
+    int64_t start = slot_start(b, l);
+    l->period_start_ms = start / period_ms * period_ms;
+    l->slot = (start - l->period_start_ms) * b->p.slots / period_ms;
+}
+
+static void on_campaign(struct budget *b, const struct campaign_budget *cb)
+{
+    if (!config_valid(b, cb))
+        return;
+    struct campaign_state *c = campaign(b, cb->campaign_id);
+    struct campaign_ledger *l = &c->l;
+    if (l->configured && clock_fits(b, c) && l->period_ms != cb->period_ms)
+        regrid(b, l, cb->period_ms);
+    l->configured = 1;
+    l->budget_micros = cb->budget_micros;
+    l->period_ms = cb->period_ms;
+    l->base_bid_micros = cb->base_bid_micros;
+    state_campaign_dirty(b->st, c);
+}
+
+/* The throttle: a deterministic coin with P(heads) = pacing_rate, keyed by
+ * the auction's content. */
+static bool participates(const struct budget *b, const struct campaign_state *c,
+                         const struct ad_event *ev)
+{
+    uint64_t pctr_bits;
+    memcpy(&pctr_bits, &ev->pctr, sizeof pctr_bits);
+    return draw(b, c->id, DRAW_THROTTLE, (uint64_t)ev->timestamp_ms,
+                (uint64_t)ev->market_price_micros, pctr_bits) < c->l.pacing_rate;
+}
+
+/* Books a won auction. The price always fits in the remaining budget, so
+ * spend never exceeds the budget; once too little is left for a typical
+ * win the stop is published at once rather than at the next boundary. */
+static void book_win(struct budget *b, struct campaign_state *c, const struct ad_event *ev)
+{
+    struct campaign_ledger *l = &c->l;
+    l->spent_micros += ev->market_price_micros;
+    l->slot_spent_micros += ev->market_price_micros;
+    l->wins++;
+    l->last_auction_won = 1;
+    if (l->pacing_rate > 0 && remaining(l) < l->base_bid_micros) {
+        int64_t start = slot_start(b, l);
+        l->pacing_rate = 0;
+        publish(b, c, ev->timestamp_ms > start ? ev->timestamp_ms : start);
+    }
+}
+
+static void on_auction(struct budget *b, struct campaign_state *c, const struct ad_event *ev)
+{
+    struct campaign_ledger *l = &c->l;
+    l->auctions++;
+    l->last_auction_won = 0;
+    if (!l->configured || !ev->has_pctr || !ev->has_market_price)
+        return;
+    int64_t price = ev->market_price_micros;
+    double bid = ev->pctr * (double)l->base_bid_micros * l->bid_multiplier;
+    /* Written as !(bid >= price) so that a NaN bid loses. */
+    if (price < 0 || price > remaining(l) || !(bid >= (double)price) || !participates(b, c, ev))
+        return;
+    book_win(b, c, ev);
+}
+
+static void on_ad(struct budget *b, const struct ad_event *ev)
+{
+    struct campaign_state *c = campaign(b, ev->campaign_id);
+    struct campaign_ledger *l = &c->l;
+    if (l->configured)
+        advance(b, c, ev->timestamp_ms);
+    switch (ev->type) {
+    case AD_AUCTION:
+        on_auction(b, c, ev);
+        break;
+    case AD_CLICK:
+        l->clicks++;
+        l->slot_clicks += l->last_auction_won;
+        break;
+    case AD_IMPRESSION:
+        l->impressions++;
+        if (ev->has_cost)
+            l->reported_cost_micros += ev->cost_micros;
+        break;
+    case AD_CONVERSION:
+        l->conversions++;
+        if (ev->has_value)
+            l->conversion_value += ev->value;
+        break;
+    case AD_TYPE_COUNT:
+        break;
+    }
+    state_campaign_dirty(b->st, c);
+}
+
+/* --- the operator ------------------------------------------------------ */
+
+static int check_params(const struct bid_params *p, char *err, size_t errlen)
+{
+    const char *bad = NULL;
+    if (p->slots < 1 || p->buckets < 1)
+        bad = "slots and buckets must be at least 1";
+    else if (p->n_actions < 1 || p->n_actions > BID_MAX_ACTIONS)
+        bad = "n_actions must be between 1 and " STR(BID_MAX_ACTIONS);
+    else if ((int64_t)p->slots * p->buckets > (int64_t)(UINT32_MAX / (uint32_t)p->n_actions))
+        bad = "slots * buckets * n_actions does not fit a Q-table";
+    else if (!(p->alpha >= 0 && p->alpha <= 1) || !(p->gamma >= 0 && p->gamma <= 1) ||
+             !(p->epsilon >= 0 && p->epsilon <= 1))
+        bad = "alpha, gamma and epsilon must be in [0,1]";
+    else if (!(p->overspend_penalty >= 0) || !isfinite(p->overspend_penalty))
+        bad = "overspend_penalty must be finite and >= 0";
+    for (int a = 0; !bad && a < p->n_actions; a++)
+        if (!(p->multipliers[a] >= 0) || !isfinite(p->multipliers[a]))
+            bad = "multipliers must be finite and >= 0";
+    if (bad)
+        snprintf(err, errlen, "budget: %s", bad);
+    return bad ? -1 : 0;
+}
+
+static void *budget_create(const void *params, struct eddy_state *st,
+                           const struct eddy_emit *emit, char *err, size_t errlen)
+{
+    const struct bid_params *p = params;
+    if (check_params(p, err, errlen))
+        return NULL;
+    if (!emit || !emit->decision) {
+        snprintf(err, errlen, "budget: no decision output");
+        return NULL;
+    }
+    struct budget *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "budget: out of memory");
+        return NULL;
+    }
+    b->p = *p;
+    b->st = st;
+    b->emit = *emit;
+    b->n_states = (int64_t)p->slots * p->buckets;
+    b->n_q = (uint32_t)(b->n_states * p->n_actions);
+    return b;
+}
+
+static void budget_process(void *self, const struct eddy_event *ev)
+{
+    if (ev->kind == EV_CAMPAIGN)
+        on_campaign(self, &ev->u.campaign);
+    else if (ev->kind == EV_AD)
+        on_ad(self, &ev->u.ad);
+}
+
+struct flush_ctx {
+    struct budget *b;
+    int64_t watermark_ms;
+};
+
+/* A campaign whose Q-table still has another size (params changed since it
+ * was stored) is skipped: its next record resizes the table first. */
+static void flush_campaign(struct campaign_state *c, void *ctx)
+{
+    struct flush_ctx *f = ctx;
+    if (c->l.configured && c->n_q == f->b->n_q)
+        advance(f->b, c, f->watermark_ms);
+}
+
+/* Publishes the decisions of every slot boundary the watermark crossed, for
+ * campaigns with no traffic too. INT64_MIN means no event time yet. */
+static void budget_flush(void *self, int64_t watermark_ms)
+{
+    struct budget *b = self;
+    struct flush_ctx f = {b, watermark_ms};
+    if (watermark_ms != INT64_MIN)
+        state_campaign_foreach(b->st, flush_campaign, &f);
+}
+
+static void budget_destroy(void *self)
+{
+    free(self);
+}
+
+const struct eddy_operator eddy_op_budget = {
+    .name = "budget",
+    .create = budget_create,
+    .process = budget_process,
+    .flush = budget_flush,
+    .destroy = budget_destroy,
+};

@@ -1,0 +1,181 @@
+/* embeddings.c: online matrix factorisation, one SGD step per click.
+ *
+ * The vector arithmetic is plain C loops, not CBLAS: the updates change
+ * state, which must be a pure function of the input, and Debian's OpenBLAS
+ * picks its sdot/saxpy kernels by CPU at run time (different summation
+ * orders, different last bits on another host). At d=64 the loops below
+ * measured slightly faster than cblas_sdot/saxpy anyway (no call dispatch).
+ *
+ * Steady state allocates nothing: vectors live in the state's cache. */
+#include "operators/embeddings.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <xxhash.h>
+
+#include "state/state.h"
+
+struct mf {
+    struct mf_params p;
+    struct eddy_state *st;
+};
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A new vector depends only on the id: uniform in [-scale, scale). */
+static void init_vec(float *v, int dim, struct eddy_str id, float scale)
+{
+    uint64_t s = XXH64(id.ptr, id.len, 0);
+    for (int j = 0; j < dim; j++) {
+        float u = (float)(splitmix64(&s) >> 40) * 0x1p-24f; /* 24 bits: exact in a float */
+        v[j] = (2.0f * u - 1.0f) * scale;
+    }
+}
+
+/* Eight independent partial sums in a fixed order: deterministic on every
+ * host, and not one long dependency chain. */
+static float dot(const float *a, const float *b, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    for (; i < n; i++)
+        acc[i & 7] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* One SGD step pulling dot(p, q) towards target with confidence w. Fused:
+ * each q[j] update sees p[j] from before the step, as the maths requires. */
+static void sgd_step(const struct mf_params *mp, float *p, float *q, float target, float w)
+{
+    const float lr = mp->learning_rate, reg = mp->regularization;
+    const float we = w * (target - dot(p, q, mp->dim));
+    for (int j = 0; j < mp->dim; j++) {
+        const float pj = p[j], qj = q[j];
+        p[j] = pj + lr * (we * qj - reg * pj);
+        q[j] = qj + lr * (we * pj - reg * qj);
+    }
+}
+
+/* Pushes `negatives` items towards 0 for this user. The draw depends only on
+ * the event's content and the item count, so replays draw the same rows. */
+static void negative_steps(struct mf *m, float *p, uint32_t pos, const struct click_event *c)
+{
+    uint32_t n;
+    state_item_matrix(m->st, &n);
+    if (n < 2)
+        return;
+    uint64_t s = XXH64(c->user_id.ptr, c->user_id.len,
+                       XXH64(c->item_id.ptr, c->item_id.len, (uint64_t)c->timestamp_ms));
+    for (int i = 0; i < m->p.negatives; i++) {
+        uint32_t row = (uint32_t)(splitmix64(&s) % (n - 1));
+        row += row >= pos; /* every row but the positive, one draw */
+        sgd_step(&m->p, p, state_item_vec(m->st, row), 0.0f, 1.0f);
+        state_item_dirty(m->st, row);
+    }
+}
+
+/* The item's row, adding it with its initial vector if new; -1 on failure. */
+static int32_t item_row(struct mf *m, struct eddy_str id)
+{
+    int32_t row = state_item_row(m->st, id);
+    if (row >= 0)
+        return row;
+    row = state_item_add(m->st, id, NULL);
+    if (row >= 0)
+        init_vec(state_item_vec(m->st, (uint32_t)row), m->p.dim, id, m->p.init_scale);
+    return row;
+}
+
+static void mf_process(void *self, const struct eddy_event *ev)
+{
+    struct mf *m = self;
+    if (ev->kind != EV_CLICK || (unsigned)ev->u.click.type >= CLICK_TYPE_COUNT)
+        return;
+    const struct click_event *c = &ev->u.click;
+    struct user_state *u = state_user(m->st, c->user_id, true);
+    int32_t row = item_row(m, c->item_id);
+    if (!u || row < 0)
+        return;
+    if (u->is_new) {
+        init_vec(u->vec, m->p.dim, c->user_id, m->p.init_scale);
+        u->is_new = false;
+    }
+    const float w = m->p.weight[c->type];
+    if (w != 0.0f) {
+        sgd_step(&m->p, u->vec, state_item_vec(m->st, (uint32_t)row), 1.0f, w);
+        state_item_dirty(m->st, (uint32_t)row);
+        negative_steps(m, u->vec, (uint32_t)row, c);
+        state_model_version_bump(m->st);
+    }
+    state_user_seen_add(u, (uint32_t)row);
+    u->n_events++;
+    u->last_event_ms = c->timestamp_ms;
+    state_user_dirty(m->st, u);
+}
+
+static bool params_ok(const struct mf_params *p, int state_dim, char *err, size_t errlen)
+{
+    const char *bad = NULL;
+    if (p->dim != state_dim)
+        bad = "dim differs from the state's";
+    else if (p->negatives < 0)
+        bad = "negatives must be >= 0";
+    else if (!(p->learning_rate > 0) || !isfinite(p->learning_rate))
+        bad = "learning_rate must be > 0";
+    else if (!(p->regularization >= 0) || !isfinite(p->regularization))
+        bad = "regularization must be >= 0";
+    else if (!(p->init_scale > 0) || !isfinite(p->init_scale))
+        bad = "init_scale must be > 0 (zero vectors never move)";
+    for (int t = 0; !bad && t < CLICK_TYPE_COUNT; t++)
+        if (!(p->weight[t] >= 0) || !isfinite(p->weight[t]))
+            bad = "weights must be finite and >= 0";
+    if (bad)
+        snprintf(err, errlen, "embeddings: %s (dim %d, state dim %d)", bad, p->dim, state_dim);
+    return !bad;
+}
+
+static void *mf_create(const void *params, struct eddy_state *st,
+                       const struct eddy_emit *emit, char *err, size_t errlen)
+{
+    (void)emit; /* the model has no outputs of its own */
+    const struct mf_params *p = params;
+    if (!params_ok(p, state_dim(st), err, errlen))
+        return NULL;
+    struct mf *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "embeddings: out of memory");
+        return NULL;
+    }
+    m->p = *p;
+    m->st = st;
+    return m;
+}
+
+static void mf_flush(void *self, int64_t watermark_ms)
+{
+    (void)self, (void)watermark_ms; /* updates are applied per event */
+}
+
+static void mf_destroy(void *self)
+{
+    free(self);
+}
+
+const struct eddy_operator eddy_op_embeddings = {
+    .name = "embeddings",
+    .create = mf_create,
+    .process = mf_process,
+    .flush = mf_flush,
+    .destroy = mf_destroy,
+};

@@ -1,0 +1,427 @@
+/* recommend.c: debounced top-K recommendations, scored in sgemm batches.
+ *
+ * Pending users sit in a hash (dedup by id) and in a min-heap ordered by the
+ * event time from which they may be refreshed, then by arrival: flush() pops
+ * only the due ones, so a large backlog of not-yet-due users costs nothing
+ * per flush, and the output order is a function of the input alone.
+ *
+ * Selection uses the sgemm scores; the k winners are then rescored with a
+ * fixed-order dot product. OpenBLAS's sgemm results differ in the last bits
+ * with the batch size and CPU, so without the rescoring the published scores
+ * (and recommend_user()'s) would depend on how users happened to be batched.
+ *
+ * Buffers (pending entries, heap, batch matrices) are reused; steady state
+ * allocates only when the item matrix or the backlog outgrows them. */
+#include "operators/recommend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <xxhash.h>
+
+#define HASH_FUNCTION(keyptr, keylen, hashv) \
+    ((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
+#include <uthash.h>
+
+#include "state/state.h"
+
+#define REC_MAX_K 10000
+
+struct pending {
+    UT_hash_handle hh;
+    struct pending *next_free;
+    int64_t due;     /* event time from which the user may be refreshed */
+    uint64_t seq;    /* arrival order: ties in due */
+    size_t len, cap;
+    char *id;        /* owned */
+};
+
+struct cand {
+    float score;
+    uint32_t row;
+};
+
+struct rec {
+    struct rec_params p;
+    struct eddy_state *st;
+    struct eddy_emit emit;
+    int dim;
+
+    struct pending *set;        /* by user id */
+    struct pending **heap;      /* min-heap by (due, seq) */
+    size_t n_heap, heap_cap;
+    struct pending *free_list;
+    uint64_t seq;
+
+    struct pending **batch;     /* batch_users */
+    struct user_state **batch_u;
+    float *U;                   /* batch_users x dim */
+    float *S;                   /* batch_users x items */
+    size_t S_cap;
+    struct cand *top;           /* k */
+    struct rec_item *out;       /* k */
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "eddy recommend: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return q;
+}
+
+/* ---- top-k selection ---------------------------------------------------- */
+
+/* Higher score first; equal scores: lower row first (deterministic output). */
+static bool better(struct cand a, struct cand b)
+{
+    return a.score > b.score || (a.score == b.score && a.row < b.row);
+}
+
+/* The heap keeps the worst candidate at the root. */
+static void cand_sift_down(struct cand *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && better(h[w], h[l]))
+            w = l;
+        if (r < n && better(h[w], h[r]))
+            w = r;
+        if (w == i)
+            return;
+        struct cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static void cand_sift_up(struct cand *h, size_t i)
+{
+    while (i > 0 && better(h[(i - 1) / 2], h[i])) {
+        struct cand t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/* Best k of scores[0..n) not in the user's seen set, as a heap in h. */
+static size_t select_top(const float *scores, uint32_t n, const struct user_state *u,
+                         struct cand *h, size_t k)
+{
+    size_t len = 0;
+    uint32_t s = 0; /* cursor in the sorted seen set */
+    for (uint32_t row = 0; row < n; row++) {
+        if (s < u->n_seen && u->seen[s] == row) {
+            s++;
+            continue;
+        }
+        struct cand c = {scores[row], row};
+        if (c.score != c.score)
+            continue; /* NaN: a diverged vector must not rank */
+        if (len < k) {
+            h[len] = c;
+            cand_sift_up(h, len++);
+        } else if (better(c, h[0])) {
+            h[0] = c;
+            cand_sift_down(h, k, 0);
+        }
+    }
+    return len;
+}
+
+/* Same fixed-order dot product as the embeddings operator's. */
+static float dot(const float *a, const float *b, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    for (; i < n; i++)
+        acc[i & 7] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* Rescores the winners exactly and writes them to out, best first. */
+static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h, size_t len,
+                       struct rec_item *out)
+{
+    int dim = state_dim(st);
+    for (size_t i = 0; i < len; i++)
+        h[i].score = dot(uvec, state_item_vec(st, h[i].row), dim);
+    for (size_t i = len / 2; i-- > 0;)
+        cand_sift_down(h, len, i);
+    for (size_t i = len; i-- > 0;) { /* heap sort: worst to the back */
+        struct cand worst = h[0];
+        h[0] = h[i];
+        cand_sift_down(h, i, 0);
+        out[i] = (struct rec_item){state_item_id(st, worst.row), worst.score};
+    }
+}
+
+/* ---- pending users ------------------------------------------------------ */
+
+static bool due_before(const struct pending *a, const struct pending *b)
+{
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_push(struct rec *r, struct pending *p)
+{
+    if (r->n_heap == r->heap_cap) {
+        r->heap_cap = r->heap_cap ? 2 * r->heap_cap : 256;
+        r->heap = xrealloc(r->heap, r->heap_cap * sizeof *r->heap);
+    }
+    size_t i = r->n_heap++;
+    while (i > 0 && due_before(p, r->heap[(i - 1) / 2])) {
+        r->heap[i] = r->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    r->heap[i] = p;
+}
+
+static struct pending *heap_pop(struct rec *r)
+{
+    struct pending *top = r->heap[0], *last = r->heap[--r->n_heap];
+    size_t i = 0, n = r->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && due_before(r->heap[c + 1], r->heap[c]))
+            c++;
+        if (!due_before(r->heap[c], last))
+            break;
+        r->heap[i] = r->heap[c];
+        i = c;
+    }
+    if (n)
+        r->heap[i] = last;
+    return top;
+}
+
+/* A pending entry holding a copy of id, recycled when possible. */
+static struct pending *pending_new(struct rec *r, struct eddy_str id)
+{
+    struct pending *p = r->free_list;
+    if (p) {
+        r->free_list = p->next_free;
+    } else {
+        p = xrealloc(NULL, sizeof *p);
+        p->id = NULL;
+        p->cap = 0;
+    }
+    if (id.len > p->cap) {
+        p->cap = id.len;
+        p->id = xrealloc(p->id, p->cap);
+    }
+    p->len = id.len;
+    if (id.len)
+        memcpy(p->id, id.ptr, id.len);
+    return p;
+}
+
+static void pending_recycle(struct rec *r, struct pending *p)
+{
+    p->next_free = r->free_list;
+    r->free_list = p;
+}
+
+/* A user refreshed at last_refresh is due again interval later. */
+static int64_t due_time(const struct user_state *u, int64_t interval)
+{
+    int64_t due;
+    if (!u || u->last_refresh_ms == INT64_MIN)
+        return INT64_MIN;
+    return __builtin_add_overflow(u->last_refresh_ms, interval, &due) ? INT64_MAX : due;
+}
+
+static void rec_process(void *self, const struct eddy_event *ev)
+{
+    struct rec *r = self;
+    if (ev->kind != EV_CLICK)
+        return;
+    struct eddy_str id = ev->u.click.user_id;
+    struct pending *p;
+    if (!id.ptr)
+        id.ptr = ""; /* uthash memcmp()s the key */
+    HASH_FIND(hh, r->set, id.ptr, id.len, p);
+    if (p)
+        return;
+    /* last_refresh_ms changes only when this operator publishes, and it
+     * publishes only pending users, so the due time is fixed from here. */
+    int64_t due = due_time(state_user(r->st, id, false), r->p.refresh_interval_ms);
+    p = pending_new(r, id);
+    p->due = due;
+    p->seq = r->seq++;
+    HASH_ADD_KEYPTR(hh, r->set, p->id, p->len, p);
+    heap_push(r, p);
+}
+
+/* ---- scoring ------------------------------------------------------------ */
+
+static void publish(struct rec *r, size_t i, const float *scores, uint32_t n, int64_t wm)
+{
+    struct pending *p = r->batch[i];
+    struct user_state *u = r->batch_u[i];
+    size_t len = select_top(scores, n, u, r->top, (size_t)r->p.k);
+    finish_top(r->st, u->vec, r->top, len, r->out);
+    struct recommendation rec = {
+        .user_id = {p->id, p->len},
+        .items = r->out,
+        .n_items = len,
+        .event_time_ms = wm,
+        .model_version = (int64_t)state_model_version(r->st),
+    };
+    if (r->emit.recommendation)
+        r->emit.recommendation(r->emit.ctx, &rec);
+    u->last_refresh_ms = wm;
+    state_user_dirty(r->st, u);
+    pending_recycle(r, p);
+}
+
+/* Scores batch[0..b) against every item with one sgemm, then publishes. */
+static void score_batch(struct rec *r, size_t b, int64_t wm)
+{
+    uint32_t n;
+    const float *M = state_item_matrix(r->st, &n);
+    size_t need = b * n;
+    if (need > r->S_cap) {
+        r->S_cap = need > 2 * r->S_cap ? need : 2 * r->S_cap;
+        r->S = xrealloc(r->S, r->S_cap * sizeof(float));
+    }
+    for (size_t i = 0; i < b; i++)
+        memcpy(r->U + i * r->dim, r->batch_u[i]->vec, (size_t)r->dim * sizeof(float));
+    if (n)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, r->dim, 1.0f,
+                    r->U, r->dim, M, r->dim, 0.0f, r->S, (int)n);
+    for (size_t i = 0; i < b; i++)
+        publish(r, i, r->S + i * n, n, wm);
+}
+
+static void rec_flush(void *self, int64_t watermark_ms)
+{
+    struct rec *r = self;
+    size_t b = 0;
+    while (r->n_heap && r->heap[0]->due <= watermark_ms) {
+        struct pending *p = heap_pop(r);
+        HASH_DEL(r->set, p);
+        struct user_state *u = state_user(r->st, (struct eddy_str){p->id, p->len}, false);
+        if (!u) { /* no model for this user: nothing to recommend */
+            pending_recycle(r, p);
+            continue;
+        }
+        r->batch[b] = p;
+        r->batch_u[b++] = u;
+        if (b == (size_t)r->p.batch_users) {
+            score_batch(r, b, watermark_ms);
+            b = 0;
+        }
+    }
+    if (b)
+        score_batch(r, b, watermark_ms);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void rec_destroy(void *self)
+{
+    struct rec *r = self;
+    struct pending *p, *t;
+    if (!r)
+        return;
+    HASH_ITER(hh, r->set, p, t) {
+        HASH_DEL(r->set, p);
+        pending_recycle(r, p);
+    }
+    for (p = r->free_list; p; p = t) {
+        t = p->next_free;
+        free(p->id);
+        free(p);
+    }
+    free(r->heap);
+    free(r->batch);
+    free(r->batch_u);
+    free(r->U);
+    free(r->S);
+    free(r->top);
+    free(r->out);
+    free(r);
+}
+
+static void *rec_create(const void *params, struct eddy_state *st,
+                        const struct eddy_emit *emit, char *err, size_t errlen)
+{
+    const struct rec_params *p = params;
+    if (p->k < 1 || p->k > REC_MAX_K || p->batch_users < 1 || p->refresh_interval_ms < 0) {
+        snprintf(err, errlen, "recommend: need 1 <= k <= %d (got %d), batch_users >= 1 "
+                 "(got %d), refresh_interval_ms >= 0 (got %lld)", REC_MAX_K, p->k,
+                 p->batch_users, (long long)p->refresh_interval_ms);
+        return NULL;
+    }
+    struct rec *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "recommend: out of memory");
+        return NULL;
+    }
+    r->p = *p;
+    r->st = st;
+    r->emit = *emit;
+    r->dim = state_dim(st);
+    size_t bu = (size_t)p->batch_users;
+    r->batch = calloc(bu, sizeof *r->batch);
+    r->batch_u = calloc(bu, sizeof *r->batch_u);
+    r->U = calloc(bu * (size_t)r->dim, sizeof *r->U);
+    r->top = calloc((size_t)p->k, sizeof *r->top);
+    r->out = calloc((size_t)p->k, sizeof *r->out);
+    if (!r->batch || !r->batch_u || !r->U || !r->top || !r->out) {
+        snprintf(err, errlen, "recommend: out of memory for %d users x dim %d",
+                 p->batch_users, r->dim);
+        rec_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+const struct eddy_operator eddy_op_recommend = {
+    .name = "recommend",
+    .create = rec_create,
+    .process = rec_process,
+    .flush = rec_flush,
+    .destroy = rec_destroy,
+};
+
+/* ---- one user, on demand ------------------------------------------------ */
+
+int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
+                   struct rec_item *out)
+{
+    const struct user_state *u = state_user(st, user_id, false);
+    if (!u)
+        return -1;
+    uint32_t n;
+    const float *M = state_item_matrix(st, &n);
+    if (k <= 0 || n == 0)
+        return 0;
+    size_t kk = (uint32_t)k < n ? (size_t)k : n;
+    int dim = state_dim(st);
+    float *scores = malloc((size_t)n * sizeof *scores);
+    struct cand *h = malloc(kk * sizeof *h);
+    bool ok = scores && h;
+    size_t len = 0;
+    if (ok) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, dim, 1.0f, M, dim, u->vec, 1, 0.0f,
+                    scores, 1);
+        len = select_top(scores, n, u, h, kk);
+        finish_top(st, u->vec, h, len, out);
+    }
+    free(scores);
+    free(h);
+    return ok ? (int)len : -1;
+}

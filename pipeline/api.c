@@ -1,0 +1,235 @@
+/* api.c: eddy's HTTP routes over live state. JSON is built with jansson.
+ * Ids in paths are percent-decoded; an id that is not UTF-8 cannot be put
+ * in JSON (nor be a valid Avro string in the state) and gets 400. */
+#include "pipeline/api.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "operators/recommend.h"
+#include "pipeline/metrics.h"
+#include "state/state.h"
+
+#define USERS "/users/"
+#define RECS "/recommendations"
+#define CAMPAIGNS "/campaigns/"
+
+#define TEXT "text/plain; charset=utf-8"
+#define JSON "application/json"
+
+/* The ledger as JSON: one row per field; period_start_ms is null until set. */
+enum ledger_kind { L_INT, L_BOOL, L_REAL, L_TIME };
+#define L(field, kind) {#field, offsetof(struct campaign_ledger, field), kind}
+static const struct {
+    const char *name;
+    size_t off;
+    enum ledger_kind kind;
+} ledger_fields[] = {
+    L(configured, L_BOOL),         L(budget_micros, L_INT),
+    L(period_ms, L_INT),           L(base_bid_micros, L_INT),
+    L(period_start_ms, L_TIME),    L(slot, L_INT),
+    L(action, L_INT),              L(q_state, L_INT),
+    L(spent_micros, L_INT),        L(slot_spent_micros, L_INT),
+    L(slot_clicks, L_INT),         L(last_auction_won, L_BOOL),
+    L(auctions, L_INT),            L(wins, L_INT),
+    L(clicks, L_INT),              L(impressions, L_INT),
+    L(conversions, L_INT),         L(reported_cost_micros, L_INT),
+    L(conversion_value, L_REAL),   L(bid_multiplier, L_REAL),
+    L(pacing_rate, L_REAL),        L(decisions, L_INT),
+};
+
+static void set_text(struct http_response *r, int status, const char *text)
+{
+    r->status = status;
+    r->content_type = TEXT;
+    r->body = strdup(text);
+    r->body_len = r->body ? strlen(text) : 0;
+}
+
+/* Takes the reference to doc. NULL doc (a failed build) is a 500. */
+static void set_json(struct http_response *r, int status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        set_text(r, 500, "internal error\n");
+        return;
+    }
+    r->status = status;
+    r->content_type = JSON;
+    r->body = text;
+    r->body_len = strlen(text);
+}
+
+static void set_error(struct http_response *r, int status, const char *msg, const char *key,
+                      json_t *jid)
+{
+    set_json(r, status, json_pack("{s:s, s:O}", "error", msg, key, jid));
+}
+
+static int hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX escapes of s[0..len) into out (at least len bytes). Returns
+ * the decoded length, or -1 on a malformed escape. */
+static long percent_decode(const char *s, size_t len, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            out[n++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < len ? hex(s[i + 1]) : -1, lo = hi >= 0 ? hex(s[i + 2]) : -1;
+        if (lo < 0)
+            return -1;
+        out[n++] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    return (long)n;
+}
+
+static json_t *items_json(const struct rec_item *items, int n)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n; i++) {
+        json_t *item = json_pack("{s:s%, s:f}", "item_id", items[i].item_id.ptr,
+                                 items[i].item_id.len, "score", (double)items[i].score);
+        if (json_array_append_new(arr, item)) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static void user_recommendations(struct api_ctx *api, struct eddy_str id, json_t *jid,
+                                 struct http_response *r)
+{
+    struct rec_item *items = calloc((size_t)api->k, sizeof *items);
+    if (!items) {
+        set_text(r, 500, "internal error\n");
+        return;
+    }
+    int n = recommend_user(api->st, id, api->k, items);
+    if (n < 0)
+        set_error(r, 404, "unknown user", "user_id", jid);
+    else
+        set_json(r, 200, json_pack("{s:O, s:o}", "user_id", jid, "items", items_json(items, n)));
+    free(items);
+}
+
+static json_t *ledger_json(const struct campaign_state *c, json_t *jid)
+{
+    json_t *doc = json_pack("{s:O}", "campaign_id", jid);
+    for (size_t i = 0; doc && i < sizeof ledger_fields / sizeof ledger_fields[0]; i++) {
+        const char *p = (const char *)&c->l + ledger_fields[i].off;
+        int64_t v;
+        double d;
+        json_t *value;
+        memcpy(&v, p, sizeof v);
+        memcpy(&d, p, sizeof d);
+        switch (ledger_fields[i].kind) {
+        case L_BOOL: value = json_boolean(v); break;
+        case L_REAL: value = json_real(d); break;
+        case L_TIME: value = v == INT64_MIN ? json_null() : json_integer(v); break;
+        default: value = json_integer(v); break;
+        }
+        if (json_object_set_new(doc, ledger_fields[i].name, value)) {
+            json_decref(doc);
+            return NULL;
+        }
+    }
+    return doc;
+}
+
+struct campaign_find {
+    struct eddy_str id;
+    const struct campaign_state *found;
+};
+
+static void match_campaign(struct campaign_state *c, void *ctx)
+{
+    struct campaign_find *f = ctx;
+    if (c->id.len == f->id.len && !memcmp(c->id.ptr, f->id.ptr, f->id.len))
+        f->found = c;
+}
+
+/* state_campaign() resizes the Q-table of a campaign whose n_q differs from
+ * the one asked for, so a reader that does not know n_q scans instead. */
+static void campaign(struct api_ctx *api, struct eddy_str id, json_t *jid,
+                     struct http_response *r)
+{
+    struct campaign_find f = {id, NULL};
+    state_campaign_foreach(api->st, match_campaign, &f);
+    if (!f.found)
+        set_error(r, 404, "unknown campaign", "campaign_id", jid);
+    else
+        set_json(r, 200, ledger_json(f.found, jid));
+}
+
+/* The raw id of path if it is prefix + id + suffix, with no '/' in id. */
+static bool route_id(const char *path, const char *prefix, const char *suffix,
+                     struct eddy_str *raw)
+{
+    size_t len = strlen(path), pre = strlen(prefix), suf = strlen(suffix);
+    if (len <= pre + suf || strncmp(path, prefix, pre) || strcmp(path + len - suf, suffix))
+        return false;
+    *raw = (struct eddy_str){path + pre, len - pre - suf};
+    return !memchr(raw->ptr, '/', raw->len);
+}
+
+typedef void (*id_route)(struct api_ctx *api, struct eddy_str id, json_t *jid,
+                         struct http_response *r);
+
+/* Decodes the raw id and hands it to route both as bytes (for the state) and
+ * as a JSON string (for the response), which also proves it is UTF-8. */
+static void by_id(struct api_ctx *api, struct eddy_str raw, id_route route,
+                  struct http_response *r)
+{
+    json_t *jid = NULL;
+    char *id = malloc(raw.len);
+    long n = id ? percent_decode(raw.ptr, raw.len, id) : -1;
+    if (!id)
+        set_text(r, 500, "internal error\n");
+    else if (n < 0)
+        set_text(r, 400, "malformed percent-encoding in the path\n");
+    else if (!(jid = json_stringn(id, (size_t)n)))
+        set_text(r, 400, "the id is not UTF-8\n");
+    else
+        route(api, (struct eddy_str){id, (size_t)n}, jid, r);
+    json_decref(jid);
+    free(id);
+}
+
+void api_handle(void *api_ctx, const char *method, const char *path, struct http_response *resp)
+{
+    (void)method; /* the server lets only GET and HEAD through */
+    struct api_ctx *api = api_ctx;
+    struct eddy_str raw;
+    if (!strcmp(path, "/metrics")) {
+        char *text = metrics_render(api->metrics);
+        if (!text) {
+            set_text(resp, 500, "internal error\n");
+            return;
+        }
+        *resp = (struct http_response){200, "text/plain; version=0.0.4", text, strlen(text)};
+    } else if (!strcmp(path, "/healthz")) {
+        set_text(resp, api->healthy ? 200 : 503, api->healthy ? "ok\n" : "unhealthy\n");
+    } else if (route_id(path, USERS, RECS, &raw)) {
+        by_id(api, raw, user_recommendations, resp);
+    } else if (route_id(path, CAMPAIGNS, "", &raw)) {
+        by_id(api, raw, campaign, resp);
+    } else {
+        set_text(resp, 404, "not found\n");
+    }
+}

@@ -1,0 +1,131 @@
+/* metrics.c: the Prometheus text exposition format, version 0.0.4. */
+#include "pipeline/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LATENCY "eddy_processing_latency_seconds"
+
+/* Upper bounds of the latency buckets: 0.5 ms to 10 s in 1-2.5-5 steps. */
+static const double lat_le[METRICS_LAT_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+#define M(field) offsetof(struct eddy_metrics, field)
+
+static const struct {
+    const char *name, *help;
+    size_t off; /* of a uint64_t[IN_COUNT] */
+} per_topic[] = {
+    {"eddy_events_in_total", "Input records decoded and processed.", M(events_in)},
+    {"eddy_dlq_total", "Input records sent to the dead-letter topic.", M(dlq)},
+};
+
+static const struct {
+    const char *name, *type, *help;
+    size_t off; /* of a uint64_t */
+} scalars[] = {
+    {"eddy_recommendations_out_total", "counter", "Recommendations delivered to Kafka.",
+     M(recommendations_out)},
+    {"eddy_decisions_out_total", "counter", "Budget decisions delivered to Kafka.",
+     M(decisions_out)},
+    {"eddy_produce_errors_total", "counter", "Output records not produced: encoding, enqueueing or delivery failed.",
+     M(produce_errors)},
+    {"eddy_commits_total", "counter", "Checkpoints: state and input offsets written together.", M(commits)},
+    {"eddy_state_bytes", "gauge", "Estimated live bytes of the state store.", M(state_bytes)},
+    {"eddy_state_users", "gauge", "Users cached in memory.", M(state_users)},
+    {"eddy_state_items", "gauge", "Items with an embedding.", M(state_items)},
+    {"eddy_state_campaigns", "gauge", "Campaigns with a ledger.", M(state_campaigns)},
+};
+
+void metrics_observe_latency(struct eddy_metrics *m, double seconds)
+{
+    /* A clock step can make a latency negative: the sum must never shrink. */
+    if (!(seconds >= 0))
+        return;
+    int i = 0;
+    while (i < METRICS_LAT_BUCKETS && seconds > lat_le[i])
+        i++;
+    if (i < METRICS_LAT_BUCKETS)
+        m->lat_bucket[i]++;
+    m->lat_count++;
+    m->lat_sum_seconds += seconds;
+}
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value with '\', '"' and newline escaped, as the format requires. */
+static void label_value(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void render_per_topic(FILE *f, const struct eddy_metrics *m)
+{
+    for (size_t i = 0; i < sizeof per_topic / sizeof per_topic[0]; i++) {
+        const uint64_t *v = (const uint64_t *)((const char *)m + per_topic[i].off);
+        header(f, per_topic[i].name, "counter", per_topic[i].help);
+        for (int t = 0; t < IN_COUNT; t++) {
+            if (!m->input_topic[t])
+                continue; /* not configured: no series rather than an unlabelled one */
+            fprintf(f, "%s{topic=\"", per_topic[i].name);
+            label_value(f, m->input_topic[t]);
+            fprintf(f, "\"} %llu\n", (unsigned long long)v[t]);
+        }
+    }
+}
+
+static void render_scalars(FILE *f, const struct eddy_metrics *m)
+{
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        const uint64_t *v = (const uint64_t *)((const char *)m + scalars[i].off);
+        header(f, scalars[i].name, scalars[i].type, scalars[i].help);
+        fprintf(f, "%s %llu\n", scalars[i].name, (unsigned long long)*v);
+    }
+    header(f, "eddy_consumer_lag", "gauge",
+           "Records behind the end of the assigned partitions; -1 while unknown.");
+    fprintf(f, "eddy_consumer_lag %lld\n", (long long)m->consumer_lag);
+}
+
+static void render_latency(FILE *f, const struct eddy_metrics *m)
+{
+    uint64_t cumulative = 0;
+    header(f, LATENCY, "histogram",
+           "Seconds from an input record's Kafka timestamp to the end of its batch.");
+    for (int i = 0; i < METRICS_LAT_BUCKETS; i++) {
+        cumulative += m->lat_bucket[i];
+        fprintf(f, LATENCY "_bucket{le=\"%g\"} %llu\n", lat_le[i],
+                (unsigned long long)cumulative);
+    }
+    fprintf(f, LATENCY "_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)m->lat_count);
+    fprintf(f, LATENCY "_sum %.17g\n", m->lat_sum_seconds);
+    fprintf(f, LATENCY "_count %llu\n", (unsigned long long)m->lat_count);
+}
+
+char *metrics_render(const struct eddy_metrics *m)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    render_per_topic(f, m);
+    render_scalars(f, m);
+    render_latency(f, m);
+    int failed = ferror(f);
+    if (fclose(f) || failed) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

@@ -1,0 +1,1206 @@
+/* state.c: eddy's state on RocksDB, with an in-memory write-back cache.
+ *
+ * Layout: one RocksDB with a column family per kind of state (cf_names[]).
+ * Every value starts with a 1-byte encoding version followed by fixed-width
+ * little-endian fields; a value of the wrong size or version is reported as
+ * corruption, never read past.
+ *
+ * Cache: users and campaigns are loaded on first access and stay cached
+ * (entries are never moved, so pointers handed out stay valid); all items are
+ * loaded at open into one dense row-major matrix so the recommender can run
+ * sgemm over it. Changed entries sit on dirty lists until state_commit()
+ * writes them, the model version and the offsets in one WriteBatch. Only
+ * dirty entries must stay in memory until a commit, so eviction of clean
+ * users/campaigns can be added later without touching the commit path.
+ *
+ * Errors while lazily loading an entry (corrupt value, I/O error) cannot be
+ * returned through state_user() & co.; they are kept as a sticky error that
+ * makes every later state_commit() fail, so nothing computed from a bad read
+ * is ever persisted. Out of memory aborts, like uthash does. */
+#include "state/state.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+#include <xxhash.h>
+
+/* XXH3 is several times faster than uthash's default Jenkins hash on ids. */
+#define HASH_FUNCTION(keyptr, keylen, hashv) \
+    ((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
+#include <uthash.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "value encodings are little-endian memcpy; add byte swaps for this host");
+_Static_assert(sizeof(struct campaign_ledger) % 8 == 0,
+               "campaign_ledger must hold 8-byte fields only (no padding)");
+
+#define ENC_VERSION 1
+#define ITEM_INITIAL_ROWS 1024
+#define SEEN_INITIAL 8
+#define ERR_ID_MAX 64 /* characters of an id quoted in an error message */
+
+enum cf_index { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_CAMPAIGNS, CF_OFFSETS, CF_META, CF_COUNT };
+static const char *const cf_names[CF_COUNT] = {"default", "users", "items",
+                                               "campaigns", "offsets", "meta"};
+
+struct user_entry {
+    UT_hash_handle hh;
+    struct user_entry *dirty_next;
+    bool dirty;
+    size_t id_len;
+    char *id;              /* points behind vec, same allocation */
+    struct user_state u;
+    float vec[];           /* dim floats, then the id bytes */
+};
+
+struct item_entry {
+    UT_hash_handle hh;
+    uint32_t row;
+    bool dirty;
+    size_t id_len;
+    char id[];
+};
+
+struct campaign_entry {
+    UT_hash_handle hh;
+    struct campaign_entry *dirty_next;
+    bool dirty;
+    struct campaign_state c;
+    char id[];
+};
+
+struct offset_entry {
+    UT_hash_handle hh;
+    int64_t next_offset;
+    bool dirty;
+    size_t key_len;
+    char key[];            /* topic '\0' partition (4 bytes big-endian) */
+};
+
+struct eddy_state {
+    char *dir;
+    int dim;
+    bool read_only;
+
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_writebatch_t *batch;
+    rocksdb_column_family_handle_t *cf[CF_COUNT];
+
+    struct user_entry *users, *dirty_users;
+    struct campaign_entry *campaigns, *dirty_campaigns;
+    bool campaigns_scanned;   /* all stored campaigns are cached */
+    bool campaigns_sorted;    /* the hash's iteration order is by id */
+    struct offset_entry *offsets;
+
+    struct item_entry *items;        /* by id */
+    struct item_entry **item_by_row;
+    float *matrix;                   /* item_cap x dim, n_items used */
+    uint32_t n_items, item_cap;
+    uint32_t *dirty_rows;
+    uint32_t n_dirty_rows, dirty_rows_cap;
+
+    uint64_t model_version;
+    bool model_dirty;
+    uint64_t n_dirty;
+
+    char *buf;                /* scratch for encoding values and keys */
+    size_t buf_cap;
+
+    bool failed;              /* sticky error, see the top of the file */
+    char err[512];
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "eddy state: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return q;
+}
+
+static void *xcalloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "eddy state: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, n), s, n);
+}
+
+/* Empty ids may come as {NULL, 0}; memcmp/memcpy must not see NULL. */
+static struct eddy_str nonnull(struct eddy_str s)
+{
+    if (!s.ptr)
+        s.ptr = "";
+    return s;
+}
+
+static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Records the first lazy-load error; state_commit() reports it. */
+static void fail(struct eddy_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fail(struct eddy_state *st, const char *fmt, ...)
+{
+    va_list ap;
+    if (st->failed)
+        return;
+    st->failed = true;
+    va_start(ap, fmt);
+    vsnprintf(st->err, sizeof st->err, fmt, ap);
+    va_end(ap);
+}
+
+static char *scratch(struct eddy_state *st, size_t n)
+{
+    if (n > st->buf_cap) {
+        st->buf_cap = n > 2 * st->buf_cap ? n : 2 * st->buf_cap;
+        st->buf = xrealloc(st->buf, st->buf_cap);
+    }
+    return st->buf;
+}
+
+static char *put(char *p, const void *src, size_t n)
+{
+    if (n)
+        memcpy(p, src, n);
+    return p + n;
+}
+
+static const char *get(const char *p, void *dst, size_t n)
+{
+    if (n)
+        memcpy(dst, p, n);
+    return p + n;
+}
+
+static int id_quote_len(size_t len)
+{
+    return (int)(len < ERR_ID_MAX ? len : ERR_ID_MAX);
+}
+
+/* Checks a value's version byte and size. On mismatch writes the reason. */
+static bool value_ok(const char *v, size_t len, size_t want, char *why, size_t whylen)
+{
+    if (len < 1 || (uint8_t)v[0] != ENC_VERSION) {
+        snprintf(why, whylen, "unknown value encoding %d", len ? (uint8_t)v[0] : -1);
+        return false;
+    }
+    if (len != want) {
+        snprintf(why, whylen, "value is %zu bytes, expected %zu", len, want);
+        return false;
+    }
+    return true;
+}
+
+/* ---- value encodings ---------------------------------------------------- */
+
+static size_t user_value_size(int dim, uint32_t n_seen)
+{
+    return 1 + 3 * 8 + (size_t)dim * 4 + 4 + (size_t)n_seen * 4;
+}
+
+static size_t user_encode(struct eddy_state *st, const struct user_state *u)
+{
+    size_t n = user_value_size(st->dim, u->n_seen);
+    char *p = scratch(st, n);
+    *p++ = ENC_VERSION;
+    p = put(p, &u->last_refresh_ms, 8);
+    p = put(p, &u->last_event_ms, 8);
+    p = put(p, &u->n_events, 8);
+    p = put(p, u->vec, (size_t)st->dim * 4);
+    p = put(p, &u->n_seen, 4);
+    put(p, u->seen, (size_t)u->n_seen * 4);
+    return n;
+}
+
+/* Decodes into u (whose vec has dim floats); allocates u->seen. */
+static bool user_decode(struct eddy_state *st, const char *v, size_t len,
+                        struct user_state *u, char *why, size_t whylen)
+{
+    size_t fixed = user_value_size(st->dim, 0);
+    uint32_t n_seen = 0;
+    if (len >= fixed)
+        memcpy(&n_seen, v + fixed - 4, 4);
+    if (!value_ok(v, len, user_value_size(st->dim, n_seen), why, whylen))
+        return false;
+    const char *p = v + 1;
+    p = get(p, &u->last_refresh_ms, 8);
+    p = get(p, &u->last_event_ms, 8);
+    p = get(p, &u->n_events, 8);
+    p = get(p, u->vec, (size_t)st->dim * 4);
+    p += 4;
+    u->seen = n_seen ? xrealloc(NULL, (size_t)n_seen * 4) : NULL;
+    u->n_seen = u->seen_cap = n_seen;
+    get(p, u->seen, (size_t)n_seen * 4);
+    /* state_user_has_seen() binary-searches, so order is an invariant. */
+    for (uint32_t i = 0; i < n_seen; i++) {
+        if ((i && u->seen[i] <= u->seen[i - 1]) || u->seen[i] >= st->n_items) {
+            snprintf(why, whylen, "seen set not sorted or row %u beyond %u items",
+                     u->seen[i], st->n_items);
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t item_value_size(int dim)
+{
+    return 1 + 4 + (size_t)dim * 4;
+}
+
+static size_t item_encode(struct eddy_state *st, uint32_t row)
+{
+    size_t n = item_value_size(st->dim);
+    char *p = scratch(st, n);
+    *p++ = ENC_VERSION;
+    p = put(p, &row, 4);
+    put(p, st->matrix + (size_t)row * st->dim, (size_t)st->dim * 4);
+    return n;
+}
+
+static size_t campaign_value_size(uint32_t n_q)
+{
+    return 1 + sizeof(struct campaign_ledger) + 4 + (size_t)n_q * 8;
+}
+
+static size_t campaign_encode(struct eddy_state *st, const struct campaign_state *c)
+{
+    size_t n = campaign_value_size(c->n_q);
+    char *p = scratch(st, n);
+    *p++ = ENC_VERSION;
+    p = put(p, &c->l, sizeof c->l);
+    p = put(p, &c->n_q, 4);
+    put(p, c->q, (size_t)c->n_q * 8);
+    return n;
+}
+
+static bool campaign_decode(const char *v, size_t len, struct campaign_state *c,
+                            char *why, size_t whylen)
+{
+    size_t fixed = campaign_value_size(0);
+    uint32_t n_q = 0;
+    if (len >= fixed)
+        memcpy(&n_q, v + fixed - 4, 4);
+    if (!value_ok(v, len, campaign_value_size(n_q), why, whylen))
+        return false;
+    const char *p = get(v + 1, &c->l, sizeof c->l) + 4;
+    c->n_q = n_q;
+    c->q = xrealloc(NULL, (size_t)n_q * 8);
+    get(p, c->q, (size_t)n_q * 8);
+    return true;
+}
+
+/* int64 values (offsets, meta): version byte + 8 bytes. */
+static void i64_encode(char v[9], int64_t x)
+{
+    v[0] = ENC_VERSION;
+    memcpy(v + 1, &x, 8);
+}
+
+static bool i64_decode(const char *v, size_t len, int64_t *x, char *why, size_t whylen)
+{
+    if (!value_ok(v, len, 9, why, whylen))
+        return false;
+    memcpy(x, v + 1, 8);
+    return true;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+/* A directory that does not exist or is empty gets a new database. */
+static int dir_is_fresh(const char *dir, bool *fresh, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        if (errno != ENOENT) {
+            fmt_err(err, errlen, "state %s: %s", dir, strerror(errno));
+            return -1;
+        }
+        *fresh = true;
+        return 0;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        fmt_err(err, errlen, "state %s: exists and is not a directory", dir);
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        fmt_err(err, errlen, "state %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *de;
+    *fresh = true;
+    while (*fresh && (de = readdir(d)))
+        *fresh = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+    closedir(d);
+    return 0;
+}
+
+/* An existing directory must hold a RocksDB whose column families are all
+ * eddy's, including `meta`; missing ones are created only when allowed. */
+static int check_column_families(struct eddy_state *st, bool may_create,
+                                 char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    size_t n = 0;
+    char **names = rocksdb_list_column_families(st->opts, st->dir, &n, &rerr);
+    if (rerr) {
+        rocksdb_list_column_families_destroy(names, n); /* allocated even on error */
+        fmt_err(err, errlen, "state %s: not a readable RocksDB database: %s", st->dir, rerr);
+        rocksdb_free(rerr);
+        return -1;
+    }
+    bool present[CF_COUNT] = {false};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int k = 0;
+        while (k < CF_COUNT && strcmp(names[i], cf_names[k]))
+            k++;
+        if (k == CF_COUNT) {
+            fmt_err(err, errlen, "state %s: not an eddy state database "
+                    "(unexpected column family '%s')", st->dir, names[i]);
+            rc = -1;
+        } else {
+            present[k] = true;
+        }
+    }
+    rocksdb_list_column_families_destroy(names, n);
+    if (rc == 0 && !present[CF_META]) {
+        fmt_err(err, errlen, "state %s: not an eddy state database (no 'meta' column family)",
+                st->dir);
+        return -1;
+    }
+    for (int k = 0; k < CF_COUNT && rc == 0; k++) {
+        if (!present[k] && !may_create) {
+            fmt_err(err, errlen, "state %s: column family '%s' is missing", st->dir, cf_names[k]);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static void make_options(struct eddy_state *st, bool create)
+{
+    st->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(st->opts, create);
+    rocksdb_options_set_error_if_exists(st->opts, create);
+    rocksdb_options_set_create_missing_column_families(st->opts, !st->read_only);
+    /* Bloom filters: first accesses of new users/campaigns are point misses. */
+    rocksdb_block_based_table_options_t *bbo = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(bbo, rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_options_set_block_based_table_factory(st->opts, bbo);
+    rocksdb_block_based_options_destroy(bbo);
+    st->ropts = rocksdb_readoptions_create();
+    st->wopts = rocksdb_writeoptions_create(); /* WAL on, no fsync */
+    st->batch = rocksdb_writebatch_create();
+}
+
+static int open_db(struct eddy_state *st, char *err, size_t errlen)
+{
+    const rocksdb_options_t *cf_opts[CF_COUNT];
+    char *rerr = NULL;
+    for (int k = 0; k < CF_COUNT; k++)
+        cf_opts[k] = st->opts;
+    if (st->read_only)
+        st->db = rocksdb_open_for_read_only_column_families(
+            st->opts, st->dir, CF_COUNT, cf_names, cf_opts, st->cf, 0, &rerr);
+    else
+        st->db = rocksdb_open_column_families(st->opts, st->dir, CF_COUNT, cf_names,
+                                              cf_opts, st->cf, &rerr);
+    if (rerr) {
+        fmt_err(err, errlen, "state %s: cannot open: %s", st->dir, rerr);
+        rocksdb_free(rerr);
+        st->db = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads meta[key]; returns 1 if found, 0 if absent, -1 on error. */
+static int meta_get(struct eddy_state *st, const char *key, int64_t *x,
+                    char *err, size_t errlen)
+{
+    char *rerr = NULL, why[128];
+    size_t len = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_META], key, strlen(key), &len, &rerr);
+    int rc = 1;
+    if (rerr) {
+        fmt_err(err, errlen, "state %s: reading meta/%s: %s", st->dir, key, rerr);
+        rc = -1;
+    } else if (!v) {
+        rc = 0;
+    } else if (!i64_decode(v, len, x, why, sizeof why)) {
+        fmt_err(err, errlen, "state %s: corrupt meta/%s: %s", st->dir, key, why);
+        rc = -1;
+    }
+    rocksdb_free(rerr);
+    rocksdb_free(v);
+    return rc;
+}
+
+static void batch_put_i64(struct eddy_state *st, enum cf_index cf, const char *key,
+                          size_t klen, int64_t x)
+{
+    char v[9];
+    i64_encode(v, x);
+    rocksdb_writebatch_put_cf(st->batch, st->cf[cf], key, klen, v, sizeof v);
+}
+
+static int write_batch(struct eddy_state *st, const char *what, char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    rocksdb_write(st->db, st->wopts, st->batch, &rerr);
+    rocksdb_writebatch_clear(st->batch);
+    if (rerr) {
+        fmt_err(err, errlen, "state %s: %s: %s", st->dir, what, rerr);
+        rocksdb_free(rerr);
+        return -1;
+    }
+    return 0;
+}
+
+static int init_meta(struct eddy_state *st, char *err, size_t errlen)
+{
+    batch_put_i64(st, CF_META, "format_version", 14, STATE_FORMAT_VERSION);
+    batch_put_i64(st, CF_META, "dim", 3, st->dim);
+    batch_put_i64(st, CF_META, "model_version", 13, 0);
+    return write_batch(st, "writing meta", err, errlen);
+}
+
+/* Reads a meta key that must be there once format_version is. */
+static int meta_require(struct eddy_state *st, const char *key, int64_t *x,
+                        char *err, size_t errlen)
+{
+    int rc = meta_get(st, key, x, err, errlen);
+    if (rc == 0)
+        fmt_err(err, errlen, "state %s: corrupt: meta/%s is missing", st->dir, key);
+    return rc == 1 ? 0 : -1;
+}
+
+static int check_meta(struct eddy_state *st, char *err, size_t errlen)
+{
+    int64_t version = 0, dim = 0, mv = 0;
+    int rc = meta_get(st, "format_version", &version, err, errlen);
+    if (rc == 0)
+        fmt_err(err, errlen, "state %s: not an eddy state database (no meta/format_version)",
+                st->dir);
+    if (rc <= 0)
+        return -1;
+    if (version != STATE_FORMAT_VERSION) {
+        fmt_err(err, errlen, "state %s: format version %lld, this eddy reads version %d",
+                st->dir, (long long)version, STATE_FORMAT_VERSION);
+        return -1;
+    }
+    if (meta_require(st, "dim", &dim, err, errlen) ||
+        meta_require(st, "model_version", &mv, err, errlen))
+        return -1;
+    if (dim != st->dim) {
+        fmt_err(err, errlen, "state %s: stored embedding dim is %lld, configured dim is %d",
+                st->dir, (long long)dim, st->dim);
+        return -1;
+    }
+    st->model_version = (uint64_t)mv;
+    return 0;
+}
+
+static void item_grow(struct eddy_state *st, uint32_t rows)
+{
+    if (rows <= st->item_cap)
+        return;
+    uint32_t cap = st->item_cap ? st->item_cap : ITEM_INITIAL_ROWS;
+    while (cap < rows)
+        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+    st->matrix = xrealloc(st->matrix, (size_t)cap * st->dim * sizeof(float));
+    st->item_by_row = xrealloc(st->item_by_row, (size_t)cap * sizeof *st->item_by_row);
+    memset(st->item_by_row + st->item_cap, 0,
+           (size_t)(cap - st->item_cap) * sizeof *st->item_by_row);
+    st->item_cap = cap;
+}
+
+static struct item_entry *item_insert(struct eddy_state *st, struct eddy_str id, uint32_t row)
+{
+    struct item_entry *e = xcalloc(sizeof *e + id.len);
+    e->row = row;
+    e->id_len = id.len;
+    put(e->id, id.ptr, id.len);
+    HASH_ADD_KEYPTR(hh, st->items, e->id, e->id_len, e);
+    st->item_by_row[row] = e;
+    return e;
+}
+
+static int count_keys(struct eddy_state *st, enum cf_index cf, uint32_t *n,
+                      char *err, size_t errlen)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
+    char *rerr = NULL;
+    *n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+        (*n)++;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    if (rerr) {
+        fmt_err(err, errlen, "state %s: reading %s: %s", st->dir, cf_names[cf], rerr);
+        rocksdb_free(rerr);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_item(struct eddy_state *st, const char *k, size_t klen, const char *v,
+                     size_t vlen, uint32_t n, char *err, size_t errlen)
+{
+    char why[128];
+    uint32_t row;
+    if (!value_ok(v, vlen, item_value_size(st->dim), why, sizeof why)) {
+        fmt_err(err, errlen, "state %s: corrupt items/%.*s: %s", st->dir,
+                id_quote_len(klen), k, why);
+        return -1;
+    }
+    memcpy(&row, v + 1, 4);
+    if (row >= n || st->item_by_row[row]) {
+        fmt_err(err, errlen, "state %s: corrupt items/%.*s: row %u duplicate or beyond %u items",
+                st->dir, id_quote_len(klen), k, row, n);
+        return -1;
+    }
+    memcpy(st->matrix + (size_t)row * st->dim, v + 5, (size_t)st->dim * 4);
+    item_insert(st, (struct eddy_str){k, klen}, row);
+    return 0;
+}
+
+/* Items are loaded whole: n distinct rows below n cover 0..n-1 exactly. */
+static int load_items(struct eddy_state *st, char *err, size_t errlen)
+{
+    uint32_t n;
+    if (count_keys(st, CF_ITEMS, &n, err, errlen))
+        return -1;
+    item_grow(st, n);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_ITEMS]);
+    uint32_t loaded = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if ((rc = load_item(st, k, klen, v, vlen, n, err, errlen)) == 0)
+            loaded++;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    if (rc == 0 && (rerr || loaded != n)) {
+        fmt_err(err, errlen, "state %s: reading items: %s", st->dir,
+                rerr ? rerr : "item count changed while loading");
+        rc = -1;
+    }
+    rocksdb_free(rerr);
+    st->n_items = loaded;
+    return rc;
+}
+
+int state_open(const struct state_options *opt, struct eddy_state **out,
+               char *err, size_t errlen)
+{
+    bool fresh = false;
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!opt->dir || !*opt->dir || opt->dim <= 0 || opt->dim > 1 << 16) {
+        fmt_err(err, errlen, "state %s: need a directory and a dim in 1..65536 (got %d)",
+                opt->dir ? opt->dir : "(null)", opt->dim);
+        return -1;
+    }
+    if (dir_is_fresh(opt->dir, &fresh, err, errlen))
+        return -1;
+    if (fresh && (!opt->create_if_missing || opt->read_only)) {
+        fmt_err(err, errlen, "state %s: no state database there%s", opt->dir,
+                opt->read_only ? "" : " (create_if_missing is off)");
+        return -1;
+    }
+    struct eddy_state *st = xcalloc(sizeof *st);
+    st->dir = xstrdup(opt->dir);
+    st->dim = opt->dim;
+    st->read_only = opt->read_only;
+    make_options(st, fresh);
+    int rc = 0;
+    if (!fresh)
+        rc = check_column_families(st, opt->create_if_missing && !opt->read_only, err, errlen);
+    if (rc == 0)
+        rc = open_db(st, err, errlen);
+    if (rc == 0 && fresh)
+        rc = init_meta(st, err, errlen);
+    if (rc == 0)
+        rc = check_meta(st, err, errlen);
+    if (rc == 0)
+        rc = load_items(st, err, errlen);
+    if (rc) {
+        state_close(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
+int state_dim(const struct eddy_state *st)
+{
+    return st->dim;
+}
+
+/* ---- users -------------------------------------------------------------- */
+
+static struct user_entry *user_alloc(struct eddy_state *st, struct eddy_str id)
+{
+    struct user_entry *e = xcalloc(sizeof *e + (size_t)st->dim * sizeof(float) + id.len);
+    e->id = (char *)(e->vec + st->dim);
+    e->id_len = id.len;
+    put(e->id, id.ptr, id.len);
+    e->u.vec = e->vec;
+    e->u.last_refresh_ms = INT64_MIN;
+    e->u.last_event_ms = INT64_MIN;
+    return e;
+}
+
+static void user_free(struct user_entry *e)
+{
+    free(e->u.seen);
+    free(e);
+}
+
+/* Returns the stored user, or NULL if absent or unreadable (sticky error). */
+static struct user_entry *user_load(struct eddy_state *st, struct eddy_str id)
+{
+    char *rerr = NULL, why[128];
+    size_t len = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_USERS], id.ptr, id.len, &len, &rerr);
+    struct user_entry *e = NULL;
+    if (rerr) {
+        fail(st, "state %s: reading users/%.*s: %s", st->dir, id_quote_len(id.len), id.ptr, rerr);
+    } else if (v) {
+        e = user_alloc(st, id);
+        if (!user_decode(st, v, len, &e->u, why, sizeof why)) {
+            fail(st, "state %s: corrupt users/%.*s: %s", st->dir, id_quote_len(id.len),
+                 id.ptr, why);
+            user_free(e);
+            e = NULL;
+        }
+    }
+    rocksdb_free(rerr);
+    rocksdb_free(v);
+    return e;
+}
+
+struct user_state *state_user(struct eddy_state *st, struct eddy_str id, bool create)
+{
+    struct user_entry *e;
+    id = nonnull(id);
+    HASH_FIND(hh, st->users, id.ptr, id.len, e);
+    if (e)
+        return &e->u;
+    e = user_load(st, id);
+    if (!e && create) {
+        e = user_alloc(st, id);
+        e->u.is_new = true;
+    }
+    if (!e)
+        return NULL;
+    HASH_ADD_KEYPTR(hh, st->users, e->id, e->id_len, e);
+    return &e->u;
+}
+
+void state_user_dirty(struct eddy_state *st, struct user_state *u)
+{
+    struct user_entry *e = (struct user_entry *)((char *)u - offsetof(struct user_entry, u));
+    if (e->dirty)
+        return;
+    e->dirty = true;
+    e->dirty_next = st->dirty_users;
+    st->dirty_users = e;
+    st->n_dirty++;
+}
+
+/* First index whose row is >= row. */
+static uint32_t seen_lower_bound(const struct user_state *u, uint32_t row)
+{
+    uint32_t lo = 0, hi = u->n_seen;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (u->seen[mid] < row)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+bool state_user_seen_add(struct user_state *u, uint32_t row)
+{
+    uint32_t pos = seen_lower_bound(u, row);
+    if (pos < u->n_seen && u->seen[pos] == row)
+        return false;
+    if (u->n_seen == u->seen_cap) {
+        u->seen_cap = u->seen_cap ? 2 * u->seen_cap : SEEN_INITIAL;
+        u->seen = xrealloc(u->seen, (size_t)u->seen_cap * sizeof *u->seen);
+    }
+    memmove(u->seen + pos + 1, u->seen + pos, (size_t)(u->n_seen - pos) * sizeof *u->seen);
+    u->seen[pos] = row;
+    u->n_seen++;
+    return true;
+}
+
+bool state_user_has_seen(const struct user_state *u, uint32_t row)
+{
+    uint32_t pos = seen_lower_bound(u, row);
+    return pos < u->n_seen && u->seen[pos] == row;
+}
+
+/* ---- items -------------------------------------------------------------- */
+
+int32_t state_item_row(struct eddy_state *st, struct eddy_str id)
+{
+    struct item_entry *e;
+    id = nonnull(id);
+    HASH_FIND(hh, st->items, id.ptr, id.len, e);
+    return e ? (int32_t)e->row : -1;
+}
+
+int32_t state_item_add(struct eddy_state *st, struct eddy_str id, const float *vec)
+{
+    id = nonnull(id);
+    int32_t row = state_item_row(st, id);
+    if (row >= 0)
+        return row;
+    if (st->n_items == INT32_MAX)
+        return -1;
+    item_grow(st, st->n_items + 1);
+    row = (int32_t)st->n_items++;
+    item_insert(st, id, (uint32_t)row);
+    float *dst = st->matrix + (size_t)row * st->dim;
+    if (vec)
+        memcpy(dst, vec, (size_t)st->dim * sizeof(float));
+    else
+        memset(dst, 0, (size_t)st->dim * sizeof(float));
+    state_item_dirty(st, (uint32_t)row); /* a row assignment must persist */
+    return row;
+}
+
+float *state_item_vec(struct eddy_state *st, uint32_t row)
+{
+    return row < st->n_items ? st->matrix + (size_t)row * st->dim : NULL;
+}
+
+void state_item_dirty(struct eddy_state *st, uint32_t row)
+{
+    if (row >= st->n_items || st->item_by_row[row]->dirty)
+        return;
+    if (st->n_dirty_rows == st->dirty_rows_cap) {
+        st->dirty_rows_cap = st->dirty_rows_cap ? 2 * st->dirty_rows_cap : 256;
+        st->dirty_rows = xrealloc(st->dirty_rows, (size_t)st->dirty_rows_cap * 4);
+    }
+    st->item_by_row[row]->dirty = true;
+    st->dirty_rows[st->n_dirty_rows++] = row;
+    st->n_dirty++;
+}
+
+const float *state_item_matrix(const struct eddy_state *st, uint32_t *n_rows)
+{
+    *n_rows = st->n_items;
+    return st->matrix;
+}
+
+struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row)
+{
+    if (row >= st->n_items)
+        return (struct eddy_str){NULL, 0};
+    const struct item_entry *e = st->item_by_row[row];
+    return (struct eddy_str){e->id, e->id_len};
+}
+
+/* ---- campaigns ---------------------------------------------------------- */
+
+static struct campaign_entry *campaign_alloc(struct eddy_str id)
+{
+    struct campaign_entry *e = xcalloc(sizeof *e + id.len);
+    put(e->id, id.ptr, id.len);
+    e->c.id = (struct eddy_str){e->id, id.len};
+    return e;
+}
+
+static void campaign_free(struct campaign_entry *e)
+{
+    free(e->c.q);
+    free(e);
+}
+
+static struct campaign_entry *campaign_new(struct eddy_str id, uint32_t n_q)
+{
+    struct campaign_entry *e = campaign_alloc(id);
+    e->c.l.period_start_ms = INT64_MIN;
+    e->c.l.slot = -1;
+    e->c.l.bid_multiplier = 1.0;
+    e->c.l.pacing_rate = 1.0;
+    e->c.n_q = n_q;
+    e->c.q = xcalloc((size_t)n_q * sizeof(double));
+    return e;
+}
+
+/* Decodes a stored campaign; NULL and a sticky error if it is corrupt. */
+static struct campaign_entry *campaign_from_value(struct eddy_state *st, struct eddy_str id,
+                                                  const char *v, size_t len)
+{
+    char why[128];
+    struct campaign_entry *e = campaign_alloc(id);
+    if (!campaign_decode(v, len, &e->c, why, sizeof why)) {
+        fail(st, "state %s: corrupt campaigns/%.*s: %s", st->dir, id_quote_len(id.len),
+             id.ptr, why);
+        campaign_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_str id)
+{
+    char *rerr = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS], id.ptr, id.len, &len,
+                             &rerr);
+    struct campaign_entry *e = NULL;
+    if (rerr)
+        fail(st, "state %s: reading campaigns/%.*s: %s", st->dir, id_quote_len(id.len),
+             id.ptr, rerr);
+    else if (v)
+        e = campaign_from_value(st, id, v, len);
+    rocksdb_free(rerr);
+    rocksdb_free(v);
+    return e;
+}
+
+static void campaign_insert(struct eddy_state *st, struct campaign_entry *e)
+{
+    HASH_ADD_KEYPTR(hh, st->campaigns, e->id, e->c.id.len, e);
+    st->campaigns_sorted = false;
+}
+
+struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
+                                      bool create, uint32_t n_q)
+{
+    struct campaign_entry *e;
+    id = nonnull(id);
+    HASH_FIND(hh, st->campaigns, id.ptr, id.len, e);
+    if (!e) {
+        e = campaign_load(st, id);
+        if (!e && create)
+            e = campaign_new(id, n_q);
+        if (!e)
+            return NULL;
+        campaign_insert(st, e);
+    }
+    if (e->c.n_q != n_q) {
+        free(e->c.q);
+        e->c.n_q = n_q;
+        e->c.q = xcalloc((size_t)n_q * sizeof(double));
+        state_campaign_dirty(st, &e->c);
+    }
+    return &e->c;
+}
+
+void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c)
+{
+    struct campaign_entry *e =
+        (struct campaign_entry *)((char *)c - offsetof(struct campaign_entry, c));
+    if (e->dirty)
+        return;
+    e->dirty = true;
+    e->dirty_next = st->dirty_campaigns;
+    st->dirty_campaigns = e;
+    st->n_dirty++;
+}
+
+/* Caches every stored campaign not cached yet (cached ones may be newer). */
+static void campaigns_scan(struct eddy_state *st)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        struct campaign_entry *e;
+        HASH_FIND(hh, st->campaigns, k, klen, e);
+        if (!e && (e = campaign_from_value(st, (struct eddy_str){k, klen}, v, vlen)))
+            campaign_insert(st, e);
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    if (rerr)
+        fail(st, "state %s: reading campaigns: %s", st->dir, rerr);
+    rocksdb_free(rerr);
+    st->campaigns_scanned = true;
+}
+
+static int campaign_cmp(const struct campaign_entry *a, const struct campaign_entry *b)
+{
+    size_t n = a->c.id.len < b->c.id.len ? a->c.id.len : b->c.id.len;
+    int c = n ? memcmp(a->id, b->id, n) : 0;
+    if (c)
+        return c;
+    return (a->c.id.len > b->c.id.len) - (a->c.id.len < b->c.id.len);
+}
+
+/* Visits all campaigns, stored or cached, in id order: the order must not
+ * depend on what happens to be cached, or replays would publish differently. */
+void state_campaign_foreach(struct eddy_state *st,
+                            void (*fn)(struct campaign_state *c, void *ctx), void *ctx)
+{
+    if (!st->campaigns_scanned)
+        campaigns_scan(st);
+    if (!st->campaigns_sorted) {
+        HASH_SRT(hh, st->campaigns, campaign_cmp);
+        st->campaigns_sorted = true;
+    }
+    for (struct campaign_entry *e = st->campaigns; e; e = e->hh.next)
+        fn(&e->c, ctx);
+}
+
+/* ---- model version and offsets ------------------------------------------ */
+
+uint64_t state_model_version(const struct eddy_state *st)
+{
+    return st->model_version;
+}
+
+void state_model_version_bump(struct eddy_state *st)
+{
+    st->model_version++;
+    if (!st->model_dirty)
+        st->n_dirty++;
+    st->model_dirty = true;
+}
+
+/* Builds the offsets key in the scratch buffer. */
+static size_t offset_key(struct eddy_state *st, const char *topic, int32_t partition)
+{
+    size_t tlen = strlen(topic);
+    char *k = scratch(st, tlen + 5);
+    uint32_t p = (uint32_t)partition;
+    memcpy(k, topic, tlen + 1);
+    k[tlen + 1] = (char)(p >> 24);
+    k[tlen + 2] = (char)(p >> 16);
+    k[tlen + 3] = (char)(p >> 8);
+    k[tlen + 4] = (char)p;
+    return tlen + 5;
+}
+
+static struct offset_entry *offset_cached(struct eddy_state *st, const char *key,
+                                          size_t klen, int64_t value)
+{
+    struct offset_entry *e = xcalloc(sizeof *e + klen);
+    e->next_offset = value;
+    e->key_len = klen;
+    memcpy(e->key, key, klen);
+    HASH_ADD_KEYPTR(hh, st->offsets, e->key, e->key_len, e);
+    return e;
+}
+
+static int64_t offset_load(struct eddy_state *st, const char *key, size_t klen)
+{
+    char *rerr = NULL, why[128];
+    size_t len = 0;
+    int64_t x = STATE_NO_OFFSET;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_OFFSETS], key, klen, &len, &rerr);
+    if (rerr)
+        fail(st, "state %s: reading offsets/%s: %s", st->dir, key, rerr);
+    else if (v && !i64_decode(v, len, &x, why, sizeof why))
+        fail(st, "state %s: corrupt offsets/%s: %s", st->dir, key, why);
+    rocksdb_free(rerr);
+    rocksdb_free(v);
+    return x;
+}
+
+int64_t state_offset_get(struct eddy_state *st, const char *topic, int32_t partition)
+{
+    size_t klen = offset_key(st, topic, partition);
+    struct offset_entry *e;
+    HASH_FIND(hh, st->offsets, st->buf, klen, e);
+    if (!e)
+        e = offset_cached(st, st->buf, klen, offset_load(st, st->buf, klen));
+    return e->next_offset;
+}
+
+void state_offset_set(struct eddy_state *st, const char *topic, int32_t partition,
+                      int64_t next_offset)
+{
+    size_t klen = offset_key(st, topic, partition);
+    struct offset_entry *e;
+    HASH_FIND(hh, st->offsets, st->buf, klen, e);
+    if (!e)
+        e = offset_cached(st, st->buf, klen, STATE_NO_OFFSET);
+    e->next_offset = next_offset;
+    if (!e->dirty)
+        st->n_dirty++;
+    e->dirty = true;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+static void batch_add_dirty(struct eddy_state *st)
+{
+    for (struct user_entry *e = st->dirty_users; e; e = e->dirty_next) {
+        size_t n = user_encode(st, &e->u);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_USERS], e->id, e->id_len, st->buf, n);
+    }
+    for (uint32_t i = 0; i < st->n_dirty_rows; i++) {
+        const struct item_entry *e = st->item_by_row[st->dirty_rows[i]];
+        size_t n = item_encode(st, e->row);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_ITEMS], e->id, e->id_len, st->buf, n);
+    }
+    for (struct campaign_entry *e = st->dirty_campaigns; e; e = e->dirty_next) {
+        size_t n = campaign_encode(st, &e->c);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_CAMPAIGNS], e->id, e->c.id.len,
+                                  st->buf, n);
+    }
+    for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
+        if (e->dirty)
+            batch_put_i64(st, CF_OFFSETS, e->key, e->key_len, e->next_offset);
+    if (st->model_dirty)
+        batch_put_i64(st, CF_META, "model_version", 13, (int64_t)st->model_version);
+}
+
+static void clear_dirty(struct eddy_state *st)
+{
+    struct user_entry *u, *un;
+    for (u = st->dirty_users; u; u = un) {
+        un = u->dirty_next;
+        u->dirty = false;
+        u->dirty_next = NULL;
+    }
+    struct campaign_entry *c, *cn;
+    for (c = st->dirty_campaigns; c; c = cn) {
+        cn = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+    }
+    for (uint32_t i = 0; i < st->n_dirty_rows; i++)
+        st->item_by_row[st->dirty_rows[i]]->dirty = false;
+    for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
+        e->dirty = false;
+    st->dirty_users = NULL;
+    st->dirty_campaigns = NULL;
+    st->n_dirty_rows = 0;
+    st->model_dirty = false;
+    st->n_dirty = 0;
+}
+
+int state_commit(struct eddy_state *st, char *err, size_t errlen)
+{
+    if (st->failed) {
+        fmt_err(err, errlen, "%s", st->err);
+        return -1;
+    }
+    if (st->read_only) {
+        fmt_err(err, errlen, "state %s: opened read-only, cannot commit", st->dir);
+        return -1;
+    }
+    if (st->n_dirty == 0)
+        return 0;
+    batch_add_dirty(st);
+    if (write_batch(st, "commit", err, errlen))
+        return -1; /* entries stay dirty: a retry writes them again */
+    clear_dirty(st);
+    return 0;
+}
+
+void state_stats(struct eddy_state *st, struct state_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->users_cached = HASH_COUNT(st->users);
+    out->items = st->n_items;
+    out->campaigns = HASH_COUNT(st->campaigns);
+    out->dirty = st->n_dirty;
+    out->model_version = st->model_version;
+    for (int k = 0; k < CF_COUNT; k++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(st->db, st->cf[k], "rocksdb.estimate-live-data-size", &v) == 0)
+            out->disk_bytes += v;
+    }
+}
+
+/* ---- close -------------------------------------------------------------- */
+
+static void free_cache(struct eddy_state *st)
+{
+    struct user_entry *u, *ut;
+    HASH_ITER(hh, st->users, u, ut) {
+        HASH_DEL(st->users, u);
+        user_free(u);
+    }
+    struct item_entry *i, *it;
+    HASH_ITER(hh, st->items, i, it) {
+        HASH_DEL(st->items, i);
+        free(i);
+    }
+    struct campaign_entry *c, *ct;
+    HASH_ITER(hh, st->campaigns, c, ct) {
+        HASH_DEL(st->campaigns, c);
+        campaign_free(c);
+    }
+    struct offset_entry *o, *ot;
+    HASH_ITER(hh, st->offsets, o, ot) {
+        HASH_DEL(st->offsets, o);
+        free(o);
+    }
+    free(st->matrix);
+    free(st->item_by_row);
+    free(st->dirty_rows);
+    free(st->buf);
+}
+
+/* Does not commit: uncommitted changes are dropped. */
+void state_close(struct eddy_state *st)
+{
+    if (!st)
+        return;
+    free_cache(st);
+    for (int k = 0; k < CF_COUNT; k++)
+        if (st->cf[k])
+            rocksdb_column_family_handle_destroy(st->cf[k]);
+    if (st->db)
+        rocksdb_close(st->db);
+    rocksdb_writebatch_destroy(st->batch);
+    rocksdb_writeoptions_destroy(st->wopts);
+    rocksdb_readoptions_destroy(st->ropts);
+    rocksdb_options_destroy(st->opts);
+    free(st->dir);
+    free(st);
+}

@@ -1,0 +1,807 @@
+/* test_codec.c: Avro canonical form, fingerprints, framing, resolution,
+ * hostile input and the schema registry client.
+ *
+ * Needs tests/data/avro-schema-tests.txt (Apache Avro's own vectors); runs
+ * from the repository root. The registry tests fork a minimal HTTP stand-in
+ * on 127.0.0.1 that speaks exactly the two calls the client makes. An Avro C
+ * allocator hook records the largest request, to show that hostile lengths
+ * never reach malloc. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <avro.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pipeline/codec.h"
+
+#define VECTORS "tests/data/avro-schema-tests.txt"
+#define MiB (1u << 20)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static size_t avro_max_alloc;
+
+static void *counting_allocator(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > avro_max_alloc)
+        avro_max_alloc = nsize;
+    return realloc(ptr, nsize);
+}
+
+static struct eddy_codec *new_codec(const struct codec_options *o)
+{
+    struct eddy_codec *c = NULL;
+    char err[256] = "";
+    if (codec_new(o, &c, err, sizeof err))
+        fail_msg("codec_new: %s", err);
+    return c;
+}
+
+static bool str_is(struct eddy_str s, const char *lit)
+{
+    return s.ptr && s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
+
+static uint64_t fingerprint_of(const char *json)
+{
+    char *canon = NULL, err[256];
+    if (avro_canonical_form(json, &canon, err, sizeof err))
+        fail_msg("canonical form: %s", err);
+    uint64_t fp = avro_crc64(canon, strlen(canon));
+    free(canon);
+    return fp;
+}
+
+/* Single-object header for fp; returns its length. */
+static size_t so_header(uint8_t *p, uint64_t fp)
+{
+    p[0] = 0xc3;
+    p[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)(fp >> (8 * i));
+    return 10;
+}
+
+static size_t put_varint(uint8_t *p, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    size_t n = 0;
+    do {
+        p[n] = (uint8_t)(z & 0x7f);
+        z >>= 7;
+        if (z)
+            p[n] |= 0x80;
+        n++;
+    } while (z);
+    return n;
+}
+
+static size_t put_string(uint8_t *p, const char *s)
+{
+    size_t n = put_varint(p, (int64_t)strlen(s));
+    memcpy(p + n, s, strlen(s));
+    return n + strlen(s);
+}
+
+/* Decoding must fail with a reason containing `needle`. */
+static void expect_reason(struct eddy_codec *c, enum eddy_record_type t, const void *buf,
+                          size_t len, const char *needle)
+{
+    struct eddy_event ev;
+    char reason[256] = "";
+    assert_int_equal(codec_decode(c, t, buf, len, &ev, reason, sizeof reason), -1);
+    if (!strstr(reason, needle))
+        fail_msg("reason \"%s\" lacks \"%s\"", reason, needle);
+}
+
+static void encode(struct eddy_codec *c, enum eddy_record_type t, const void *rec,
+                   uint8_t *out, size_t *len)
+{
+    const void *p;
+    char err[256] = "";
+    if (codec_encode(c, t, rec, &p, len, err, sizeof err))
+        fail_msg("codec_encode: %s", err);
+    memcpy(out, p, *len);
+}
+
+/* ---- canonical form and fingerprints (Apache Avro's vectors) ------------ */
+
+struct vec {
+    char input[2048], canonical[1024];
+    bool has_fp;
+    int64_t fp;
+};
+
+static void chomp(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+/* Parses the file's <<INPUT / <<canonical / <<fingerprint lines; an INPUT
+ * without text on its line runs to a line reading INPUT. */
+static int load_vectors(struct vec *v, int max)
+{
+    FILE *f = fopen(VECTORS, "r");
+    char line[2048];
+    int n = -1;
+    bool multi = false;
+
+    if (!f)
+        fail_msg("cannot open %s (run from the repository root)", VECTORS);
+    while (fgets(line, sizeof line, f)) {
+        chomp(line);
+        if (multi && strcmp(line, "INPUT") == 0)
+            multi = false;
+        else if (multi)
+            strcat(strcat(v[n].input, line), "\n");
+        else if (strncmp(line, "<<INPUT", 7) == 0 && ++n < max)
+            multi = !line[7] || !strcpy(v[n].input, line + 8);
+        else if (strncmp(line, "<<canonical ", 12) == 0)
+            strcpy(v[n].canonical, line + 12);
+        else if (strncmp(line, "<<fingerprint ", 14) == 0)
+            v[n].has_fp = true, v[n].fp = strtoll(line + 14, NULL, 10);
+        assert_true(n < max);
+    }
+    fclose(f);
+    return n + 1;
+}
+
+static void test_schema_vectors(void **state)
+{
+    (void)state;
+    static struct vec v[40];
+    int n = load_vectors(v, 40), with_fp = 0;
+    assert_int_equal(n, 34);
+    for (int i = 0; i < n; i++) {
+        char *canon = NULL, err[256] = "";
+        if (avro_canonical_form(v[i].input, &canon, err, sizeof err))
+            fail_msg("case %03d: %s", i, err);
+        if (strcmp(canon, v[i].canonical) != 0)
+            fail_msg("case %03d: got %s, want %s", i, canon, v[i].canonical);
+        if (v[i].has_fp) {
+            assert_int_equal((int64_t)avro_crc64(canon, strlen(canon)), v[i].fp);
+            with_fp++;
+        }
+        free(canon);
+    }
+    assert_int_equal(with_fp, 26);
+    assert_true(avro_crc64("", 0) == 0xc15d213aa4d7a795ULL);
+}
+
+static void test_canonical_form_details(void **state)
+{
+    (void)state;
+    char *canon = NULL, err[256];
+    /* Logical types are stripped to their primitive (PRIMITIVES + STRIP), as
+     * Java does; Python's avro 1.11 keeps {"type":"long"} here. */
+    assert_int_equal(avro_canonical_form(codec_schema_json(REC_CLICK), &canon, err, sizeof err), 0);
+    assert_string_equal(canon,
+        "{\"name\":\"eddy.ClickEvent\",\"type\":\"record\",\"fields\":["
+        "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
+        "{\"name\":\"event_type\",\"type\":{\"name\":\"eddy.EventType\",\"type\":\"enum\","
+        "\"symbols\":[\"VIEW\",\"CLICK\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
+        "{\"name\":\"timestamp\",\"type\":\"long\"},"
+        "{\"name\":\"session_id\",\"type\":[\"null\",\"string\"]}]}");
+    free(canon);
+    /* References take the enclosing namespace; unknown ones are errors. */
+    assert_int_equal(avro_canonical_form(
+        "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"n\",\"fields\":["
+        "{\"name\":\"a\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}},"
+        "{\"name\":\"b\",\"type\":\"F\"}]}", &canon, err, sizeof err), 0);
+    assert_string_equal(canon, "{\"name\":\"n.R\",\"type\":\"record\",\"fields\":["
+        "{\"name\":\"a\",\"type\":{\"name\":\"n.F\",\"type\":\"fixed\",\"size\":2}},"
+        "{\"name\":\"b\",\"type\":\"n.F\"}]}");
+    free(canon);
+    assert_int_equal(avro_canonical_form("[\"Nope\"]", &canon, err, sizeof err), -1);
+    assert_non_null(strstr(err, "Nope"));
+    assert_int_equal(avro_canonical_form("{", &canon, err, sizeof err), -1);
+    assert_null(canon);
+}
+
+/* ---- round trips ---------------------------------------------------------- */
+
+static void test_roundtrip_click(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct click_event in = {eddy_str_c("u17"), eddy_str_c("i42"), CLICK_ADD_TO_CART,
+                             1700000000123, eddy_str_c("s-1")};
+    struct eddy_event ev;
+    uint8_t buf[256];
+    size_t len;
+    char reason[256];
+
+    encode(c, REC_CLICK, &in, buf, &len);
+    assert_int_equal(buf[0], 0xc3);
+    assert_int_equal(buf[1], 0x01);
+    assert_int_equal(codec_decode(c, REC_CLICK, buf, len, &ev, reason, sizeof reason), 0);
+    assert_int_equal(ev.kind, EV_CLICK);
+    assert_true(str_is(ev.u.click.user_id, "u17") && str_is(ev.u.click.item_id, "i42"));
+    assert_int_equal(ev.u.click.type, CLICK_ADD_TO_CART);
+    assert_int_equal(ev.u.click.timestamp_ms, 1700000000123);
+    assert_true(str_is(ev.u.click.session_id, "s-1"));
+
+    in.session_id = (struct eddy_str){NULL, 0}; /* null */
+    in.type = CLICK_PURCHASE;
+    encode(c, REC_CLICK, &in, buf, &len);
+    assert_int_equal(codec_decode(c, REC_CLICK, buf, len, &ev, reason, sizeof reason), 0);
+    assert_null(ev.u.click.session_id.ptr);
+    assert_int_equal(ev.u.click.session_id.len, 0);
+    assert_int_equal(ev.u.click.type, CLICK_PURCHASE);
+    codec_free(c);
+}
+
+static void test_roundtrip_ad(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct ad_event in = {.campaign_id = eddy_str_c("c3"), .type = AD_CONVERSION,
+                          .timestamp_ms = 5, .user_id = eddy_str_c("u9"),
+                          .has_pctr = true, .has_market_price = true, .has_cost = true,
+                          .has_value = true, .pctr = 0.125, .market_price_micros = 1500,
+                          .cost_micros = 1499, .value = 12.5};
+    struct eddy_event ev;
+    uint8_t buf[256];
+    size_t len;
+    char reason[256];
+
+    encode(c, REC_AD, &in, buf, &len);
+    assert_int_equal(codec_decode(c, REC_AD, buf, len, &ev, reason, sizeof reason), 0);
+    struct ad_event *a = &ev.u.ad;
+    assert_int_equal(ev.kind, EV_AD);
+    assert_true(str_is(a->campaign_id, "c3") && str_is(a->user_id, "u9"));
+    assert_int_equal(a->type, AD_CONVERSION);
+    assert_int_equal(a->timestamp_ms, 5);
+    assert_true(a->has_pctr && a->has_market_price && a->has_cost && a->has_value);
+    assert_true(a->pctr == 0.125 && a->value == 12.5);
+    assert_int_equal(a->market_price_micros, 1500);
+    assert_int_equal(a->cost_micros, 1499);
+
+    struct ad_event bare = {.campaign_id = eddy_str_c("c4"), .type = AD_AUCTION};
+    encode(c, REC_AD, &bare, buf, &len);
+    assert_int_equal(codec_decode(c, REC_AD, buf, len, &ev, reason, sizeof reason), 0);
+    assert_true(str_is(a->campaign_id, "c4") && !a->user_id.ptr);
+    assert_false(a->has_pctr || a->has_market_price || a->has_cost || a->has_value);
+    codec_free(c);
+}
+
+static void test_roundtrip_campaign(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct campaign_budget in = {eddy_str_c("c1"), 10000000, 3600000, 2500};
+    struct eddy_event ev;
+    uint8_t buf[256];
+    size_t len;
+    char reason[256];
+
+    encode(c, REC_CAMPAIGN, &in, buf, &len);
+    assert_int_equal(codec_decode(c, REC_CAMPAIGN, buf, len, &ev, reason, sizeof reason), 0);
+    assert_int_equal(ev.kind, EV_CAMPAIGN);
+    assert_true(str_is(ev.u.campaign.campaign_id, "c1"));
+    assert_int_equal(ev.u.campaign.budget_micros, 10000000);
+    assert_int_equal(ev.u.campaign.period_ms, 3600000);
+    assert_int_equal(ev.u.campaign.base_bid_micros, 2500);
+    codec_free(c);
+}
+
+static void test_roundtrip_recommendation(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct rec_item items[3] = {{eddy_str_c("i1"), 0.875f}, {eddy_str_c("i22"), 0.5f},
+                                {eddy_str_c("i333"), -1.25f}};
+    struct recommendation in = {eddy_str_c("u5"), items, 3, 1234, 7}, out;
+    uint8_t buf[256];
+    size_t len;
+    char reason[256];
+
+    encode(c, REC_RECOMMENDATION, &in, buf, &len);
+    assert_int_equal(codec_decode_recommendation(c, buf, len, &out, reason, sizeof reason), 0);
+    assert_true(str_is(out.user_id, "u5"));
+    assert_int_equal(out.n_items, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(str_is(out.items[i].item_id, items[i].item_id.ptr));
+        assert_true(out.items[i].score == items[i].score);
+    }
+    assert_int_equal(out.event_time_ms, 1234);
+    assert_int_equal(out.model_version, 7);
+
+    /* The encoder reuses its array: a shorter list must not keep old items. */
+    in.n_items = 1;
+    encode(c, REC_RECOMMENDATION, &in, buf, &len);
+    assert_int_equal(codec_decode_recommendation(c, buf, len, &out, reason, sizeof reason), 0);
+    assert_int_equal(out.n_items, 1);
+    assert_true(str_is(out.items[0].item_id, "i1"));
+    in.n_items = 0;
+    encode(c, REC_RECOMMENDATION, &in, buf, &len);
+    assert_int_equal(codec_decode_recommendation(c, buf, len, &out, reason, sizeof reason), 0);
+    assert_int_equal(out.n_items, 0);
+    codec_free(c);
+}
+
+static void test_roundtrip_decision(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct budget_decision in = {eddy_str_c("c8"), 3, 1.5, 0.25, 400, -600, 99}, out;
+    uint8_t buf[256];
+    size_t len;
+    char reason[256];
+
+    encode(c, REC_DECISION, &in, buf, &len);
+    assert_int_equal(codec_decode_decision(c, buf, len, &out, reason, sizeof reason), 0);
+    assert_true(str_is(out.campaign_id, "c8"));
+    assert_int_equal(out.slot, 3);
+    assert_true(out.bid_multiplier == 1.5 && out.pacing_rate == 0.25);
+    assert_int_equal(out.spent_micros, 400);
+    assert_int_equal(out.remaining_micros, -600);
+    assert_int_equal(out.event_time_ms, 99);
+    /* A decision is not a click. */
+    expect_reason(c, REC_CLICK, buf, len, "cannot be read as ClickEvent");
+    codec_free(c);
+}
+
+/* ---- writer -> reader resolution ------------------------------------------ */
+
+/* A producer's newer ClickEvent: fields reordered, an extra optional field,
+ * and enum symbols in another order with one eddy does not know. */
+static const char v2_schema[] =
+    "{\"type\":\"record\",\"name\":\"ClickEvent\",\"namespace\":\"eddy\",\"fields\":["
+    "{\"name\":\"timestamp\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"
+    "{\"name\":\"referrer\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"event_type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\","
+    "\"symbols\":[\"PURCHASE\",\"SHARE\",\"VIEW\",\"CLICK\",\"ADD_TO_CART\"]}},"
+    "{\"name\":\"session_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"user_id\",\"type\":\"string\"}]}";
+
+/* A writer lacking session_id: Avro C 1.11.1 ignores defaults, so it fails. */
+static const char old_schema[] =
+    "{\"type\":\"record\",\"name\":\"ClickEvent\",\"namespace\":\"eddy\",\"fields\":["
+    "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"event_type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\","
+    "\"symbols\":[\"VIEW\",\"CLICK\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
+    "{\"name\":\"timestamp\",\"type\":\"long\"}]}";
+
+static const char other_schema[] =
+    "{\"type\":\"record\",\"name\":\"Other\",\"namespace\":\"eddy\",\"fields\":["
+    "{\"name\":\"x\",\"type\":\"int\"}]}";
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void remove_files(const char *dir, const char *const *names)
+{
+    char path[256];
+    for (; *names; names++) {
+        snprintf(path, sizeof path, "%s/%s", dir, *names);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* Encodes a v2 click with Avro C directly and frames it single-object. */
+static size_t encode_v2(uint8_t *buf, size_t cap, int symbol, const char *user)
+{
+    avro_schema_t s;
+    avro_value_t v, f, b;
+    assert_int_equal(avro_schema_from_json_length(v2_schema, strlen(v2_schema), &s), 0);
+    avro_value_iface_t *cls = avro_generic_class_from_schema(s);
+    assert_int_equal(avro_generic_value_new(cls, &v), 0);
+    assert_int_equal(avro_value_get_by_name(&v, "timestamp", &f, NULL) || avro_value_set_long(&f, 1700000000999), 0);
+    assert_int_equal(avro_value_get_by_name(&v, "referrer", &f, NULL) ||
+                     avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, "https://r"), 0);
+    assert_int_equal(avro_value_get_by_name(&v, "event_type", &f, NULL) || avro_value_set_enum(&f, symbol), 0);
+    assert_int_equal(avro_value_get_by_name(&v, "session_id", &f, NULL) ||
+                     avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, "s-9"), 0);
+    assert_int_equal(avro_value_get_by_name(&v, "item_id", &f, NULL) || avro_value_set_string(&f, "i42"), 0);
+    assert_int_equal(avro_value_get_by_name(&v, "user_id", &f, NULL) || avro_value_set_string(&f, user), 0);
+    size_t hdr = so_header(buf, fingerprint_of(v2_schema));
+    avro_writer_t w = avro_writer_memory((char *)buf + hdr, (int64_t)(cap - hdr));
+    assert_int_equal(avro_value_write(w, &v), 0);
+    size_t len = hdr + (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(&v);
+    avro_value_iface_decref(cls);
+    avro_schema_decref(s);
+    return len;
+}
+
+static void test_resolution(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/eddy-codec-XXXXXX";
+    static const char *const files[] = {"v2.avsc", "old.avsc", "other.avsc", NULL};
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, files[0], v2_schema);
+    write_file(dir, files[1], old_schema);
+    write_file(dir, files[2], other_schema);
+    struct codec_options o = {.writers_dir = dir};
+    struct eddy_codec *c = new_codec(&o), *plain = new_codec(NULL);
+    struct eddy_event ev;
+    uint8_t buf[256];
+    char reason[256];
+
+    size_t len = encode_v2(buf, sizeof buf, 0 /* PURCHASE */, "u7");
+    expect_reason(plain, REC_CLICK, buf, len, "unknown schema fingerprint 0x");
+    for (int round = 0; round < 2; round++) { /* the second reuses the cached resolver */
+        len = encode_v2(buf, sizeof buf, round ? 3 : 0, round ? "u8" : "u7");
+        assert_int_equal(codec_decode(c, REC_CLICK, buf, len, &ev, reason, sizeof reason), 0);
+        assert_true(str_is(ev.u.click.user_id, round ? "u8" : "u7"));
+        assert_true(str_is(ev.u.click.item_id, "i42"));
+        assert_int_equal(ev.u.click.type, round ? CLICK_CLICK : CLICK_PURCHASE);
+        assert_int_equal(ev.u.click.timestamp_ms, 1700000000999);
+        assert_true(str_is(ev.u.click.session_id, "s-9"));
+    }
+    len = encode_v2(buf, sizeof buf, 1 /* SHARE */, "u7");
+    expect_reason(c, REC_CLICK, buf, len, "unknown event_type symbol");
+    expect_reason(c, REC_AD, buf, len, "cannot be read as AdEvent");
+
+    uint8_t body[16], msg[64];
+    size_t n = put_string(body, "u1");
+    n += put_string(body + n, "i1");
+    n += put_varint(body + n, 0);
+    n += put_varint(body + n, 1);
+    len = so_header(msg, fingerprint_of(old_schema));
+    memcpy(msg + len, body, n);
+    expect_reason(c, REC_CLICK, msg, len + n, "session_id");
+    so_header(msg, fingerprint_of(other_schema));
+    expect_reason(c, REC_CLICK, msg, len + 1, "Other cannot be read as ClickEvent");
+    codec_free(c);
+    codec_free(plain);
+
+    write_file(dir, "broken.avsc", "{\"type\":");
+    struct eddy_codec *bad = NULL;
+    assert_int_equal(codec_new(&o, &bad, reason, sizeof reason), -1);
+    assert_null(bad);
+    assert_non_null(strstr(reason, "broken.avsc"));
+    static const char *const all[] = {"v2.avsc", "old.avsc", "other.avsc", "broken.avsc", NULL};
+    remove_files(dir, all);
+}
+
+/* ---- hostile and invalid input -------------------------------------------- */
+
+/* A hand-made ClickEvent body: user, item, enum index, timestamp, null session. */
+static size_t click_msg(uint8_t *p, const char *user, int64_t sym, int64_t session_branch)
+{
+    size_t n = so_header(p, fingerprint_of(codec_schema_json(REC_CLICK)));
+    n += put_string(p + n, user);
+    n += put_string(p + n, "i1");
+    n += put_varint(p + n, sym);
+    n += put_varint(p + n, 1000);
+    n += put_varint(p + n, session_branch);
+    return n;
+}
+
+static void test_bad_framing(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct click_event ok = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1, {NULL, 0}};
+    uint8_t buf[256], garbage[32];
+    size_t len;
+
+    for (size_t i = 0; i < sizeof garbage; i++)
+        garbage[i] = (uint8_t)(0x40 + (i * 37) % 64);
+    expect_reason(c, REC_CLICK, garbage, sizeof garbage, "unknown framing byte 0x40");
+    expect_reason(c, REC_CLICK, "\x07xyz", 4, "unknown framing byte 0x07");
+    expect_reason(c, REC_CLICK, "", 0, "empty message");
+    expect_reason(c, REC_CLICK, "\xc3\x01\x00", 3, "bad single-object header");
+    expect_reason(c, REC_CLICK, "\xc3\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00", 11,
+                  "bad single-object header");
+    encode(c, REC_CLICK, &ok, buf, &len);
+    buf[2] ^= 0x5a;
+    expect_reason(c, REC_CLICK, buf, len, "unknown schema fingerprint 0x");
+    codec_free(c);
+}
+
+static void test_bad_lengths(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct click_event ok = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1, {NULL, 0}};
+    uint8_t buf[256];
+    size_t len;
+
+    encode(c, REC_CLICK, &ok, buf, &len);
+    expect_reason(c, REC_CLICK, buf, len - 1, "truncated record");
+    expect_reason(c, REC_CLICK, buf, 12, "exceeds");
+    buf[len] = 0;
+    expect_reason(c, REC_CLICK, buf, len + 1, "1 trailing bytes");
+
+    /* A declared string length of 2^40 with two bytes present. */
+    len = so_header(buf, fingerprint_of(codec_schema_json(REC_CLICK)));
+    len += put_varint(buf + len, (int64_t)1 << 40);
+    memcpy(buf + len, "ab", 2);
+    avro_max_alloc = 0;
+    expect_reason(c, REC_CLICK, buf, len + 2,
+                  "string length 1099511627776 exceeds the 2 bytes left");
+    assert_true(avro_max_alloc < MiB);
+    len = so_header(buf, fingerprint_of(codec_schema_json(REC_CLICK)));
+    len += put_varint(buf + len, -5);
+    expect_reason(c, REC_CLICK, buf, len, "negative string length");
+    len = so_header(buf, fingerprint_of(codec_schema_json(REC_CLICK)));
+    memset(buf + len, 0xff, 11);
+    expect_reason(c, REC_CLICK, buf, len + 11, "malformed varint");
+    codec_free(c);
+}
+
+static void test_bad_indexes_and_counts(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    uint8_t buf[256];
+    size_t len;
+
+    expect_reason(c, REC_CLICK, buf, click_msg(buf, "u1", 9, 0), "enum index 9 out of range");
+    expect_reason(c, REC_CLICK, buf, click_msg(buf, "u1", -1, 0), "enum index -1 out of range");
+    expect_reason(c, REC_CLICK, buf, click_msg(buf, "u1", 0, 5), "union index 5 out of range");
+    len = click_msg(buf, "u1", 0, 0);
+    struct eddy_event ev;
+    char reason[256];
+    assert_int_equal(codec_decode(c, REC_CLICK, buf, len, &ev, reason, sizeof reason), 0);
+
+    /* A Recommendation claiming 2^40 items in a few bytes. */
+    struct recommendation out;
+    len = so_header(buf, fingerprint_of(codec_schema_json(REC_RECOMMENDATION)));
+    len += put_string(buf + len, "u1");
+    len += put_varint(buf + len, (int64_t)1 << 40);
+    avro_max_alloc = 0;
+    assert_int_equal(codec_decode_recommendation(c, buf, len, &out, reason, sizeof reason), -1);
+    assert_non_null(strstr(reason, "array block count 1099511627776 exceeds"));
+    assert_true(avro_max_alloc < MiB);
+    codec_free(c);
+}
+
+static void test_record_size_cap(void **state)
+{
+    (void)state;
+    struct codec_options o = {.max_record_bytes = 16};
+    struct eddy_codec *c = new_codec(&o);
+    struct click_event big = {eddy_str_c("a-rather-long-user-id"), eddy_str_c("i1"), CLICK_VIEW,
+                              1, {NULL, 0}};
+    uint8_t buf[256];
+    size_t len;
+    encode(c, REC_CLICK, &big, buf, &len);
+    expect_reason(c, REC_CLICK, buf, len, "exceeds the limit of 16");
+    codec_free(c);
+}
+
+static void expect_invalid_click(struct eddy_codec *c, struct click_event e, const char *why)
+{
+    uint8_t buf[256];
+    size_t len;
+    encode(c, REC_CLICK, &e, buf, &len);
+    expect_reason(c, REC_CLICK, buf, len, why);
+}
+
+static void expect_invalid_ad(struct eddy_codec *c, struct ad_event e, const char *why)
+{
+    uint8_t buf[256];
+    size_t len;
+    encode(c, REC_AD, &e, buf, &len);
+    expect_reason(c, REC_AD, buf, len, why);
+}
+
+static void expect_invalid_campaign(struct eddy_codec *c, struct campaign_budget e,
+                                    const char *why)
+{
+    uint8_t buf[256];
+    size_t len;
+    encode(c, REC_CAMPAIGN, &e, buf, &len);
+    expect_reason(c, REC_CAMPAIGN, buf, len, why);
+}
+
+static void test_validation(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    const struct click_event ck = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1, {NULL, 0}};
+    const struct ad_event ad = {.campaign_id = eddy_str_c("c1"), .type = AD_AUCTION,
+                                .timestamp_ms = 1, .has_pctr = true, .pctr = 0.5};
+    const struct campaign_budget cb = {eddy_str_c("c1"), 100, 1000, 10};
+    struct click_event e;
+    struct ad_event a;
+    struct campaign_budget b;
+
+    e = ck, e.user_id = eddy_str_c(""), expect_invalid_click(c, e, "empty user_id");
+    e = ck, e.item_id = eddy_str_c(""), expect_invalid_click(c, e, "empty item_id");
+    e = ck, e.timestamp_ms = -1, expect_invalid_click(c, e, "negative timestamp");
+    a = ad, a.campaign_id = eddy_str_c(""), expect_invalid_ad(c, a, "empty campaign_id");
+    a = ad, a.pctr = NAN, expect_invalid_ad(c, a, "non-finite pctr");
+    a = ad, a.pctr = INFINITY, expect_invalid_ad(c, a, "non-finite pctr");
+    a = ad, a.pctr = 1.5, expect_invalid_ad(c, a, "pctr outside [0,1]");
+    a = ad, a.has_value = true, a.value = -INFINITY, expect_invalid_ad(c, a, "non-finite value");
+    a = ad, a.has_market_price = true, a.market_price_micros = -1000;
+    expect_invalid_ad(c, a, "negative market_price_micros");
+    a = ad, a.has_cost = true, a.cost_micros = -1, expect_invalid_ad(c, a, "negative cost_micros");
+    a = ad, a.timestamp_ms = -5, expect_invalid_ad(c, a, "negative timestamp");
+    b = cb, b.campaign_id = eddy_str_c(""), expect_invalid_campaign(c, b, "empty campaign_id");
+    b = cb, b.budget_micros = -1, expect_invalid_campaign(c, b, "negative budget_micros");
+    b = cb, b.period_ms = 0, expect_invalid_campaign(c, b, "non-positive period_ms");
+    b = cb, b.base_bid_micros = -1, expect_invalid_campaign(c, b, "negative base_bid_micros");
+
+    const void *out;
+    size_t len;
+    char err[256];
+    e = ck, e.type = CLICK_TYPE_COUNT;
+    assert_int_equal(codec_encode(c, REC_CLICK, &e, &out, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of range"));
+    codec_free(c);
+}
+
+/* ---- schema registry ------------------------------------------------------ */
+
+static void test_registry_unreachable(void **state)
+{
+    (void)state;
+    /* Port 1 on loopback refuses at once. */
+    struct codec_options o = {.registry_url = "http://user:secret@127.0.0.1:1"};
+    struct eddy_codec *c = new_codec(&o), *none = new_codec(NULL);
+    const uint8_t msg[] = {0x00, 0x00, 0x00, 0x00, 0x07, 0x02, 'u'};
+    char err[256];
+
+    expect_reason(c, REC_CLICK, msg, sizeof msg, "schema id 7: registry GET http://127.0.0.1:1");
+    expect_reason(c, REC_CLICK, msg, sizeof msg, "schema id 7"); /* cached failure */
+    struct eddy_event ev;
+    assert_int_equal(codec_decode(c, REC_CLICK, msg, sizeof msg, &ev, err, sizeof err), -1);
+    assert_null(strstr(err, "secret"));
+    assert_int_equal(codec_register(c, REC_CLICK, "clicks", err, sizeof err), -1);
+    assert_null(strstr(err, "secret"));
+    expect_reason(none, REC_CLICK, msg, sizeof msg, "schema id 7: no registry configured");
+    expect_reason(none, REC_CLICK, msg, 3, "bad Confluent header");
+    assert_int_equal(codec_register(none, REC_CLICK, "clicks", err, sizeof err), -1);
+    codec_free(c);
+    codec_free(none);
+}
+
+/* The stand-in registry: one request per connection. POST stores the schema
+ * under id 42 (content type checked); GET /schemas/ids/42 returns it. */
+static void serve_one(int fd, char **stored)
+{
+    char req[65536], *body, *cl, reply[70000];
+    size_t n = 0;
+    ssize_t r;
+    json_t *j;
+    char *text;
+
+    while (n < sizeof req - 1 && (r = read(fd, req + n, sizeof req - 1 - n)) > 0) {
+        req[n += (size_t)r] = '\0';
+        if ((body = strstr(req, "\r\n\r\n")) &&
+            (!(cl = strcasestr(req, "content-length:")) ||
+             strlen(body + 4) >= strtoul(cl + 15, NULL, 10)))
+            break;
+    }
+    int status = 404;
+    const char *out = "{\"error_code\":40403,\"message\":\"Schema not found\"}";
+    if (strncmp(req, "POST /subjects/clicks-value/versions ", 37) == 0 &&
+        strcasestr(req, "content-type: application/vnd.schemaregistry.v1+json") &&
+        (j = json_loads(strstr(req, "\r\n\r\n") + 4, 0, NULL))) {
+        free(*stored);
+        *stored = strdup(json_string_value(json_object_get(j, "schema")));
+        json_decref(j);
+        status = 200, out = "{\"id\":42}";
+    } else if (strncmp(req, "GET /schemas/ids/42 ", 20) == 0 && *stored) {
+        j = json_pack("{s:s}", "schema", *stored);
+        text = json_dumps(j, 0);
+        snprintf(reply, sizeof reply, "%s", text);
+        free(text);
+        json_decref(j);
+        status = 200, out = reply;
+    }
+    dprintf(fd, "HTTP/1.1 %d X\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\n"
+                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", status, strlen(out), out);
+}
+
+static pid_t start_registry(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *stored = NULL;
+        for (;;) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd < 0)
+                _exit(1);
+            serve_one(fd, &stored);
+            close(fd);
+        }
+    }
+    close(lfd);
+    return pid;
+}
+
+static void test_registry_roundtrip(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = start_registry(&port);
+    char url[64], err[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    struct codec_options o = {.registry_url = url};
+    struct eddy_codec *producer = new_codec(&o), *consumer = new_codec(&o);
+    struct click_event in = {eddy_str_c("u3"), eddy_str_c("i4"), CLICK_CLICK, 77, {NULL, 0}};
+    struct eddy_event ev;
+    uint8_t buf[256];
+    size_t len;
+
+    if (codec_register(producer, REC_CLICK, "clicks", err, sizeof err))
+        fail_msg("codec_register: %s", err);
+    encode(producer, REC_CLICK, &in, buf, &len);
+    assert_memory_equal(buf, "\x00\x00\x00\x00\x2a", 5);
+    /* The consumer has never seen id 42: it asks the registry. */
+    assert_int_equal(codec_decode(consumer, REC_CLICK, buf, len, &ev, err, sizeof err), 0);
+    assert_true(str_is(ev.u.click.user_id, "u3") && str_is(ev.u.click.item_id, "i4"));
+    assert_int_equal(ev.u.click.type, CLICK_CLICK);
+    assert_int_equal(codec_decode(producer, REC_CLICK, buf, len, &ev, err, sizeof err), 0);
+    buf[4] = 99;
+    expect_reason(consumer, REC_CLICK, buf, len, "HTTP 404: {\"error_code\":40403");
+    assert_int_equal(codec_register(producer, REC_AD, "ads", err, sizeof err), -1);
+    assert_non_null(strstr(err, "/subjects/ads-value/versions: HTTP 404"));
+
+    codec_free(producer);
+    codec_free(consumer);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+int main(void)
+{
+    /* Before any Avro allocation, so every one goes through the hook. */
+    avro_set_allocator(counting_allocator, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schema_vectors),
+        cmocka_unit_test(test_canonical_form_details),
+        cmocka_unit_test(test_roundtrip_click),
+        cmocka_unit_test(test_roundtrip_ad),
+        cmocka_unit_test(test_roundtrip_campaign),
+        cmocka_unit_test(test_roundtrip_recommendation),
+        cmocka_unit_test(test_roundtrip_decision),
+        cmocka_unit_test(test_resolution),
+        cmocka_unit_test(test_bad_framing),
+        cmocka_unit_test(test_bad_lengths),
+        cmocka_unit_test(test_bad_indexes_and_counts),
+        cmocka_unit_test(test_record_size_cap),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_registry_unreachable),
+        cmocka_unit_test(test_registry_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

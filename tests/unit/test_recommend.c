@@ -1,0 +1,308 @@
+/* test_recommend.c: top-k selection, exclusion, debounce and batching. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "operators/recommend.h"
+#include "state/state.h"
+
+#define DIM 4
+#define MAX_RECS 128
+#define MAX_K 16
+#define S(s) eddy_str_c(s)
+
+struct got_rec {
+    char user[16];
+    size_t n;
+    char items[MAX_K][16];
+    float scores[MAX_K];
+    int64_t time, model_version;
+};
+
+struct fx {
+    char dir[64];
+    struct eddy_state *st;
+    int n;
+    struct got_rec recs[MAX_RECS];
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup_dim(void **state, int dim)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char err[256];
+    strcpy(f->dir, "/tmp/eddy-test-rec-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    struct state_options o = {.dir = f->dir, .dim = dim, .create_if_missing = true};
+    if (state_open(&o, &f->st, err, sizeof err))
+        fail_msg("state_open: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_dim(state, DIM);
+}
+
+/* Wide enough for sgemm's blocking to differ with the batch size. */
+static int setup_wide(void **state)
+{
+    return setup_dim(state, 64);
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    state_close(f->st);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* Copies a recommendation: its strings are borrowed for the call only. */
+static void on_rec(void *ctx, const struct recommendation *rec)
+{
+    struct fx *f = ctx;
+    assert_true(f->n < MAX_RECS);
+    assert_true(rec->n_items <= MAX_K);
+    struct got_rec *g = &f->recs[f->n++];
+    snprintf(g->user, sizeof g->user, "%.*s", (int)rec->user_id.len, rec->user_id.ptr);
+    g->n = rec->n_items;
+    for (size_t i = 0; i < rec->n_items; i++) {
+        snprintf(g->items[i], sizeof g->items[i], "%.*s", (int)rec->items[i].item_id.len,
+                 rec->items[i].item_id.ptr);
+        g->scores[i] = rec->items[i].score;
+    }
+    g->time = rec->event_time_ms;
+    g->model_version = rec->model_version;
+}
+
+static void *op_new(struct fx *f, int k, int64_t interval, int batch)
+{
+    struct rec_params p = {.k = k, .refresh_interval_ms = interval, .batch_users = batch};
+    struct eddy_emit emit = {.recommendation = on_rec, .ctx = f};
+    char err[256];
+    void *op = eddy_op_recommend.create(&p, f->st, &emit, err, sizeof err);
+    if (!op)
+        fail_msg("create: %s", err);
+    return op;
+}
+
+static void click(void *op, const char *user, int64_t ts)
+{
+    struct eddy_event ev = {.kind = EV_CLICK};
+    ev.u.click.user_id = S(user);
+    ev.u.click.item_id = S("whatever");
+    ev.u.click.timestamp_ms = ts;
+    eddy_op_recommend.process(op, &ev);
+}
+
+static struct user_state *user(struct fx *f, const char *id, const float *vec)
+{
+    struct user_state *u = state_user(f->st, S(id), true);
+    memcpy(u->vec, vec, (size_t)state_dim(f->st) * sizeof(float));
+    u->is_new = false;
+    return u;
+}
+
+/* Scores against u = (1, .5, 0, 0): i0 1, i1 1 (tie: i0 first), i2 2,
+ * i3 0, i4 -1, i5 1.5. All exact in binary, so no rounding questions. */
+static void hand_items(struct fx *f)
+{
+    static const float v[6][DIM] = {{1, 0, 0, 0}, {0, 2, 0, 0}, {2, 0, 0, 0},
+                                    {0, 0, 5, 0}, {-1, 0, 0, 0}, {1, 1, 0, 0}};
+    for (int i = 0; i < 6; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "i%d", i);
+        assert_int_equal(state_item_add(f->st, S(id), v[i]), i);
+    }
+}
+
+static const float U_ALICE[DIM] = {1, 0.5f, 0, 0};
+
+static void expect(const struct got_rec *g, const char *user, size_t n, const char *const *items,
+                   const float *scores)
+{
+    assert_string_equal(g->user, user);
+    assert_int_equal(g->n, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(g->items[i], items[i]);
+        assert_true(g->scores[i] == scores[i]);
+    }
+}
+
+static void test_top_k_exact(void **state)
+{
+    struct fx *f = *state;
+    hand_items(f);
+    user(f, "alice", U_ALICE);
+    for (int i = 0; i < 7; i++)
+        state_model_version_bump(f->st);
+    void *op = op_new(f, 3, 1000, 8);
+    click(op, "alice", 5);
+    eddy_op_recommend.flush(op, 42);
+    assert_int_equal(f->n, 1);
+    expect(&f->recs[0], "alice", 3, (const char *const[]){"i2", "i5", "i0"},
+           (const float[]){2, 1.5f, 1});
+    assert_int_equal(f->recs[0].time, 42);
+    assert_int_equal(f->recs[0].model_version, 7);
+    struct user_state *u = state_user(f->st, S("alice"), false);
+    assert_int_equal(u->last_refresh_ms, 42);
+    struct state_stats ss;
+    state_stats(f->st, &ss);
+    assert_true(ss.dirty > 0);
+    eddy_op_recommend.destroy(op);
+}
+
+/* Seen items are excluded; k beyond what is left returns what is left. */
+static void test_seen_excluded_k_large(void **state)
+{
+    struct fx *f = *state;
+    hand_items(f);
+    struct user_state *u = user(f, "alice", U_ALICE);
+    state_user_seen_add(u, 2);
+    state_user_seen_add(u, 4);
+    void *op = op_new(f, 10, 0, 8);
+    click(op, "alice", 1);
+    eddy_op_recommend.flush(op, 1);
+    assert_int_equal(f->n, 1);
+    expect(&f->recs[0], "alice", 4, (const char *const[]){"i5", "i0", "i1", "i3"},
+           (const float[]){1.5f, 1, 1, 0});
+    struct rec_item out[10];
+    assert_int_equal(recommend_user(f->st, S("alice"), 10, out), 4);
+    assert_int_equal(out[2].item_id.len, 2);
+    assert_memory_equal(out[2].item_id.ptr, "i1", 2);
+    assert_true(out[0].score == 1.5f);
+    assert_int_equal(recommend_user(f->st, S("nobody"), 10, out), -1);
+    eddy_op_recommend.destroy(op);
+}
+
+static void test_debounce(void **state)
+{
+    struct fx *f = *state;
+    hand_items(f);
+    user(f, "alice", U_ALICE);
+    void *op = op_new(f, 2, 1000, 8);
+    click(op, "alice", 0);
+    click(op, "alice", 1); /* deduplicated */
+    click(op, "ghost", 1); /* no model state: dropped at flush */
+    eddy_op_recommend.flush(op, 10);
+    assert_int_equal(f->n, 1);
+    click(op, "alice", 500);
+    eddy_op_recommend.flush(op, 500);
+    eddy_op_recommend.flush(op, 1009);
+    assert_int_equal(f->n, 1);
+    eddy_op_recommend.flush(op, 1010); /* interval passed since the publication */
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->recs[1].time, 1010);
+    eddy_op_recommend.flush(op, 5000); /* no new click: nothing */
+    assert_int_equal(f->n, 2);
+    eddy_op_recommend.destroy(op);
+}
+
+/* ---- batching ----------------------------------------------------------- */
+
+#define N_USERS 40
+#define N_ITEMS 300
+
+static float rnd(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(*s >> 40) * 0x1p-24f - 0.5f;
+}
+
+static void random_world(struct fx *f)
+{
+    uint64_t s = 1;
+    const int dim = state_dim(f->st);
+    float v[64];
+    char id[16];
+    for (int i = 0; i < N_ITEMS; i++) {
+        for (int j = 0; j < dim; j++)
+            v[j] = rnd(&s);
+        snprintf(id, sizeof id, "i%d", i);
+        state_item_add(f->st, S(id), v);
+    }
+    for (int u = 0; u < N_USERS; u++) {
+        for (int j = 0; j < dim; j++)
+            v[j] = rnd(&s);
+        snprintf(id, sizeof id, "u%d", u);
+        struct user_state *us = user(f, id, v);
+        for (int k = 0; k < u % 5; k++)
+            state_user_seen_add(us, (uint32_t)((rnd(&s) + 0.5f) * (N_ITEMS - 1)));
+    }
+}
+
+/* All users once, in order; returns the index of the first record. */
+static int run_all(struct fx *f, int batch)
+{
+    int first = f->n;
+    void *op = op_new(f, 7, 0, batch);
+    char id[16];
+    for (int u = 0; u < N_USERS; u++) {
+        snprintf(id, sizeof id, "u%d", u);
+        click(op, id, u);
+    }
+    eddy_op_recommend.flush(op, 100);
+    eddy_op_recommend.destroy(op);
+    assert_int_equal(f->n - first, N_USERS);
+    return first;
+}
+
+static void test_batches_agree(void **state)
+{
+    struct fx *f = *state;
+    random_world(f);
+    int one = run_all(f, 1), some = run_all(f, 16), all = run_all(f, 64);
+    for (int u = 0; u < N_USERS; u++) {
+        const struct got_rec *a = &f->recs[one + u], *b = &f->recs[some + u],
+                             *c = &f->recs[all + u];
+        assert_int_equal(a->n, 7);
+        assert_memory_equal(a, b, sizeof *a);
+        assert_memory_equal(a, c, sizeof *a);
+        struct rec_item out[7];
+        assert_int_equal(recommend_user(f->st, S(a->user), 7, out), 7);
+        for (int i = 0; i < 7; i++) {
+            assert_int_equal(out[i].item_id.len, strlen(a->items[i]));
+            assert_memory_equal(out[i].item_id.ptr, a->items[i], out[i].item_id.len);
+            assert_true(out[i].score == a->scores[i]);
+            if (i)
+                assert_true(a->scores[i - 1] >= a->scores[i]);
+        }
+    }
+}
+
+static void test_bad_params(void **state)
+{
+    struct fx *f = *state;
+    struct rec_params p = {.k = 0, .refresh_interval_ms = 0, .batch_users = 1};
+    struct eddy_emit emit = {0};
+    char err[256];
+    assert_null(eddy_op_recommend.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "k"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_top_k_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seen_excluded_k_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_debounce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches_agree, setup_wide, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

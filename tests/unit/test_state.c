@@ -1,0 +1,495 @@
+/* test_state.c: state/state.c round trips, refusals and cache structures. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "state/state.h"
+
+#define DIM 8
+
+struct fx {
+    char dir[64];
+    char err[512];
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/eddy-test-state-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static struct eddy_state *open_dim(struct fx *f, int dim, bool create, bool ro)
+{
+    struct state_options o = {.dir = f->dir, .dim = dim, .create_if_missing = create,
+                              .read_only = ro};
+    struct eddy_state *st = NULL;
+    f->err[0] = '\0';
+    if (state_open(&o, &st, f->err, sizeof f->err) != 0)
+        return NULL;
+    return st;
+}
+
+static struct eddy_state *open_ok(struct fx *f)
+{
+    struct eddy_state *st = open_dim(f, DIM, true, false);
+    if (!st)
+        fail_msg("state_open: %s", f->err);
+    return st;
+}
+
+static void commit_ok(struct fx *f, struct eddy_state *st)
+{
+    if (state_commit(st, f->err, sizeof f->err) != 0)
+        fail_msg("state_commit: %s", f->err);
+}
+
+#define S(s) eddy_str_c(s)
+
+static void fill(float *v, float base)
+{
+    for (int j = 0; j < DIM; j++)
+        v[j] = base + 0.125f * (float)j;
+}
+
+/* Writes one raw value into an eddy column family, bypassing state.c. */
+static void raw_put(const char *dir, int cf_index, const char *key, size_t klen,
+                    const char *val, size_t vlen)
+{
+    static const char *const names[] = {"default", "users", "items",
+                                        "campaigns", "offsets", "meta"};
+    const rocksdb_options_t *cfo[6];
+    rocksdb_column_family_handle_t *cf[6];
+    rocksdb_options_t *o = rocksdb_options_create();
+    char *err = NULL;
+    for (int i = 0; i < 6; i++)
+        cfo[i] = o;
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 6, names, cfo, cf, &err);
+    assert_null(err);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put_cf(db, wo, cf[cf_index], key, klen, val, vlen, &err);
+    assert_null(err);
+    for (int i = 0; i < 6; i++)
+        rocksdb_column_family_handle_destroy(cf[i]);
+    rocksdb_close(db);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_options_destroy(o);
+}
+
+/* ---- round trip ---------------------------------------------------------- */
+
+static void populate(struct eddy_state *st)
+{
+    float v[DIM];
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "item%d", i);
+        fill(v, (float)i);
+        assert_int_equal(state_item_add(st, S(id), v), i);
+    }
+    struct user_state *u = state_user(st, S("alice"), true);
+    assert_true(u->is_new);
+    fill(u->vec, -1.5f);
+    u->vec[3] = 1e-30f; /* a denormal-ish value must survive bit for bit */
+    u->last_refresh_ms = 1000;
+    u->last_event_ms = 2000;
+    u->n_events = 7;
+    state_user_seen_add(u, 2);
+    state_user_seen_add(u, 0);
+    state_user_dirty(st, u);
+    u = state_user(st, S("bob"), true); /* never refreshed */
+    fill(u->vec, 3.0f);
+    state_user_dirty(st, u);
+
+    struct campaign_state *c = state_campaign(st, S("camp"), true, 6);
+    c->l.configured = 1;
+    c->l.budget_micros = 123456789;
+    c->l.conversion_value = 2.5;
+    c->l.decisions = -3;
+    for (uint32_t i = 0; i < c->n_q; i++)
+        c->q[i] = 0.5 * i - 1;
+    state_campaign_dirty(st, c);
+
+    state_offset_set(st, "clicks", 0, 100);
+    state_offset_set(st, "clicks", 3, 7);
+    state_offset_set(st, "ads", 0, 5);
+    state_model_version_bump(st);
+    state_model_version_bump(st);
+}
+
+static void check_populated(struct eddy_state *st)
+{
+    float v[DIM];
+    uint32_t n;
+    state_item_matrix(st, &n);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "item%d", i);
+        assert_int_equal(state_item_row(st, S(id)), i);
+        struct eddy_str got = state_item_id(st, (uint32_t)i);
+        assert_int_equal(got.len, strlen(id));
+        assert_memory_equal(got.ptr, id, got.len);
+        fill(v, (float)i);
+        assert_memory_equal(state_item_vec(st, (uint32_t)i), v, sizeof v);
+    }
+    struct user_state *u = state_user(st, S("alice"), false);
+    assert_non_null(u);
+    fill(v, -1.5f);
+    v[3] = 1e-30f;
+    assert_memory_equal(u->vec, v, sizeof v);
+    assert_int_equal(u->last_refresh_ms, 1000);
+    assert_int_equal(u->last_event_ms, 2000);
+    assert_int_equal(u->n_events, 7);
+    assert_int_equal(u->n_seen, 2);
+    assert_int_equal(u->seen[0], 0);
+    assert_int_equal(u->seen[1], 2);
+    u = state_user(st, S("bob"), false);
+    assert_non_null(u);
+    assert_true(u->last_refresh_ms == INT64_MIN);
+    assert_int_equal(u->n_seen, 0);
+
+    struct campaign_state *c = state_campaign(st, S("camp"), false, 6);
+    assert_non_null(c);
+    assert_int_equal(c->l.budget_micros, 123456789);
+    assert_true(c->l.conversion_value == 2.5);
+    assert_int_equal(c->l.decisions, -3);
+    assert_true(c->l.period_start_ms == INT64_MIN);
+    for (uint32_t i = 0; i < 6; i++)
+        assert_true(c->q[i] == 0.5 * i - 1);
+
+    assert_int_equal(state_offset_get(st, "clicks", 0), 100);
+    assert_int_equal(state_offset_get(st, "clicks", 3), 7);
+    assert_int_equal(state_offset_get(st, "ads", 0), 5);
+    assert_int_equal(state_offset_get(st, "ads", 1), STATE_NO_OFFSET);
+    assert_int_equal(state_model_version(st), 2);
+}
+
+static void test_roundtrip(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    assert_int_equal(state_dim(st), DIM);
+    populate(st);
+    struct state_stats ss;
+    state_stats(st, &ss);
+    assert_true(ss.dirty > 0);
+    commit_ok(f, st);
+    state_stats(st, &ss);
+    assert_int_equal(ss.dirty, 0);
+    assert_int_equal(ss.items, 3);
+    check_populated(st); /* the cache itself */
+    state_close(st);
+
+    st = open_ok(f);
+    check_populated(st);
+    assert_false(state_user(st, S("alice"), false)->is_new);
+    assert_null(state_user(st, S("nobody"), false));
+    assert_null(state_campaign(st, S("nocamp"), false, 6));
+    state_stats(st, &ss);
+    assert_int_equal(ss.users_cached, 2);
+    assert_int_equal(ss.model_version, 2);
+    state_close(st);
+}
+
+static void test_uncommitted_lost(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    populate(st);
+    commit_ok(f, st);
+    struct user_state *u = state_user(st, S("alice"), true);
+    u->vec[0] = 42.0f;
+    state_user_seen_add(u, 1);
+    state_user_dirty(st, u);
+    state_user_dirty(st, state_user(st, S("carol"), true));
+    float v[DIM] = {0};
+    state_item_add(st, S("item9"), v);
+    state_item_vec(st, 0)[0] = 42.0f;
+    state_item_dirty(st, 0);
+    struct campaign_state *c = state_campaign(st, S("camp"), true, 6);
+    c->l.budget_micros = 1;
+    state_campaign_dirty(st, c);
+    state_offset_set(st, "clicks", 0, 999);
+    state_model_version_bump(st);
+    state_close(st);
+
+    st = open_ok(f);
+    check_populated(st);
+    assert_null(state_user(st, S("carol"), false));
+    assert_int_equal(state_item_row(st, S("item9")), -1);
+    state_close(st);
+}
+
+/* ---- refusals ----------------------------------------------------------- */
+
+static void test_dim_mismatch(void **state)
+{
+    struct fx *f = *state;
+    state_close(open_ok(f));
+    assert_null(open_dim(f, DIM * 2, true, false));
+    assert_non_null(strstr(f->err, f->dir));
+    assert_non_null(strstr(f->err, "dim"));
+    /* and the database was left alone */
+    state_close(open_ok(f));
+}
+
+static void test_missing_dir(void **state)
+{
+    struct fx *f = *state;
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/none", f->dir);
+    struct state_options o = {.dir = sub, .dim = DIM};
+    struct eddy_state *st = NULL;
+    assert_int_equal(state_open(&o, &st, f->err, sizeof f->err), -1);
+    assert_null(st);
+    assert_non_null(strstr(f->err, sub));
+    o.read_only = true;
+    o.create_if_missing = true;
+    assert_int_equal(state_open(&o, &st, f->err, sizeof f->err), -1);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void test_garbage_current(void **state)
+{
+    struct fx *f = *state;
+    write_file(f->dir, "CURRENT", "junk\n");
+    assert_null(open_dim(f, DIM, true, false));
+    assert_non_null(strstr(f->err, f->dir));
+    assert_non_null(strstr(f->err, "RocksDB"));
+}
+
+static void test_not_a_db(void **state)
+{
+    struct fx *f = *state;
+    write_file(f->dir, "notes.txt", "not a database\n");
+    assert_null(open_dim(f, DIM, true, false));
+    assert_non_null(strstr(f->err, f->dir));
+}
+
+static void test_foreign_rocksdb(void **state)
+{
+    struct fx *f = *state;
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open(o, f->dir, &err);
+    assert_null(err);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+    assert_null(open_dim(f, DIM, true, false));
+    assert_non_null(strstr(f->err, f->dir));
+    assert_non_null(strstr(f->err, "not an eddy"));
+}
+
+static void test_format_version(void **state)
+{
+    struct fx *f = *state;
+    state_close(open_ok(f));
+    char v[9] = {1, 99};
+    raw_put(f->dir, 5, "format_version", 14, v, sizeof v);
+    assert_null(open_dim(f, DIM, true, false));
+    assert_non_null(strstr(f->err, f->dir));
+    assert_non_null(strstr(f->err, "format version 99"));
+}
+
+static void test_corrupt_item(void **state)
+{
+    struct fx *f = *state;
+    state_close(open_ok(f));
+    char v[5] = {1, 0, 0, 0, 0}; /* a row but no vector */
+    raw_put(f->dir, 2, "short", 5, v, sizeof v);
+    assert_null(open_dim(f, DIM, true, false));
+    assert_non_null(strstr(f->err, f->dir));
+    assert_non_null(strstr(f->err, "corrupt items/short"));
+}
+
+/* A user is loaded lazily: the error surfaces at the next commit, and the
+ * commit refuses, so nothing derived from the bad read is persisted. */
+static void test_corrupt_user(void **state)
+{
+    struct fx *f = *state;
+    state_close(open_ok(f));
+    char v[40] = {1};
+    raw_put(f->dir, 1, "mallory", 7, v, sizeof v);
+    char v2[9] = {7};
+    raw_put(f->dir, 4, "t\0\0\0\0\0", 6, v2, sizeof v2);
+    struct eddy_state *st = open_ok(f);
+    assert_null(state_user(st, S("mallory"), false));
+    state_offset_get(st, "t", 0);
+    state_user_dirty(st, state_user(st, S("fine"), true));
+    assert_int_equal(state_commit(st, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, f->dir));
+    assert_non_null(strstr(f->err, "corrupt users/mallory"));
+    state_close(st);
+    st = open_ok(f);
+    assert_null(state_user(st, S("fine"), false));
+    state_close(st);
+}
+
+static void test_read_only(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    populate(st);
+    commit_ok(f, st);
+    state_close(st);
+    st = open_dim(f, DIM, false, true);
+    assert_non_null(st);
+    check_populated(st);
+    state_model_version_bump(st);
+    assert_int_equal(state_commit(st, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "read-only"));
+    state_close(st);
+}
+
+/* ---- structures --------------------------------------------------------- */
+
+static void test_seen_set(void **state)
+{
+    (void)state;
+    struct user_state u = {0};
+    const uint32_t in[] = {5, 1, 3, 1, 5, 9, 0, 3};
+    const bool added[] = {true, true, true, false, false, true, true, false};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        assert_int_equal(state_user_seen_add(&u, in[i]), added[i]);
+    const uint32_t want[] = {0, 1, 3, 5, 9};
+    assert_int_equal(u.n_seen, 5);
+    assert_memory_equal(u.seen, want, sizeof want);
+    assert_true(state_user_has_seen(&u, 9));
+    assert_false(state_user_has_seen(&u, 2));
+    assert_false(state_user_has_seen(&u, 10));
+    /* growth, inserting in descending order */
+    for (uint32_t r = 200; r > 100; r--)
+        assert_true(state_user_seen_add(&u, r));
+    assert_int_equal(u.n_seen, 105);
+    for (uint32_t i = 1; i < u.n_seen; i++)
+        assert_true(u.seen[i - 1] < u.seen[i]);
+    free(u.seen);
+}
+
+static void test_matrix_growth(void **state)
+{
+    struct fx *f = *state;
+    const uint32_t n = 3000; /* several doublings past the initial capacity */
+    struct eddy_state *st = open_ok(f);
+    float v[DIM];
+    char id[16];
+    for (uint32_t r = 0; r < n; r++) {
+        snprintf(id, sizeof id, "i%u", r);
+        fill(v, (float)r);
+        assert_int_equal(state_item_add(st, S(id), v), r);
+    }
+    assert_int_equal(state_item_add(st, S("i7"), NULL), 7); /* existing: same row */
+    commit_ok(f, st);
+    state_close(st);
+    st = open_ok(f);
+    uint32_t rows;
+    const float *m = state_item_matrix(st, &rows);
+    assert_int_equal(rows, n);
+    for (uint32_t r = 0; r < n; r++) {
+        snprintf(id, sizeof id, "i%u", r);
+        fill(v, (float)r);
+        assert_memory_equal(m + (size_t)r * DIM, v, sizeof v);
+        assert_int_equal(state_item_row(st, S(id)), r);
+    }
+    assert_null(state_item_vec(st, n));
+    state_close(st);
+}
+
+static void collect(struct campaign_state *c, void *ctx)
+{
+    char *out = ctx;
+    strncat(out, c->id.ptr, c->id.len);
+    strcat(out, ",");
+}
+
+static void test_campaigns(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    const char *ids[] = {"c3", "c1", "c20"};
+    for (int i = 0; i < 3; i++) {
+        struct campaign_state *c = state_campaign(st, S(ids[i]), true, 4);
+        assert_int_equal(c->l.slot, -1);
+        c->q[3] = i + 1;
+        state_campaign_dirty(st, c);
+    }
+    commit_ok(f, st);
+    state_close(st);
+
+    st = open_ok(f);
+    /* cached first, then the rest from disk: order is by id regardless */
+    struct campaign_state *c = state_campaign(st, S("c3"), true, 4);
+    assert_true(c->q[3] == 1);
+    state_campaign(st, S("c0"), true, 4);
+    char seen[64] = "";
+    state_campaign_foreach(st, collect, seen);
+    assert_string_equal(seen, "c0,c1,c20,c3,");
+    /* another Q-table size resets the table */
+    c = state_campaign(st, S("c1"), false, 8);
+    assert_int_equal(c->n_q, 8);
+    for (int i = 0; i < 8; i++)
+        assert_true(c->q[i] == 0);
+    commit_ok(f, st);
+    state_close(st);
+    st = open_ok(f);
+    assert_int_equal(state_campaign(st, S("c1"), false, 8)->n_q, 8);
+    state_close(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uncommitted_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dim_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_current, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_rocksdb, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_item, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+        cmocka_unit_test(test_seen_set),
+        cmocka_unit_test_setup_teardown(test_matrix_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_campaigns, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
