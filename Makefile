@@ -5,7 +5,7 @@ CC       ?= gcc
 B        ?= build
 PKGS     := rdkafka avro-c rocksdb openblas libuv inih jansson libcurl libxxhash
 OPT      ?= -O2 -g
-CFLAGS   += -std=gnu11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -I. -MMD -MP \
+CFLAGS   += -std=gnu11 -D_GNU_SOURCE -ffp-contract=off $(OPT) -Wall -Wextra -Werror -I. -MMD -MP \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
 ifeq ($(SAN),1)

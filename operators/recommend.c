@@ -110,19 +110,16 @@ static void cand_sift_up(struct cand *h, size_t i)
     }
 }
 
-/* Best k of scores[0..n) not in the user's seen set, as a heap in h. */
-static size_t select_top(const float *scores, uint32_t n, const struct user_state *u,
-                         struct cand *h, size_t k)
+/* Offers rows [lo, hi) to the heap h of len (at most k) candidates. */
+static size_t offer_rows(const float *scores, uint32_t lo, uint32_t hi, struct cand *h,
+                         size_t len, size_t k)
 {
-    size_t len = 0;
-    uint32_t s = 0; /* cursor in the sorted seen set */
-    for (uint32_t row = 0; row < n; row++) {
-        if (s < u->n_seen && u->seen[s] == row) {
-            s++;
-            continue;
-        }
-        struct cand c = {scores[row], row};
-        if (c.score != c.score)
+    for (uint32_t row = lo; row < hi; row++) {
+        const float sc = scores[row];
+        if (len == k && !(sc >= h[0].score))
+            continue; /* the common case: worse than the worst kept, or NaN */
+        struct cand c = {sc, row};
+        if (sc != sc)
             continue; /* NaN: a diverged vector must not rank */
         if (len < k) {
             h[len] = c;
@@ -133,6 +130,21 @@ static size_t select_top(const float *scores, uint32_t n, const struct user_stat
         }
     }
     return len;
+}
+
+/* Best k of scores[0..n) not in the user's (sorted) seen set, as a heap in h.
+ * The seen rows split the scan into ranges, so the inner loop never tests
+ * membership. */
+static size_t select_top(const float *scores, uint32_t n, const struct user_state *u,
+                         struct cand *h, size_t k)
+{
+    size_t len = 0;
+    uint32_t lo = 0;
+    for (uint32_t i = 0; i < u->n_seen && u->seen[i] < n; i++) {
+        len = offer_rows(scores, lo, u->seen[i], h, len, k);
+        lo = u->seen[i] + 1;
+    }
+    return offer_rows(scores, lo, n, h, len, k);
 }
 
 /* Same fixed-order dot product as the embeddings operator's. */
@@ -291,7 +303,7 @@ static void score_batch(struct rec *r, size_t b, int64_t wm)
 {
     uint32_t n;
     const float *M = state_item_matrix(r->st, &n);
-    size_t need = b * n;
+    size_t need = b * n + 1; /* never NULL: publish() offsets into it even with no items */
     if (need > r->S_cap) {
         r->S_cap = need > 2 * r->S_cap ? need : 2 * r->S_cap;
         r->S = xrealloc(r->S, r->S_cap * sizeof(float));

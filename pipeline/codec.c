@@ -30,19 +30,29 @@
 #include "pipeline/registry.h"
 
 #define DEFAULT_MAX_RECORD (1u << 20)
-#define SKIP_MAX_DEPTH 64        /* nesting the skipper follows: deeper data is hostile */
-#define CANON_MAX_DEPTH 100      /* nesting of schema JSON we canonicalise */
-#define NAME_LEN 512             /* longest full name in a schema */
-#define WHY_LEN 256              /* cached failure reasons */
-#define SO_HDR 10                /* C3 01 + 8-byte little-endian fingerprint */
-#define CF_HDR 5                 /* 00 + 4-byte big-endian schema id */
-#define MAX_FIELDS 8
-#define MAX_SYMS 8 /* symbols of records.h's enums */
+#define SKIP_MAX_DEPTH     64  /* nesting the skipper follows: deeper data is hostile */
+#define CANON_MAX_DEPTH    100 /* nesting of schema JSON we canonicalise */
+#define NAME_LEN           512 /* longest full name in a schema */
+#define WHY_LEN            256 /* cached failure reasons */
+#define SO_HDR             10  /* C3 01 + 8-byte little-endian fingerprint */
+#define CF_HDR             5   /* 00 + 4-byte big-endian schema id */
+#define MAX_FIELDS         8
+#define MAX_SYMS           8 /* symbols of records.h's enums */
 /* A registry lookup that failed is not retried sooner than this: with a 5 s
  * timeout per try, retrying per message would stall the pipeline. */
 #define REGISTRY_RETRY_MS 10000
 
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* Writes a reason or error message; returns -1. */
+PRINTF(3, 4) static int fail(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
 
 /* ---- Parsing Canonical Form and CRC-64-AVRO ---------------------------- */
 
@@ -110,19 +120,10 @@ struct canon {
 
 static int canon_schema(struct canon *k, json_t *s, const char *ns);
 
-PRINTF(2, 3) static int canon_fail(struct canon *k, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(k->err, k->errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static bool is_primitive(const char *s)
 {
-    static const char *const prim[] = {"null", "boolean", "int",   "long",
-                                       "float", "double", "bytes", "string"};
+    static const char *const prim[] = {"null",  "boolean", "int",   "long",
+                                       "float", "double",  "bytes", "string"};
     for (size_t i = 0; i < sizeof prim / sizeof prim[0]; i++)
         if (strcmp(s, prim[i]) == 0)
             return true;
@@ -134,7 +135,7 @@ static int full_name(struct canon *k, const char *name, const char *ns, char *ou
 {
     int n = strchr(name, '.') || !*ns ? snprintf(out, NAME_LEN, "%s", name)
                                       : snprintf(out, NAME_LEN, "%s.%s", ns, name);
-    return n < NAME_LEN ? 0 : canon_fail(k, "name too long: %.40s...", name);
+    return n < NAME_LEN ? 0 : fail(k->err, k->errlen, "name too long: %.40s...", name);
 }
 
 /* A reference to a primitive or to a named type defined earlier. Like the
@@ -151,7 +152,7 @@ static int canon_ref(struct canon *k, const char *name, const char *ns)
         return -1;
     if (!json_object_get(k->names, full)) {
         if (strchr(name, '.') || !json_object_get(k->names, name))
-            return canon_fail(k, "unknown type \"%.100s\"", name);
+            return fail(k->err, k->errlen, "unknown type \"%.100s\"", name);
         snprintf(full, sizeof full, "%s", name);
     }
     sb_json_str(&k->out, full);
@@ -166,15 +167,15 @@ static int canon_name(struct canon *k, json_t *s, const char *ns, char *full)
     json_t *jns = json_object_get(s, "namespace");
 
     if (!name)
-        return canon_fail(k, "named type without a \"name\"");
+        return fail(k->err, k->errlen, "named type without a \"name\"");
     if (json_is_string(jns))
         ns = json_string_value(jns);
     if (full_name(k, name, ns, full))
         return -1;
     if (json_object_get(k->names, full))
-        return canon_fail(k, "type %.100s defined twice", full);
+        return fail(k->err, k->errlen, "type %.100s defined twice", full);
     if (json_object_set_new(k->names, full, json_true()))
-        return canon_fail(k, "out of memory");
+        return fail(k->err, k->errlen, "out of memory");
     sb_puts(&k->out, "{\"name\":");
     sb_json_str(&k->out, full);
     return 0;
@@ -187,7 +188,7 @@ static int canon_record(struct canon *k, json_t *s, const char *type, const char
     size_t i;
 
     if (!json_is_array(fields))
-        return canon_fail(k, "record without \"fields\"");
+        return fail(k->err, k->errlen, "record without \"fields\"");
     if (canon_name(k, s, ns, full))
         return -1;
     /* The record's own namespace encloses its fields' types. */
@@ -196,11 +197,11 @@ static int canon_record(struct canon *k, json_t *s, const char *type, const char
     sb_puts(&k->out, ",\"type\":");
     sb_json_str(&k->out, type);
     sb_puts(&k->out, ",\"fields\":[");
-    json_array_foreach(fields, i, f) {
+    json_array_foreach (fields, i, f) {
         const char *fname = json_string_value(json_object_get(f, "name"));
         json_t *ftype = json_object_get(f, "type");
         if (!fname || !ftype)
-            return canon_fail(k, "field without \"name\" or \"type\"");
+            return fail(k->err, k->errlen, "field without \"name\" or \"type\"");
         sb_puts(&k->out, i ? ",{\"name\":" : "{\"name\":");
         sb_json_str(&k->out, fname);
         sb_puts(&k->out, ",\"type\":");
@@ -219,13 +220,13 @@ static int canon_enum(struct canon *k, json_t *s, const char *ns)
     size_t i;
 
     if (!json_is_array(syms))
-        return canon_fail(k, "enum without \"symbols\"");
+        return fail(k->err, k->errlen, "enum without \"symbols\"");
     if (canon_name(k, s, ns, full))
         return -1;
     sb_puts(&k->out, ",\"type\":\"enum\",\"symbols\":[");
-    json_array_foreach(syms, i, sym) {
+    json_array_foreach (syms, i, sym) {
         if (!json_is_string(sym))
-            return canon_fail(k, "enum %.100s: symbol is not a string", full);
+            return fail(k->err, k->errlen, "enum %.100s: symbol is not a string", full);
         if (i)
             sb_puts(&k->out, ",");
         sb_json_str(&k->out, json_string_value(sym));
@@ -240,7 +241,7 @@ static int canon_fixed(struct canon *k, json_t *s, const char *ns)
     json_t *jsize = json_object_get(s, "size");
 
     if (!json_is_integer(jsize) || json_integer_value(jsize) < 0)
-        return canon_fail(k, "fixed without a valid \"size\"");
+        return fail(k->err, k->errlen, "fixed without a valid \"size\"");
     if (canon_name(k, s, ns, full))
         return -1;
     /* INTEGERS: no quotes, no leading zeros (jansson already parsed it). */
@@ -257,7 +258,7 @@ static int canon_container(struct canon *k, json_t *s, const char *type, const c
 {
     json_t *inner = json_object_get(s, key);
     if (!inner)
-        return canon_fail(k, "%s without \"%s\"", type, key);
+        return fail(k->err, k->errlen, "%s without \"%s\"", type, key);
     sb_puts(&k->out, "{\"type\":");
     sb_json_str(&k->out, type);
     sb_puts(&k->out, ",\"");
@@ -274,7 +275,7 @@ static int canon_union(struct canon *k, json_t *s, const char *ns)
     json_t *branch;
     size_t i;
     sb_puts(&k->out, "[");
-    json_array_foreach(s, i, branch) {
+    json_array_foreach (s, i, branch) {
         if (i)
             sb_puts(&k->out, ",");
         if (canon_schema(k, branch, ns))
@@ -294,7 +295,8 @@ static int canon_dispatch(struct canon *k, json_t *s, const char *ns)
         return canon_union(k, s, ns);
     const char *type = json_string_value(json_object_get(s, "type"));
     if (!json_is_object(s) || !type)
-        return canon_fail(k, "schema is neither a name, a union nor an object with a \"type\"");
+        return fail(k->err, k->errlen,
+                    "schema is neither a name, a union nor an object with a \"type\"");
     if (is_primitive(type)) {
         sb_json_str(&k->out, type); /* PRIMITIVES: {"type":"int",...} is "int" */
         return 0;
@@ -315,7 +317,7 @@ static int canon_dispatch(struct canon *k, json_t *s, const char *ns)
 static int canon_schema(struct canon *k, json_t *s, const char *ns)
 {
     if (k->depth >= CANON_MAX_DEPTH)
-        return canon_fail(k, "schema nested deeper than %d", CANON_MAX_DEPTH);
+        return fail(k->err, k->errlen, "schema nested deeper than %d", CANON_MAX_DEPTH);
     k->depth++;
     int rc = canon_dispatch(k, s, ns);
     k->depth--;
@@ -381,41 +383,42 @@ static int schema_fingerprint(const char *json, uint64_t *fp, char *err, size_t 
  * neither calls into Avro C's schema tables nor chases its links. */
 struct snode {
     avro_type_t type;
-    uint32_t kids;  /* record fields, union branches, array items or map values
-                     * start at prog.kid[kids] */
-    uint64_t n;     /* fields, branches, symbols, or fixed size */
+    uint32_t kids; /* record fields, union branches, array items or map values
+                    * start at prog.kid[kids] */
+    uint64_t n;    /* fields, branches, symbols, or fixed size */
+};
+
+struct named {
+    avro_schema_t schema;
+    uint32_t node;
 };
 
 struct prog {
     struct snode *node;
     uint32_t *kid;
     size_t n_node, n_kid, cap_node, cap_kid;
-    /* While compiling: named types already flattened (for recursion). */
-    struct named {
-        avro_schema_t schema;
-        uint32_t node;
-    } *named;
+    struct named *named; /* while compiling: named types flattened so far */
     size_t n_named, cap_named;
 };
 
 /* Grows the array arr of cap elements to hold at least need; 0, or -1 when
  * out of memory (arr unchanged). */
-#define GROW(arr, cap, need)                                                \
-    __extension__({                                                         \
-        int rc_ = 0;                                                        \
-        if ((need) > (cap)) {                                               \
-            size_t ncap_ = (cap) ? (cap) * 2 : 16;                          \
-            while (ncap_ < (need))                                          \
-                ncap_ *= 2;                                                 \
-            __typeof__(arr) p_ = realloc((arr), ncap_ * sizeof *(arr));     \
-            if (p_) {                                                       \
-                (arr) = p_;                                                 \
-                (cap) = ncap_;                                              \
-            } else {                                                        \
-                rc_ = -1;                                                   \
-            }                                                               \
-        }                                                                   \
-        rc_;                                                                \
+#define GROW(arr, cap, need)                                            \
+    __extension__({                                                     \
+        int rc_ = 0;                                                    \
+        if ((need) > (cap)) {                                           \
+            size_t ncap_ = (cap) ? (cap)*2 : 16;                        \
+            while (ncap_ < (need))                                      \
+                ncap_ *= 2;                                             \
+            __typeof__(arr) p_ = realloc((arr), ncap_ * sizeof *(arr)); \
+            if (p_) {                                                   \
+                (arr) = p_;                                             \
+                (cap) = ncap_;                                          \
+            } else {                                                    \
+                rc_ = -1;                                               \
+            }                                                           \
+        }                                                               \
+        rc_;                                                            \
     })
 
 static int64_t compile(struct prog *p, avro_schema_t s);
@@ -461,8 +464,7 @@ static int64_t compile(struct prog *p, avro_schema_t s)
     for (size_t i = 0; i < p->n_named; i++)
         if (p->named[i].schema == s)
             return p->named[i].node;
-    if (GROW(p->node, p->cap_node, p->n_node + 1) ||
-        GROW(p->named, p->cap_named, p->n_named + 1))
+    if (GROW(p->node, p->cap_node, p->n_node + 1) || GROW(p->named, p->cap_named, p->n_named + 1))
         return -1;
     uint32_t self = (uint32_t)p->n_node++;
     p->node[self] = (struct snode){.type = avro_typeof(s)};
@@ -496,14 +498,7 @@ struct cur {
     size_t whylen;
 };
 
-PRINTF(2, 3) static int bad(struct cur *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->why, c->whylen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+#define BAD(c, ...) fail((c)->why, (c)->whylen, __VA_ARGS__)
 
 static size_t left(const struct cur *c)
 {
@@ -517,7 +512,7 @@ static int varint(struct cur *c, int maxbytes, int64_t *out)
     *out = 0;
     for (int i = 0; i < maxbytes; i++) {
         if (c->p == c->end)
-            return bad(c, "truncated record");
+            return BAD(c, "truncated record");
         uint8_t b = *c->p++;
         if (i == 9 && b > 1)
             break; /* bits beyond 64 */
@@ -527,13 +522,13 @@ static int varint(struct cur *c, int maxbytes, int64_t *out)
             return 0;
         }
     }
-    return bad(c, "malformed varint");
+    return BAD(c, "malformed varint");
 }
 
 static int take(struct cur *c, uint64_t n)
 {
     if (n > left(c))
-        return bad(c, "truncated record");
+        return BAD(c, "truncated record");
     c->p += n;
     return 0;
 }
@@ -545,9 +540,9 @@ static int skip_len(struct cur *c, const char *what)
     if (varint(c, 10, &n))
         return -1;
     if (n < 0)
-        return bad(c, "negative %s length %" PRId64, what, n);
+        return BAD(c, "negative %s length %" PRId64, what, n);
     if ((uint64_t)n > left(c))
-        return bad(c, "%s length %" PRId64 " exceeds the %zu bytes left", what, n, left(c));
+        return BAD(c, "%s length %" PRId64 " exceeds the %zu bytes left", what, n, left(c));
     c->p += n;
     return 0;
 }
@@ -567,16 +562,20 @@ static int skip_blocks(const struct prog *p, const struct snode *n, struct cur *
         if (count == 0)
             return 0;
         if (count < 0) { /* -count items follow, preceded by their size in bytes */
-            if (count == INT64_MIN || varint(c, 10, &size))
-                return count == INT64_MIN ? bad(c, "bad %s block count", what) : -1;
+            if (count == INT64_MIN)
+                return BAD(c, "bad %s block count", what);
+            if (varint(c, 10, &size))
+                return -1;
             if (size < 0 || (uint64_t)size > left(c))
-                return bad(c, "%s block size %" PRId64 " exceeds the %zu bytes left", what, size,
+                return BAD(c, "%s block size %" PRId64 " exceeds the %zu bytes left", what, size,
                            left(c));
             count = -count;
         }
-        if ((uint64_t)count > left(c) || (uint64_t)count > c->items_left)
-            return bad(c, "%s block count %" PRId64 " exceeds the %zu bytes left", what, count,
+        if ((uint64_t)count > left(c))
+            return BAD(c, "%s block count %" PRId64 " exceeds the %zu bytes left", what, count,
                        left(c));
+        if ((uint64_t)count > c->items_left)
+            return BAD(c, "too many %s items", what);
         c->items_left -= (size_t)count;
         for (int64_t k = 0; k < count; k++)
             if ((n->type == AVRO_MAP && skip_len(c, "map key")) ||
@@ -591,7 +590,7 @@ static int skip_index(struct cur *c, uint64_t n, const char *what, int64_t *v)
     if (varint(c, 10, v))
         return -1;
     if (*v < 0 || (uint64_t)*v >= n)
-        return bad(c, "%s index %" PRId64 " out of range", what, *v);
+        return BAD(c, "%s index %" PRId64 " out of range", what, *v);
     return 0;
 }
 
@@ -601,18 +600,18 @@ static int skip(const struct prog *p, uint32_t i, struct cur *c, int depth)
     int64_t v;
 
     if (depth > SKIP_MAX_DEPTH)
-        return bad(c, "record nested deeper than %d", SKIP_MAX_DEPTH);
+        return BAD(c, "record nested deeper than %d", SKIP_MAX_DEPTH);
     switch (n->type) {
     case AVRO_NULL:
         return 0;
     case AVRO_BOOLEAN:
         if (take(c, 1))
             return -1;
-        return c->p[-1] > 1 ? bad(c, "bad boolean byte 0x%02x", c->p[-1]) : 0;
+        return c->p[-1] > 1 ? BAD(c, "bad boolean byte 0x%02x", c->p[-1]) : 0;
     case AVRO_INT32:
         if (varint(c, 5, &v))
             return -1;
-        return v < INT32_MIN || v > INT32_MAX ? bad(c, "int out of range") : 0;
+        return v < INT32_MIN || v > INT32_MAX ? BAD(c, "int out of range") : 0;
     case AVRO_INT64:
         return varint(c, 10, &v);
     case AVRO_FLOAT:
@@ -640,7 +639,7 @@ static int skip(const struct prog *p, uint32_t i, struct cur *c, int depth)
     case AVRO_MAP:
         return skip_blocks(p, n, c, depth);
     default:
-        return bad(c, "unsupported schema type %d", (int)n->type);
+        return BAD(c, "unsupported schema type %d", (int)n->type);
     }
 }
 
@@ -650,7 +649,7 @@ static int check_body(const struct prog *p, const uint8_t *body, size_t len, cha
     struct cur c = {body, body + len, len, why, whylen};
     if (skip(p, 0, &c, 0))
         return -1;
-    return c.p == c.end ? 0 : bad(&c, "%zu trailing bytes", left(&c));
+    return c.p == c.end ? 0 : BAD(&c, "%zu trailing bytes", left(&c));
 }
 
 /* ---- Schemas, readers, writers ------------------------------------------ */
@@ -665,8 +664,8 @@ enum { FD_CAMPAIGN, FD_SLOT, FD_MULT, FD_PACING, FD_SPENT, FD_REMAINING, FD_TIME
 
 static const char *const field_names[REC_TYPE_COUNT][MAX_FIELDS] = {
     [REC_CLICK] = {"user_id", "item_id", "event_type", "timestamp", "session_id"},
-    [REC_AD] = {"campaign_id", "event_type", "timestamp", "user_id", "pctr",
-                "market_price_micros", "cost_micros", "value"},
+    [REC_AD] = {"campaign_id", "event_type", "timestamp", "user_id", "pctr", "market_price_micros",
+                "cost_micros", "value"},
     [REC_CAMPAIGN] = {"campaign_id", "budget_micros", "period_ms", "base_bid_micros"},
     [REC_RECOMMENDATION] = {"user_id", "items", "event_time", "model_version"},
     [REC_DECISION] = {"campaign_id", "slot", "bid_multiplier", "pacing_rate", "spent_micros",
@@ -679,8 +678,7 @@ static const char *const item_field_names[] = {"item_id", "score"};
  * to the reader unchanged. */
 static const char *const click_syms[CLICK_TYPE_COUNT] = {"VIEW", "CLICK", "ADD_TO_CART",
                                                          "PURCHASE"};
-static const char *const ad_syms[AD_TYPE_COUNT] = {"AUCTION", "IMPRESSION", "CLICK",
-                                                   "CONVERSION"};
+static const char *const ad_syms[AD_TYPE_COUNT] = {"AUCTION", "IMPRESSION", "CLICK", "CONVERSION"};
 _Static_assert(CLICK_TYPE_COUNT <= MAX_SYMS && AD_TYPE_COUNT <= MAX_SYMS, "raise MAX_SYMS");
 static const struct enum_field {
     size_t field;
@@ -692,14 +690,14 @@ static const struct enum_field {
 };
 
 struct reader {
-    avro_schema_t schema;    /* eddy's schema for the type */
+    avro_schema_t schema; /* eddy's schema for the type */
     uint64_t fp;
-    avro_value_t dec, enc;   /* decode into dec; encode from enc (so encoding
-                              * leaves decoded strings alone) */
+    avro_value_t dec, enc; /* decode into dec; encode from enc (so encoding
+                            * leaves decoded strings alone) */
     size_t f[MAX_FIELDS];
-    size_t item_f[2];        /* RecommendedItem fields */
-    int enc_enum[MAX_SYMS];  /* C enum value -> symbol index in schema */
-    int64_t out_id;          /* Confluent id to encode with; -1: single-object */
+    size_t item_f[2];       /* RecommendedItem fields */
+    int enc_enum[MAX_SYMS]; /* C enum value -> symbol index in schema */
+    int64_t out_id;         /* Confluent id to encode with; -1: single-object */
 };
 
 struct resolver {
@@ -712,8 +710,8 @@ struct resolver {
 };
 
 struct writer {
-    uint64_t fp;         /* of the canonical form */
-    int64_t id;          /* Confluent schema id; -1: found by fingerprint */
+    uint64_t fp;          /* of the canonical form */
+    int64_t id;           /* Confluent schema id; -1: found by fingerprint */
     avro_schema_t schema; /* NULL: registry lookup failed (why), until retry_ms */
     struct prog prog;
     int64_t retry_ms;
@@ -729,22 +727,13 @@ struct eddy_codec {
     size_t max_record;
     avro_reader_t in;
     avro_writer_t out;
-    unsigned char *obuf;  /* encoded message */
+    unsigned char *obuf; /* encoded message */
     size_t ocap;
-    char *scratch;        /* NUL-terminated copy of a string being encoded */
+    char *scratch; /* NUL-terminated copy of a string being encoded */
     size_t scap;
     struct rec_item *items; /* decoded Recommendation items */
     size_t icap;
 };
-
-PRINTF(3, 4) static int fail(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int64_t now_ms(void)
 {
@@ -773,8 +762,8 @@ static int reader_fields(struct reader *r, enum eddy_record_type t, char *err, s
         }
     }
     const struct enum_field *e = &enums[t];
-    avro_schema_t es = e->n ? avro_schema_record_field_get_by_index(r->schema, (int)r->f[e->field])
-                            : NULL;
+    avro_schema_t es =
+        e->n ? avro_schema_record_field_get_by_index(r->schema, (int)r->f[e->field]) : NULL;
     for (int i = 0; i < e->n; i++)
         if ((r->enc_enum[i] = avro_schema_enum_get_by_name(es, e->syms[i])) < 0)
             return fail(err, errlen, "schema %s lacks enum symbol %s", avro_schema_name(r->schema),
@@ -883,6 +872,8 @@ static int parse_schema(const char *json, avro_schema_t *schema, uint64_t *fp, c
     return 0;
 }
 
+/* A codec knows a handful of writer schemas: a linear scan is as fast as a
+ * hash and simpler. */
 static struct writer *find_fp(struct eddy_codec *c, uint64_t fp)
 {
     for (size_t i = 0; i < c->n_w; i++)
@@ -1040,43 +1031,48 @@ void codec_free(struct eddy_codec *c)
 
 /* ---- Finding the writer and its resolver -------------------------------- */
 
-/* The writer schema registered under id: cached, else fetched. */
-static struct writer *writer_by_id(struct eddy_codec *c, uint32_t id, char *reason, size_t rlen)
+/* Fetches the schema registered under id into w; on failure w->why says why. */
+static int fetch_schema(struct registry *reg, struct writer *w, uint32_t id)
 {
-    struct writer *w = find_id(c, id);
+    char why[WHY_LEN - 32], *json = NULL;
     avro_schema_t schema;
     uint64_t fp;
-    char *json = NULL;
+    int rc = -1;
 
-    if (w && (w->schema || now_ms() < w->retry_ms))
-        return w->schema ? w : (fail(reason, rlen, "%s", w->why), NULL);
-    if (!c->reg)
-        return fail(reason, rlen, "schema id %" PRIu32 ": no registry configured", id), NULL;
-    if (!w && !(w = writer_new(c, id)))
-        return fail(reason, rlen, "out of memory"), NULL;
-    char why[WHY_LEN - 32];
-    if (id > INT32_MAX || registry_get_schema(c->reg, (int32_t)id, &json, why, sizeof why) ||
-        parse_schema(json, &schema, &fp, why, sizeof why)) {
-        if (id > INT32_MAX)
-            snprintf(why, sizeof why, "not a valid id");
+    if (id > INT32_MAX)
+        fail(why, sizeof why, "not a valid id");
+    else if (registry_get_schema(reg, (int32_t)id, &json, why, sizeof why) == 0 &&
+             parse_schema(json, &schema, &fp, why, sizeof why) == 0)
+        rc = writer_set(w, schema, fp) ? fail(why, sizeof why, "out of memory") : 0;
+    if (rc)
         fail(w->why, sizeof w->why, "schema id %" PRIu32 ": %s", id, why);
-        w->retry_ms = now_ms() + REGISTRY_RETRY_MS;
-        free(json);
-        return fail(reason, rlen, "%s", w->why), NULL;
-    }
     free(json);
-    if (writer_set(w, schema, fp))
-        return fail(reason, rlen, "out of memory"), NULL;
-    return w;
+    return rc;
 }
 
-PRINTF(2, 3) static int res_fail(struct resolver *res, const char *fmt, ...)
+/* The writer schema registered under id: cached, else fetched (a failed
+ * fetch is remembered for REGISTRY_RETRY_MS). */
+static int writer_by_id(struct eddy_codec *c, uint32_t id, struct writer **out, char *reason,
+                        size_t rlen)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(res->why, sizeof res->why, fmt, ap);
-    va_end(ap);
-    return -1;
+    struct writer *w = find_id(c, id);
+
+    if (w && w->schema) {
+        *out = w;
+        return 0;
+    }
+    if (!c->reg)
+        return fail(reason, rlen, "schema id %" PRIu32 ": no registry configured", id);
+    if (!w && !(w = writer_new(c, id)))
+        return fail(reason, rlen, "out of memory");
+    if (now_ms() >= w->retry_ms) {
+        if (fetch_schema(c->reg, w, id) == 0) {
+            *out = w;
+            return 0;
+        }
+        w->retry_ms = now_ms() + REGISTRY_RETRY_MS;
+    }
+    return fail(reason, rlen, "%s", w->why);
 }
 
 /* Maps the writer's symbols of the type's enum field to C enum values. */
@@ -1089,11 +1085,12 @@ static int build_enum_map(const struct writer *w, enum eddy_record_type t, struc
     while (is_avro_link(ws))
         ws = avro_schema_link_target(ws);
     if (!is_avro_enum(ws))
-        return res_fail(res, "writer field %s is not an enum", field_names[t][e->field]);
+        return fail(res->why, sizeof res->why, "writer field %s is not an enum",
+                    field_names[t][e->field]);
     res->n_enum = (size_t)avro_schema_enum_number_of_symbols(ws);
     res->enum_map = calloc(res->n_enum ? res->n_enum : 1, sizeof *res->enum_map);
     if (!res->enum_map)
-        return res_fail(res, "out of memory");
+        return fail(res->why, sizeof res->why, "out of memory");
     for (size_t i = 0; i < res->n_enum; i++) {
         const char *sym = avro_schema_enum_get(ws, (int)i);
         res->enum_map[i] = -1;
@@ -1112,28 +1109,31 @@ static int build_resolver(struct eddy_codec *c, const struct writer *w, enum edd
 
     /* Avro C matches record names without namespaces; so do we. */
     if (!is_avro_record(w->schema) || strcmp(avro_schema_name(w->schema), rname) != 0)
-        return res_fail(res, "writer schema %s cannot be read as %s", avro_schema_type_name(w->schema),
-                        rname);
+        return fail(res->why, sizeof res->why, "writer schema %s cannot be read as %s",
+                    avro_schema_type_name(w->schema), rname);
     if (w->fp != r->fp) { /* else read straight into the reader's value */
         res->iface = avro_resolved_writer_new(w->schema, r->schema);
         if (!res->iface)
-            return res_fail(res, "writer schema %s does not resolve: %s", rname, avro_strerror());
+            return fail(res->why, sizeof res->why, "writer schema %s does not resolve: %s", rname,
+                        avro_strerror());
         if (avro_resolved_writer_new_value(res->iface, &res->value))
-            return res_fail(res, "avro: %s", avro_strerror());
+            return fail(res->why, sizeof res->why, "avro: %s", avro_strerror());
         avro_resolved_writer_set_dest(&res->value, &r->dec);
     }
     return build_enum_map(w, t, res);
 }
 
-static struct resolver *resolver_for(struct eddy_codec *c, struct writer *w,
-                                           enum eddy_record_type t, char *reason, size_t rlen)
+/* The resolver for (w, t), built on first use; a failure is cached too. */
+static int resolver_for(struct eddy_codec *c, struct writer *w, enum eddy_record_type t,
+                        struct resolver **out, char *reason, size_t rlen)
 {
     struct resolver *res = &w->res[t];
     if (res->state == 0)
         res->state = build_resolver(c, w, t, res) ? -1 : 1;
     if (res->state < 0)
-        return fail(reason, rlen, "%s", res->why), NULL;
-    return res;
+        return fail(reason, rlen, "%s", res->why);
+    *out = res;
+    return 0;
 }
 
 static uint64_t le64(const uint8_t *p)
@@ -1144,53 +1144,49 @@ static uint64_t le64(const uint8_t *p)
     return v;
 }
 
-/* Reads the framing: the writer, and where the body starts. */
-static struct writer *framing(struct eddy_codec *c, const uint8_t *p, size_t len, size_t *hdr,
-                              char *reason, size_t rlen)
+/* Reads the framing: the writer, and the length of the header. */
+static int framing(struct eddy_codec *c, const uint8_t *p, size_t len, struct writer **w,
+                   size_t *hdr, char *reason, size_t rlen)
 {
-    struct writer *w;
     if (len == 0)
-        return fail(reason, rlen, "empty message"), NULL;
+        return fail(reason, rlen, "empty message");
     if (p[0] == 0xc3) {
         if (len < SO_HDR || p[1] != 0x01)
-            return fail(reason, rlen, "bad single-object header"), NULL;
+            return fail(reason, rlen, "bad single-object header");
         *hdr = SO_HDR;
-        if (!(w = find_fp(c, le64(p + 2))))
-            fail(reason, rlen, "unknown schema fingerprint 0x%016" PRIx64, le64(p + 2));
-        return w;
+        if (!(*w = find_fp(c, le64(p + 2))))
+            return fail(reason, rlen, "unknown schema fingerprint 0x%016" PRIx64, le64(p + 2));
+        return 0;
     }
     if (p[0] == 0x00) {
         if (len < CF_HDR)
-            return fail(reason, rlen, "bad Confluent header"), NULL;
+            return fail(reason, rlen, "bad Confluent header");
         *hdr = CF_HDR;
-        return writer_by_id(c, (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
-                                   (uint32_t)p[3] << 8 | p[4], reason, rlen);
+        uint32_t id = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+        return writer_by_id(c, id, w, reason, rlen);
     }
-    return fail(reason, rlen, "unknown framing byte 0x%02x", p[0]), NULL;
+    return fail(reason, rlen, "unknown framing byte 0x%02x", p[0]);
 }
 
-/* Decodes a framed message into c->rd[t].dec. */
-static struct resolver *decode_value(struct eddy_codec *c, enum eddy_record_type t,
-                                           const void *buf, size_t len, char *reason,
-                                           size_t rlen)
+/* Decodes a framed message into c->rd[t].dec; *res is the resolver used. */
+static int decode_value(struct eddy_codec *c, enum eddy_record_type t, const void *buf, size_t len,
+                        struct resolver **res, char *reason, size_t rlen)
 {
     const uint8_t *p = buf;
-    size_t hdr = 0;
-    struct writer *w = framing(c, p, len, &hdr, reason, rlen);
-    struct resolver *res = w ? resolver_for(c, w, t, reason, rlen) : NULL;
+    struct writer *w;
+    size_t hdr;
 
-    if (!res)
-        return NULL;
+    if (framing(c, p, len, &w, &hdr, reason, rlen) || resolver_for(c, w, t, res, reason, rlen))
+        return -1;
     if (len - hdr > c->max_record)
         return fail(reason, rlen, "record of %zu bytes exceeds the limit of %zu", len - hdr,
-                    c->max_record), NULL;
+                    c->max_record);
     if (check_body(&w->prog, p + hdr, len - hdr, reason, rlen))
-        return NULL;
+        return -1;
     avro_reader_memory_set_source(c->in, (const char *)p + hdr, (int64_t)(len - hdr));
-    avro_value_t *dest = res->iface ? &res->value : &c->rd[t].dec;
-    if (avro_value_read(c->in, dest))
-        return fail(reason, rlen, "avro: %s", avro_strerror()), NULL;
-    return res;
+    if (avro_value_read(c->in, (*res)->iface ? &(*res)->value : &c->rd[t].dec))
+        return fail(reason, rlen, "avro: %s", avro_strerror());
+    return 0;
 }
 
 /* ---- Reading decoded values --------------------------------------------- */
@@ -1337,8 +1333,7 @@ static int read_ad(struct eddy_codec *c, const struct resolver *res, struct ad_e
     return check_ad(e, reason, rlen);
 }
 
-static int read_campaign(struct eddy_codec *c, struct campaign_budget *e, char *reason,
-                         size_t rlen)
+static int read_campaign(struct eddy_codec *c, struct campaign_budget *e, char *reason, size_t rlen)
 {
     struct reader *r = &c->rd[REC_CAMPAIGN];
     if (get_str(&r->dec, r->f[FB_CAMPAIGN], &e->campaign_id) ||
@@ -1360,10 +1355,10 @@ static int read_campaign(struct eddy_codec *c, struct campaign_budget *e, char *
 int codec_decode(struct eddy_codec *c, enum eddy_record_type expect, const void *buf, size_t len,
                  struct eddy_event *ev, char *reason, size_t reasonlen)
 {
-    const struct resolver *res;
+    struct resolver *res;
     if ((unsigned)expect > REC_CAMPAIGN)
         return fail(reason, reasonlen, "codec_decode: type %d is not an input record", expect);
-    if (!(res = decode_value(c, expect, buf, len, reason, reasonlen)))
+    if (decode_value(c, expect, buf, len, &res, reason, reasonlen))
         return -1;
     switch (expect) {
     case REC_CLICK:
@@ -1387,8 +1382,8 @@ static int read_items(struct eddy_codec *c, struct reader *r, struct recommendat
         return -1;
     for (size_t i = 0; i < n; i++)
         if (avro_value_get_by_index(&items, i, &it, NULL) ||
-            get_str(&it, r->item_f[FI_ID], &c->items[i].item_id) || get(&it, r->item_f[FI_SCORE], &f) ||
-            avro_value_get_float(&f, &c->items[i].score))
+            get_str(&it, r->item_f[FI_ID], &c->items[i].item_id) ||
+            get(&it, r->item_f[FI_SCORE], &f) || avro_value_get_float(&f, &c->items[i].score))
             return -1;
     out->items = c->items;
     out->n_items = n;
@@ -1399,7 +1394,8 @@ int codec_decode_recommendation(struct eddy_codec *c, const void *buf, size_t le
                                 struct recommendation *out, char *reason, size_t reasonlen)
 {
     struct reader *r = &c->rd[REC_RECOMMENDATION];
-    if (!decode_value(c, REC_RECOMMENDATION, buf, len, reason, reasonlen))
+    struct resolver *res;
+    if (decode_value(c, REC_RECOMMENDATION, buf, len, &res, reason, reasonlen))
         return -1;
     if (get_str(&r->dec, r->f[FR_USER], &out->user_id) || read_items(c, r, out) ||
         get_long(&r->dec, r->f[FR_TIME], &out->event_time_ms) ||
@@ -1412,8 +1408,9 @@ int codec_decode_decision(struct eddy_codec *c, const void *buf, size_t len,
                           struct budget_decision *out, char *reason, size_t reasonlen)
 {
     struct reader *r = &c->rd[REC_DECISION];
+    struct resolver *res;
     avro_value_t slot;
-    if (!decode_value(c, REC_DECISION, buf, len, reason, reasonlen))
+    if (decode_value(c, REC_DECISION, buf, len, &res, reason, reasonlen))
         return -1;
     if (get_str(&r->dec, r->f[FD_CAMPAIGN], &out->campaign_id) ||
         get(&r->dec, r->f[FD_SLOT], &slot) || avro_value_get_int(&slot, &out->slot) ||
@@ -1602,8 +1599,8 @@ int codec_encode(struct eddy_codec *c, enum eddy_record_type type, const void *r
     return 0;
 }
 
-int codec_register(struct eddy_codec *c, enum eddy_record_type type, const char *topic,
-                   char *err, size_t errlen)
+int codec_register(struct eddy_codec *c, enum eddy_record_type type, const char *topic, char *err,
+                   size_t errlen)
 {
     char subject[512];
     int32_t id;

@@ -41,7 +41,6 @@ rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
     static const char *const defaults[][2] = {
         {"enable.idempotence", "true"},
         {"linger.ms", "5"},
-        {"compression.codec", "lz4"},
     };
     rd_kafka_conf_t *conf =
         kafka_conf_new(cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);

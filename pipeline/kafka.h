@@ -17,7 +17,7 @@ rd_kafka_conf_t *kafka_conf_new(const struct eddy_config *cfg, const char *const
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                    char *err, size_t errlen);
 
-/* The producer eddy (and `eddy gen`) writes with: idempotent, lz4, small
+/* The producer eddy (and `eddy gen`) writes with: idempotent, small
  * linger. opaque is passed to the delivery report callback. */
 rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
                                void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),

@@ -3,24 +3,24 @@
 #include "pipeline/registry.h"
 
 #include <ctype.h>
-#include <inttypes.h>
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define REG_TIMEOUT_MS 5000L
-#define REG_MAX_REPLY (1u << 20) /* schemas are small: refuse a runaway reply */
-#define REG_SNIPPET 120          /* bytes of a reply body quoted in errors */
+#define REG_TIMEOUT_MS   5000L
+#define REG_MAX_REPLY    (1u << 20) /* schemas are small: refuse a runaway reply */
+#define REG_SNIPPET      120        /* bytes of a reply body quoted in errors */
 #define REG_CONTENT_TYPE "application/vnd.schemaregistry.v1+json"
 
 struct registry {
-    CURL *curl;                /* one handle, so connections are kept alive */
+    CURL *curl; /* one handle, so connections are kept alive */
     struct curl_slist *headers;
-    char *base;                /* as given (may hold credentials), no trailing '/' */
-    char *shown;               /* base without user:password or query: for messages */
-    char *reply;               /* last reply body, always NUL-terminated */
+    char *base;  /* as given (may hold credentials), no trailing '/' */
+    char *shown; /* base without user:password or query: for messages */
+    char *reply; /* last reply body, always NUL-terminated */
     size_t len, cap;
     char curl_err[CURL_ERROR_SIZE];
 };
@@ -143,8 +143,8 @@ static const char *snippet(struct registry *r, char *buf, size_t buflen)
 
 /* Performs one request (POST when body is non-NULL) and parses a 200 reply
  * as a JSON object into *json (caller decrefs). path starts with '/'. */
-static int request(struct registry *r, const char *path, const char *body, json_t **json,
-                   char *err, size_t errlen)
+static int request(struct registry *r, const char *path, const char *body, json_t **json, char *err,
+                   size_t errlen)
 {
     const char *method = body ? "POST" : "GET";
     char *url = NULL, snip[REG_SNIPPET + 1];
@@ -180,8 +180,8 @@ static int request(struct registry *r, const char *path, const char *body, json_
     }
     *json = json_loadb(r->reply, r->len, 0, &jerr);
     if (!json_is_object(*json)) {
-        snprintf(err, errlen, "registry %s %s%s: reply is not a JSON object: %s", method,
-                 r->shown, path, snippet(r, snip, sizeof(snip)));
+        snprintf(err, errlen, "registry %s %s%s: reply is not a JSON object: %s", method, r->shown,
+                 path, snippet(r, snip, sizeof(snip)));
         json_decref(*json);
         *json = NULL;
         goto out;
@@ -192,8 +192,8 @@ out:
     return rc;
 }
 
-int registry_get_schema(struct registry *r, int32_t id, char **schema_json,
-                        char *err, size_t errlen)
+int registry_get_schema(struct registry *r, int32_t id, char **schema_json, char *err,
+                        size_t errlen)
 {
     char path[64];
     json_t *reply = NULL;
@@ -224,8 +224,8 @@ out:
     return rc;
 }
 
-int registry_register(struct registry *r, const char *subject, const char *schema_json,
-                      int32_t *id, char *err, size_t errlen)
+int registry_register(struct registry *r, const char *subject, const char *schema_json, int32_t *id,
+                      char *err, size_t errlen)
 {
     char *esc = curl_easy_escape(r->curl, subject, 0);
     char *path = NULL, *body = NULL;

@@ -22,12 +22,12 @@ void registry_free(struct registry *r);
 
 /* Fetches the Avro schema text registered under id. On success *schema_json
  * is a NUL-terminated string that the caller frees. */
-int registry_get_schema(struct registry *r, int32_t id, char **schema_json,
-                        char *err, size_t errlen);
+int registry_get_schema(struct registry *r, int32_t id, char **schema_json, char *err,
+                        size_t errlen);
 
 /* Registers schema_json under subject (idempotent on the registry's side) and
  * returns its id in *id. */
-int registry_register(struct registry *r, const char *subject, const char *schema_json,
-                      int32_t *id, char *err, size_t errlen);
+int registry_register(struct registry *r, const char *subject, const char *schema_json, int32_t *id,
+                      char *err, size_t errlen);
 
 #endif

@@ -7,15 +7,15 @@
  * schemas.o). A NUL byte follows each file so it can be used as a C string. */
 #include "pipeline/codec.h"
 
-#define EMBED(sym, path)                                                   \
-    __asm__(".pushsection .rodata\n"                                       \
-            ".globl " #sym "\n"                                            \
-            ".hidden " #sym "\n"                                           \
-            ".type " #sym ", @object\n" #sym ":\n"                        \
-            ".incbin \"" path "\"\n"                                       \
-            ".byte 0\n"                                                    \
-            ".size " #sym ", . - " #sym "\n"                               \
-            ".popsection\n");                                              \
+#define EMBED(sym, path)                           \
+    __asm__(".pushsection .rodata\n"               \
+            ".globl " #sym "\n"                    \
+            ".hidden " #sym "\n"                   \
+            ".type " #sym ", @object\n" #sym ":\n" \
+            ".incbin \"" path "\"\n"               \
+            ".byte 0\n"                            \
+            ".size " #sym ", . - " #sym "\n"       \
+            ".popsection\n");                      \
     extern const char sym[]
 
 EMBED(eddy_schema_click, "schemas/ClickEvent.avsc");
@@ -27,10 +27,8 @@ EMBED(eddy_schema_decision, "schemas/BudgetDecision.avsc");
 const char *codec_schema_json(enum eddy_record_type type)
 {
     static const char *const text[REC_TYPE_COUNT] = {
-        [REC_CLICK] = eddy_schema_click,
-        [REC_AD] = eddy_schema_ad,
-        [REC_CAMPAIGN] = eddy_schema_campaign,
-        [REC_RECOMMENDATION] = eddy_schema_recommendation,
+        [REC_CLICK] = eddy_schema_click,       [REC_AD] = eddy_schema_ad,
+        [REC_CAMPAIGN] = eddy_schema_campaign, [REC_RECOMMENDATION] = eddy_schema_recommendation,
         [REC_DECISION] = eddy_schema_decision,
     };
     return (unsigned)type < REC_TYPE_COUNT ? text[type] : NULL;

@@ -40,9 +40,28 @@ for _i in range(256):
     _TABLE.append(_fp)
 
 
+_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+
+
+def _collapse(node):
+    """Python Avro 1.11.1 leaves {"type":"long"} where a logicalType was
+    stripped; the specification's PRIMITIVES rule wants plain "long"."""
+    if isinstance(node, dict):
+        if list(node) == ["type"] and node["type"] in _PRIMITIVES:
+            return node["type"]
+        return {k: _collapse(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_collapse(v) for v in node]
+    return node
+
+
+def canonical_form(sch):
+    return json.dumps(_collapse(json.loads(sch.canonical_form)), separators=(",", ":"))
+
+
 def fingerprint(sch):
     fp = _EMPTY
-    for b in sch.canonical_form.encode():
+    for b in canonical_form(sch).encode():
         fp = (fp >> 8) ^ _TABLE[(fp ^ b) & 0xFF]
     return fp
 

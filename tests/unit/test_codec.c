@@ -28,7 +28,7 @@
 #include "pipeline/codec.h"
 
 #define VECTORS "tests/data/avro-schema-tests.txt"
-#define MiB (1u << 20)
+#define MiB     (1u << 20)
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -113,8 +113,8 @@ static void expect_reason(struct eddy_codec *c, enum eddy_record_type t, const v
         fail_msg("reason \"%s\" lacks \"%s\"", reason, needle);
 }
 
-static void encode(struct eddy_codec *c, enum eddy_record_type t, const void *rec,
-                   uint8_t *out, size_t *len)
+static void encode(struct eddy_codec *c, enum eddy_record_type t, const void *rec, uint8_t *out,
+                   size_t *len)
 {
     const void *p;
     char err[256] = "";
@@ -196,7 +196,8 @@ static void test_canonical_form_details(void **state)
     /* Logical types are stripped to their primitive (PRIMITIVES + STRIP), as
      * Java does; Python's avro 1.11 keeps {"type":"long"} here. */
     assert_int_equal(avro_canonical_form(codec_schema_json(REC_CLICK), &canon, err, sizeof err), 0);
-    assert_string_equal(canon,
+    assert_string_equal(
+        canon,
         "{\"name\":\"eddy.ClickEvent\",\"type\":\"record\",\"fields\":["
         "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
         "{\"name\":\"event_type\",\"type\":{\"name\":\"eddy.EventType\",\"type\":\"enum\","
@@ -206,12 +207,15 @@ static void test_canonical_form_details(void **state)
     free(canon);
     /* References take the enclosing namespace; unknown ones are errors. */
     assert_int_equal(avro_canonical_form(
-        "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"n\",\"fields\":["
-        "{\"name\":\"a\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}},"
-        "{\"name\":\"b\",\"type\":\"F\"}]}", &canon, err, sizeof err), 0);
-    assert_string_equal(canon, "{\"name\":\"n.R\",\"type\":\"record\",\"fields\":["
-        "{\"name\":\"a\",\"type\":{\"name\":\"n.F\",\"type\":\"fixed\",\"size\":2}},"
-        "{\"name\":\"b\",\"type\":\"n.F\"}]}");
+                         "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"n\",\"fields\":["
+                         "{\"name\":\"a\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}},"
+                         "{\"name\":\"b\",\"type\":\"F\"}]}",
+                         &canon, err, sizeof err),
+                     0);
+    assert_string_equal(
+        canon, "{\"name\":\"n.R\",\"type\":\"record\",\"fields\":["
+               "{\"name\":\"a\",\"type\":{\"name\":\"n.F\",\"type\":\"fixed\",\"size\":2}},"
+               "{\"name\":\"b\",\"type\":\"n.F\"}]}");
     free(canon);
     assert_int_equal(avro_canonical_form("[\"Nope\"]", &canon, err, sizeof err), -1);
     assert_non_null(strstr(err, "Nope"));
@@ -225,8 +229,8 @@ static void test_roundtrip_click(void **state)
 {
     (void)state;
     struct eddy_codec *c = new_codec(NULL);
-    struct click_event in = {eddy_str_c("u17"), eddy_str_c("i42"), CLICK_ADD_TO_CART,
-                             1700000000123, eddy_str_c("s-1")};
+    struct click_event in = {eddy_str_c("u17"), eddy_str_c("i42"), CLICK_ADD_TO_CART, 1700000000123,
+                             eddy_str_c("s-1")};
     struct eddy_event ev;
     uint8_t buf[256];
     size_t len;
@@ -256,11 +260,18 @@ static void test_roundtrip_ad(void **state)
 {
     (void)state;
     struct eddy_codec *c = new_codec(NULL);
-    struct ad_event in = {.campaign_id = eddy_str_c("c3"), .type = AD_CONVERSION,
-                          .timestamp_ms = 5, .user_id = eddy_str_c("u9"),
-                          .has_pctr = true, .has_market_price = true, .has_cost = true,
-                          .has_value = true, .pctr = 0.125, .market_price_micros = 1500,
-                          .cost_micros = 1499, .value = 12.5};
+    struct ad_event in = {.campaign_id = eddy_str_c("c3"),
+                          .type = AD_CONVERSION,
+                          .timestamp_ms = 5,
+                          .user_id = eddy_str_c("u9"),
+                          .has_pctr = true,
+                          .has_market_price = true,
+                          .has_cost = true,
+                          .has_value = true,
+                          .pctr = 0.125,
+                          .market_price_micros = 1500,
+                          .cost_micros = 1499,
+                          .value = 12.5};
     struct eddy_event ev;
     uint8_t buf[256];
     size_t len;
@@ -310,8 +321,8 @@ static void test_roundtrip_recommendation(void **state)
 {
     (void)state;
     struct eddy_codec *c = new_codec(NULL);
-    struct rec_item items[3] = {{eddy_str_c("i1"), 0.875f}, {eddy_str_c("i22"), 0.5f},
-                                {eddy_str_c("i333"), -1.25f}};
+    struct rec_item items[3] = {
+        {eddy_str_c("i1"), 0.875f}, {eddy_str_c("i22"), 0.5f}, {eddy_str_c("i333"), -1.25f}};
     struct recommendation in = {eddy_str_c("u5"), items, 3, 1234, 7}, out;
     uint8_t buf[256];
     size_t len;
@@ -409,22 +420,38 @@ static void remove_files(const char *dir, const char *const *names)
     rmdir(dir);
 }
 
+static avro_value_t field(avro_value_t *rec, const char *name)
+{
+    avro_value_t f;
+    assert_int_equal(avro_value_get_by_name(rec, name, &f, NULL), 0);
+    return f;
+}
+
+static void set_string(avro_value_t *rec, const char *name, const char *s, bool optional)
+{
+    avro_value_t f = field(rec, name), b = f;
+    if (optional)
+        assert_int_equal(avro_value_set_branch(&f, 1, &b), 0);
+    assert_int_equal(avro_value_set_string(&b, s), 0);
+}
+
 /* Encodes a v2 click with Avro C directly and frames it single-object. */
 static size_t encode_v2(uint8_t *buf, size_t cap, int symbol, const char *user)
 {
     avro_schema_t s;
-    avro_value_t v, f, b;
+    avro_value_t v, f;
     assert_int_equal(avro_schema_from_json_length(v2_schema, strlen(v2_schema), &s), 0);
     avro_value_iface_t *cls = avro_generic_class_from_schema(s);
     assert_int_equal(avro_generic_value_new(cls, &v), 0);
-    assert_int_equal(avro_value_get_by_name(&v, "timestamp", &f, NULL) || avro_value_set_long(&f, 1700000000999), 0);
-    assert_int_equal(avro_value_get_by_name(&v, "referrer", &f, NULL) ||
-                     avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, "https://r"), 0);
-    assert_int_equal(avro_value_get_by_name(&v, "event_type", &f, NULL) || avro_value_set_enum(&f, symbol), 0);
-    assert_int_equal(avro_value_get_by_name(&v, "session_id", &f, NULL) ||
-                     avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, "s-9"), 0);
-    assert_int_equal(avro_value_get_by_name(&v, "item_id", &f, NULL) || avro_value_set_string(&f, "i42"), 0);
-    assert_int_equal(avro_value_get_by_name(&v, "user_id", &f, NULL) || avro_value_set_string(&f, user), 0);
+    f = field(&v, "timestamp");
+    assert_int_equal(avro_value_set_long(&f, 1700000000999), 0);
+    f = field(&v, "event_type");
+    assert_int_equal(avro_value_set_enum(&f, symbol), 0);
+    set_string(&v, "referrer", "https://r", true);
+    set_string(&v, "session_id", "s-9", true);
+    set_string(&v, "item_id", "i42", false);
+    set_string(&v, "user_id", user, false);
+
     size_t hdr = so_header(buf, fingerprint_of(v2_schema));
     avro_writer_t w = avro_writer_memory((char *)buf + hdr, (int64_t)(cap - hdr));
     assert_int_equal(avro_value_write(w, &v), 0);
@@ -486,6 +513,50 @@ static void test_resolution(void **state)
     assert_non_null(strstr(reason, "broken.avsc"));
     static const char *const all[] = {"v2.avsc", "old.avsc", "other.avsc", "broken.avsc", NULL};
     remove_files(dir, all);
+}
+
+/* A writer whose extra field is a recursive linked list, which the skipper
+ * must follow through Avro C's links, and cut off when nested too deep. */
+static const char chain_schema[] =
+    "{\"type\":\"record\",\"name\":\"ClickEvent\",\"namespace\":\"eddy\",\"fields\":["
+    "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
+    "{\"name\":\"event_type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\","
+    "\"symbols\":[\"VIEW\",\"CLICK\",\"ADD_TO_CART\",\"PURCHASE\"]}},"
+    "{\"name\":\"timestamp\",\"type\":\"long\"},"
+    "{\"name\":\"session_id\",\"type\":[\"null\",\"string\"]},"
+    "{\"name\":\"chain\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Node\","
+    "\"fields\":[{\"name\":\"next\",\"type\":[\"null\",\"Node\"]}]}]}]}";
+
+static void test_recursive_writer(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/eddy-codec-XXXXXX";
+    static const char *const files[] = {"chain.avsc", NULL};
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, files[0], chain_schema);
+    struct codec_options o = {.writers_dir = dir};
+    struct eddy_codec *c = new_codec(&o);
+    struct click_event in = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1, {NULL, 0}};
+    struct eddy_event ev;
+    uint8_t buf[512];
+    size_t len;
+    char reason[256];
+
+    for (int depth = 3; depth <= 100; depth += 97) {
+        encode(c, REC_CLICK, &in, buf, &len); /* eddy's body, then the chain */
+        so_header(buf, fingerprint_of(chain_schema));
+        memset(buf + len, 0x02, (size_t)depth); /* union branch 1: another Node */
+        buf[len + (size_t)depth] = 0x00;        /* null ends the chain */
+        len += (size_t)depth + 1;
+        if (depth == 3) {
+            assert_int_equal(codec_decode(c, REC_CLICK, buf, len, &ev, reason, sizeof reason), 0);
+            assert_true(str_is(ev.u.click.user_id, "u1"));
+        } else {
+            expect_reason(c, REC_CLICK, buf, len, "nested deeper than 64");
+        }
+    }
+    codec_free(c);
+    remove_files(dir, files);
 }
 
 /* ---- hostile and invalid input -------------------------------------------- */
@@ -587,8 +658,8 @@ static void test_record_size_cap(void **state)
     (void)state;
     struct codec_options o = {.max_record_bytes = 16};
     struct eddy_codec *c = new_codec(&o);
-    struct click_event big = {eddy_str_c("a-rather-long-user-id"), eddy_str_c("i1"), CLICK_VIEW,
-                              1, {NULL, 0}};
+    struct click_event big = {
+        eddy_str_c("a-rather-long-user-id"), eddy_str_c("i1"), CLICK_VIEW, 1, {NULL, 0}};
     uint8_t buf[256];
     size_t len;
     encode(c, REC_CLICK, &big, buf, &len);
@@ -612,8 +683,7 @@ static void expect_invalid_ad(struct eddy_codec *c, struct ad_event e, const cha
     expect_reason(c, REC_AD, buf, len, why);
 }
 
-static void expect_invalid_campaign(struct eddy_codec *c, struct campaign_budget e,
-                                    const char *why)
+static void expect_invalid_campaign(struct eddy_codec *c, struct campaign_budget e, const char *why)
 {
     uint8_t buf[256];
     size_t len;
@@ -626,8 +696,11 @@ static void test_validation(void **state)
     (void)state;
     struct eddy_codec *c = new_codec(NULL);
     const struct click_event ck = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1, {NULL, 0}};
-    const struct ad_event ad = {.campaign_id = eddy_str_c("c1"), .type = AD_AUCTION,
-                                .timestamp_ms = 1, .has_pctr = true, .pctr = 0.5};
+    const struct ad_event ad = {.campaign_id = eddy_str_c("c1"),
+                                .type = AD_AUCTION,
+                                .timestamp_ms = 1,
+                                .has_pctr = true,
+                                .pctr = 0.5};
     const struct campaign_budget cb = {eddy_str_c("c1"), 100, 1000, 10};
     struct click_event e;
     struct ad_event a;
@@ -657,6 +730,83 @@ static void test_validation(void **state)
     assert_int_equal(codec_encode(c, REC_CLICK, &e, &out, &len, err, sizeof err), -1);
     assert_non_null(strstr(err, "out of range"));
     codec_free(c);
+}
+
+/* Random byte flips, truncations and extensions of valid messages of every
+ * type: decoding may fail but must not crash, leak or allocate much. */
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void mutate_and_decode(struct eddy_codec *c, enum eddy_record_type t, const uint8_t *msg,
+                              size_t len, uint64_t *rng)
+{
+    uint8_t buf[512];
+    char reason[256];
+    struct eddy_event ev;
+    struct recommendation rec;
+    struct budget_decision dec;
+
+    for (int i = 0; i < 3000; i++) {
+        size_t n = len;
+        memcpy(buf, msg, len);
+        for (int k = 1 + (int)(rng_next(rng) % 3); k > 0; k--) /* keep the header */
+            buf[10 + rng_next(rng) % (len - 10)] = (uint8_t)rng_next(rng);
+        if (rng_next(rng) % 4 == 0)
+            n = 10 + rng_next(rng) % (len - 10);
+        else if (rng_next(rng) % 8 == 0)
+            n = len + rng_next(rng) % 8;
+        if (t == REC_RECOMMENDATION)
+            codec_decode_recommendation(c, buf, n, &rec, reason, sizeof reason);
+        else if (t == REC_DECISION)
+            codec_decode_decision(c, buf, n, &dec, reason, sizeof reason);
+        else
+            codec_decode(c, t, buf, n, &ev, reason, sizeof reason);
+    }
+}
+
+static void test_mutations(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    struct rec_item items[2] = {{eddy_str_c("i1"), 1}, {eddy_str_c("i2"), 0.5f}};
+    const struct click_event ck = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1,
+                                   eddy_str_c("s")};
+    const struct ad_event ad = {.campaign_id = eddy_str_c("c1"),
+                                .user_id = eddy_str_c("u"),
+                                .has_pctr = true,
+                                .has_cost = true,
+                                .pctr = 0.5,
+                                .cost_micros = 3};
+    const struct campaign_budget cb = {eddy_str_c("c1"), 100, 1000, 10};
+    const struct recommendation rc = {eddy_str_c("u1"), items, 2, 5, 6};
+    const struct budget_decision bd = {eddy_str_c("c1"), 1, 1, 0.5, 2, 3, 4};
+    const void *recs[REC_TYPE_COUNT] = {&ck, &ad, &cb, &rc, &bd};
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    uint8_t msg[512];
+    size_t len;
+
+    avro_max_alloc = 0;
+    for (int t = 0; t < REC_TYPE_COUNT; t++) {
+        encode(c, (enum eddy_record_type)t, recs[t], msg, &len);
+        mutate_and_decode(c, (enum eddy_record_type)t, msg, len, &rng);
+    }
+    len = encode_v2(msg, sizeof msg, 2, "u1"); /* through a resolver too */
+    char dir[] = "/tmp/eddy-codec-XXXXXX";
+    static const char *const files[] = {"v2.avsc", NULL};
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, files[0], v2_schema);
+    struct codec_options o = {.writers_dir = dir};
+    struct eddy_codec *rc2 = new_codec(&o);
+    mutate_and_decode(rc2, REC_CLICK, msg, len, &rng);
+    assert_true(avro_max_alloc < MiB);
+    codec_free(rc2);
+    codec_free(c);
+    remove_files(dir, files);
 }
 
 /* ---- schema registry ------------------------------------------------------ */
@@ -696,9 +846,8 @@ static void serve_one(int fd, char **stored)
 
     while (n < sizeof req - 1 && (r = read(fd, req + n, sizeof req - 1 - n)) > 0) {
         req[n += (size_t)r] = '\0';
-        if ((body = strstr(req, "\r\n\r\n")) &&
-            (!(cl = strcasestr(req, "content-length:")) ||
-             strlen(body + 4) >= strtoul(cl + 15, NULL, 10)))
+        if ((body = strstr(req, "\r\n\r\n")) && (!(cl = strcasestr(req, "content-length:")) ||
+                                                 strlen(body + 4) >= strtoul(cl + 15, NULL, 10)))
             break;
     }
     int status = 404;
@@ -718,8 +867,10 @@ static void serve_one(int fd, char **stored)
         json_decref(j);
         status = 200, out = reply;
     }
-    dprintf(fd, "HTTP/1.1 %d X\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\n"
-                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", status, strlen(out), out);
+    dprintf(fd,
+            "HTTP/1.1 %d X\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\n"
+            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+            status, strlen(out), out);
 }
 
 static pid_t start_registry(int *port)
@@ -787,20 +938,14 @@ int main(void)
     /* Before any Avro allocation, so every one goes through the hook. */
     avro_set_allocator(counting_allocator, NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_schema_vectors),
-        cmocka_unit_test(test_canonical_form_details),
-        cmocka_unit_test(test_roundtrip_click),
-        cmocka_unit_test(test_roundtrip_ad),
-        cmocka_unit_test(test_roundtrip_campaign),
-        cmocka_unit_test(test_roundtrip_recommendation),
-        cmocka_unit_test(test_roundtrip_decision),
-        cmocka_unit_test(test_resolution),
-        cmocka_unit_test(test_bad_framing),
-        cmocka_unit_test(test_bad_lengths),
-        cmocka_unit_test(test_bad_indexes_and_counts),
-        cmocka_unit_test(test_record_size_cap),
-        cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_registry_unreachable),
+        cmocka_unit_test(test_schema_vectors),     cmocka_unit_test(test_canonical_form_details),
+        cmocka_unit_test(test_roundtrip_click),    cmocka_unit_test(test_roundtrip_ad),
+        cmocka_unit_test(test_roundtrip_campaign), cmocka_unit_test(test_roundtrip_recommendation),
+        cmocka_unit_test(test_roundtrip_decision), cmocka_unit_test(test_resolution),
+        cmocka_unit_test(test_recursive_writer),   cmocka_unit_test(test_bad_framing),
+        cmocka_unit_test(test_bad_lengths),        cmocka_unit_test(test_bad_indexes_and_counts),
+        cmocka_unit_test(test_record_size_cap),    cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_mutations),          cmocka_unit_test(test_registry_unreachable),
         cmocka_unit_test(test_registry_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -190,6 +190,21 @@ static void test_seen_excluded_k_large(void **state)
     eddy_op_recommend.destroy(op);
 }
 
+/* Before any item exists a due user still gets its (empty) list. */
+static void test_no_items(void **state)
+{
+    struct fx *f = *state;
+    user(f, "alice", U_ALICE);
+    void *op = op_new(f, 3, 0, 8);
+    click(op, "alice", 1);
+    eddy_op_recommend.flush(op, 1);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(f->recs[0].n, 0);
+    struct rec_item out[3];
+    assert_int_equal(recommend_user(f->st, S("alice"), 3, out), 0);
+    eddy_op_recommend.destroy(op);
+}
+
 static void test_debounce(void **state)
 {
     struct fx *f = *state;
@@ -300,6 +315,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_top_k_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seen_excluded_k_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_debounce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_agree, setup_wide, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
