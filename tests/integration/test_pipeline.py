@@ -1,5 +1,6 @@
 """End-to-end tests: real `eddy run` processes, `eddy broker`, independent
 Kafka and Avro clients. Each test states the behaviour it proves."""
+import io
 import json
 import os
 from datetime import datetime, timezone
@@ -7,6 +8,7 @@ import re
 import subprocess
 import time
 
+import avro.io
 import avro.schema
 import pytest
 
@@ -43,7 +45,7 @@ def last_recommendations(broker):
 
 def test_recommendations_follow_planted_segments(broker, workdir):
     eddy = Eddy(broker, workdir).start()
-    n = gen(broker, "--events", 60000, "--users", 200, "--items", 2000,
+    n = gen(broker, "--events", 100000, "--users", 200, "--items", 1000,
             "--segments", SEGMENTS, "--campaigns", 2, "--ad-fraction", 0.1)
     eddy.wait_consumed(n)
     assert eddy.stop() == 0
@@ -54,8 +56,9 @@ def test_recommendations_follow_planted_segments(broker, workdir):
                          for i in r["items"]) for u, r in last.items()}
     assert all(len(r["items"]) == 10 for r in last.values())
     dominated = sum(1 for v in in_segment.values() if v >= 7)
+    print(f"users with >= 7 of 10 from their segment: {dominated}/{len(last)}")
     # Random lists would hold ~2 of 10 from the user's segment.
-    assert dominated / len(last) >= 0.8, sorted(in_segment.values())
+    assert dominated / len(last) >= 0.9, sorted(in_segment.values())
 
 
 def test_restart_resumes_from_stored_offsets(broker, workdir):
@@ -202,3 +205,37 @@ def test_help_lists_only_real_options(command):
             probe = subprocess.run([EDDY, command, opt, "--help"], capture_output=True,
                                    text=True, timeout=30)
         assert "unrecognized option" not in probe.stderr, (command, opt)
+
+
+def test_schema_registry_confluent_framing(broker, workdir):
+    """With registry.url set, gen and eddy register their schemas and write
+    Confluent framing; eddy fetches writer schemas by id; outputs decode with
+    the schema the registry holds for their id."""
+    from registry_standin import Registry
+    registry = Registry()
+    try:
+        eddy = Eddy(broker, workdir, f"[schemas]\nregistry.url = {registry.url}\n").start()
+        config = os.path.join(workdir, "gen.conf")
+        with open(config, "w") as f:
+            f.write(f"[kafka]\nbootstrap.servers = {broker.bootstrap}\n"
+                    f"[schemas]\nregistry.url = {registry.url}\n")
+        r = subprocess.run([EDDY, "gen", "-c", config, "--events", "3000", "--users", "20"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        eddy.wait_consumed(3005)
+        m = eddy.metrics()
+        assert eddy.stop() == 0
+    finally:
+        registry.stop()
+    assert sum(v for (k, _), v in m.items() if k == "eddy_dlq_total") == 0
+    assert {"clicks-value", "ad-events-value", "campaigns-value", "recommendations-value",
+            "budget-decisions-value"} <= set(registry.subjects)
+    recs = consume_all(broker, "recommendations")
+    assert recs
+    rec_id = registry.subjects["recommendations-value"]
+    reader = avro.schema.parse(registry.schemas[rec_id])
+    for msg in recs:
+        assert msg.value[0] == 0 and int.from_bytes(msg.value[1:5], "big") == rec_id
+        rec = avro.io.DatumReader(reader).read(
+            avro.io.BinaryDecoder(io.BytesIO(msg.value[5:])))
+        assert rec["user_id"] == msg.key.decode()
