@@ -418,4 +418,5 @@ const struct eddy_operator eddy_op_budget = {
     .process = budget_process,
     .flush = budget_flush,
     .destroy = budget_destroy,
+    .clock = EV_AD,
 };

@@ -178,4 +178,5 @@ const struct eddy_operator eddy_op_embeddings = {
     .process = mf_process,
     .flush = mf_flush,
     .destroy = mf_destroy,
+    .clock = EV_CLICK,
 };

@@ -7,11 +7,15 @@
  * output topics (or into files, in replay).
  *
  * Call order, all on one thread:
- *   create -> (process* -> flush)* -> destroy
- * flush() is called after every batch of input records with the current
- * watermark (event time, ms); time-based work (refresh debounce, budget slot
- * boundaries) is driven by event time only, never by wall time, so a replay
- * of the same input gives the same outputs. */
+ *   create -> (process* -> flush -> [checkpoint])* -> destroy
+ * flush() is called after every batch of input records with the watermark of
+ * the operator's clock input: the lowest, over that topic's partitions, of
+ * the highest event time seen (ms). Time-based work (refresh debounce, budget
+ * slot boundaries) is driven by event time only, never by wall time, and
+ * must not depend on where batches happen to end, so that the same input
+ * gives the same state however it was batched or interrupted.
+ * checkpoint() is called before each state commit, for operators that keep
+ * something in memory only (they save it with state_blob_set()). */
 #ifndef EDDY_OPERATOR_H
 #define EDDY_OPERATOR_H
 
@@ -34,7 +38,9 @@ struct eddy_operator {
     /* Ignores event kinds it does not handle. */
     void (*process)(void *self, const struct eddy_event *ev);
     void (*flush)(void *self, int64_t watermark_ms);
+    void (*checkpoint)(void *self); /* optional */
     void (*destroy)(void *self);
+    enum eddy_event_kind clock;     /* the input whose event time drives flush() */
 };
 
 #endif

@@ -254,31 +254,43 @@ static int64_t due_time(const struct user_state *u, int64_t interval)
     return __builtin_add_overflow(u->last_refresh_ms, interval, &due) ? INT64_MAX : due;
 }
 
-static void rec_process(void *self, const struct eddy_event *ev)
+/* Queues the user for a refresh at event time `due`, unless already queued. */
+static void mark_pending(struct rec *r, struct eddy_str id, int64_t due, uint64_t seq)
 {
-    struct rec *r = self;
-    if (ev->kind != EV_CLICK)
-        return;
-    struct eddy_str id = ev->u.click.user_id;
     struct pending *p;
     if (!id.ptr)
         id.ptr = ""; /* uthash memcmp()s the key */
     HASH_FIND(hh, r->set, id.ptr, id.len, p);
     if (p)
         return;
-    /* last_refresh_ms changes only when this operator publishes, and it
-     * publishes only pending users, so the due time is fixed from here. */
-    int64_t due = due_time(state_user(r->st, id, false), r->p.refresh_interval_ms);
     p = pending_new(r, id);
     p->due = due;
-    p->seq = r->seq++;
+    p->seq = seq;
     HASH_ADD_KEYPTR(hh, r->set, p->id, p->len, p);
     heap_push(r, p);
 }
 
+static void rec_process(void *self, const struct eddy_event *ev)
+{
+    struct rec *r = self;
+    if (ev->kind != EV_CLICK)
+        return;
+    struct eddy_str id = ev->u.click.user_id;
+    /* The refresh is due at the click, or one interval after the last one.
+     * Both are event times carried in the input, so the refresh time (kept
+     * as last_refresh_ms) does not depend on how input was batched.
+     * last_refresh_ms changes only when this operator publishes, and it
+     * publishes only pending users, so the due time is fixed from here. */
+    int64_t due = due_time(state_user(r->st, id, false), r->p.refresh_interval_ms);
+    if (due < ev->u.click.timestamp_ms)
+        due = ev->u.click.timestamp_ms;
+    mark_pending(r, id, due, r->seq);
+    r->seq++;
+}
+
 /* ---- scoring ------------------------------------------------------------ */
 
-static void publish(struct rec *r, size_t i, const float *scores, uint32_t n, int64_t wm)
+static void publish(struct rec *r, size_t i, const float *scores, uint32_t n)
 {
     struct pending *p = r->batch[i];
     struct user_state *u = r->batch_u[i];
@@ -288,18 +300,18 @@ static void publish(struct rec *r, size_t i, const float *scores, uint32_t n, in
         .user_id = {p->id, p->len},
         .items = r->out,
         .n_items = len,
-        .event_time_ms = wm,
+        .event_time_ms = p->due,
         .model_version = (int64_t)state_model_version(r->st),
     };
     if (r->emit.recommendation)
         r->emit.recommendation(r->emit.ctx, &rec);
-    u->last_refresh_ms = wm;
+    u->last_refresh_ms = p->due;
     state_user_dirty(r->st, u);
     pending_recycle(r, p);
 }
 
 /* Scores batch[0..b) against every item with one sgemm, then publishes. */
-static void score_batch(struct rec *r, size_t b, int64_t wm)
+static void score_batch(struct rec *r, size_t b)
 {
     uint32_t n;
     const float *M = state_item_matrix(r->st, &n);
@@ -314,7 +326,7 @@ static void score_batch(struct rec *r, size_t b, int64_t wm)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, r->dim, 1.0f,
                     r->U, r->dim, M, r->dim, 0.0f, r->S, (int)n);
     for (size_t i = 0; i < b; i++)
-        publish(r, i, r->S + i * n, n, wm);
+        publish(r, i, r->S + i * n, n);
 }
 
 static void rec_flush(void *self, int64_t watermark_ms)
@@ -332,12 +344,68 @@ static void rec_flush(void *self, int64_t watermark_ms)
         r->batch[b] = p;
         r->batch_u[b++] = u;
         if (b == (size_t)r->p.batch_users) {
-            score_batch(r, b, watermark_ms);
+            score_batch(r, b);
             b = 0;
         }
     }
     if (b)
-        score_batch(r, b, watermark_ms);
+        score_batch(r, b);
+}
+
+/* ---- persistence of the pending set ------------------------------------- */
+
+#define PENDING_BLOB "recommend.pending"
+
+/* Blob layout (host byte order, like the rest of the state): u64 next seq,
+ * then per user: i64 due, u64 seq, u32 id length, id bytes. */
+static void rec_checkpoint(void *self)
+{
+    struct rec *r = self;
+    size_t len = 8;
+    for (struct pending *p = r->set; p; p = p->hh.next)
+        len += 20 + p->len;
+    char *buf = xrealloc(NULL, len), *w = buf;
+    memcpy(w, &r->seq, 8), w += 8;
+    for (struct pending *p = r->set; p; p = p->hh.next) {
+        uint32_t n = (uint32_t)p->len;
+        memcpy(w, &p->due, 8), w += 8;
+        memcpy(w, &p->seq, 8), w += 8;
+        memcpy(w, &n, 4), w += 4;
+        memcpy(w, p->id, p->len), w += p->len;
+    }
+    state_blob_set(r->st, PENDING_BLOB, buf, len);
+    free(buf);
+}
+
+static int restore_pending(struct rec *r, char *err, size_t errlen)
+{
+    void *blob;
+    size_t len;
+    int rc = state_blob_get(r->st, PENDING_BLOB, &blob, &len);
+    if (rc)
+        return rc > 0 ? 0 : (snprintf(err, errlen, "recommend: cannot read pending users"), -1);
+    const char *p = blob, *end = p + len;
+    if (len < 8)
+        goto corrupt;
+    memcpy(&r->seq, p, 8), p += 8;
+    while (p < end) {
+        int64_t due;
+        uint64_t seq;
+        uint32_t n;
+        if (end - p < 20)
+            goto corrupt;
+        memcpy(&due, p, 8), memcpy(&seq, p + 8, 8), memcpy(&n, p + 16, 4), p += 20;
+        if ((size_t)(end - p) < n)
+            goto corrupt;
+        mark_pending(r, (struct eddy_str){p, n}, due, seq);
+        p += n;
+    }
+    free(blob);
+    return 0;
+corrupt:
+    free(blob);
+    snprintf(err, errlen, "recommend: corrupt %s blob in the state", PENDING_BLOB);
+    return -1;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -398,6 +466,10 @@ static void *rec_create(const void *params, struct eddy_state *st,
         rec_destroy(r);
         return NULL;
     }
+    if (restore_pending(r, err, errlen)) {
+        rec_destroy(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -406,7 +478,9 @@ const struct eddy_operator eddy_op_recommend = {
     .create = rec_create,
     .process = rec_process,
     .flush = rec_flush,
+    .checkpoint = rec_checkpoint,
     .destroy = rec_destroy,
+    .clock = EV_CLICK,
 };
 
 /* ---- one user, on demand ------------------------------------------------ */

@@ -84,6 +84,12 @@ static const struct key_def keys[] = {
 
     {"state", "dir", set_name, "eddy-state", OFF(state_dir), 0, 0,
      "RocksDB directory, created if missing"},
+    {"state", "checkpoint.interval.ms", set_i64, "1000", OFF(checkpoint_interval_ms), 1, INF,
+     "Wall time between checkpoints of state and offsets, in ms"},
+    {"state", "checkpoint.events", set_i64, "100000", OFF(checkpoint_events), 1, INF,
+     "Input records after which a checkpoint is taken sooner"},
+    {"state", "cache.bytes", set_u64, "1073741824", OFF(cache_bytes), 0, 0,
+     "Memory for cached users and campaigns, in bytes (item vectors come on top)"},
 
     {"embeddings", "dim", set_int, "32", OFF(mf.dim), 1, 1024,
      "Embedding dimension; must match existing state"},
@@ -185,7 +191,7 @@ static bool parse_ll(const char *s, long long *out, char *why, size_t n)
     char *end;
     errno = 0;
     *out = strtoll(s, &end, 10);
-    if (end == s || *end || (*s == ' ' || *s == '\t')) {
+    if (end == s || *end || isspace((unsigned char)*s)) {
         snprintf(why, n, "is not an integer");
         return false;
     }
@@ -201,7 +207,7 @@ static bool parse_number(const char *s, double *out, char *why, size_t n)
     char *end;
     errno = 0;
     *out = strtod(s, &end);
-    if (end == s || *end || (*s == ' ' || *s == '\t') || isnan(*out)) {
+    if (end == s || *end || isspace((unsigned char)*s) || isnan(*out)) {
         snprintf(why, n, "is not a number");
         return false;
     }
@@ -240,7 +246,7 @@ static bool set_u64(const struct key_def *k, void *field, const char *value, cha
     errno = 0;
     unsigned long long v = strtoull(value, &end, 10);
     /* strtoull would silently negate "-1" into a huge number. */
-    if (end == value || *end || !(*value >= '0' && *value <= '9')) {
+    if (!isdigit((unsigned char)*value) || *end) {
         snprintf(why, n, "is not a non-negative integer");
         return false;
     }

@@ -31,6 +31,9 @@ struct eddy_config {
     char *writers_dir;        /* empty: only eddy's own schemas */
     /* [state] */
     char *state_dir;
+    int64_t checkpoint_interval_ms;
+    int64_t checkpoint_events;
+    uint64_t cache_bytes;
     /* [embeddings] [recommend] [bidding] */
     struct mf_params mf;
     struct rec_params rec;

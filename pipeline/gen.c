@@ -43,6 +43,7 @@ void gen_options_default(struct gen_options *o)
         .start_ms = 1767225600000LL, /* 2026-01-01T00:00:00Z */
         .step_us = 1000,
         .period_ms = 60000,
+        .budget_scale = 1.0,
     };
 }
 
@@ -82,7 +83,7 @@ static void model_campaigns(struct gen *g)
         struct campaign_model *m = &g->camp[c];
         m->base_ctr = 0.01 + 0.04 * uniform(g);
         m->mean_price_micros = 50000 + 100000 * uniform(g);
-        m->budget_micros = (int64_t)(auctions * m->mean_price_micros / 3.0);
+        m->budget_micros = (int64_t)(o->budget_scale * auctions * m->mean_price_micros / 3.0);
         if (m->budget_micros < 1000000)
             m->budget_micros = 1000000;
         m->base_bid_micros = (int64_t)(m->mean_price_micros / m->base_ctr);

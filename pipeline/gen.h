@@ -27,6 +27,8 @@ struct gen_options {
     int64_t start_ms;      /* event time of the first event */
     int64_t step_us;       /* event time between consecutive events */
     int64_t period_ms;     /* campaigns' budget period */
+    double budget_scale;   /* multiplies the modelled budgets (1: about a third of
+                              the auctions at the mean price) */
     uint64_t bad_every;    /* every Nth record is made bad; 0: none */
     double rate;           /* records per second when producing; 0: as fast as possible */
 };

@@ -79,6 +79,7 @@ static const char usage_gen[] =
     "      --ad-fraction F    share of ad events (default %.2f)\n"
     "      --affinity F       chance a click stays in the user's cluster (default %.2f)\n"
     "      --period-ms MS     campaign budget period in event time (default %lld)\n"
+    "      --budget-scale F   multiply the campaigns' budgets (default %.1f)\n"
     "      --step-us US       event time between events, microseconds (default %lld)\n"
     "      --start-ms MS      event time of the first event (default %lld)\n"
     "      --bad-every N      make every Nth record bad, for DLQ tests (default 0: none)\n"
@@ -232,6 +233,7 @@ static int gen_option(int c, const char *arg, struct gen_options *o)
     case 'r': if (parse_double(arg, &d) || d < 0) return -1; o->rate = d; return 0;
     case 'A': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->ad_fraction = d; return 0;
     case 'a': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->affinity = d; return 0;
+    case 'k': if (parse_double(arg, &d) || d <= 0) return -1; o->budget_scale = d; return 0;
     default: return -1;
     }
 }
@@ -246,7 +248,8 @@ static int cmd_gen(int argc, char **argv)
         {"campaigns", required_argument, 0, 'C'}, {"ad-fraction", required_argument, 0, 'A'},
         {"affinity", required_argument, 0, 'a'}, {"period-ms", required_argument, 0, 'p'},
         {"step-us", required_argument, 0, 't'},  {"start-ms", required_argument, 0, 'T'},
-        {"bad-every", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+        {"bad-every", required_argument, 0, 'B'}, {"budget-scale", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct gen_options o;
     gen_options_default(&o);
@@ -260,7 +263,8 @@ static int cmd_gen(int argc, char **argv)
         } else if (c == 'h') {
             printf(usage_gen, (unsigned long long)o.events, (unsigned long long)o.seed, o.users,
                    o.items, o.segments, o.campaigns, o.ad_fraction, o.affinity,
-                   (long long)o.period_ms, (long long)o.step_us, (long long)o.start_ms);
+                   (long long)o.period_ms, o.budget_scale, (long long)o.step_us,
+                   (long long)o.start_ms);
             return 0;
         } else if (c == '?' || gen_option(c, optarg, &o)) {
             return c == '?' ? 2 : bad_option("gen", argv[optind - 1], optarg);

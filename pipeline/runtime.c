@@ -23,6 +23,7 @@
 #define BATCH_MAX 2048
 #define TICK_MS 100
 #define SHUTDOWN_FLUSH_MS 30000
+#define STANDBY_RETRY_MS 500
 
 enum { N_OPS = 3 };
 
@@ -49,9 +50,19 @@ struct runtime {
     struct eddy_metrics metrics;
     void *op[N_OPS];
     struct eddy_emit emit;
-    int64_t watermark_ms;
-    bool stopping;
+    struct partition_clock *clocks;   /* highest event time per input partition */
+    size_t n_clocks;
+    uint64_t since_checkpoint;        /* input records not yet checkpointed */
+    uint64_t last_checkpoint_ms;      /* monotonic */
+    uv_timer_t retry_open;            /* standby: waiting for the state's lock */
+    bool started, stopping;
     int exit_code;
+};
+
+struct partition_clock {
+    char topic[256];
+    int32_t partition;
+    int64_t max_ms;
 };
 
 static const struct eddy_operator *const operators[N_OPS] = {
@@ -197,6 +208,72 @@ static int64_t event_time(const struct eddy_event *ev)
     }
 }
 
+/* ---- event-time clocks --------------------------------------------------- */
+
+static struct partition_clock *clock_of(struct runtime *rt, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < rt->n_clocks; i++)
+        if (rt->clocks[i].partition == partition && !strcmp(rt->clocks[i].topic, topic))
+            return &rt->clocks[i];
+    rt->clocks = realloc(rt->clocks, (rt->n_clocks + 1) * sizeof *rt->clocks);
+    if (!rt->clocks)
+        abort();
+    struct partition_clock *c = &rt->clocks[rt->n_clocks++];
+    snprintf(c->topic, sizeof c->topic, "%s", topic);
+    c->partition = partition;
+    c->max_ms = INT64_MIN;
+    return c;
+}
+
+/* A topic's watermark: the lowest, over its assigned partitions that have
+ * delivered anything, of the highest event time seen. Partitions are read in
+ * order, so (with in-order producers) nothing older is still to come. */
+static int64_t topic_watermark(const struct runtime *rt, const char *topic)
+{
+    int64_t wm = INT64_MAX;
+    for (size_t i = 0; i < rt->n_clocks; i++) {
+        const struct partition_clock *c = &rt->clocks[i];
+        if (c->max_ms != INT64_MIN && !strcmp(c->topic, topic) &&
+            rd_kafka_topic_partition_list_find(rt->assigned, topic, c->partition) &&
+            c->max_ms < wm)
+            wm = c->max_ms;
+    }
+    return wm == INT64_MAX ? INT64_MIN : wm;
+}
+
+static int64_t operator_watermark(const struct runtime *rt, const struct eddy_operator *op)
+{
+    return topic_watermark(rt, op->clock == EV_AD ? rt->cfg->topic_ad_events
+                                                  : rt->cfg->topic_clicks);
+}
+
+#define CLOCKS_BLOB "runtime.clocks"
+
+/* The clocks are saved with every checkpoint so that a restart resumes the
+ * same event-time watermarks. Layout: per partition, the clock struct. */
+static void save_clocks(struct runtime *rt)
+{
+    state_blob_set(rt->st, CLOCKS_BLOB, rt->clocks, rt->n_clocks * sizeof *rt->clocks);
+}
+
+static int restore_clocks(struct runtime *rt, char *err, size_t errlen)
+{
+    void *blob;
+    size_t len;
+    int rc = state_blob_get(rt->st, CLOCKS_BLOB, &blob, &len);
+    if (rc < 0 || (rc == 0 && len % sizeof *rt->clocks)) {
+        snprintf(err, errlen, "state %s: unreadable %s", rt->cfg->state_dir, CLOCKS_BLOB);
+        if (rc == 0)
+            free(blob);
+        return -1;
+    }
+    if (rc == 0) {
+        rt->clocks = blob;
+        rt->n_clocks = len / sizeof *rt->clocks;
+    }
+    return 0;
+}
+
 static void note_offset(rd_kafka_topic_partition_list_t *list, const char *topic,
                         int32_t partition, int64_t next)
 {
@@ -231,12 +308,23 @@ static void handle_message(struct runtime *rt, const rd_kafka_message_t *m)
         for (int i = 0; i < N_OPS; i++)
             operators[i]->process(rt->op[i], &ev);
         int64_t t = event_time(&ev);
-        if (t > rt->watermark_ms)
-            rt->watermark_ms = t;
+        if (t != INT64_MIN) {
+            struct partition_clock *c = clock_of(rt, topic, m->partition);
+            if (t > c->max_ms)
+                c->max_ms = t;
+        }
         rt->metrics.events_in[in]++;
     }
     state_offset_set(rt->st, topic, m->partition, m->offset + 1);
     note_offset(rt->to_commit, topic, m->partition, m->offset + 1);
+    rt->since_checkpoint++;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Persists state and offsets atomically, then tells Kafka (for lag
@@ -245,8 +333,13 @@ static void handle_message(struct runtime *rt, const rd_kafka_message_t *m)
 static int checkpoint(struct runtime *rt)
 {
     char err[512];
+    for (int i = 0; i < N_OPS; i++)
+        if (operators[i]->checkpoint)
+            operators[i]->checkpoint(rt->op[i]);
+    save_clocks(rt);
     if (state_commit(rt->st, err, sizeof err)) {
         log_error("state commit failed: %s", err);
+        rt->exit_code = 1;
         begin_shutdown(rt, 1);
         return -1;
     }
@@ -257,8 +350,19 @@ static int checkpoint(struct runtime *rt)
         rd_kafka_topic_partition_list_destroy(rt->to_commit);
         rt->to_commit = rd_kafka_topic_partition_list_new(8);
     }
+    rt->since_checkpoint = 0;
+    rt->last_checkpoint_ms = monotonic_ms();
     rt->metrics.commits++;
     return 0;
+}
+
+static void maybe_checkpoint(struct runtime *rt)
+{
+    if (rt->since_checkpoint == 0)
+        return;
+    if (rt->since_checkpoint >= (uint64_t)rt->cfg->checkpoint_events ||
+        monotonic_ms() - rt->last_checkpoint_ms >= (uint64_t)rt->cfg->checkpoint_interval_ms)
+        checkpoint(rt);
 }
 
 static void process_batch(struct runtime *rt, rd_kafka_message_t **msgs, ssize_t n)
@@ -266,8 +370,8 @@ static void process_batch(struct runtime *rt, rd_kafka_message_t **msgs, ssize_t
     for (ssize_t i = 0; i < n; i++)
         handle_message(rt, msgs[i]);
     for (int i = 0; i < N_OPS; i++)
-        operators[i]->flush(rt->op[i], rt->watermark_ms);
-    checkpoint(rt);
+        operators[i]->flush(rt->op[i], operator_watermark(rt, operators[i]));
+    maybe_checkpoint(rt);
 
     int64_t now = wall_ms();
     for (ssize_t i = 0; i < n; i++) {
@@ -397,6 +501,7 @@ static void on_tick(uv_timer_t *t)
     rt->metrics.state_items = s.items;
     rt->metrics.state_campaigns = s.campaigns;
     rt->metrics.consumer_lag = consumer_lag(rt);
+    maybe_checkpoint(rt);
     if (rt->obs && rt->obs->should_stop && rt->obs->should_stop(rt->obs->ctx, &rt->metrics))
         begin_shutdown(rt, 0);
 }
@@ -409,28 +514,35 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- start and stop ----------------------------------------------------- */
 
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
 /* Graceful stop: no more input; flush the producer; persist state and
- * offsets; then leave the group. Runs at most once. */
+ * offsets; then leave the group. Also undoes a start that failed part-way.
+ * Runs at most once; the loop ends when every handle is closed. */
 static void begin_shutdown(struct runtime *rt, int exit_code)
 {
     if (rt->stopping)
         return;
     rt->stopping = true;
     rt->exit_code = exit_code;
-    uv_poll_stop(&rt->consumer_poll);
-    if (rd_kafka_flush(rt->producer, SHUTDOWN_FLUSH_MS))
-        log_error("producer flush timed out: %d messages undelivered",
-                  rd_kafka_outq_len(rt->producer));
-    if (exit_code == 0 && checkpoint(rt) == 0)
-        log_info("state and offsets persisted");
-    rd_kafka_consumer_close(rt->consumer);
-    uv_close((uv_handle_t *)&rt->consumer_poll, NULL);
-    uv_close((uv_handle_t *)&rt->producer_poll, NULL);
-    uv_close((uv_handle_t *)&rt->sigint, NULL);
-    uv_close((uv_handle_t *)&rt->sigterm, NULL);
-    uv_close((uv_handle_t *)&rt->tick, NULL);
+    if (rt->started) {
+        uv_poll_stop(&rt->consumer_poll);
+        if (rd_kafka_flush(rt->producer, SHUTDOWN_FLUSH_MS))
+            log_error("producer flush timed out: %d messages undelivered",
+                      rd_kafka_outq_len(rt->producer));
+        if (exit_code == 0 && checkpoint(rt) == 0)
+            log_info("state and offsets persisted");
+    }
+    if (rt->consumer)
+        rd_kafka_consumer_close(rt->consumer);
     if (rt->http)
         http_stop(rt->http);
+    uv_walk(&rt->loop, close_handle, NULL);
 }
 
 static int pipe_events(struct runtime *rt, rd_kafka_queue_t *q, int fds[2], uv_poll_t *poll,
@@ -512,12 +624,17 @@ static int start_outputs(struct runtime *rt, char *err, size_t errlen)
     return 0;
 }
 
-static int start_state_and_operators(struct runtime *rt, char *err, size_t errlen)
+/* Returns 0, -1 or STATE_BUSY (another process owns the state directory). */
+static int open_state(struct runtime *rt, char *err, size_t errlen)
 {
     struct state_options so = {
         .dir = rt->cfg->state_dir, .dim = rt->cfg->mf.dim, .create_if_missing = true};
-    if (state_open(&so, &rt->st, err, errlen))
-        return -1;
+    int rc = state_open(&so, &rt->st, err, errlen);
+    return rc ? rc : restore_clocks(rt, err, errlen);
+}
+
+static int start_operators(struct runtime *rt, char *err, size_t errlen)
+{
     struct codec_options co = {
         .writers_dir = rt->cfg->writers_dir[0] ? rt->cfg->writers_dir : NULL,
         .registry_url = rt->cfg->registry_url[0] ? rt->cfg->registry_url : NULL,
@@ -533,7 +650,7 @@ static int start_state_and_operators(struct runtime *rt, char *err, size_t errle
     return 0;
 }
 
-static int start_loop_handles(struct runtime *rt, char *err, size_t errlen)
+static void start_loop_handles(struct runtime *rt)
 {
     uv_signal_init(&rt->loop, &rt->sigint);
     uv_signal_init(&rt->loop, &rt->sigterm);
@@ -541,8 +658,12 @@ static int start_loop_handles(struct runtime *rt, char *err, size_t errlen)
     uv_signal_start(&rt->sigint, on_signal, SIGINT);
     uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
     uv_timer_init(&rt->loop, &rt->tick);
-    rt->tick.data = rt;
-    uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_init(&rt->loop, &rt->retry_open);
+    rt->tick.data = rt->retry_open.data = rt;
+}
+
+static int start_http(struct runtime *rt, char *err, size_t errlen)
+{
     if (!rt->cfg->http_listen[0])
         return 0;
     rt->api = (struct api_ctx){.st = rt->st, .metrics = &rt->metrics, .k = rt->cfg->rec.k,
@@ -551,6 +672,44 @@ static int start_loop_handles(struct runtime *rt, char *err, size_t errlen)
         return -1;
     log_info("http: listening on %s", rt->cfg->http_listen);
     return 0;
+}
+
+/* Everything after the state is open. */
+static void start_pipeline(struct runtime *rt)
+{
+    char err[512] = "";
+    if (start_operators(rt, err, sizeof err) || start_outputs(rt, err, sizeof err) ||
+        start_consumer(rt, err, sizeof err) || start_http(rt, err, sizeof err)) {
+        log_error("%s", err);
+        begin_shutdown(rt, 1);
+        return;
+    }
+    rt->started = true;
+    rt->last_checkpoint_ms = monotonic_ms();
+    uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
+    log_info("running: consuming %s, %s, %s from %s as group %s", rt->cfg->topic_clicks,
+             rt->cfg->topic_ad_events, rt->cfg->topic_campaigns, rt->cfg->bootstrap_servers,
+             rt->cfg->group_id);
+}
+
+/* Standby: another eddy process owns the state directory. RocksDB's lock is
+ * released when that process exits, however it exits; then this one opens
+ * the state, joins the group and resumes from the stored offsets. */
+static void on_retry_open(uv_timer_t *t)
+{
+    struct runtime *rt = t->data;
+    char err[512] = "";
+    int rc = open_state(rt, err, sizeof err);
+    if (rc == STATE_BUSY)
+        return;
+    uv_timer_stop(t);
+    if (rc) {
+        log_error("%s", err);
+        begin_shutdown(rt, 1);
+        return;
+    }
+    log_info("state directory %s is free now: taking over", rt->cfg->state_dir);
+    start_pipeline(rt);
 }
 
 static void runtime_free(struct runtime *rt)
@@ -574,25 +733,8 @@ static void runtime_free(struct runtime *rt)
         state_close(rt->st);
     rd_kafka_topic_partition_list_destroy(rt->assigned);
     rd_kafka_topic_partition_list_destroy(rt->to_commit);
+    free(rt->clocks);
     uv_loop_close(&rt->loop);
-}
-
-static void close_handle(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
-/* Undoes a start that failed part-way: whatever handles exist get closed. */
-static void abandon_start(struct runtime *rt)
-{
-    if (rt->consumer)
-        rd_kafka_consumer_close(rt->consumer);
-    if (rt->http)
-        http_stop(rt->http);
-    uv_walk(&rt->loop, close_handle, NULL);
-    uv_run(&rt->loop, UV_RUN_DEFAULT);
 }
 
 int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *observer)
@@ -605,22 +747,23 @@ int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *ob
         .assigned = rd_kafka_topic_partition_list_new(16),
         .to_commit = rd_kafka_topic_partition_list_new(16),
         .reset_offset = reset_offset_of(cfg),
-        .watermark_ms = INT64_MIN,
         .metrics.input_topic = {cfg->topic_clicks, cfg->topic_ad_events, cfg->topic_campaigns},
         .metrics.consumer_lag = -1,
     };
     char err[512] = "";
     uv_loop_init(&rt.loop);
-    if (start_state_and_operators(&rt, err, sizeof err) ||
-        start_outputs(&rt, err, sizeof err) || start_consumer(&rt, err, sizeof err) ||
-        start_loop_handles(&rt, err, sizeof err)) {
+    start_loop_handles(&rt);
+    int rc = open_state(&rt, err, sizeof err);
+    if (rc == STATE_BUSY) {
+        log_warn("state directory %s is in use by another eddy process: standing by to "
+                 "take over when it exits", cfg->state_dir);
+        uv_timer_start(&rt.retry_open, on_retry_open, STANDBY_RETRY_MS, STANDBY_RETRY_MS);
+    } else if (rc) {
         log_error("%s", err);
-        abandon_start(&rt);
-        runtime_free(&rt);
-        return 1;
+        begin_shutdown(&rt, 1);
+    } else {
+        start_pipeline(&rt);
     }
-    log_info("running: consuming %s, %s, %s from %s as group %s", cfg->topic_clicks,
-             cfg->topic_ad_events, cfg->topic_campaigns, cfg->bootstrap_servers, cfg->group_id);
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     if (observer && observer->finished)
         observer->finished(observer->ctx, &rt.metrics);

@@ -18,6 +18,7 @@
  * makes every later state_commit() fail, so nothing computed from a bad read
  * is ever persisted. Out of memory aborts, like uthash does. */
 #include "state/state.h"
+#include "state/state_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -83,6 +84,14 @@ struct offset_entry {
     char key[];            /* topic '\0' partition (4 bytes big-endian) */
 };
 
+/* An operator's or the runtime's opaque blob, staged for the next commit. */
+struct blob_entry {
+    struct blob_entry *next;
+    char *key;
+    void *data;
+    size_t len;
+};
+
 struct eddy_state {
     char *dir;
     int dim;
@@ -107,6 +116,8 @@ struct eddy_state {
     uint32_t n_items, item_cap;
     uint32_t *dirty_rows;
     uint32_t n_dirty_rows, dirty_rows_cap;
+
+    struct blob_entry *blobs;        /* staged, newest first */
 
     uint64_t model_version;
     bool model_dirty;
@@ -439,10 +450,12 @@ static int open_db(struct eddy_state *st, char *err, size_t errlen)
         st->db = rocksdb_open_column_families(st->opts, st->dir, CF_COUNT, cf_names,
                                               cf_opts, st->cf, &rerr);
     if (rerr) {
+        /* RocksDB's LOCK file: another process (or handle) owns the state. */
+        int rc = strstr(rerr, "lock") ? STATE_BUSY : -1;
         fmt_err(err, errlen, "state %s: cannot open: %s", st->dir, rerr);
         rocksdb_free(rerr);
         st->db = NULL;
-        return -1;
+        return rc;
     }
     return 0;
 }
@@ -525,6 +538,8 @@ static int check_meta(struct eddy_state *st, char *err, size_t errlen)
     if (meta_require(st, "dim", &dim, err, errlen) ||
         meta_require(st, "model_version", &mv, err, errlen))
         return -1;
+    if (st->dim == 0 && dim >= 1 && dim <= 1 << 16)
+        st->dim = (int)dim; /* dim 0 asks for the stored one, see state_options */
     if (dim != st->dim) {
         fmt_err(err, errlen, "state %s: stored embedding dim is %lld, configured dim is %d",
                 st->dir, (long long)dim, st->dim);
@@ -636,13 +651,17 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
-    if (!opt->dir || !*opt->dir || opt->dim <= 0 || opt->dim > 1 << 16) {
-        fmt_err(err, errlen, "state %s: need a directory and a dim in 1..65536 (got %d)",
+    if (!opt->dir || !*opt->dir || opt->dim < 0 || opt->dim > 1 << 16) {
+        fmt_err(err, errlen, "state %s: need a directory and a dim in 0..65536 (got %d)",
                 opt->dir ? opt->dir : "(null)", opt->dim);
         return -1;
     }
     if (dir_is_fresh(opt->dir, &fresh, err, errlen))
         return -1;
+    if (fresh && opt->dim == 0 && opt->create_if_missing && !opt->read_only) {
+        fmt_err(err, errlen, "state %s: creating a state needs a dim (got 0)", opt->dir);
+        return -1;
+    }
     if (fresh && (!opt->create_if_missing || opt->read_only)) {
         fmt_err(err, errlen, "state %s: no state database there%s", opt->dir,
                 opt->read_only ? "" : " (create_if_missing is off)");
@@ -666,7 +685,7 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
         rc = load_items(st, err, errlen);
     if (rc) {
         state_close(st);
-        return -1;
+        return rc == STATE_BUSY ? STATE_BUSY : -1;
     }
     *out = st;
     return 0;
@@ -1072,6 +1091,87 @@ void state_offset_set(struct eddy_state *st, const char *topic, int32_t partitio
     e->dirty = true;
 }
 
+/* ---- blobs ---------------------------------------------------------------- */
+
+/* Blobs live in the meta column family under "blob.<key>". */
+static size_t blob_key(struct eddy_state *st, const char *key)
+{
+    size_t klen = strlen(key);
+    char *k = scratch(st, klen + 5);
+    memcpy(k, "blob.", 5);
+    memcpy(k + 5, key, klen);
+    return klen + 5;
+}
+
+static struct blob_entry *blob_staged(struct eddy_state *st, const char *key)
+{
+    for (struct blob_entry *b = st->blobs; b; b = b->next)
+        if (!strcmp(b->key, key))
+            return b;
+    return NULL;
+}
+
+void state_blob_set(struct eddy_state *st, const char *key, const void *data, size_t len)
+{
+    struct blob_entry *b = blob_staged(st, key);
+    if (!b) {
+        b = xcalloc(sizeof *b);
+        b->key = xstrdup(key);
+        b->next = st->blobs;
+        st->blobs = b;
+        st->n_dirty++;
+    }
+    free(b->data);
+    b->data = xrealloc(NULL, len);
+    memcpy(b->data, data, len);
+    b->len = len;
+}
+
+int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *len)
+{
+    const struct blob_entry *b = blob_staged(st, key);
+    if (b) {
+        *data = xrealloc(NULL, b->len);
+        memcpy(*data, b->data, b->len);
+        *len = b->len;
+        return 0;
+    }
+    char *rerr = NULL;
+    size_t klen = blob_key(st, key);
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_META], st->buf, klen, len, &rerr);
+    if (rerr) {
+        fail(st, "state %s: reading blob %s: %s", st->dir, key, rerr);
+        rocksdb_free(rerr);
+        return -1;
+    }
+    if (!v)
+        return 1;
+    *data = xrealloc(NULL, *len);
+    memcpy(*data, v, *len);
+    rocksdb_free(v);
+    return 0;
+}
+
+static void free_blobs(struct eddy_state *st)
+{
+    struct blob_entry *b, *next;
+    for (b = st->blobs; b; b = next) {
+        next = b->next;
+        free(b->key);
+        free(b->data);
+        free(b);
+    }
+    st->blobs = NULL;
+}
+
+static void batch_add_blobs(struct eddy_state *st)
+{
+    for (struct blob_entry *b = st->blobs; b; b = b->next) {
+        size_t klen = blob_key(st, b->key);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], st->buf, klen, b->data, b->len);
+    }
+}
+
 /* ---- commit ------------------------------------------------------------- */
 
 static void batch_add_dirty(struct eddy_state *st)
@@ -1095,6 +1195,7 @@ static void batch_add_dirty(struct eddy_state *st)
             batch_put_i64(st, CF_OFFSETS, e->key, e->key_len, e->next_offset);
     if (st->model_dirty)
         batch_put_i64(st, CF_META, "model_version", 13, (int64_t)st->model_version);
+    batch_add_blobs(st);
 }
 
 static void clear_dirty(struct eddy_state *st)
@@ -1120,6 +1221,7 @@ static void clear_dirty(struct eddy_state *st)
     st->n_dirty_rows = 0;
     st->model_dirty = false;
     st->n_dirty = 0;
+    free_blobs(st);
 }
 
 int state_commit(struct eddy_state *st, char *err, size_t errlen)
@@ -1192,6 +1294,7 @@ void state_close(struct eddy_state *st)
     if (!st)
         return;
     free_cache(st);
+    free_blobs(st);
     for (int k = 0; k < CF_COUNT; k++)
         if (st->cf[k])
             rocksdb_column_family_handle_destroy(st->cf[k]);
@@ -1203,4 +1306,46 @@ void state_close(struct eddy_state *st)
     rocksdb_options_destroy(st->opts);
     free(st->dir);
     free(st);
+}
+
+/* ---- raw access for inspection tools (state/state_internal.h) ----------- */
+
+const char *state_dir(const struct eddy_state *st)
+{
+    return st->dir;
+}
+
+rocksdb_t *state_db(struct eddy_state *st)
+{
+    return st->db;
+}
+
+const char *state_cf_name(int k)
+{
+    return k >= 0 && k < CF_COUNT ? cf_names[k] : NULL;
+}
+
+rocksdb_column_family_handle_t *state_cf(struct eddy_state *st, const char *name)
+{
+    for (int k = 0; k < CF_COUNT; k++)
+        if (!strcmp(cf_names[k], name))
+            return st->cf[k];
+    return NULL;
+}
+
+bool state_user_decode(struct eddy_state *st, const char *v, size_t len,
+                       struct user_state *u, char *why, size_t whylen)
+{
+    return user_decode(st, v, len, u, why, whylen);
+}
+
+bool state_campaign_decode(const char *v, size_t len, struct campaign_state *c,
+                           char *why, size_t whylen)
+{
+    return campaign_decode(v, len, c, why, whylen);
+}
+
+bool state_i64_decode(const char *v, size_t len, int64_t *x, char *why, size_t whylen)
+{
+    return i64_decode(v, len, x, why, whylen);
 }

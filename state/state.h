@@ -25,12 +25,14 @@
 
 #define STATE_FORMAT_VERSION 1
 #define STATE_NO_OFFSET (-1)
+#define STATE_BUSY (-2)      /* state_open(): another process holds the database */
 
 struct eddy_state;
 
 struct state_options {
     const char *dir;
-    int dim;               /* embedding dimension; must match a stored one */
+    int dim;               /* embedding dimension; must match a stored one;
+                              0 takes the stored one (an existing state only) */
     bool create_if_missing;
     bool read_only;        /* for inspection tools */
 };
@@ -81,7 +83,8 @@ struct state_stats {
 };
 
 /* Opens (or creates) the database. Refuses, with a message naming the
- * directory, a database of another format version or dimension. */
+ * directory, a database of another format version or dimension. Returns 0,
+ * -1 on error, or STATE_BUSY when another process has it open. */
 int state_open(const struct state_options *opt, struct eddy_state **out,
                char *err, size_t errlen);
 void state_close(struct eddy_state *st);
@@ -119,6 +122,13 @@ void state_model_version_bump(struct eddy_state *st);
 int64_t state_offset_get(struct eddy_state *st, const char *topic, int32_t partition);
 void state_offset_set(struct eddy_state *st, const char *topic, int32_t partition,
                       int64_t next_offset);
+
+/* Blobs: small opaque values an operator or the runtime keeps with the state
+ * (e.g. the recommender's pending users). state_blob_set() stages a copy that
+ * the next state_commit() writes in its batch. state_blob_get() returns a
+ * malloc'd copy (caller frees): 0 found, 1 absent, -1 read error. */
+void state_blob_set(struct eddy_state *st, const char *key, const void *data, size_t len);
+int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *len);
 
 /* Writes every dirty entry and all offsets set since the last commit in one
  * atomic WriteBatch. */

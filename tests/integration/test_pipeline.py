@@ -103,7 +103,7 @@ def test_bad_records_go_to_dlq_unchanged(broker, workdir):
 def test_spend_never_exceeds_budget(broker, workdir):
     eddy = Eddy(broker, workdir, "[bidding]\nslots = 12\n").start()
     n = gen(broker, "--events", 60000, "--ad-fraction", 0.7, "--campaigns", 3,
-            "--period-ms", 10000)
+            "--period-ms", 10000, "--budget-scale", 0.2)
     eddy.wait_consumed(n)
     ledgers = {}
     for c in ("c0", "c1", "c2"):

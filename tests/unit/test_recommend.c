@@ -157,10 +157,12 @@ static void test_top_k_exact(void **state)
     assert_int_equal(f->n, 1);
     expect(&f->recs[0], "alice", 3, (const char *const[]){"i2", "i5", "i0"},
            (const float[]){2, 1.5f, 1});
-    assert_int_equal(f->recs[0].time, 42);
+    /* Stamped with the click's event time, not the flush's watermark, so
+     * that batching does not change the state. */
+    assert_int_equal(f->recs[0].time, 5);
     assert_int_equal(f->recs[0].model_version, 7);
     struct user_state *u = state_user(f->st, S("alice"), false);
-    assert_int_equal(u->last_refresh_ms, 42);
+    assert_int_equal(u->last_refresh_ms, 5);
     struct state_stats ss;
     state_stats(f->st, &ss);
     assert_true(ss.dirty > 0);
@@ -216,15 +218,40 @@ static void test_debounce(void **state)
     click(op, "ghost", 1); /* no model state: dropped at flush */
     eddy_op_recommend.flush(op, 10);
     assert_int_equal(f->n, 1);
+    assert_int_equal(f->recs[0].time, 0);
     click(op, "alice", 500);
     eddy_op_recommend.flush(op, 500);
-    eddy_op_recommend.flush(op, 1009);
+    eddy_op_recommend.flush(op, 999);
     assert_int_equal(f->n, 1);
-    eddy_op_recommend.flush(op, 1010); /* interval passed since the publication */
+    eddy_op_recommend.flush(op, 1000); /* one interval after the publication */
     assert_int_equal(f->n, 2);
-    assert_int_equal(f->recs[1].time, 1010);
+    assert_int_equal(f->recs[1].time, 1000);
     eddy_op_recommend.flush(op, 5000); /* no new click: nothing */
     assert_int_equal(f->n, 2);
+    eddy_op_recommend.destroy(op);
+}
+
+/* Users waiting for their refresh survive a checkpoint and a restart. */
+static void test_pending_survives_restart(void **state)
+{
+    struct fx *f = *state;
+    hand_items(f);
+    user(f, "alice", U_ALICE);
+    void *op = op_new(f, 2, 1000, 8);
+    click(op, "alice", 0);
+    eddy_op_recommend.flush(op, 0);
+    click(op, "alice", 10); /* due at 1000 */
+    eddy_op_recommend.checkpoint(op);
+    eddy_op_recommend.destroy(op);
+    char err[256];
+    assert_int_equal(state_commit(f->st, err, sizeof err), 0);
+
+    op = op_new(f, 2, 1000, 8);
+    eddy_op_recommend.flush(op, 999);
+    assert_int_equal(f->n, 1);
+    eddy_op_recommend.flush(op, 1000);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->recs[1].time, 1000);
     eddy_op_recommend.destroy(op);
 }
 
@@ -316,6 +343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_top_k_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seen_excluded_k_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_debounce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_agree, setup_wide, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),

@@ -1,0 +1,40 @@
+/* state_internal.h: raw access to the state's RocksDB, for inspection tools
+ * in state/ (inspect.c) only. Operators and the runtime use state.h: reading
+ * RocksDB directly bypasses the cache, so it sees only committed state.
+ *
+ * Value layouts are described at the top of state.c. Keys:
+ *   users, items, campaigns: the id bytes
+ *   offsets: topic, '\0', partition as 4 bytes big-endian
+ *   meta: "format_version", "dim", "model_version" (int64 values) and
+ *         STATE_BLOB_PREFIX + key (state_blob_set() bytes, as given) */
+#ifndef EDDY_STATE_INTERNAL_H
+#define EDDY_STATE_INTERNAL_H
+
+#include <rocksdb/c.h>
+
+#include "state/state.h"
+
+#define STATE_BLOB_PREFIX "blob." /* must match blob_key() in state.c */
+
+/* The directory the state was opened with, for messages. */
+const char *state_dir(const struct eddy_state *st);
+/* Owned by the state: valid until state_close(). */
+rocksdb_t *state_db(struct eddy_state *st);
+/* The k-th column family's name, k from 0; NULL past the last. */
+const char *state_cf_name(int k);
+/* NULL if there is no column family of that name. */
+rocksdb_column_family_handle_t *state_cf(struct eddy_state *st, const char *name);
+
+/* Decoders of stored values; false (and why) for a corrupt value.
+ * state_user_decode() fills u, whose vec must hold state_dim() floats and
+ * whose seen must be NULL; it may set u->seen to a malloc'd array even when
+ * it fails: the caller frees u->seen either way. Seen rows are checked
+ * against the items loaded at open. state_campaign_decode() sets c->q to a
+ * malloc'd array (caller frees) only when it succeeds; c->id is untouched. */
+bool state_user_decode(struct eddy_state *st, const char *v, size_t len,
+                       struct user_state *u, char *why, size_t whylen);
+bool state_campaign_decode(const char *v, size_t len, struct campaign_state *c,
+                           char *why, size_t whylen);
+bool state_i64_decode(const char *v, size_t len, int64_t *x, char *why, size_t whylen);
+
+#endif
