@@ -97,6 +97,8 @@ struct gen *gen_new(const struct gen_options *o)
     g->rng = o->seed;
     g->pending_click = -1;
     model_campaigns(g);
+    if (o->no_budgets)
+        g->next_campaign = o->campaigns;
     return g;
 }
 

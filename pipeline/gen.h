@@ -31,6 +31,7 @@ struct gen_options {
                               the auctions at the mean price) */
     uint64_t bad_every;    /* every Nth record is made bad; 0: none */
     double rate;           /* records per second when producing; 0: as fast as possible */
+    bool no_budgets;       /* skip the CampaignBudget records (sent by an earlier run) */
 };
 
 void gen_options_default(struct gen_options *o);

@@ -83,6 +83,7 @@ static const char usage_gen[] =
     "      --step-us US       event time between events, microseconds (default %lld)\n"
     "      --start-ms MS      event time of the first event (default %lld)\n"
     "      --bad-every N      make every Nth record bad, for DLQ tests (default 0: none)\n"
+    "      --no-budgets       do not send the CampaignBudget records\n"
     "  -h, --help             show this help\n";
 
 static const char usage_demo[] =
@@ -233,6 +234,7 @@ static int gen_option(int c, const char *arg, struct gen_options *o)
     case 'r': if (parse_double(arg, &d) || d < 0) return -1; o->rate = d; return 0;
     case 'A': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->ad_fraction = d; return 0;
     case 'a': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->affinity = d; return 0;
+    case 'N': o->no_budgets = true; return 0;
     case 'k': if (parse_double(arg, &d) || d <= 0) return -1; o->budget_scale = d; return 0;
     default: return -1;
     }
@@ -249,6 +251,7 @@ static int cmd_gen(int argc, char **argv)
         {"affinity", required_argument, 0, 'a'}, {"period-ms", required_argument, 0, 'p'},
         {"step-us", required_argument, 0, 't'},  {"start-ms", required_argument, 0, 'T'},
         {"bad-every", required_argument, 0, 'B'}, {"budget-scale", required_argument, 0, 'k'},
+        {"no-budgets", no_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct gen_options o;

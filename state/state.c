@@ -5,13 +5,15 @@
  * little-endian fields; a value of the wrong size or version is reported as
  * corruption, never read past.
  *
- * Cache: users and campaigns are loaded on first access and stay cached
- * (entries are never moved, so pointers handed out stay valid); all items are
+ * Cache: users and campaigns are loaded on first access; all items are
  * loaded at open into one dense row-major matrix so the recommender can run
  * sgemm over it. Changed entries sit on dirty lists until state_commit()
- * writes them, the model version and the offsets in one WriteBatch. Only
- * dirty entries must stay in memory until a commit, so eviction of clean
- * users/campaigns can be added later without touching the commit path.
+ * writes them, the model version and the offsets in one WriteBatch.
+ * Cached users and campaigns share one CLOCK ring and one byte budget. Each
+ * commit starts a new epoch; an entry handed out in the current epoch is
+ * never evicted, which keeps every pointer valid until the next commit (the
+ * contract in state.h) and, as dirty entries were handed out in it too,
+ * keeps dirty entries in memory until they are written.
  *
  * Errors while lazily loading an entry (corrupt value, I/O error) cannot be
  * returned through state_user() & co.; they are kept as a sticky error that
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <rocksdb/c.h>
 #include <xxhash.h>
@@ -50,8 +53,20 @@ enum cf_index { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_CAMPAIGNS, CF_OFFSETS, CF_MET
 static const char *const cf_names[CF_COUNT] = {"default", "users", "items",
                                                "campaigns", "offsets", "meta"};
 
+enum cache_kind { CACHE_USER, CACHE_CAMPAIGN };
+
+/* An evictable entry's place on the CLOCK ring. */
+struct cache_node {
+    struct cache_node *prev, *next;  /* circular */
+    uint64_t epoch;                  /* st->epoch when last handed out */
+    size_t bytes;                    /* what it counts against the budget */
+    bool ref;                        /* CLOCK reference bit */
+    uint8_t kind;                    /* enum cache_kind */
+};
+
 struct user_entry {
     UT_hash_handle hh;
+    struct cache_node node;
     struct user_entry *dirty_next;
     bool dirty;
     size_t id_len;
@@ -70,6 +85,7 @@ struct item_entry {
 
 struct campaign_entry {
     UT_hash_handle hh;
+    struct cache_node node;
     struct campaign_entry *dirty_next;
     bool dirty;
     struct campaign_state c;

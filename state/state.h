@@ -7,8 +7,18 @@
  * atomic WriteBatch (WAL on). So after a crash the state and the offsets it
  * covers always agree: exactly-once state.
  *
- * Ownership: entries returned by state_user()/state_campaign() belong to the
- * state; their pointers stay valid until state_close(). Item vectors live in
+ * Ownership: entries returned by state_user()/state_campaign() (and passed
+ * to a state_campaign_foreach() callback) belong to the state; their pointers
+ * stay valid until the next state_commit() or state_close(), and no longer.
+ * The cache keeps users and campaigns within state_options.cache_bytes by
+ * evicting, with CLOCK, clean entries not handed out since the last commit.
+ * So an operator may hold entries across further state_user() and
+ * state_campaign() calls within one process() or flush(), but must not keep
+ * them across a commit. The cache exceeds its budget only when the entries
+ * touched since the last commit alone do (dirty ones are among them). The
+ * foreach callback must not call state_user() or state_campaign().
+ *
+ * Item vectors are not part of that budget: they live, all of them, in
  * one dense row-major float matrix (rows x dim) so the recommender can score
  * with sgemm; a pointer into it is valid only until the next state_item_add(),
  * which may grow (move) the matrix.
@@ -35,6 +45,7 @@ struct state_options {
                               0 takes the stored one (an existing state only) */
     bool create_if_missing;
     bool read_only;        /* for inspection tools */
+    size_t cache_bytes;    /* budget for cached users and campaigns; 0 = unlimited */
 };
 
 struct user_state {
@@ -77,9 +88,17 @@ struct campaign_state {
 };
 
 struct state_stats {
-    uint64_t users_cached, items, campaigns, dirty;
+    uint64_t users_cached, items, campaigns, dirty; /* campaigns: cached ones */
     uint64_t disk_bytes;       /* RocksDB estimate of live data size */
     uint64_t model_version;
+    uint64_t cache_hits;         /* user/campaign lookups served from memory */
+    uint64_t cache_misses;       /* lookups that read RocksDB, found or not */
+    uint64_t cache_evictions;
+    uint64_t cache_bytes;        /* estimated bytes of cached users and campaigns */
+    uint64_t checkpoint_us;      /* duration of the last commit that wrote anything */
+    uint64_t checkpoint_bytes;   /* size of its WriteBatch */
+    int64_t checkpoint_unix_ms;  /* wall time it ended; 0 if none since state_open() */
+    uint64_t restore_us;         /* duration of state_open() */
 };
 
 /* Opens (or creates) the database. Refuses, with a message naming the
@@ -131,7 +150,9 @@ void state_blob_set(struct eddy_state *st, const char *key, const void *data, si
 int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *len);
 
 /* Writes every dirty entry and all offsets set since the last commit in one
- * atomic WriteBatch. */
+ * atomic WriteBatch. After it succeeds (even with nothing to write), every
+ * user/campaign pointer handed out is invalid and the cache is shrunk to its
+ * budget. */
 int state_commit(struct eddy_state *st, char *err, size_t errlen);
 
 void state_stats(struct eddy_state *st, struct state_stats *out);

@@ -17,7 +17,7 @@ import urllib.request
 
 import avro.io
 import avro.schema
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -102,12 +102,13 @@ class Broker:
 class Eddy:
     """One `eddy run` process with its own config file and state directory."""
 
-    def __init__(self, broker, workdir, extra=""):
+    def __init__(self, broker, workdir, extra="", name="eddy", state_dir=None):
         self.broker = broker
         self.workdir = workdir
+        self.name = name
         self.port = free_port()
-        self.state_dir = os.path.join(workdir, "state")
-        self.config = os.path.join(workdir, "eddy.conf")
+        self.state_dir = state_dir or os.path.join(workdir, "state")
+        self.config = os.path.join(workdir, name + ".conf")
         with open(self.config, "w") as f:
             f.write(f"""[kafka]
 bootstrap.servers = {broker.bootstrap}
@@ -123,11 +124,15 @@ refresh.interval.ms = 0
         self.proc = None
         self.log = None
 
-    def start(self):
-        self.log = open(os.path.join(self.workdir, "eddy.log"), "a")
+    def start(self, env=None, wait=True):
+        self.log = open(os.path.join(self.workdir, self.name + ".log"), "a")
         self.proc = subprocess.Popen([EDDY, "run", "-c", self.config],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        return self.wait_healthy() if wait else self
+
+    def wait_healthy(self, timeout=30):
+        deadline = time.time() + timeout
         while time.time() < deadline:
             assert self.proc.poll() is None, self.log_text()
             try:
@@ -145,7 +150,7 @@ refresh.interval.ms = 0
         return rc
 
     def log_text(self):
-        with open(os.path.join(self.workdir, "eddy.log")) as f:
+        with open(os.path.join(self.workdir, self.name + ".log")) as f:
             return f.read()
 
     def get(self, path):
@@ -154,6 +159,22 @@ refresh.interval.ms = 0
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
+
+    def wait_caught_up(self, timeout=120):
+        """Waits until eddy has no consumer lag and takes in nothing new."""
+        deadline = time.time() + timeout
+        last, stable = -1, 0
+        while time.time() < deadline:
+            assert self.proc.poll() is None, self.log_text()
+            m = self.metrics()
+            seen = self.consumed()
+            lag = m.get(("eddy_consumer_lag", frozenset()), -1)
+            stable = stable + 1 if (lag == 0 and seen == last) else 0
+            if stable >= 5:
+                return seen
+            last = seen
+            time.sleep(0.3)
+        raise AssertionError("eddy did not catch up\n" + self.log_text()[-3000:])
 
     def metrics(self):
         """{(name, frozenset(labels)): value} from /metrics, parsed by prometheus_client."""
@@ -189,6 +210,21 @@ def gen(broker, *args):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return int(r.stderr.strip().split("gen: ")[-1].split()[0])
+
+
+def state_cli(*args):
+    r = subprocess.run([EDDY, "state", *map(str, args)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def end_offsets(broker, topic):
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=KAFKA_API)
+    parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
+    ends = {tp.partition: off for tp, off in c.end_offsets(parts).items()}
+    c.close()
+    return ends
 
 
 def consume_all(broker, topic, idle_ms=3000):
