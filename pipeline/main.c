@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/cmd_state.h"
 #include "pipeline/config.h"
 #include "pipeline/demo.h"
 #include "pipeline/gen.h"
@@ -25,6 +26,7 @@ static const char usage_main[] =
     "  broker   run an embedded mock Kafka cluster with eddy's topics\n"
     "  gen      produce synthetic events with planted structure\n"
     "  demo     broker + generator + pipeline in one process, printing results\n"
+    "  state    inspect, export or back up a state directory (read-only)\n"
     "  help     show this help\n"
     "\n"
     "`eddy COMMAND --help` describes each command. Version " EDDY_VERSION ".\n";
@@ -325,7 +327,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } commands[] = {{"run", cmd_run}, {"broker", cmd_broker}, {"gen", cmd_gen}, {"demo", cmd_demo}};
+    } commands[] = {{"run", cmd_run}, {"broker", cmd_broker}, {"gen", cmd_gen}, {"demo", cmd_demo},
+                    {"state", cmd_state}};
 
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {

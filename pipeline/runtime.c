@@ -219,6 +219,7 @@ static struct partition_clock *clock_of(struct runtime *rt, const char *topic, i
     if (!rt->clocks)
         abort();
     struct partition_clock *c = &rt->clocks[rt->n_clocks++];
+    memset(c, 0, sizeof *c); /* saved as raw bytes: no stray padding */
     snprintf(c->topic, sizeof c->topic, "%s", topic);
     c->partition = partition;
     c->max_ms = INT64_MIN;
@@ -249,10 +250,19 @@ static int64_t operator_watermark(const struct runtime *rt, const struct eddy_op
 
 #define CLOCKS_BLOB "runtime.clocks"
 
+static int clock_cmp(const void *a, const void *b)
+{
+    const struct partition_clock *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
 /* The clocks are saved with every checkpoint so that a restart resumes the
- * same event-time watermarks. Layout: per partition, the clock struct. */
+ * same event-time watermarks. Layout: per partition, the clock struct, in
+ * (topic, partition) order so that equal clocks give equal bytes. */
 static void save_clocks(struct runtime *rt)
 {
+    qsort(rt->clocks, rt->n_clocks, sizeof *rt->clocks, clock_cmp);
     state_blob_set(rt->st, CLOCKS_BLOB, rt->clocks, rt->n_clocks * sizeof *rt->clocks);
 }
 
