@@ -56,6 +56,13 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
+# --- benchmarks: each lists the objects it links -------------------------
+BENCH_OBJS_bench_state = state/state.o
+
+$(B)/bench/%: bench/%.c $$(addprefix $(B)/,$$(BENCH_OBJS_$$*))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
 deps:
 	@missing=$$(for p in $(BUILD_DEBS) $(TEST_DEBS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -86,7 +93,9 @@ demo: deps
 
 bench: deps
 	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" build/bench/eddy
-	@echo "bench: not written yet (see issue 5)"
+	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" \
+	    build/bench/bench/bench_state
+	build/bench/bench/bench_state bench/results.json
 
 clean:
 	rm -rf build

@@ -393,12 +393,14 @@ struct flush_ctx {
 static void flush_campaign(struct campaign_state *c, void *ctx)
 {
     struct flush_ctx *f = ctx;
-    if (c->l.configured && c->n_q == f->b->n_q)
+    /* Only running clocks: a clock starts at the campaign's own first event,
+     * never at a flush, whose watermark depends on where batches end. */
+    if (c->l.configured && c->n_q == f->b->n_q && clock_fits(f->b, c))
         advance(f->b, c, f->watermark_ms);
 }
 
 /* Publishes the decisions of every slot boundary the watermark crossed, for
- * campaigns with no traffic too. INT64_MIN means no event time yet. */
+ * running campaigns with no traffic too. INT64_MIN means no event time yet. */
 static void budget_flush(void *self, int64_t watermark_ms)
 {
     struct budget *b = self;

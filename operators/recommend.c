@@ -32,8 +32,8 @@
 struct pending {
     UT_hash_handle hh;
     struct pending *next_free;
-    int64_t due;     /* event time from which the user may be refreshed */
-    uint64_t seq;    /* arrival order: ties in due */
+    int64_t due;     /* event time of the refresh */
+    int64_t next;    /* a later refresh owed by clicks seen meanwhile; INT64_MIN: none */
     size_t len, cap;
     char *id;        /* owned */
 };
@@ -50,10 +50,9 @@ struct rec {
     int dim;
 
     struct pending *set;        /* by user id */
-    struct pending **heap;      /* min-heap by (due, seq) */
+    struct pending **heap;      /* min-heap by (due, id) */
     size_t n_heap, heap_cap;
     struct pending *free_list;
-    uint64_t seq;
 
     struct pending **batch;     /* batch_users */
     struct user_state **batch_u;
@@ -181,7 +180,11 @@ static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h,
 
 static bool due_before(const struct pending *a, const struct pending *b)
 {
-    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+    if (a->due != b->due)
+        return a->due < b->due;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->id, b->id, n);
+    return c < 0 || (c == 0 && a->len < b->len);
 }
 
 static void heap_push(struct rec *r, struct pending *p)
@@ -245,27 +248,34 @@ static void pending_recycle(struct rec *r, struct pending *p)
     r->free_list = p;
 }
 
-/* A user refreshed at last_refresh is due again interval later. */
-static int64_t due_time(const struct user_state *u, int64_t interval)
+/* Refreshes happen at the end of the interval of event time (on a fixed grid)
+ * in which a click fell: at most one per interval, and the time depends only
+ * on the click's timestamp, never on how input was batched. With interval 0,
+ * at the click itself. Timestamps are >= 0 (the codec rejects others). */
+static int64_t refresh_time(int64_t ts, int64_t interval)
 {
-    int64_t due;
-    if (!u || u->last_refresh_ms == INT64_MIN)
-        return INT64_MIN;
-    return __builtin_add_overflow(u->last_refresh_ms, interval, &due) ? INT64_MAX : due;
+    if (interval == 0)
+        return ts;
+    int64_t end = ts - ts % interval;
+    return __builtin_add_overflow(end, interval, &end) ? INT64_MAX : end;
 }
 
-/* Queues the user for a refresh at event time `due`, unless already queued. */
-static void mark_pending(struct rec *r, struct eddy_str id, int64_t due, uint64_t seq)
+/* Queues a refresh of the user at event time `due`. A user already queued
+ * for an earlier time owes one more refresh, at the latest `due` seen. */
+static void mark_pending(struct rec *r, struct eddy_str id, int64_t due, int64_t next)
 {
     struct pending *p;
     if (!id.ptr)
         id.ptr = ""; /* uthash memcmp()s the key */
     HASH_FIND(hh, r->set, id.ptr, id.len, p);
-    if (p)
+    if (p) {
+        if (due > p->due && due > p->next)
+            p->next = due;
         return;
+    }
     p = pending_new(r, id);
     p->due = due;
-    p->seq = seq;
+    p->next = next;
     HASH_ADD_KEYPTR(hh, r->set, p->id, p->len, p);
     heap_push(r, p);
 }
@@ -276,16 +286,11 @@ static void rec_process(void *self, const struct eddy_event *ev)
     if (ev->kind != EV_CLICK)
         return;
     struct eddy_str id = ev->u.click.user_id;
-    /* The refresh is due at the click, or one interval after the last one.
-     * Both are event times carried in the input, so the refresh time (kept
-     * as last_refresh_ms) does not depend on how input was batched.
-     * last_refresh_ms changes only when this operator publishes, and it
-     * publishes only pending users, so the due time is fixed from here. */
-    int64_t due = due_time(state_user(r->st, id, false), r->p.refresh_interval_ms);
-    if (due < ev->u.click.timestamp_ms)
-        due = ev->u.click.timestamp_ms;
-    mark_pending(r, id, due, r->seq);
-    r->seq++;
+    int64_t due = refresh_time(ev->u.click.timestamp_ms, r->p.refresh_interval_ms);
+    const struct user_state *u = state_user(r->st, id, false);
+    if (u && u->last_refresh_ms >= due)
+        return; /* a refresh at or after this click's slot was published */
+    mark_pending(r, id, due, INT64_MIN);
 }
 
 /* ---- scoring ------------------------------------------------------------ */
@@ -307,7 +312,14 @@ static void publish(struct rec *r, size_t i, const float *scores, uint32_t n)
         r->emit.recommendation(r->emit.ctx, &rec);
     u->last_refresh_ms = p->due;
     state_user_dirty(r->st, u);
-    pending_recycle(r, p);
+    if (p->next > p->due) { /* clicks after this refresh's slot were seen */
+        p->due = p->next;
+        p->next = INT64_MIN;
+        HASH_ADD_KEYPTR(hh, r->set, p->id, p->len, p);
+        heap_push(r, p);
+    } else {
+        pending_recycle(r, p);
+    }
 }
 
 /* Scores batch[0..b) against every item with one sgemm, then publishes. */
@@ -332,48 +344,60 @@ static void score_batch(struct rec *r, size_t b)
 static void rec_flush(void *self, int64_t watermark_ms)
 {
     struct rec *r = self;
-    size_t b = 0;
-    while (r->n_heap && r->heap[0]->due <= watermark_ms) {
-        struct pending *p = heap_pop(r);
-        HASH_DEL(r->set, p);
-        struct user_state *u = state_user(r->st, (struct eddy_str){p->id, p->len}, false);
-        if (!u) { /* no model for this user: nothing to recommend */
-            pending_recycle(r, p);
-            continue;
+    for (;;) {
+        size_t b = 0;
+        while (b < (size_t)r->p.batch_users && r->n_heap && r->heap[0]->due <= watermark_ms) {
+            struct pending *p = heap_pop(r);
+            HASH_DEL(r->set, p);
+            struct user_state *u = state_user(r->st, (struct eddy_str){p->id, p->len}, false);
+            if (!u) { /* no model for this user: nothing to recommend */
+                pending_recycle(r, p);
+                continue;
+            }
+            r->batch[b] = p;
+            r->batch_u[b++] = u;
         }
-        r->batch[b] = p;
-        r->batch_u[b++] = u;
-        if (b == (size_t)r->p.batch_users) {
-            score_batch(r, b);
-            b = 0;
-        }
+        if (!b)
+            return;
+        score_batch(r, b); /* may queue owed refreshes again: loop */
     }
-    if (b)
-        score_batch(r, b);
 }
 
 /* ---- persistence of the pending set ------------------------------------- */
 
 #define PENDING_BLOB "recommend.pending"
 
-/* Blob layout (host byte order, like the rest of the state): u64 next seq,
- * then per user: i64 due, u64 seq, u32 id length, id bytes. */
+/* Blob layout (host byte order, like the rest of the state), users in id
+ * order so that equal pending sets give equal bytes: per user i64 due,
+ * i64 next, u32 id length, id bytes. */
+static int by_id(const void *a, const void *b)
+{
+    const struct pending *x = *(struct pending *const *)a, *y = *(struct pending *const *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->id, y->id, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
 static void rec_checkpoint(void *self)
 {
     struct rec *r = self;
-    size_t len = 8;
-    for (struct pending *p = r->set; p; p = p->hh.next)
+    size_t n = HASH_COUNT(r->set), len = 0, i = 0;
+    struct pending **all = xrealloc(NULL, n * sizeof *all);
+    for (struct pending *p = r->set; p; p = p->hh.next, i++) {
+        all[i] = p;
         len += 20 + p->len;
+    }
+    qsort(all, n, sizeof *all, by_id);
     char *buf = xrealloc(NULL, len), *w = buf;
-    memcpy(w, &r->seq, 8), w += 8;
-    for (struct pending *p = r->set; p; p = p->hh.next) {
-        uint32_t n = (uint32_t)p->len;
-        memcpy(w, &p->due, 8), w += 8;
-        memcpy(w, &p->seq, 8), w += 8;
-        memcpy(w, &n, 4), w += 4;
-        memcpy(w, p->id, p->len), w += p->len;
+    for (i = 0; i < n; i++) {
+        uint32_t idlen = (uint32_t)all[i]->len;
+        memcpy(w, &all[i]->due, 8), w += 8;
+        memcpy(w, &all[i]->next, 8), w += 8;
+        memcpy(w, &idlen, 4), w += 4;
+        memcpy(w, all[i]->id, idlen), w += idlen;
     }
     state_blob_set(r->st, PENDING_BLOB, buf, len);
+    free(all);
     free(buf);
 }
 
@@ -385,19 +409,15 @@ static int restore_pending(struct rec *r, char *err, size_t errlen)
     if (rc)
         return rc > 0 ? 0 : (snprintf(err, errlen, "recommend: cannot read pending users"), -1);
     const char *p = blob, *end = p + len;
-    if (len < 8)
-        goto corrupt;
-    memcpy(&r->seq, p, 8), p += 8;
     while (p < end) {
-        int64_t due;
-        uint64_t seq;
+        int64_t due, next;
         uint32_t n;
         if (end - p < 20)
             goto corrupt;
-        memcpy(&due, p, 8), memcpy(&seq, p + 8, 8), memcpy(&n, p + 16, 4), p += 20;
+        memcpy(&due, p, 8), memcpy(&next, p + 8, 8), memcpy(&n, p + 16, 4), p += 20;
         if ((size_t)(end - p) < n)
             goto corrupt;
-        mark_pending(r, (struct eddy_str){p, n}, due, seq);
+        mark_pending(r, (struct eddy_str){p, n}, due, next);
         p += n;
     }
     free(blob);

@@ -1,10 +1,13 @@
 /* recommend.h: top-K recommendations by dot product, scored in batches.
  *
- * A click event marks its user for refresh. On flush(), every marked user
- * whose last publication is at least refresh_interval_ms of event time old
- * is scored against the whole item matrix with one cblas_sgemm per batch of
- * up to batch_users users; items the user already interacted with are
- * excluded; the top k are emitted best first. */
+ * A click event queues a refresh of its user at the end of the
+ * refresh_interval_ms-long interval of event time (a fixed grid) that holds
+ * the click; with interval 0, at the click. So a user is republished at most
+ * once per interval, and the refresh times depend only on event times, not on
+ * batching. On flush(watermark), every refresh due by the watermark is
+ * scored against the whole item matrix with one cblas_sgemm per batch of up
+ * to batch_users users; items the user already interacted with are
+ * excluded; the top k are emitted best first, stamped with the refresh time. */
 #ifndef EDDY_RECOMMEND_H
 #define EDDY_RECOMMEND_H
 

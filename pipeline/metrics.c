@@ -92,6 +92,9 @@ static void render_scalars(FILE *f, const struct eddy_metrics *m)
         header(f, scalars[i].name, scalars[i].type, scalars[i].help);
         fprintf(f, "%s %llu\n", scalars[i].name, (unsigned long long)*v);
     }
+    header(f, "eddy_assigned_partitions", "gauge",
+           "Input partitions assigned to this process");
+    fprintf(f, "eddy_assigned_partitions %llu\n", (unsigned long long)m->assigned_partitions);
     header(f, "eddy_consumer_lag", "gauge",
            "Records behind the end of the assigned partitions; -1 while unknown.");
     fprintf(f, "eddy_consumer_lag %lld\n", (long long)m->consumer_lag);

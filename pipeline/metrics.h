@@ -18,6 +18,7 @@ struct eddy_metrics {
     uint64_t produce_errors;
     uint64_t commits;
     int64_t consumer_lag;                           /* sum over assigned partitions, -1 unknown */
+    uint64_t assigned_partitions;
     uint64_t state_bytes, state_users, state_items, state_campaigns;
     uint64_t lat_bucket[METRICS_LAT_BUCKETS];       /* non-cumulative counts */
     uint64_t lat_count;

@@ -493,7 +493,10 @@ static int64_t consumer_lag(struct runtime *rt)
         if (rd_kafka_get_watermark_offsets(rt->consumer, p->topic, p->partition, &lo, &hi) ||
             hi < 0)
             continue;
-        int64_t pos = p->offset >= 0 ? p->offset : lo;
+        /* Before the first fetch the position is unknown: use where we seek to. */
+        int64_t pos = p->offset >= 0 ? p->offset : state_offset_get(rt->st, p->topic, p->partition);
+        if (pos < 0)
+            pos = lo;
         if (hi > pos)
             lag += hi - pos;
     }
@@ -511,6 +514,7 @@ static void on_tick(uv_timer_t *t)
     rt->metrics.state_items = s.items;
     rt->metrics.state_campaigns = s.campaigns;
     rt->metrics.consumer_lag = consumer_lag(rt);
+    rt->metrics.assigned_partitions = (uint64_t)rt->assigned->cnt;
     maybe_checkpoint(rt);
     if (rt->obs && rt->obs->should_stop && rt->obs->should_stop(rt->obs->ctx, &rt->metrics))
         begin_shutdown(rt, 0);

@@ -139,6 +139,14 @@ struct eddy_state {
     bool model_dirty;
     uint64_t n_dirty;
 
+    struct cache_node *hand;  /* CLOCK hand; NULL when nothing is cached */
+    size_t cache_bytes, cache_limit;
+    uint64_t epoch;           /* number of successful commits */
+    uint64_t n_stale;         /* cached entries not handed out in this epoch */
+    uint64_t hits, misses, evictions;
+    uint64_t ckpt_us, ckpt_bytes, restore_us;
+    int64_t ckpt_unix_ms;
+
     char *buf;                /* scratch for encoding values and keys */
     size_t buf_cap;
 
@@ -248,6 +256,13 @@ static bool value_ok(const char *v, size_t len, size_t want, char *why, size_t w
         return false;
     }
     return true;
+}
+
+static uint64_t clock_us(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* ---- value encodings ---------------------------------------------------- */
@@ -664,6 +679,7 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
                char *err, size_t errlen)
 {
     bool fresh = false;
+    uint64_t t0 = clock_us(CLOCK_MONOTONIC);
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
@@ -687,6 +703,7 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
     st->dir = xstrdup(opt->dir);
     st->dim = opt->dim;
     st->read_only = opt->read_only;
+    st->cache_limit = opt->cache_bytes ? opt->cache_bytes : SIZE_MAX;
     make_options(st, fresh);
     int rc = 0;
     if (!fresh)
@@ -703,6 +720,7 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
         state_close(st);
         return rc == STATE_BUSY ? STATE_BUSY : -1;
     }
+    st->restore_us = clock_us(CLOCK_MONOTONIC) - t0;
     *out = st;
     return 0;
 }
@@ -710,6 +728,136 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
 int state_dim(const struct eddy_state *st)
 {
     return st->dim;
+}
+
+/* ---- cache: CLOCK over users and campaigns ------------------------------- */
+
+/* Memory an entry costs besides its own fields: glibc's chunk header and
+ * rounding per allocation, and about one 16-byte uthash bucket per entry.
+ * An estimate; `make bench` compares the budget with peak RSS. */
+#define MALLOC_OVERHEAD 16
+#define BUCKET_OVERHEAD 16
+
+static void user_free(struct user_entry *e);
+static void campaign_free(struct campaign_entry *e);
+
+static struct user_entry *user_of(struct cache_node *n)
+{
+    return (struct user_entry *)((char *)n - offsetof(struct user_entry, node));
+}
+
+static struct campaign_entry *campaign_of(struct cache_node *n)
+{
+    return (struct campaign_entry *)((char *)n - offsetof(struct campaign_entry, node));
+}
+
+static size_t user_bytes(const struct eddy_state *st, const struct user_entry *e)
+{
+    size_t seen = e->u.seen ? (size_t)e->u.seen_cap * sizeof *e->u.seen + MALLOC_OVERHEAD : 0;
+    return sizeof *e + (size_t)st->dim * sizeof(float) + e->id_len + MALLOC_OVERHEAD +
+           BUCKET_OVERHEAD + seen;
+}
+
+static size_t campaign_bytes(const struct campaign_entry *e)
+{
+    return sizeof *e + e->c.id.len + (size_t)e->c.n_q * sizeof(double) +
+           2 * MALLOC_OVERHEAD + BUCKET_OVERHEAD;
+}
+
+/* Re-counts an entry whose size changed (seen set grown, Q-table resized). */
+static void cache_account(struct eddy_state *st, struct cache_node *n, size_t bytes)
+{
+    st->cache_bytes = st->cache_bytes - n->bytes + bytes;
+    n->bytes = bytes;
+}
+
+/* An entry handed out: CLOCK gives it a second chance, and it stays until
+ * the next commit at least, since the caller may hold its pointer until then. */
+static void cache_touch(struct eddy_state *st, struct cache_node *n)
+{
+    n->ref = true;
+    if (n->epoch != st->epoch) {
+        n->epoch = st->epoch;
+        st->n_stale--;
+    }
+}
+
+/* Puts a new (handed out) entry just behind the hand: swept last. */
+static void cache_link(struct eddy_state *st, struct cache_node *n, enum cache_kind kind,
+                       size_t bytes)
+{
+    n->kind = kind;
+    n->epoch = st->epoch;
+    n->ref = true;
+    n->bytes = bytes;
+    st->cache_bytes += bytes;
+    if (!st->hand) {
+        n->prev = n->next = n;
+        st->hand = n;
+        return;
+    }
+    n->next = st->hand;
+    n->prev = st->hand->prev;
+    n->prev->next = n;
+    st->hand->prev = n;
+}
+
+static void cache_unlink(struct eddy_state *st, struct cache_node *n)
+{
+    if (n->next == n) {
+        st->hand = NULL;
+    } else {
+        if (st->hand == n)
+            st->hand = n->next;
+        n->prev->next = n->next;
+        n->next->prev = n->prev;
+    }
+    st->cache_bytes -= n->bytes;
+}
+
+/* Frees a stale entry. A stale entry is clean: marking dirty needs a pointer
+ * handed out in this epoch, and a commit cleans all before a new epoch. */
+static void cache_evict(struct eddy_state *st, struct cache_node *n)
+{
+    cache_unlink(st, n);
+    st->n_stale--;
+    st->evictions++;
+    if (n->kind == CACHE_USER) {
+        struct user_entry *e = user_of(n);
+        HASH_DEL(st->users, e);
+        user_free(e);
+    } else {
+        struct campaign_entry *e = campaign_of(n);
+        HASH_DEL(st->campaigns, e);
+        campaign_free(e);
+        st->campaigns_scanned = false; /* state_campaign_foreach() must read it again */
+    }
+}
+
+/* CLOCK: while over budget, the hand clears reference bits and evicts the
+ * first stale entry found with its bit clear. Entries of this epoch are
+ * passed over; with n_stale > 0 the hand finds a victim within two turns. */
+static void cache_trim(struct eddy_state *st)
+{
+    while (st->cache_bytes > st->cache_limit && st->n_stale) {
+        struct cache_node *n = st->hand;
+        st->hand = n->next;
+        if (n->epoch == st->epoch)
+            continue;
+        if (n->ref)
+            n->ref = false;
+        else
+            cache_evict(st, n);
+    }
+}
+
+/* After a commit nothing is dirty and no pointer handed out before is valid:
+ * every entry may go, and the cache shrinks to its budget. */
+static void cache_new_epoch(struct eddy_state *st)
+{
+    st->epoch++;
+    st->n_stale = HASH_COUNT(st->users) + HASH_COUNT(st->campaigns);
+    cache_trim(st);
 }
 
 /* ---- users -------------------------------------------------------------- */
@@ -760,8 +908,12 @@ struct user_state *state_user(struct eddy_state *st, struct eddy_str id, bool cr
     struct user_entry *e;
     id = nonnull(id);
     HASH_FIND(hh, st->users, id.ptr, id.len, e);
-    if (e)
+    if (e) {
+        st->hits++;
+        cache_touch(st, &e->node);
         return &e->u;
+    }
+    st->misses++;
     e = user_load(st, id);
     if (!e && create) {
         e = user_alloc(st, id);
@@ -770,12 +922,15 @@ struct user_state *state_user(struct eddy_state *st, struct eddy_str id, bool cr
     if (!e)
         return NULL;
     HASH_ADD_KEYPTR(hh, st->users, e->id, e->id_len, e);
+    cache_link(st, &e->node, CACHE_USER, user_bytes(st, e));
+    cache_trim(st);
     return &e->u;
 }
 
 void state_user_dirty(struct eddy_state *st, struct user_state *u)
 {
     struct user_entry *e = (struct user_entry *)((char *)u - offsetof(struct user_entry, u));
+    cache_account(st, &e->node, user_bytes(st, e)); /* state_user_seen_add() may grow it */
     if (e->dirty)
         return;
     e->dirty = true;
@@ -944,6 +1099,7 @@ static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_s
 static void campaign_insert(struct eddy_state *st, struct campaign_entry *e)
 {
     HASH_ADD_KEYPTR(hh, st->campaigns, e->id, e->c.id.len, e);
+    cache_link(st, &e->node, CACHE_CAMPAIGN, campaign_bytes(e));
     st->campaigns_sorted = false;
 }
 
@@ -953,7 +1109,11 @@ struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
     struct campaign_entry *e;
     id = nonnull(id);
     HASH_FIND(hh, st->campaigns, id.ptr, id.len, e);
-    if (!e) {
+    if (e) {
+        st->hits++;
+        cache_touch(st, &e->node);
+    } else {
+        st->misses++;
         e = campaign_load(st, id);
         if (!e && create)
             e = campaign_new(id, n_q);
@@ -965,8 +1125,10 @@ struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
         free(e->c.q);
         e->c.n_q = n_q;
         e->c.q = xcalloc((size_t)n_q * sizeof(double));
+        cache_account(st, &e->node, campaign_bytes(e));
         state_campaign_dirty(st, &e->c);
     }
+    cache_trim(st);
     return &e->c;
 }
 
@@ -1024,6 +1186,9 @@ void state_campaign_foreach(struct eddy_state *st,
         HASH_SRT(hh, st->campaigns, campaign_cmp);
         st->campaigns_sorted = true;
     }
+    /* Every campaign is handed out, so none may go while fn runs. */
+    for (struct campaign_entry *e = st->campaigns; e; e = e->hh.next)
+        cache_touch(st, &e->node);
     for (struct campaign_entry *e = st->campaigns; e; e = e->hh.next)
         fn(&e->c, ctx);
 }
@@ -1219,6 +1384,7 @@ static void clear_dirty(struct eddy_state *st)
     struct user_entry *u, *un;
     for (u = st->dirty_users; u; u = un) {
         un = u->dirty_next;
+        cache_account(st, &u->node, user_bytes(st, u)); /* seen rows added since marked */
         u->dirty = false;
         u->dirty_next = NULL;
     }
@@ -1240,6 +1406,22 @@ static void clear_dirty(struct eddy_state *st)
     free_blobs(st);
 }
 
+/* Writes what is dirty; on success records the checkpoint's metrics. */
+static int checkpoint(struct eddy_state *st, char *err, size_t errlen)
+{
+    uint64_t t0 = clock_us(CLOCK_MONOTONIC);
+    size_t bytes;
+    batch_add_dirty(st);
+    rocksdb_writebatch_data(st->batch, &bytes);
+    if (write_batch(st, "commit", err, errlen))
+        return -1; /* entries stay dirty: a retry writes them again */
+    clear_dirty(st);
+    st->ckpt_us = clock_us(CLOCK_MONOTONIC) - t0;
+    st->ckpt_bytes = bytes;
+    st->ckpt_unix_ms = (int64_t)(clock_us(CLOCK_REALTIME) / 1000);
+    return 0;
+}
+
 int state_commit(struct eddy_state *st, char *err, size_t errlen)
 {
     if (st->failed) {
@@ -1250,12 +1432,9 @@ int state_commit(struct eddy_state *st, char *err, size_t errlen)
         fmt_err(err, errlen, "state %s: opened read-only, cannot commit", st->dir);
         return -1;
     }
-    if (st->n_dirty == 0)
-        return 0;
-    batch_add_dirty(st);
-    if (write_batch(st, "commit", err, errlen))
-        return -1; /* entries stay dirty: a retry writes them again */
-    clear_dirty(st);
+    if (st->n_dirty && checkpoint(st, err, errlen))
+        return -1;
+    cache_new_epoch(st);
     return 0;
 }
 
@@ -1267,6 +1446,14 @@ void state_stats(struct eddy_state *st, struct state_stats *out)
     out->campaigns = HASH_COUNT(st->campaigns);
     out->dirty = st->n_dirty;
     out->model_version = st->model_version;
+    out->cache_hits = st->hits;
+    out->cache_misses = st->misses;
+    out->cache_evictions = st->evictions;
+    out->cache_bytes = st->cache_bytes;
+    out->checkpoint_us = st->ckpt_us;
+    out->checkpoint_bytes = st->ckpt_bytes;
+    out->checkpoint_unix_ms = st->ckpt_unix_ms;
+    out->restore_us = st->restore_us;
     for (int k = 0; k < CF_COUNT; k++) {
         uint64_t v = 0;
         if (rocksdb_property_int_cf(st->db, st->cf[k], "rocksdb.estimate-live-data-size", &v) == 0)

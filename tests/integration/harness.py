@@ -169,7 +169,8 @@ refresh.interval.ms = 0
             m = self.metrics()
             seen = self.consumed()
             lag = m.get(("eddy_consumer_lag", frozenset()), -1)
-            stable = stable + 1 if (lag == 0 and seen == last) else 0
+            assigned = m.get(("eddy_assigned_partitions", frozenset()), 0)
+            stable = stable + 1 if (assigned and lag == 0 and seen == last) else 0
             if stable >= 5:
                 return seen
             last = seen

@@ -74,7 +74,7 @@ def test_sigkill_at_random_points_gives_the_same_state(workdir):
         broker.stop()
     a, b = export(ref.state_dir), export(killed.state_dir)
     for t, e in ends.items():
-        assert stored_offsets(a, t) == e, t
+        assert stored_offsets(a, t) == {p: o for p, o in e.items() if o}, t
     assert len(a) > 3000
     assert a == b, next((x, y) for x, y in zip(a, b) if x != y)
 
@@ -108,8 +108,8 @@ def test_standby_takes_over_a_killed_owner(workdir):
     finally:
         broker.stop()
     lines = export(state)
-    for t, e in ends.items():
-        assert stored_offsets(lines, t) == e, t
+    for t, e in ends.items():  # partitions that never held a record have no offset
+        assert stored_offsets(lines, t) == {p: o for p, o in e.items() if o}, t
     stats = state_cli("stats", "-d", state)
     assert f"model_version: {clicks}" in stats, stats
 

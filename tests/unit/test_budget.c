@@ -255,15 +255,17 @@ static void test_decision_timing(void **s)
     assert_int_equal(campaign(f, "c")->l.decisions, 5);
 }
 
-/* A first event mid-period starts at its own slot; the flush publishes the
- * boundaries of a campaign that has no traffic. */
+/* A clock starts with the campaign's own first event, mid-period at its own
+ * slot, never with a flush (whose watermark depends on batching); once
+ * running, flushes publish the boundaries of a campaign with no traffic. */
 static void test_flush_advances_idle_campaign(void **s)
 {
     struct fx *f = *s;
     configure(f, "c", 1000000, 4000, 1000);
     eddy_op_budget.flush(f->op, INT64_MIN); /* no event time yet: nothing */
+    eddy_op_budget.flush(f->op, 5200);      /* no event of its own yet: nothing */
     assert_int_equal(f->n_dec, 0);
-    eddy_op_budget.flush(f->op, 5200);
+    ad(f, "c", AD_IMPRESSION, 5200);
     assert_int_equal(f->n_dec, 1);
     assert_decision(f, 0, 1, 5000);
     eddy_op_budget.flush(f->op, 7000);
@@ -402,7 +404,8 @@ static void test_explores(void **s)
     p.epsilon = 1.0;
     struct fx *f = fx_new(&p);
     configure(f, "c", 1000000, 4000, 1000);
-    for (int64_t t = 0; t < 40000; t += 1000) /* one slot at a time */
+    ad(f, "c", AD_IMPRESSION, 0); /* starts the clock */
+    for (int64_t t = 1000; t < 40000; t += 1000) /* one slot at a time */
         eddy_op_budget.flush(f->op, t);
     assert_int_equal(f->n_dec, 40);
     bool seen[4] = {false};

@@ -153,16 +153,18 @@ static void test_top_k_exact(void **state)
         state_model_version_bump(f->st);
     void *op = op_new(f, 3, 1000, 8);
     click(op, "alice", 5);
-    eddy_op_recommend.flush(op, 42);
+    eddy_op_recommend.flush(op, 999); /* due at the end of its interval */
+    assert_int_equal(f->n, 0);
+    eddy_op_recommend.flush(op, 1042);
     assert_int_equal(f->n, 1);
     expect(&f->recs[0], "alice", 3, (const char *const[]){"i2", "i5", "i0"},
            (const float[]){2, 1.5f, 1});
-    /* Stamped with the click's event time, not the flush's watermark, so
-     * that batching does not change the state. */
-    assert_int_equal(f->recs[0].time, 5);
+    /* Stamped with the end of the click's interval, not the flush's
+     * watermark, so that batching does not change the state. */
+    assert_int_equal(f->recs[0].time, 1000);
     assert_int_equal(f->recs[0].model_version, 7);
     struct user_state *u = state_user(f->st, S("alice"), false);
-    assert_int_equal(u->last_refresh_ms, 5);
+    assert_int_equal(u->last_refresh_ms, 1000);
     struct state_stats ss;
     state_stats(f->st, &ss);
     assert_true(ss.dirty > 0);
@@ -214,19 +216,42 @@ static void test_debounce(void **state)
     user(f, "alice", U_ALICE);
     void *op = op_new(f, 2, 1000, 8);
     click(op, "alice", 0);
-    click(op, "alice", 1); /* deduplicated */
+    click(op, "alice", 1); /* same interval: one refresh */
     click(op, "ghost", 1); /* no model state: dropped at flush */
-    eddy_op_recommend.flush(op, 10);
-    assert_int_equal(f->n, 1);
-    assert_int_equal(f->recs[0].time, 0);
-    click(op, "alice", 500);
-    eddy_op_recommend.flush(op, 500);
     eddy_op_recommend.flush(op, 999);
+    assert_int_equal(f->n, 0);
+    eddy_op_recommend.flush(op, 1000);
     assert_int_equal(f->n, 1);
-    eddy_op_recommend.flush(op, 1000); /* one interval after the publication */
+    assert_int_equal(f->recs[0].time, 1000);
+    click(op, "alice", 1500);
+    eddy_op_recommend.flush(op, 1999);
+    assert_int_equal(f->n, 1);
+    eddy_op_recommend.flush(op, 2000);
     assert_int_equal(f->n, 2);
-    assert_int_equal(f->recs[1].time, 1000);
+    assert_int_equal(f->recs[1].time, 2000);
     eddy_op_recommend.flush(op, 5000); /* no new click: nothing */
+    assert_int_equal(f->n, 2);
+    eddy_op_recommend.destroy(op);
+}
+
+/* Clicks in several intervals before one flush give the same refresh times
+ * as flushing after each: state must not depend on batching. */
+static void test_batching_does_not_change_refresh_times(void **state)
+{
+    struct fx *f = *state;
+    hand_items(f);
+    user(f, "alice", U_ALICE);
+    void *op = op_new(f, 2, 1000, 8);
+    click(op, "alice", 10);
+    click(op, "alice", 1500);
+    click(op, "alice", 3200);
+    eddy_op_recommend.flush(op, 5000);
+    assert_int_equal(f->n, 2); /* the last owed refresh covers 1500 and 3200 */
+    assert_int_equal(f->recs[0].time, 1000);
+    assert_int_equal(f->recs[1].time, 4000);
+    assert_int_equal(state_user(f->st, S("alice"), false)->last_refresh_ms, 4000);
+    click(op, "alice", 3999); /* covered by the refresh at 4000 */
+    eddy_op_recommend.flush(op, 9000);
     assert_int_equal(f->n, 2);
     eddy_op_recommend.destroy(op);
 }
@@ -239,19 +264,19 @@ static void test_pending_survives_restart(void **state)
     user(f, "alice", U_ALICE);
     void *op = op_new(f, 2, 1000, 8);
     click(op, "alice", 0);
-    eddy_op_recommend.flush(op, 0);
-    click(op, "alice", 10); /* due at 1000 */
+    eddy_op_recommend.flush(op, 1000);
+    click(op, "alice", 1010); /* due at 2000 */
     eddy_op_recommend.checkpoint(op);
     eddy_op_recommend.destroy(op);
     char err[256];
     assert_int_equal(state_commit(f->st, err, sizeof err), 0);
 
     op = op_new(f, 2, 1000, 8);
-    eddy_op_recommend.flush(op, 999);
+    eddy_op_recommend.flush(op, 1999);
     assert_int_equal(f->n, 1);
-    eddy_op_recommend.flush(op, 1000);
+    eddy_op_recommend.flush(op, 2000);
     assert_int_equal(f->n, 2);
-    assert_int_equal(f->recs[1].time, 1000);
+    assert_int_equal(f->recs[1].time, 2000);
     eddy_op_recommend.destroy(op);
 }
 
@@ -288,17 +313,20 @@ static void random_world(struct fx *f)
     }
 }
 
-/* All users once, in order; returns the index of the first record. */
+/* All users once, in order, later in event time than any earlier run (a
+ * refresh already published at or after a click's time covers it); returns
+ * the index of the first record. */
 static int run_all(struct fx *f, int batch)
 {
     int first = f->n;
+    int64_t t0 = (int64_t)first * 1000;
     void *op = op_new(f, 7, 0, batch);
     char id[16];
     for (int u = 0; u < N_USERS; u++) {
         snprintf(id, sizeof id, "u%d", u);
-        click(op, id, u);
+        click(op, id, t0 + u);
     }
-    eddy_op_recommend.flush(op, 100);
+    eddy_op_recommend.flush(op, t0 + 100);
     eddy_op_recommend.destroy(op);
     assert_int_equal(f->n - first, N_USERS);
     return first;
@@ -313,8 +341,10 @@ static void test_batches_agree(void **state)
         const struct got_rec *a = &f->recs[one + u], *b = &f->recs[some + u],
                              *c = &f->recs[all + u];
         assert_int_equal(a->n, 7);
-        assert_memory_equal(a, b, sizeof *a);
-        assert_memory_equal(a, c, sizeof *a);
+        struct got_rec x = *a, y = *b, z = *c; /* the runs differ in event time only */
+        x.time = y.time = z.time = 0;
+        assert_memory_equal(&x, &y, sizeof x);
+        assert_memory_equal(&x, &z, sizeof x);
         struct rec_item out[7];
         assert_int_equal(recommend_user(f->st, S(a->user), 7, out), 7);
         for (int i = 0; i < 7; i++) {
@@ -345,6 +375,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_debounce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batching_does_not_change_refresh_times, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_batches_agree, setup_wide, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
     };

@@ -473,6 +473,198 @@ static void test_campaigns(void **state)
     state_close(st);
 }
 
+/* ---- bounded cache ------------------------------------------------------- */
+
+#define CACHE_BUDGET (32 * 1024) /* about 150 users at DIM 8 */
+#define N_CACHE_USERS 10000
+
+static struct eddy_state *open_budget(struct fx *f)
+{
+    struct state_options o = {.dir = f->dir, .dim = DIM, .create_if_missing = true,
+                              .cache_bytes = CACHE_BUDGET};
+    struct eddy_state *st = NULL;
+    if (state_open(&o, &st, f->err, sizeof f->err) != 0)
+        fail_msg("state_open: %s", f->err);
+    return st;
+}
+
+static struct eddy_str user_id(char *buf, int i)
+{
+    snprintf(buf, 16, "u%d", i);
+    return S(buf);
+}
+
+/* Arbitrary bit patterns (NaNs and denormals included): compared bitwise. */
+static void user_bits(float *v, int i)
+{
+    for (int j = 0; j < DIM; j++) {
+        uint32_t x = (uint32_t)i * 2654435761u ^ (uint32_t)j * 40503u;
+        x ^= x >> 13;
+        memcpy(&v[j], &x, sizeof x);
+    }
+}
+
+static struct state_stats stats_of(struct eddy_state *st)
+{
+    struct state_stats s;
+    state_stats(st, &s);
+    return s;
+}
+
+static void check_user(struct eddy_state *st, int i)
+{
+    char id[16];
+    float v[DIM];
+    struct user_state *u = state_user(st, user_id(id, i), false);
+    assert_non_null(u);
+    user_bits(v, i);
+    assert_memory_equal(u->vec, v, sizeof v);
+    assert_int_equal(u->n_events, i);
+    assert_int_equal(u->n_seen, 1);
+    assert_int_equal(u->seen[0], i % 3);
+}
+
+/* Writes users u0.. with a commit every 1000, checking on the way that the
+ * dirty users of each commit all stay, over budget, and that a commit
+ * brings the cache back under it. */
+static void write_users(struct fx *f, struct eddy_state *st)
+{
+    struct user_state *held[1000];
+    char id[16];
+    for (int i = 0; i < N_CACHE_USERS; i++) {
+        struct user_state *u = state_user(st, user_id(id, i), true);
+        assert_true(u->is_new);
+        user_bits(u->vec, i);
+        u->n_events = (uint64_t)i;
+        state_user_seen_add(u, (uint32_t)(i % 3));
+        state_user_dirty(st, u);
+        held[i % 1000] = u;
+        if (i % 1000 < 999)
+            continue;
+        /* 1000 dirty users are far over budget: none went, pointers hold */
+        assert_true(stats_of(st).cache_bytes > CACHE_BUDGET);
+        for (int k = 0; k < 1000; k++) {
+            float v[DIM];
+            user_bits(v, i - 999 + k);
+            assert_memory_equal(held[k]->vec, v, sizeof v);
+        }
+        commit_ok(f, st);
+        assert_true(stats_of(st).cache_bytes <= CACHE_BUDGET);
+    }
+}
+
+static void test_cache_bounded(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_budget(f);
+    populate(st); /* items 0..2, for the seen rows */
+    commit_ok(f, st);
+    write_users(f, st);
+    struct state_stats s = stats_of(st);
+    assert_true(s.cache_evictions > 0);
+    assert_true(s.users_cached < N_CACHE_USERS / 10);
+    assert_true(s.checkpoint_bytes > 1000 * DIM * sizeof(float));
+    assert_true(s.checkpoint_unix_ms > 0);
+    /* read back through the small cache, some hits, mostly loads */
+    for (int i = 0; i < N_CACHE_USERS; i++) {
+        check_user(st, i);
+        if (i % 500 == 499) {
+            commit_ok(f, st); /* nothing dirty: only lets the cache shrink */
+            assert_true(stats_of(st).cache_bytes <= CACHE_BUDGET);
+        }
+    }
+    assert_true(stats_of(st).cache_misses > N_CACHE_USERS);
+    state_close(st);
+
+    st = open_budget(f);
+    assert_true(stats_of(st).restore_us > 0);
+    assert_int_equal(stats_of(st).users_cached, 0); /* users load lazily */
+    for (int i = N_CACHE_USERS - 1; i >= 0; i--)
+        check_user(st, i);
+    check_populated(st);
+    state_close(st);
+}
+
+/* Users made dirty where they sit on the CLOCK ring, between clean ones,
+ * stay cached and changed (their pointers too) while the clean ones around
+ * them are evicted, and their change is what the commit writes. */
+static void test_cache_dirty_survives(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_budget(f);
+    populate(st);
+    write_users(f, st);
+    char id[16];
+    struct user_state *held[60];
+    for (int i = 0; i < 60; i++) /* about 18 kB: all stay cached */
+        state_user(st, user_id(id, i), false);
+    commit_ok(f, st); /* nothing dirty: all 60 are now evictable */
+    uint64_t hits = stats_of(st).cache_hits;
+    for (int i = 0; i < 60; i += 2) {
+        held[i] = state_user(st, user_id(id, i), false);
+        held[i]->n_events = 424242;
+        state_user_dirty(st, held[i]);
+    }
+    assert_int_equal(stats_of(st).cache_hits, hits + 30);
+    for (int i = 1001; i < 2000; i += 2) /* the odd ones of 0..59 must go */
+        state_user(st, user_id(id, i), false);
+    hits = stats_of(st).cache_hits;
+    for (int i = 0; i < 60; i += 2) {
+        assert_int_equal(held[i]->n_events, 424242);
+        assert_ptr_equal(state_user(st, user_id(id, i), false), held[i]);
+    }
+    assert_int_equal(stats_of(st).cache_hits, hits + 30);
+    uint64_t misses = stats_of(st).cache_misses;
+    check_user(st, 1); /* evicted, read back */
+    assert_int_equal(stats_of(st).cache_misses, misses + 1);
+    commit_ok(f, st);
+    state_close(st);
+
+    st = open_budget(f);
+    for (int i = 0; i < 60; i++)
+        assert_int_equal(state_user(st, user_id(id, i), false)->n_events,
+                         i % 2 ? (uint64_t)i : 424242);
+    state_close(st);
+}
+
+/* Campaign "c%03d" of number i has q[1] == i. */
+static void check_q(struct campaign_state *c, void *ctx)
+{
+    int *n = ctx;
+    char id[16];
+    snprintf(id, sizeof id, "c%03d", *n);
+    assert_int_equal(c->id.len, strlen(id));
+    assert_memory_equal(c->id.ptr, id, c->id.len);
+    assert_true(c->q[1] == *n);
+    (*n)++;
+}
+
+/* foreach visits evicted campaigns too, reading them back from RocksDB. */
+static void test_cache_campaigns(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_budget(f);
+    char id[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(id, sizeof id, "c%03d", i);
+        struct campaign_state *c = state_campaign(st, S(id), true, 64); /* ~700 B */
+        c->q[1] = i;
+        state_campaign_dirty(st, c);
+    }
+    commit_ok(f, st);
+    struct state_stats s = stats_of(st);
+    assert_true(s.campaigns < 200);
+    assert_true(s.cache_evictions > 0);
+    for (int round = 0; round < 2; round++) {
+        int n = 0;
+        state_campaign_foreach(st, check_q, &n);
+        assert_int_equal(n, 200);
+        commit_ok(f, st); /* evicts again: the next round reads them back */
+        assert_true(stats_of(st).cache_bytes <= CACHE_BUDGET);
+    }
+    state_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +682,9 @@ int main(void)
         cmocka_unit_test(test_seen_set),
         cmocka_unit_test_setup_teardown(test_matrix_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_campaigns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_campaigns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

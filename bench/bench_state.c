@@ -1,0 +1,588 @@
+/* bench_state.c: the state layer's rows of `make bench` (issues 3 and 5).
+ *
+ * Usage: bench_state RESULTS.json [USERS]   (USERS defaults to 1M; items are
+ * USERS / 10, the cache budget scales with USERS).
+ *
+ * Every run is a forked child, so each one's peak RSS (VmHWM) is its own.
+ * The parent never opens RocksDB: a child forked from a process that had
+ * would lack RocksDB's background threads. Each row is the median of 3 runs.
+ *
+ *   checkpoint   one state_commit() of USERS new dirty users, d=64; reference:
+ *                one raw RocksDB WriteBatch of USERS 256-byte values.
+ *   rmw          read-modify-write through the cache: state_user(), update
+ *                the 64 floats, mark dirty, state_commit() every 100k ops,
+ *                with a cache smaller than the users; reference: raw
+ *                rocksdb_get() + rocksdb_put() of a 256-byte value per op,
+ *                same keys, same order. Zipfian (YCSB's theta 0.99,
+ *                scrambled so hot keys spread over the key space) and uniform.
+ *   restart      state_open() + the first state_user() of the state the
+ *                checkpoint row wrote (and the rmw rows updated); reference:
+ *                opening the same RocksDB bare and one get.
+ *   peak RSS     of the uniform rmw run, against cache budget + item matrix.
+ *
+ * The page cache is warm in every run: restart times are for a process
+ * restart, not a cold machine. */
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "state/state.h"
+
+#define DIM 64
+#define RAW_VALUE 256           /* DIM floats */
+#define COMMIT_EVERY 100000
+#define ZIPF_THETA 0.99
+#define RUNS 3
+
+struct cfg {
+    const char *dir;            /* temporary, removed at the end */
+    uint32_t users, items;
+    size_t cache_bytes;
+    uint32_t cache_warm, cache_ops;  /* warm-up fills the cache: not timed */
+    uint32_t raw_warm, raw_ops;
+};
+
+/* One run's figures, sent from the child to the parent through a pipe. */
+struct result {
+    double value;
+    double bytes;               /* checkpoint: WriteBatch size */
+    double peak_rss;            /* bytes */
+};
+
+enum dist { UNIFORM, ZIPFIAN };
+
+struct run_arg {
+    const struct cfg *c;
+    enum dist dist;
+    int i;                      /* run number, for a run's own directory */
+};
+
+typedef void (*run_fn)(const struct run_arg *a, struct result *r);
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "bench_state: %s: %s\n", what, err ? err : strerror(errno));
+    exit(1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss(void)
+{
+    char line[256];
+    double kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double uniform01(uint64_t *s)
+{
+    return (double)(xorshift(s) >> 11) * 0x1.0p-53;
+}
+
+/* "u" and 7 digits (8 for 10M and up): cheaper than snprintf per op. */
+static struct eddy_str user_key(char *buf, uint32_t i)
+{
+    int n = i >= 10000000 ? 9 : 8;
+    buf[0] = 'u';
+    for (int k = n - 1; k >= 1; k--, i /= 10)
+        buf[k] = (char)('0' + i % 10);
+    return (struct eddy_str){buf, (size_t)n};
+}
+
+/* ---- key sequences -------------------------------------------------------- */
+
+/* Gray et al.'s Zipfian generator, as YCSB uses it: rank 0 is hottest. */
+struct zipf {
+    uint64_t n;
+    double zetan, alpha, eta, half;
+};
+
+static void zipf_init(struct zipf *z, uint64_t n, double theta)
+{
+    double zeta2 = 1 + pow(0.5, theta);
+    z->n = n;
+    z->zetan = 0;
+    for (uint64_t i = 1; i <= n; i++)
+        z->zetan += 1 / pow((double)i, theta);
+    z->alpha = 1 / (1 - theta);
+    z->eta = (1 - pow(2.0 / (double)n, 1 - theta)) / (1 - zeta2 / z->zetan);
+    z->half = zeta2;
+}
+
+static uint64_t zipf_rank(const struct zipf *z, double u)
+{
+    double uz = u * z->zetan;
+    if (uz < 1)
+        return 0;
+    if (uz < z->half)
+        return 1;
+    uint64_t r = (uint64_t)((double)z->n * pow(z->eta * u - z->eta + 1, z->alpha));
+    return r < z->n ? r : z->n - 1;
+}
+
+/* The user indices of n ops. Generated up front, so the timed loops time
+ * state and RocksDB only; the same seed gives both sides the same order. */
+static uint32_t *key_sequence(uint32_t users, uint32_t n, enum dist d)
+{
+    uint32_t *seq = malloc((size_t)n * sizeof *seq);
+    uint64_t s = 0x9e3779b97f4a7c15u;
+    struct zipf z;
+    if (!seq)
+        die("key sequence", NULL);
+    if (d == ZIPFIAN)
+        zipf_init(&z, users, ZIPF_THETA);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t r = d == ZIPFIAN ? zipf_rank(&z, uniform01(&s)) : xorshift(&s) % users;
+        /* 2654435761 is prime, so this permutes 0..users-1: hot keys spread */
+        seq[i] = (uint32_t)(r * 2654435761u % users);
+    }
+    return seq;
+}
+
+/* ---- state runs ----------------------------------------------------------- */
+
+static void run_dir(char *buf, size_t len, const struct cfg *c, const char *name, int i)
+{
+    snprintf(buf, len, "%s/%s-%d", c->dir, name, i);
+}
+
+static struct eddy_state *open_state(const char *dir, size_t cache_bytes)
+{
+    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
+                              .cache_bytes = cache_bytes};
+    struct eddy_state *st;
+    char err[512];
+    if (state_open(&o, &st, err, sizeof err))
+        die("state_open", err);
+    return st;
+}
+
+static void commit(struct eddy_state *st)
+{
+    char err[512];
+    if (state_commit(st, err, sizeof err))
+        die("state_commit", err);
+}
+
+static void fill(float *v, uint32_t seed)
+{
+    for (int j = 0; j < DIM; j++)
+        v[j] = (float)((seed * 31u + (uint32_t)j) % 1000) * 1e-3f - 0.5f;
+}
+
+static void add_items(struct eddy_state *st, uint32_t n)
+{
+    char id[16];
+    float v[DIM];
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "i%u", i);
+        fill(v, i);
+        state_item_add(st, eddy_str_c(id), v);
+    }
+    commit(st);
+}
+
+/* Times one commit of c->users new dirty users into a fresh state. */
+static void run_checkpoint(const struct run_arg *a, struct result *r)
+{
+    char dir[512], key[16];
+    run_dir(dir, sizeof dir, a->c, "state", a->i);
+    struct eddy_state *st = open_state(dir, 0);
+    add_items(st, a->c->items);
+    for (uint32_t i = 0; i < a->c->users; i++) {
+        struct user_state *u = state_user(st, user_key(key, i), true);
+        fill(u->vec, i);
+        u->n_events = 1;
+        state_user_dirty(st, u);
+    }
+    double t0 = now_s();
+    commit(st);
+    r->value = now_s() - t0;
+    struct state_stats s;
+    state_stats(st, &s);
+    r->bytes = (double)s.checkpoint_bytes;
+    state_close(st);
+}
+
+static void update(float *v)
+{
+    for (int j = 0; j < DIM; j++)
+        v[j] = v[j] * 0.999f + 1e-3f;
+}
+
+static void cache_ops(struct eddy_state *st, const uint32_t *seq, uint32_t n, uint64_t *ops)
+{
+    char key[16];
+    for (uint32_t i = 0; i < n; i++) {
+        struct user_state *u = state_user(st, user_key(key, seq[i]), true);
+        update(u->vec);
+        u->n_events++;
+        state_user_dirty(st, u);
+        if (++*ops % COMMIT_EVERY == 0)
+            commit(st);
+    }
+}
+
+static void run_rmw_cache(const struct run_arg *a, struct result *r)
+{
+    const struct cfg *c = a->c;
+    char dir[512];
+    uint64_t ops = 0;
+    uint32_t *seq = key_sequence(c->users, c->cache_warm + c->cache_ops, a->dist);
+    run_dir(dir, sizeof dir, c, "state", 0);
+    struct eddy_state *st = open_state(dir, c->cache_bytes);
+    cache_ops(st, seq, c->cache_warm, &ops);
+    double t0 = now_s();
+    cache_ops(st, seq + c->cache_warm, c->cache_ops, &ops);
+    commit(st);
+    r->value = c->cache_ops / (now_s() - t0);
+    state_close(st);
+    free(seq);
+}
+
+static void run_restart(const struct run_arg *a, struct result *r)
+{
+    char dir[512], key[16];
+    run_dir(dir, sizeof dir, a->c, "state", 0);
+    double t0 = now_s();
+    struct eddy_state *st = open_state(dir, a->c->cache_bytes);
+    if (!state_user(st, user_key(key, a->c->users / 2), false))
+        die("restart", "the first user is missing");
+    r->value = now_s() - t0;
+    state_close(st);
+}
+
+/* ---- raw RocksDB runs ------------------------------------------------------ */
+
+/* The options state.c uses: bloom filters, WAL on, no fsync. */
+static rocksdb_options_t *raw_options(void)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_block_based_table_options_t *bbo = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(bbo, rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_options_set_block_based_table_factory(o, bbo);
+    rocksdb_block_based_options_destroy(bbo);
+    return o;
+}
+
+static rocksdb_t *raw_open(const char *dir, rocksdb_options_t *o)
+{
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open(o, dir, &err);
+    if (err)
+        die(dir, err);
+    return db;
+}
+
+/* Times one WriteBatch of c->users 256-byte values into a fresh database. */
+static void run_raw_checkpoint(const struct run_arg *a, struct result *r)
+{
+    char dir[512], key[16], *err = NULL;
+    float v[DIM];
+    run_dir(dir, sizeof dir, a->c, "raw", a->i);
+    rocksdb_options_t *o = raw_options();
+    rocksdb_t *db = raw_open(dir, o);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    double t0 = now_s();
+    for (uint32_t i = 0; i < a->c->users; i++) {
+        struct eddy_str k = user_key(key, i);
+        fill(v, i);
+        rocksdb_writebatch_put(b, k.ptr, k.len, (const char *)v, sizeof v);
+    }
+    rocksdb_write(db, wo, b, &err);
+    if (err)
+        die("raw write", err);
+    r->value = now_s() - t0;
+    rocksdb_writebatch_destroy(b);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+}
+
+static void raw_ops(rocksdb_t *db, rocksdb_readoptions_t *ro, rocksdb_writeoptions_t *wo,
+                    const uint32_t *seq, uint32_t n)
+{
+    char key[16], *err = NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        struct eddy_str k = user_key(key, seq[i]);
+        size_t len;
+        char *v = rocksdb_get(db, ro, k.ptr, k.len, &len, &err);
+        if (err || !v || len != RAW_VALUE)
+            die("raw get", err ? err : "missing or short value");
+        update((float *)(void *)v);
+        rocksdb_put(db, wo, k.ptr, k.len, v, len, &err);
+        if (err)
+            die("raw put", err);
+        rocksdb_free(v);
+    }
+}
+
+static void run_rmw_raw(const struct run_arg *a, struct result *r)
+{
+    const struct cfg *c = a->c;
+    char dir[512];
+    uint32_t *seq = key_sequence(c->users, c->raw_warm + c->raw_ops, a->dist);
+    run_dir(dir, sizeof dir, c, "raw", 0);
+    rocksdb_options_t *o = raw_options();
+    rocksdb_t *db = raw_open(dir, o);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    raw_ops(db, ro, wo, seq, c->raw_warm);
+    double t0 = now_s();
+    raw_ops(db, ro, wo, seq + c->raw_warm, c->raw_ops);
+    r->value = c->raw_ops / (now_s() - t0);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+    free(seq);
+}
+
+/* Opens the state's database bare (its column families, no item loading)
+ * and reads one user: the floor under state_open(). */
+static void run_raw_restart(const struct run_arg *a, struct result *r)
+{
+    static const char *const cfs[] = {"default", "users", "items", "campaigns", "offsets",
+                                      "meta"};
+    enum { N_CF = sizeof cfs / sizeof *cfs };
+    char dir[512], key[16], *err = NULL;
+    const rocksdb_options_t *cf_opts[N_CF];
+    rocksdb_column_family_handle_t *cf[N_CF];
+    run_dir(dir, sizeof dir, a->c, "state", 0);
+    rocksdb_options_t *o = raw_options();
+    for (int k = 0; k < N_CF; k++)
+        cf_opts[k] = o;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    double t0 = now_s();
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, N_CF, cfs, cf_opts, cf, &err);
+    if (err)
+        die(dir, err);
+    struct eddy_str k = user_key(key, a->c->users / 2);
+    size_t len;
+    char *v = rocksdb_get_cf(db, ro, cf[1], k.ptr, k.len, &len, &err);
+    if (err || !v)
+        die("raw restart get", err ? err : "missing user");
+    r->value = now_s() - t0;
+    rocksdb_free(v);
+    for (int i = 0; i < N_CF; i++)
+        rocksdb_column_family_handle_destroy(cf[i]);
+    rocksdb_close(db);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_options_destroy(o);
+}
+
+/* ---- runs, medians, output ------------------------------------------------- */
+
+static struct result run_child(run_fn fn, const struct run_arg *a)
+{
+    int fd[2];
+    struct result r = {0};
+    if (pipe(fd))
+        die("pipe", NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", NULL);
+    if (pid == 0) {
+        close(fd[0]);
+        fn(a, &r);
+        r.peak_rss = peak_rss();
+        _exit(write(fd[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t n = read(fd[0], &r, sizeof r);
+    close(fd[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) ||
+        n != (ssize_t)sizeof r)
+        die("a benchmark run failed", "see above");
+    return r;
+}
+
+static int by_value(const void *x, const void *y)
+{
+    double a = ((const struct result *)x)->value, b = ((const struct result *)y)->value;
+    return (a > b) - (a < b);
+}
+
+struct row {
+    const char *scenario, *unit;
+    double figure, reference, ratio; /* reference and ratio: NAN if none */
+};
+
+/* Runs fn RUNS times (run i in its own directory where it makes one). */
+static struct result median(run_fn fn, const struct cfg *c, enum dist d)
+{
+    struct result runs[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        struct run_arg a = {c, d, i};
+        runs[i] = run_child(fn, &a);
+        fprintf(stderr, ".");
+    }
+    qsort(runs, RUNS, sizeof *runs, by_value);
+    return runs[RUNS / 2];
+}
+
+static void print_table(const struct row *rows, int n)
+{
+    printf("%-58s | %12s | %-5s | %12s | %6s\n", "scenario", "figure", "unit", "reference",
+           "ratio");
+    printf("%.58s-|-%.12s-|-%.5s-|-%.12s-|-%.6s\n", "----------------------------------------"
+           "------------------------------", "------------", "-----", "------------", "------");
+    for (int i = 0; i < n; i++) {
+        const struct row *r = &rows[i];
+        printf("%-58s | %12.4g | %-5s | ", r->scenario, r->figure, r->unit);
+        if (isnan(r->reference))
+            printf("%12s | %6s\n", "-", "-");
+        else
+            printf("%12.4g | %6.3g\n", r->reference, r->ratio);
+    }
+}
+
+static void json_number(FILE *f, double x)
+{
+    if (isnan(x))
+        fputs("null", f);
+    else
+        fprintf(f, "%.6g", x);
+}
+
+static void write_json(const char *path, const struct cfg *c, const struct row *rows, int n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        die(path, NULL);
+    fprintf(f, "{\"bench\": \"state\", \"users\": %u, \"items\": %u, \"dim\": %d, "
+            "\"cache_bytes\": %zu, \"runs\": %d, \"rows\": [\n", c->users, c->items, DIM,
+            c->cache_bytes, RUNS);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "  {\"scenario\": \"%s\", \"unit\": \"%s\", \"figure\": ", rows[i].scenario,
+                rows[i].unit);
+        json_number(f, rows[i].figure);
+        fputs(", \"reference\": ", f);
+        json_number(f, rows[i].reference);
+        fputs(", \"ratio\": ", f);
+        json_number(f, rows[i].ratio);
+        fprintf(f, "}%s\n", i + 1 < n ? "," : "");
+    }
+    fputs("]}\n", f);
+    if (fclose(f))
+        die(path, NULL);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void set_row(struct row *r, const char *scenario, const char *unit, double figure,
+                    double reference)
+{
+    r->scenario = scenario;
+    r->unit = unit;
+    r->figure = figure;
+    r->reference = reference;
+    r->ratio = isnan(reference) ? NAN : figure / reference;
+}
+
+/* The later rows use the databases of checkpoint run 0 only. */
+static void remove_runs(const struct cfg *c)
+{
+    char dir[512];
+    for (int i = 1; i < RUNS; i++) {
+        run_dir(dir, sizeof dir, c, "state", i);
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        run_dir(dir, sizeof dir, c, "raw", i);
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+/* rows: rmw zipf, rmw uniform, checkpoint time, checkpoint size, restart, RSS. */
+enum { N_ROWS = 6 };
+
+static void run_all(const struct cfg *c, struct row *rows)
+{
+    double raw_ckpt = median(run_raw_checkpoint, c, UNIFORM).value;
+    struct result ck = median(run_checkpoint, c, UNIFORM);
+    remove_runs(c);
+    set_row(&rows[2], "checkpoint: commit of all users, new and dirty (ref: raw)", "s",
+            ck.value, raw_ckpt);
+    set_row(&rows[3], "checkpoint: WriteBatch bytes (ref: raw vector bytes)", "MB",
+            ck.bytes / 1e6, (double)c->users * DIM * sizeof(float) / 1e6);
+    for (enum dist d = UNIFORM; d <= ZIPFIAN; d++) {
+        struct row *r = &rows[d == ZIPFIAN ? 0 : 1];
+        double ref = median(run_rmw_raw, c, d).value;
+        struct result m = median(run_rmw_cache, c, d);
+        set_row(r, d == ZIPFIAN ? "RMW via cache, zipfian 0.99 (ref: raw RocksDB get+put)"
+                                : "RMW via cache, uniform (ref: raw RocksDB get+put)",
+                "ops/s", m.value, ref);
+        if (d == UNIFORM)
+            set_row(&rows[5], "peak RSS, uniform RMW (ref: cache budget + item matrix)",
+                    "MB", m.peak_rss / 1e6,
+                    ((double)c->cache_bytes + (double)c->items * DIM * sizeof(float)) / 1e6);
+    }
+    double raw_restart = median(run_raw_restart, c, UNIFORM).value;
+    set_row(&rows[4], "restart to first event (ref: bare RocksDB open + get)", "s",
+            median(run_restart, c, UNIFORM).value, raw_restart);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: bench_state RESULTS.json [USERS]\n");
+        return 2;
+    }
+    struct cfg c = {.users = argc == 3 ? (uint32_t)strtoul(argv[2], NULL, 10) : 1000000};
+    if (c.users < 1000)
+        die("USERS", "must be at least 1000");
+    c.items = c.users / 10;
+    c.cache_bytes = (size_t)c.users * 128; /* about a quarter of the users */
+    c.cache_warm = c.users / 2;
+    c.cache_ops = c.users / 2;
+    c.raw_warm = c.users / 10;
+    c.raw_ops = c.users / 5;
+    char dir[] = "/tmp/eddy-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp", NULL);
+    c.dir = dir;
+    fprintf(stderr, "bench_state: %u users, %u items, d=%d, cache %.0f MB, in %s ", c.users,
+            c.items, DIM, (double)c.cache_bytes / 1e6, dir);
+    struct row rows[N_ROWS];
+    double t0 = now_s();
+    run_all(&c, rows);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fprintf(stderr, " %.0f s\n", now_s() - t0);
+    print_table(rows, N_ROWS);
+    write_json(argv[1], &c, rows, N_ROWS);
+    return 0;
+}
