@@ -10,8 +10,9 @@
  * Ownership: entries returned by state_user()/state_campaign() (and passed
  * to a state_campaign_foreach() callback) belong to the state; their pointers
  * stay valid until the next state_commit() or state_close(), and no longer.
- * The cache keeps users and campaigns within state_options.cache_bytes by
- * evicting, with CLOCK, clean entries not handed out since the last commit.
+ * The cache keeps users and campaigns within their share of
+ * state_options.cache_bytes by evicting, with CLOCK, clean entries not
+ * handed out since the last commit.
  * So an operator may hold entries across further state_user() and
  * state_campaign() calls within one process() or flush(), but must not keep
  * them across a commit. The cache exceeds its budget only when the entries
@@ -45,7 +46,9 @@ struct state_options {
                               0 takes the stored one (an existing state only) */
     bool create_if_missing;
     bool read_only;        /* for inspection tools */
-    size_t cache_bytes;    /* budget for cached users and campaigns; 0 = unlimited */
+    size_t cache_bytes;    /* memory budget: cached users and campaigns and RocksDB's
+                              memtables and block cache, not the item matrix;
+                              0 = unlimited (and RocksDB's default sizes) */
 };
 
 struct user_state {
