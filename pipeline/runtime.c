@@ -262,7 +262,8 @@ static int clock_cmp(const void *a, const void *b)
  * (topic, partition) order so that equal clocks give equal bytes. */
 static void save_clocks(struct runtime *rt)
 {
-    qsort(rt->clocks, rt->n_clocks, sizeof *rt->clocks, clock_cmp);
+    if (rt->n_clocks)
+        qsort(rt->clocks, rt->n_clocks, sizeof *rt->clocks, clock_cmp);
     state_blob_set(rt->st, CLOCKS_BLOB, rt->clocks, rt->n_clocks * sizeof *rt->clocks);
 }
 

@@ -459,7 +459,11 @@ static int check_column_families(struct eddy_state *st, bool may_create,
 /* A memory budget is the state's, not just the cache's: RocksDB's memtables
  * get 1/8 of it (1/16 per column family, so that one can flush while the
  * next fills), its block cache 1/32, the cached entries 3/4; the rest is
- * headroom for the commit's WriteBatch and the item index. */
+ * headroom for the item index and the commit. A commit holds the dirty
+ * entries' values twice more for a moment, in the WriteBatch and in the
+ * memtable (which grows past its size to take a whole batch), so memory
+ * peaks at about the budget plus twice the bytes written per checkpoint:
+ * keep checkpoints small next to the budget. */
 static void size_memory(struct eddy_state *st, size_t budget,
                         rocksdb_block_based_table_options_t *bbo)
 {
@@ -1330,7 +1334,8 @@ void state_blob_set(struct eddy_state *st, const char *key, const void *data, si
     }
     free(b->data);
     b->data = xrealloc(NULL, len);
-    memcpy(b->data, data, len);
+    if (len)
+        memcpy(b->data, data, len);
     b->len = len;
 }
 
@@ -1339,7 +1344,8 @@ int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *
     const struct blob_entry *b = blob_staged(st, key);
     if (b) {
         *data = xrealloc(NULL, b->len);
-        memcpy(*data, b->data, b->len);
+        if (b->len)
+            memcpy(*data, b->data, b->len);
         *len = b->len;
         return 0;
     }

@@ -247,4 +247,7 @@ class Workdir:
         return self.path
 
     def __exit__(self, *exc):
-        shutil.rmtree(self.path, ignore_errors=True)
+        if os.environ.get("EDDY_KEEP_WORKDIR"):
+            print("kept", self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
