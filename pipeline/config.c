@@ -84,12 +84,14 @@ static const struct key_def keys[] = {
 
     {"state", "dir", set_name, "eddy-state", OFF(state_dir), 0, 0,
      "RocksDB directory, created if missing"},
-    {"state", "checkpoint.interval.ms", set_i64, "1000", OFF(checkpoint_interval_ms), 1, INF,
-     "Wall time between checkpoints of state and offsets, in ms"},
-    {"state", "checkpoint.events", set_i64, "100000", OFF(checkpoint_events), 1, INF,
+    {"state", "checkpoint.interval.ms", set_i64, "5000", OFF(checkpoint_interval_ms), 1, INF,
+     "Wall time between checkpoints of state and offsets, in ms (input since the last "
+     "one is read again after a crash)"},
+    {"state", "checkpoint.events", set_i64, "1000000", OFF(checkpoint_events), 1, INF,
      "Input records after which a checkpoint is taken sooner"},
     {"state", "cache.bytes", set_u64, "1073741824", OFF(cache_bytes), 0, 0,
-     "Memory for cached users and campaigns, in bytes (item vectors come on top)"},
+     "Memory for state: cached users and campaigns plus RocksDB's memtables and block "
+     "cache, in bytes; 0 = unlimited (the item matrix comes on top)"},
 
     {"embeddings", "dim", set_int, "32", OFF(mf.dim), 1, 1024,
      "Embedding dimension; must match existing state"},

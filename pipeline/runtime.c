@@ -514,6 +514,14 @@ static void on_tick(uv_timer_t *t)
     rt->metrics.state_users = s.users_cached;
     rt->metrics.state_items = s.items;
     rt->metrics.state_campaigns = s.campaigns;
+    rt->metrics.cache_hits = s.cache_hits;
+    rt->metrics.cache_misses = s.cache_misses;
+    rt->metrics.cache_evictions = s.cache_evictions;
+    rt->metrics.cache_bytes = s.cache_bytes;
+    rt->metrics.dirty_entries = s.dirty;
+    rt->metrics.checkpoint_us = s.checkpoint_us;
+    rt->metrics.checkpoint_bytes = s.checkpoint_bytes;
+    rt->metrics.restore_us = s.restore_us;
     rt->metrics.consumer_lag = consumer_lag(rt);
     rt->metrics.assigned_partitions = (uint64_t)rt->assigned->cnt;
     maybe_checkpoint(rt);
@@ -643,7 +651,8 @@ static int start_outputs(struct runtime *rt, char *err, size_t errlen)
 static int open_state(struct runtime *rt, char *err, size_t errlen)
 {
     struct state_options so = {
-        .dir = rt->cfg->state_dir, .dim = rt->cfg->mf.dim, .create_if_missing = true};
+        .dir = rt->cfg->state_dir, .dim = rt->cfg->mf.dim, .create_if_missing = true,
+        .cache_bytes = rt->cfg->cache_bytes};
     int rc = state_open(&so, &rt->st, err, errlen);
     return rc ? rc : restore_clocks(rt, err, errlen);
 }

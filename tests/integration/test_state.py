@@ -88,7 +88,8 @@ def test_standby_takes_over_a_killed_owner(workdir):
     try:
         state = os.path.join(workdir, "shared")
         # A killed member leaves the group only when its session times out.
-        fast = "[kafka]\nkafka.session.timeout.ms = 6000\nkafka.heartbeat.interval.ms = 500\n"
+        fast = ("[kafka]\nkafka.session.timeout.ms = 6000\nkafka.heartbeat.interval.ms = 500\n"
+                "[state]\ncheckpoint.interval.ms = 200\n")
         first = Eddy(broker, workdir, fast, name="first", state_dir=state).start()
         second = Eddy(broker, workdir, fast, name="second", state_dir=state).start(wait=False)
         time.sleep(1)
