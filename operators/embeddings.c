@@ -15,6 +15,7 @@
 
 #include <xxhash.h>
 
+#include "operators/vecmath.h"
 #include "state/state.h"
 
 struct mf {
@@ -40,26 +41,12 @@ static void init_vec(float *v, int dim, struct eddy_str id, float scale)
     }
 }
 
-/* Eight independent partial sums in a fixed order: deterministic on every
- * host, and not one long dependency chain. */
-static float dot(const float *a, const float *b, int n)
-{
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    for (; i < n; i++)
-        acc[i & 7] += a[i] * b[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
 /* One SGD step pulling dot(p, q) towards target with confidence w. Fused:
  * each q[j] update sees p[j] from before the step, as the maths requires. */
 static void sgd_step(const struct mf_params *mp, float *p, float *q, float target, float w)
 {
     const float lr = mp->learning_rate, reg = mp->regularization;
-    const float we = w * (target - dot(p, q, mp->dim));
+    const float we = w * (target - dot_fixed(p, q, mp->dim));
     for (int j = 0; j < mp->dim; j++) {
         const float pj = p[j], qj = q[j];
         p[j] = pj + lr * (we * qj - reg * pj);

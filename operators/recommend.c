@@ -25,6 +25,7 @@
     ((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
 #include <uthash.h>
 
+#include "operators/vecmath.h"
 #include "state/state.h"
 
 #define REC_MAX_K 10000
@@ -146,26 +147,13 @@ static size_t select_top(const float *scores, uint32_t n, const struct user_stat
     return offer_rows(scores, lo, n, h, len, k);
 }
 
-/* Same fixed-order dot product as the embeddings operator's. */
-static float dot(const float *a, const float *b, int n)
-{
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    for (; i < n; i++)
-        acc[i & 7] += a[i] * b[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
 /* Rescores the winners exactly and writes them to out, best first. */
 static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h, size_t len,
                        struct rec_item *out)
 {
     int dim = state_dim(st);
     for (size_t i = 0; i < len; i++)
-        h[i].score = dot(uvec, state_item_vec(st, h[i].row), dim);
+        h[i].score = dot_fixed(uvec, state_item_vec(st, h[i].row), dim);
     for (size_t i = len / 2; i-- > 0;)
         cand_sift_down(h, len, i);
     for (size_t i = len; i-- > 0;) { /* heap sort: worst to the back */

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/unit/tmpdir.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,17 +90,11 @@ static struct fx *fx_new(const struct bid_params *p)
     return f;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void fx_free(struct fx *f)
 {
     if (f->op)
         fx_close(f);
-    assert_int_equal(nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    assert_int_equal(tmpdir_remove(f->dir), 0);
     free(f->dec);
     free(f);
 }
