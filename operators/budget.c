@@ -242,8 +242,15 @@ static void regrid(const struct budget *b, struct campaign_ledger *l, int64_t pe
 
 static void on_campaign(struct budget *b, const struct campaign_budget *cb)
 {
-    if (!config_valid(b, cb))
+    if (!config_valid(b, cb)) {
+        char why[160];
+        snprintf(why, sizeof why, "CampaignBudget %.*s: period_ms %lld does not fit %d slots, "
+                 "or budget <= 0", (int)(cb->campaign_id.len > 64 ? 64 : cb->campaign_id.len),
+                 cb->campaign_id.ptr, (long long)cb->period_ms, b->p.slots);
+        if (b->emit.rejected)
+            b->emit.rejected(b->emit.ctx, "budget", why);
         return;
+    }
     struct campaign_state *c = campaign(b, cb->campaign_id);
     struct campaign_ledger *l = &c->l;
     if (l->configured && clock_fits(b, c) && l->period_ms != cb->period_ms)

@@ -26,6 +26,10 @@ struct eddy_state;
 struct eddy_emit {
     void (*recommendation)(void *ctx, const struct recommendation *rec);
     void (*decision)(void *ctx, const struct budget_decision *dec);
+    /* A record that decoded but that the operator cannot apply (e.g. a budget
+     * period shorter than its slots): the pipeline logs and counts it, so
+     * nothing is dropped silently. Optional. */
+    void (*rejected)(void *ctx, const char *operator_name, const char *reason);
     void *ctx;
 };
 

@@ -16,6 +16,7 @@ struct eddy_metrics {
     uint64_t dlq[IN_COUNT];
     uint64_t recommendations_out, decisions_out;   /* delivered */
     uint64_t produce_errors;
+    uint64_t rejected;                              /* decoded, but an operator could not apply it */
     uint64_t commits;
     int64_t consumer_lag;                           /* sum over assigned partitions, -1 unknown */
     uint64_t assigned_partitions;

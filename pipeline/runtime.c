@@ -153,6 +153,13 @@ static void emit_decision(void *ctx, const struct budget_decision *dec)
                  OUT_DECISION);
 }
 
+static void on_rejected(void *ctx, const char *op, const char *reason)
+{
+    struct runtime *rt = ctx;
+    rt->metrics.rejected++;
+    log_warn("%s: ignored a record: %s", op, reason);
+}
+
 static void send_to_dlq(struct runtime *rt, const rd_kafka_message_t *m, const char *reason)
 {
     char partition[16], offset[24];
@@ -665,7 +672,7 @@ static int start_operators(struct runtime *rt, char *err, size_t errlen)
     };
     if (codec_new(&co, &rt->codec, err, errlen))
         return -1;
-    rt->emit = (struct eddy_emit){emit_recommendation, emit_decision, rt};
+    rt->emit = (struct eddy_emit){emit_recommendation, emit_decision, on_rejected, rt};
     for (int i = 0; i < N_OPS; i++) {
         rt->op[i] = operators[i]->create(op_params(rt->cfg, i), rt->st, &rt->emit, err, errlen);
         if (!rt->op[i])

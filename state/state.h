@@ -158,6 +158,14 @@ int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *
  * budget. */
 int state_commit(struct eddy_state *st, char *err, size_t errlen);
 
+/* True when the caller should commit now, before its next checkpoint is
+ * due by time or event count, to stay within cache_bytes: the values
+ * waiting to be written reached their share of the budget (a commit copies
+ * them twice, see state.c), or the cache is over budget with nothing it may
+ * evict before a commit. Always false without a budget. Cheap: check it
+ * after every event. */
+bool state_commit_due(const struct eddy_state *st);
+
 void state_stats(struct eddy_state *st, struct state_stats *out);
 
 #endif

@@ -32,6 +32,7 @@ struct fx {
     void *op;
     struct decision *dec;
     size_t n_dec;
+    size_t n_rejected;
 };
 
 static const struct bid_params default_params = {
@@ -58,13 +59,21 @@ static void on_decision(void *ctx, const struct budget_decision *d)
     out->d.campaign_id = (struct eddy_str){NULL, 0};
 }
 
+static void on_rejected(void *ctx, const char *op, const char *reason)
+{
+    struct fx *f = ctx;
+    assert_string_equal(op, "budget");
+    assert_non_null(strstr(reason, "CampaignBudget"));
+    f->n_rejected++;
+}
+
 /* Opens the state in f->dir and creates the operator on it. */
 static void fx_open(struct fx *f)
 {
     char err[256];
     struct state_options opt = {.dir = f->dir, .dim = 4, .create_if_missing = true};
     assert_int_equal(state_open(&opt, &f->st, err, sizeof err), 0);
-    struct eddy_emit emit = {.decision = on_decision, .ctx = f};
+    struct eddy_emit emit = {.decision = on_decision, .rejected = on_rejected, .ctx = f};
     f->op = eddy_op_budget.create(&f->p, f->st, &emit, err, sizeof err);
     assert_non_null(f->op);
 }
@@ -449,6 +458,17 @@ static void test_restart(void **s)
     fx_free(y);
 }
 
+/* A budget the controller cannot run (a period shorter than its slots, no
+ * money) is reported, not dropped silently, and configures nothing. */
+static void test_unusable_budget_is_reported(void **s)
+{
+    struct fx *f = *s;
+    configure(f, "c", 1000, 3, 10);  /* 3 ms for 4 slots */
+    configure(f, "d", 0, 4000, 10);  /* no budget */
+    assert_int_equal(f->n_rejected, 2);
+    assert_null(state_campaign(f->st, eddy_str_c("c"), false, 0));
+}
+
 /* A campaign with no CampaignBudget record is counted but never bids; once
  * configured, it does. */
 static void test_unknown_campaign(void **s)
@@ -569,6 +589,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_decision_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_advances_idle_campaign, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_budget_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_q_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pacing_zero_once_spent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_overspends, setup, teardown),
