@@ -374,12 +374,15 @@ static int checkpoint(struct runtime *rt)
     return 0;
 }
 
+/* Checkpoints when due by record count or wall time, or sooner when the
+ * state's memory budget needs its dirty entries written. */
 static void maybe_checkpoint(struct runtime *rt)
 {
     if (rt->since_checkpoint == 0)
         return;
     if (rt->since_checkpoint >= (uint64_t)rt->cfg->checkpoint_events ||
-        monotonic_ms() - rt->last_checkpoint_ms >= (uint64_t)rt->cfg->checkpoint_interval_ms)
+        monotonic_ms() - rt->last_checkpoint_ms >= (uint64_t)rt->cfg->checkpoint_interval_ms ||
+        state_commit_due(rt->st))
         checkpoint(rt);
 }
 

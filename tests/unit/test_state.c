@@ -471,7 +471,7 @@ static void test_campaigns(void **state)
 
 /* ---- bounded cache ------------------------------------------------------- */
 
-#define CACHE_BUDGET (32 * 1024) /* users get 3/4: about 80 at DIM 8 */
+#define CACHE_BUDGET (48 * 1024) /* users get 7/16: about 70 at DIM 8 */
 #define N_CACHE_USERS 10000
 
 static struct eddy_state *open_budget(struct fx *f)
