@@ -461,7 +461,10 @@ static void on_assign(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partiti
 static void on_revoke(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
                       bool cooperative)
 {
-    checkpoint(rt);
+    /* Entries are not tagged with their partition, so every clean one goes:
+     * the next owner of a revoked partition may change them. */
+    if (checkpoint(rt) == 0)
+        state_cache_drop(rt->st);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_list_del(rt->assigned, parts->elems[i].topic,
                                           parts->elems[i].partition);

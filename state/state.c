@@ -899,6 +899,14 @@ static void cache_new_epoch(struct eddy_state *st)
     cache_trim(st);
 }
 
+void state_cache_drop(struct eddy_state *st)
+{
+    size_t limit = st->cache_limit;
+    st->cache_limit = 0;
+    cache_trim(st);
+    st->cache_limit = limit;
+}
+
 /* ---- users -------------------------------------------------------------- */
 
 static struct user_entry *user_alloc(struct eddy_state *st, struct eddy_str id)

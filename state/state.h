@@ -166,6 +166,11 @@ int state_commit(struct eddy_state *st, char *err, size_t errlen);
  * after every event. */
 bool state_commit_due(const struct eddy_state *st);
 
+/* Evicts every cached user and campaign not handed out since the last
+ * commit (call it right after one: then that is all of them). Used when
+ * partitions are revoked: their entries may be changed by another owner. */
+void state_cache_drop(struct eddy_state *st);
+
 void state_stats(struct eddy_state *st, struct state_stats *out);
 
 #endif

@@ -661,6 +661,29 @@ static void test_cache_campaigns(void **state)
     state_close(st);
 }
 
+/* Dropping the cache after a commit empties it; entries come back from
+ * RocksDB unchanged. */
+static void test_cache_drop(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_dim(f, DIM, true, false);
+    struct user_state *u = state_user(st, eddy_str_c("u1"), true);
+    for (int i = 0; i < DIM; i++)
+        u->vec[i] = (float)i / 3.0f;
+    state_user_dirty(st, u);
+    char err[256];
+    assert_int_equal(state_commit(st, err, sizeof err), 0);
+    state_cache_drop(st);
+    struct state_stats ss;
+    state_stats(st, &ss);
+    assert_int_equal(ss.users_cached, 0);
+    u = state_user(st, eddy_str_c("u1"), false);
+    assert_non_null(u);
+    for (int i = 0; i < DIM; i++)
+        assert_true(u->vec[i] == (float)i / 3.0f);
+    state_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +704,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_campaigns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_drop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
