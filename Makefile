@@ -50,6 +50,7 @@ TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
 TEST_OBJS_test_recommend  = operators/recommend.o operators/embeddings.o state/state.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o
+TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schemas.o
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/cmd_import.h"
 #include "pipeline/cmd_state.h"
 #include "pipeline/config.h"
 #include "pipeline/demo.h"
@@ -27,6 +28,7 @@ static const char usage_main[] =
     "  gen      produce synthetic events with planted structure\n"
     "  demo     broker + generator + pipeline in one process, printing results\n"
     "  state    inspect, export or back up a state directory (read-only)\n"
+    "  import   turn MovieLens, iPinYou or OTTO files into Avro event logs\n"
     "  help     show this help\n"
     "\n"
     "`eddy COMMAND --help` describes each command. Version " EDDY_VERSION ".\n";
@@ -328,7 +330,7 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } commands[] = {{"run", cmd_run}, {"broker", cmd_broker}, {"gen", cmd_gen}, {"demo", cmd_demo},
-                    {"state", cmd_state}};
+                    {"state", cmd_state}, {"import", cmd_import}};
 
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {
