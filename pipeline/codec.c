@@ -12,6 +12,7 @@
  *   4. fields are read by indexes looked up once, then validated.
  * Nothing on this path allocates, apart from what avro_value_read itself
  * does (each string). */
+#include "pipeline/log.h"
 #include "pipeline/codec.h"
 
 #include <avro.h>
@@ -41,18 +42,6 @@
 /* A registry lookup that failed is not retried sooner than this: with a 5 s
  * timeout per try, retrying per message would stall the pipeline. */
 #define REGISTRY_RETRY_MS 10000
-
-#define PRINTF(f, a) __attribute__((format(printf, f, a)))
-
-/* Writes a reason or error message; returns -1. */
-PRINTF(3, 4) static int fail(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- Parsing Canonical Form and CRC-64-AVRO ---------------------------- */
 
@@ -135,7 +124,7 @@ static int full_name(struct canon *k, const char *name, const char *ns, char *ou
 {
     int n = strchr(name, '.') || !*ns ? snprintf(out, NAME_LEN, "%s", name)
                                       : snprintf(out, NAME_LEN, "%s.%s", ns, name);
-    return n < NAME_LEN ? 0 : fail(k->err, k->errlen, "name too long: %.40s...", name);
+    return n < NAME_LEN ? 0 : errf(k->err, k->errlen, "name too long: %.40s...", name);
 }
 
 /* A reference to a primitive or to a named type defined earlier. Like the
@@ -152,7 +141,7 @@ static int canon_ref(struct canon *k, const char *name, const char *ns)
         return -1;
     if (!json_object_get(k->names, full)) {
         if (strchr(name, '.') || !json_object_get(k->names, name))
-            return fail(k->err, k->errlen, "unknown type \"%.100s\"", name);
+            return errf(k->err, k->errlen, "unknown type \"%.100s\"", name);
         snprintf(full, sizeof full, "%s", name);
     }
     sb_json_str(&k->out, full);
@@ -167,15 +156,15 @@ static int canon_name(struct canon *k, json_t *s, const char *ns, char *full)
     json_t *jns = json_object_get(s, "namespace");
 
     if (!name)
-        return fail(k->err, k->errlen, "named type without a \"name\"");
+        return errf(k->err, k->errlen, "named type without a \"name\"");
     if (json_is_string(jns))
         ns = json_string_value(jns);
     if (full_name(k, name, ns, full))
         return -1;
     if (json_object_get(k->names, full))
-        return fail(k->err, k->errlen, "type %.100s defined twice", full);
+        return errf(k->err, k->errlen, "type %.100s defined twice", full);
     if (json_object_set_new(k->names, full, json_true()))
-        return fail(k->err, k->errlen, "out of memory");
+        return errf(k->err, k->errlen, "out of memory");
     sb_puts(&k->out, "{\"name\":");
     sb_json_str(&k->out, full);
     return 0;
@@ -188,7 +177,7 @@ static int canon_record(struct canon *k, json_t *s, const char *type, const char
     size_t i;
 
     if (!json_is_array(fields))
-        return fail(k->err, k->errlen, "record without \"fields\"");
+        return errf(k->err, k->errlen, "record without \"fields\"");
     if (canon_name(k, s, ns, full))
         return -1;
     /* The record's own namespace encloses its fields' types. */
@@ -201,7 +190,7 @@ static int canon_record(struct canon *k, json_t *s, const char *type, const char
         const char *fname = json_string_value(json_object_get(f, "name"));
         json_t *ftype = json_object_get(f, "type");
         if (!fname || !ftype)
-            return fail(k->err, k->errlen, "field without \"name\" or \"type\"");
+            return errf(k->err, k->errlen, "field without \"name\" or \"type\"");
         sb_puts(&k->out, i ? ",{\"name\":" : "{\"name\":");
         sb_json_str(&k->out, fname);
         sb_puts(&k->out, ",\"type\":");
@@ -220,13 +209,13 @@ static int canon_enum(struct canon *k, json_t *s, const char *ns)
     size_t i;
 
     if (!json_is_array(syms))
-        return fail(k->err, k->errlen, "enum without \"symbols\"");
+        return errf(k->err, k->errlen, "enum without \"symbols\"");
     if (canon_name(k, s, ns, full))
         return -1;
     sb_puts(&k->out, ",\"type\":\"enum\",\"symbols\":[");
     json_array_foreach (syms, i, sym) {
         if (!json_is_string(sym))
-            return fail(k->err, k->errlen, "enum %.100s: symbol is not a string", full);
+            return errf(k->err, k->errlen, "enum %.100s: symbol is not a string", full);
         if (i)
             sb_puts(&k->out, ",");
         sb_json_str(&k->out, json_string_value(sym));
@@ -241,7 +230,7 @@ static int canon_fixed(struct canon *k, json_t *s, const char *ns)
     json_t *jsize = json_object_get(s, "size");
 
     if (!json_is_integer(jsize) || json_integer_value(jsize) < 0)
-        return fail(k->err, k->errlen, "fixed without a valid \"size\"");
+        return errf(k->err, k->errlen, "fixed without a valid \"size\"");
     if (canon_name(k, s, ns, full))
         return -1;
     /* INTEGERS: no quotes, no leading zeros (jansson already parsed it). */
@@ -258,7 +247,7 @@ static int canon_container(struct canon *k, json_t *s, const char *type, const c
 {
     json_t *inner = json_object_get(s, key);
     if (!inner)
-        return fail(k->err, k->errlen, "%s without \"%s\"", type, key);
+        return errf(k->err, k->errlen, "%s without \"%s\"", type, key);
     sb_puts(&k->out, "{\"type\":");
     sb_json_str(&k->out, type);
     sb_puts(&k->out, ",\"");
@@ -295,7 +284,7 @@ static int canon_dispatch(struct canon *k, json_t *s, const char *ns)
         return canon_union(k, s, ns);
     const char *type = json_string_value(json_object_get(s, "type"));
     if (!json_is_object(s) || !type)
-        return fail(k->err, k->errlen,
+        return errf(k->err, k->errlen,
                     "schema is neither a name, a union nor an object with a \"type\"");
     if (is_primitive(type)) {
         sb_json_str(&k->out, type); /* PRIMITIVES: {"type":"int",...} is "int" */
@@ -317,7 +306,7 @@ static int canon_dispatch(struct canon *k, json_t *s, const char *ns)
 static int canon_schema(struct canon *k, json_t *s, const char *ns)
 {
     if (k->depth >= CANON_MAX_DEPTH)
-        return fail(k->err, k->errlen, "schema nested deeper than %d", CANON_MAX_DEPTH);
+        return errf(k->err, k->errlen, "schema nested deeper than %d", CANON_MAX_DEPTH);
     k->depth++;
     int rc = canon_dispatch(k, s, ns);
     k->depth--;
@@ -498,7 +487,7 @@ struct cur {
     size_t whylen;
 };
 
-#define BAD(c, ...) fail((c)->why, (c)->whylen, __VA_ARGS__)
+#define BAD(c, ...) errf((c)->why, (c)->whylen, __VA_ARGS__)
 
 static size_t left(const struct cur *c)
 {
@@ -747,7 +736,7 @@ static int reader_fields(struct reader *r, enum eddy_record_type t, char *err, s
     for (int i = 0; i < MAX_FIELDS && field_names[t][i]; i++) {
         int idx = avro_schema_record_field_get_index(r->schema, field_names[t][i]);
         if (idx < 0)
-            return fail(err, errlen, "schema %s has no field %s", avro_schema_name(r->schema),
+            return errf(err, errlen, "schema %s has no field %s", avro_schema_name(r->schema),
                         field_names[t][i]);
         r->f[i] = (size_t)idx;
     }
@@ -757,7 +746,7 @@ static int reader_fields(struct reader *r, enum eddy_record_type t, char *err, s
         for (int i = 0; i < 2; i++) {
             int idx = avro_schema_record_field_get_index(item, item_field_names[i]);
             if (idx < 0)
-                return fail(err, errlen, "RecommendedItem has no field %s", item_field_names[i]);
+                return errf(err, errlen, "RecommendedItem has no field %s", item_field_names[i]);
             r->item_f[i] = (size_t)idx;
         }
     }
@@ -766,7 +755,7 @@ static int reader_fields(struct reader *r, enum eddy_record_type t, char *err, s
         e->n ? avro_schema_record_field_get_by_index(r->schema, (int)r->f[e->field]) : NULL;
     for (int i = 0; i < e->n; i++)
         if ((r->enc_enum[i] = avro_schema_enum_get_by_name(es, e->syms[i])) < 0)
-            return fail(err, errlen, "schema %s lacks enum symbol %s", avro_schema_name(r->schema),
+            return errf(err, errlen, "schema %s lacks enum symbol %s", avro_schema_name(r->schema),
                         e->syms[i]);
     return 0;
 }
@@ -780,14 +769,14 @@ static int reader_init(struct reader *r, enum eddy_record_type t, char *err, siz
     r->out_id = -1;
     if (avro_schema_from_json_length(json, strlen(json), &r->schema)) {
         r->schema = NULL;
-        fail(err, errlen, "eddy schema %d: %s", (int)t, avro_strerror());
+        errf(err, errlen, "eddy schema %d: %s", (int)t, avro_strerror());
         goto out;
     }
     if (schema_fingerprint(json, &r->fp, err, errlen))
         goto out;
     cls = avro_generic_class_from_schema(r->schema);
     if (!cls || avro_generic_value_new(cls, &r->dec) || avro_generic_value_new(cls, &r->enc)) {
-        fail(err, errlen, "avro: %s", avro_strerror());
+        errf(err, errlen, "avro: %s", avro_strerror());
         goto out;
     }
     rc = reader_fields(r, t, err, errlen);
@@ -864,7 +853,7 @@ static int parse_schema(const char *json, avro_schema_t *schema, uint64_t *fp, c
                         size_t errlen)
 {
     if (avro_schema_from_json_length(json, strlen(json), schema))
-        return fail(err, errlen, "%s", avro_strerror());
+        return errf(err, errlen, "%s", avro_strerror());
     if (schema_fingerprint(json, fp, err, errlen)) {
         avro_schema_decref(*schema);
         return -1;
@@ -942,15 +931,15 @@ static int load_writer_file(struct eddy_codec *c, const char *dir, const char *n
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (read_text_file(path, &json)) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        errf(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
     if (parse_schema(json, &schema, &fp, why, sizeof why)) {
-        fail(err, errlen, "%s: %s", path, why);
+        errf(err, errlen, "%s: %s", path, why);
         goto out;
     }
     if (add_known(c, schema, fp)) {
-        fail(err, errlen, "%s: out of memory", path);
+        errf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     rc = 0;
@@ -966,7 +955,7 @@ static int load_writers_dir(struct eddy_codec *c, const char *dir, char *err, si
     int rc = 0;
 
     if (!d)
-        return fail(err, errlen, "writers_dir %s: %s", dir, strerror(errno));
+        return errf(err, errlen, "writers_dir %s: %s", dir, strerror(errno));
     while (rc == 0 && (de = readdir(d))) {
         size_t n = strlen(de->d_name);
         if (n > 5 && strcmp(de->d_name + n - 5, ".avsc") == 0)
@@ -984,7 +973,7 @@ int codec_new(const struct codec_options *opt, struct eddy_codec **out, char *er
 
     *out = NULL;
     if (!c || !(c->in = avro_reader_memory(empty, 0)) || !(c->out = avro_writer_memory(empty, 0))) {
-        fail(err, errlen, "codec: out of memory");
+        errf(err, errlen, "codec: out of memory");
         goto out;
     }
     c->max_record = opt && opt->max_record_bytes ? opt->max_record_bytes : DEFAULT_MAX_RECORD;
@@ -992,7 +981,7 @@ int codec_new(const struct codec_options *opt, struct eddy_codec **out, char *er
         if (reader_init(&c->rd[t], t, err, errlen))
             goto out;
         if (add_known(c, avro_schema_incref(c->rd[t].schema), c->rd[t].fp)) {
-            fail(err, errlen, "codec: out of memory");
+            errf(err, errlen, "codec: out of memory");
             goto out;
         }
     }
@@ -1040,12 +1029,12 @@ static int fetch_schema(struct registry *reg, struct writer *w, uint32_t id)
     int rc = -1;
 
     if (id > INT32_MAX)
-        fail(why, sizeof why, "not a valid id");
+        errf(why, sizeof why, "not a valid id");
     else if (registry_get_schema(reg, (int32_t)id, &json, why, sizeof why) == 0 &&
              parse_schema(json, &schema, &fp, why, sizeof why) == 0)
-        rc = writer_set(w, schema, fp) ? fail(why, sizeof why, "out of memory") : 0;
+        rc = writer_set(w, schema, fp) ? errf(why, sizeof why, "out of memory") : 0;
     if (rc)
-        fail(w->why, sizeof w->why, "schema id %" PRIu32 ": %s", id, why);
+        errf(w->why, sizeof w->why, "schema id %" PRIu32 ": %s", id, why);
     free(json);
     return rc;
 }
@@ -1062,9 +1051,9 @@ static int writer_by_id(struct eddy_codec *c, uint32_t id, struct writer **out, 
         return 0;
     }
     if (!c->reg)
-        return fail(reason, rlen, "schema id %" PRIu32 ": no registry configured", id);
+        return errf(reason, rlen, "schema id %" PRIu32 ": no registry configured", id);
     if (!w && !(w = writer_new(c, id)))
-        return fail(reason, rlen, "out of memory");
+        return errf(reason, rlen, "out of memory");
     if (now_ms() >= w->retry_ms) {
         if (fetch_schema(c->reg, w, id) == 0) {
             *out = w;
@@ -1072,7 +1061,7 @@ static int writer_by_id(struct eddy_codec *c, uint32_t id, struct writer **out, 
         }
         w->retry_ms = now_ms() + REGISTRY_RETRY_MS;
     }
-    return fail(reason, rlen, "%s", w->why);
+    return errf(reason, rlen, "%s", w->why);
 }
 
 /* Maps the writer's symbols of the type's enum field to C enum values. */
@@ -1085,12 +1074,12 @@ static int build_enum_map(const struct writer *w, enum eddy_record_type t, struc
     while (is_avro_link(ws))
         ws = avro_schema_link_target(ws);
     if (!is_avro_enum(ws))
-        return fail(res->why, sizeof res->why, "writer field %s is not an enum",
+        return errf(res->why, sizeof res->why, "writer field %s is not an enum",
                     field_names[t][e->field]);
     res->n_enum = (size_t)avro_schema_enum_number_of_symbols(ws);
     res->enum_map = calloc(res->n_enum ? res->n_enum : 1, sizeof *res->enum_map);
     if (!res->enum_map)
-        return fail(res->why, sizeof res->why, "out of memory");
+        return errf(res->why, sizeof res->why, "out of memory");
     for (size_t i = 0; i < res->n_enum; i++) {
         const char *sym = avro_schema_enum_get(ws, (int)i);
         res->enum_map[i] = -1;
@@ -1109,15 +1098,15 @@ static int build_resolver(struct eddy_codec *c, const struct writer *w, enum edd
 
     /* Avro C matches record names without namespaces; so do we. */
     if (!is_avro_record(w->schema) || strcmp(avro_schema_name(w->schema), rname) != 0)
-        return fail(res->why, sizeof res->why, "writer schema %s cannot be read as %s",
+        return errf(res->why, sizeof res->why, "writer schema %s cannot be read as %s",
                     avro_schema_type_name(w->schema), rname);
     if (w->fp != r->fp) { /* else read straight into the reader's value */
         res->iface = avro_resolved_writer_new(w->schema, r->schema);
         if (!res->iface)
-            return fail(res->why, sizeof res->why, "writer schema %s does not resolve: %s", rname,
+            return errf(res->why, sizeof res->why, "writer schema %s does not resolve: %s", rname,
                         avro_strerror());
         if (avro_resolved_writer_new_value(res->iface, &res->value))
-            return fail(res->why, sizeof res->why, "avro: %s", avro_strerror());
+            return errf(res->why, sizeof res->why, "avro: %s", avro_strerror());
         avro_resolved_writer_set_dest(&res->value, &r->dec);
     }
     return build_enum_map(w, t, res);
@@ -1131,7 +1120,7 @@ static int resolver_for(struct eddy_codec *c, struct writer *w, enum eddy_record
     if (res->state == 0)
         res->state = build_resolver(c, w, t, res) ? -1 : 1;
     if (res->state < 0)
-        return fail(reason, rlen, "%s", res->why);
+        return errf(reason, rlen, "%s", res->why);
     *out = res;
     return 0;
 }
@@ -1149,23 +1138,23 @@ static int framing(struct eddy_codec *c, const uint8_t *p, size_t len, struct wr
                    size_t *hdr, char *reason, size_t rlen)
 {
     if (len == 0)
-        return fail(reason, rlen, "empty message");
+        return errf(reason, rlen, "empty message");
     if (p[0] == 0xc3) {
         if (len < SO_HDR || p[1] != 0x01)
-            return fail(reason, rlen, "bad single-object header");
+            return errf(reason, rlen, "bad single-object header");
         *hdr = SO_HDR;
         if (!(*w = find_fp(c, le64(p + 2))))
-            return fail(reason, rlen, "unknown schema fingerprint 0x%016" PRIx64, le64(p + 2));
+            return errf(reason, rlen, "unknown schema fingerprint 0x%016" PRIx64, le64(p + 2));
         return 0;
     }
     if (p[0] == 0x00) {
         if (len < CF_HDR)
-            return fail(reason, rlen, "bad Confluent header");
+            return errf(reason, rlen, "bad Confluent header");
         *hdr = CF_HDR;
         uint32_t id = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
         return writer_by_id(c, id, w, reason, rlen);
     }
-    return fail(reason, rlen, "unknown framing byte 0x%02x", p[0]);
+    return errf(reason, rlen, "unknown framing byte 0x%02x", p[0]);
 }
 
 /* Decodes a framed message into c->rd[t].dec; *res is the resolver used. */
@@ -1179,13 +1168,13 @@ static int decode_value(struct eddy_codec *c, enum eddy_record_type t, const voi
     if (framing(c, p, len, &w, &hdr, reason, rlen) || resolver_for(c, w, t, res, reason, rlen))
         return -1;
     if (len - hdr > c->max_record)
-        return fail(reason, rlen, "record of %zu bytes exceeds the limit of %zu", len - hdr,
+        return errf(reason, rlen, "record of %zu bytes exceeds the limit of %zu", len - hdr,
                     c->max_record);
     if (check_body(&w->prog, p + hdr, len - hdr, reason, rlen))
         return -1;
     avro_reader_memory_set_source(c->in, (const char *)p + hdr, (int64_t)(len - hdr));
     if (avro_value_read(c->in, (*res)->iface ? &(*res)->value : &c->rd[t].dec))
-        return fail(reason, rlen, "avro: %s", avro_strerror());
+        return errf(reason, rlen, "avro: %s", avro_strerror());
     return 0;
 }
 
@@ -1279,37 +1268,37 @@ static int read_click(struct eddy_codec *c, const struct resolver *res, struct c
         get_enum(&r->dec, r->f[FC_TYPE], res, &type) ||
         get_long(&r->dec, r->f[FC_TS], &e->timestamp_ms) ||
         get_opt_str(&r->dec, r->f[FC_SESSION], &e->session_id))
-        return fail(reason, rlen, "avro: cannot read ClickEvent fields");
+        return errf(reason, rlen, "avro: cannot read ClickEvent fields");
     if (type < 0)
-        return fail(reason, rlen, "unknown event_type symbol");
+        return errf(reason, rlen, "unknown event_type symbol");
     e->type = (enum click_type)type;
     if (!e->user_id.len)
-        return fail(reason, rlen, "empty user_id");
+        return errf(reason, rlen, "empty user_id");
     if (!e->item_id.len)
-        return fail(reason, rlen, "empty item_id");
+        return errf(reason, rlen, "empty item_id");
     if (e->timestamp_ms < 0)
-        return fail(reason, rlen, "negative timestamp");
+        return errf(reason, rlen, "negative timestamp");
     return 0;
 }
 
 static int check_ad(const struct ad_event *e, char *reason, size_t rlen)
 {
     if (!e->campaign_id.len)
-        return fail(reason, rlen, "empty campaign_id");
+        return errf(reason, rlen, "empty campaign_id");
     if (e->user_id.ptr && !e->user_id.len)
-        return fail(reason, rlen, "empty user_id");
+        return errf(reason, rlen, "empty user_id");
     if (e->timestamp_ms < 0)
-        return fail(reason, rlen, "negative timestamp");
+        return errf(reason, rlen, "negative timestamp");
     if (e->has_pctr && !isfinite(e->pctr))
-        return fail(reason, rlen, "non-finite pctr");
+        return errf(reason, rlen, "non-finite pctr");
     if (e->has_pctr && (e->pctr < 0 || e->pctr > 1))
-        return fail(reason, rlen, "pctr outside [0,1]");
+        return errf(reason, rlen, "pctr outside [0,1]");
     if (e->has_value && !isfinite(e->value))
-        return fail(reason, rlen, "non-finite value");
+        return errf(reason, rlen, "non-finite value");
     if (e->has_market_price && e->market_price_micros < 0)
-        return fail(reason, rlen, "negative market_price_micros");
+        return errf(reason, rlen, "negative market_price_micros");
     if (e->has_cost && e->cost_micros < 0)
-        return fail(reason, rlen, "negative cost_micros");
+        return errf(reason, rlen, "negative cost_micros");
     return 0;
 }
 
@@ -1326,9 +1315,9 @@ static int read_ad(struct eddy_codec *c, const struct resolver *res, struct ad_e
         get_opt_long(&r->dec, r->f[FA_PRICE], &e->has_market_price, &e->market_price_micros) ||
         get_opt_long(&r->dec, r->f[FA_COST], &e->has_cost, &e->cost_micros) ||
         get_opt_double(&r->dec, r->f[FA_VALUE], &e->has_value, &e->value))
-        return fail(reason, rlen, "avro: cannot read AdEvent fields");
+        return errf(reason, rlen, "avro: cannot read AdEvent fields");
     if (type < 0)
-        return fail(reason, rlen, "unknown event_type symbol");
+        return errf(reason, rlen, "unknown event_type symbol");
     e->type = (enum ad_type)type;
     return check_ad(e, reason, rlen);
 }
@@ -1340,15 +1329,15 @@ static int read_campaign(struct eddy_codec *c, struct campaign_budget *e, char *
         get_long(&r->dec, r->f[FB_BUDGET], &e->budget_micros) ||
         get_long(&r->dec, r->f[FB_PERIOD], &e->period_ms) ||
         get_long(&r->dec, r->f[FB_BASE_BID], &e->base_bid_micros))
-        return fail(reason, rlen, "avro: cannot read CampaignBudget fields");
+        return errf(reason, rlen, "avro: cannot read CampaignBudget fields");
     if (!e->campaign_id.len)
-        return fail(reason, rlen, "empty campaign_id");
+        return errf(reason, rlen, "empty campaign_id");
     if (e->budget_micros < 0)
-        return fail(reason, rlen, "negative budget_micros");
+        return errf(reason, rlen, "negative budget_micros");
     if (e->period_ms <= 0)
-        return fail(reason, rlen, "non-positive period_ms");
+        return errf(reason, rlen, "non-positive period_ms");
     if (e->base_bid_micros < 0)
-        return fail(reason, rlen, "negative base_bid_micros");
+        return errf(reason, rlen, "negative base_bid_micros");
     return 0;
 }
 
@@ -1357,7 +1346,7 @@ int codec_decode(struct eddy_codec *c, enum eddy_record_type expect, const void 
 {
     struct resolver *res;
     if ((unsigned)expect > REC_CAMPAIGN)
-        return fail(reason, reasonlen, "codec_decode: type %d is not an input record", expect);
+        return errf(reason, reasonlen, "codec_decode: type %d is not an input record", expect);
     if (decode_value(c, expect, buf, len, &res, reason, reasonlen))
         return -1;
     switch (expect) {
@@ -1400,7 +1389,7 @@ int codec_decode_recommendation(struct eddy_codec *c, const void *buf, size_t le
     if (get_str(&r->dec, r->f[FR_USER], &out->user_id) || read_items(c, r, out) ||
         get_long(&r->dec, r->f[FR_TIME], &out->event_time_ms) ||
         get_long(&r->dec, r->f[FR_MODEL], &out->model_version))
-        return fail(reason, reasonlen, "avro: cannot read Recommendation fields");
+        return errf(reason, reasonlen, "avro: cannot read Recommendation fields");
     return 0;
 }
 
@@ -1419,7 +1408,7 @@ int codec_decode_decision(struct eddy_codec *c, const void *buf, size_t len,
         get_long(&r->dec, r->f[FD_SPENT], &out->spent_micros) ||
         get_long(&r->dec, r->f[FD_REMAINING], &out->remaining_micros) ||
         get_long(&r->dec, r->f[FD_TIME], &out->event_time_ms))
-        return fail(reason, reasonlen, "avro: cannot read BudgetDecision fields");
+        return errf(reason, reasonlen, "avro: cannot read BudgetDecision fields");
     return 0;
 }
 
@@ -1581,18 +1570,18 @@ int codec_encode(struct eddy_codec *c, enum eddy_record_type type, const void *r
     size_t size, n;
 
     if ((unsigned)type >= REC_TYPE_COUNT)
-        return fail(err, errlen, "codec_encode: bad record type %d", type);
+        return errf(err, errlen, "codec_encode: bad record type %d", type);
     struct reader *r = &c->rd[type];
     if (avro_value_reset(&r->enc) || fill[type](c, r, record) || avro_value_sizeof(&r->enc, &size))
-        return fail(err, errlen, "cannot encode %s: %s", avro_schema_name(r->schema),
+        return errf(err, errlen, "cannot encode %s: %s", avro_schema_name(r->schema),
                     avro_strerror());
     n = put_header(r, hdr);
     if (GROW(c->obuf, c->ocap, n + size))
-        return fail(err, errlen, "codec: out of memory");
+        return errf(err, errlen, "codec: out of memory");
     memcpy(c->obuf, hdr, n);
     avro_writer_memory_set_dest(c->out, (const char *)c->obuf + n, (int64_t)size);
     if (avro_value_write(c->out, &r->enc))
-        return fail(err, errlen, "cannot encode %s: %s", avro_schema_name(r->schema),
+        return errf(err, errlen, "cannot encode %s: %s", avro_schema_name(r->schema),
                     avro_strerror());
     *out = c->obuf;
     *outlen = n + size;
@@ -1606,19 +1595,19 @@ int codec_register(struct eddy_codec *c, enum eddy_record_type type, const char 
     int32_t id;
 
     if (!c->reg)
-        return fail(err, errlen, "codec_register: no schema registry configured");
+        return errf(err, errlen, "codec_register: no schema registry configured");
     if ((unsigned)type >= REC_TYPE_COUNT)
-        return fail(err, errlen, "codec_register: bad record type %d", type);
+        return errf(err, errlen, "codec_register: bad record type %d", type);
     if ((size_t)snprintf(subject, sizeof subject, "%s-value", topic) >= sizeof subject)
-        return fail(err, errlen, "codec_register: topic name too long");
+        return errf(err, errlen, "codec_register: topic name too long");
     if (registry_register(c->reg, subject, codec_schema_json(type), &id, err, errlen))
         return -1;
     /* Knowing the id's schema spares a registry lookup when decoding our own output. */
     struct writer *w = find_id(c, id);
     if (!w && !(w = writer_new(c, id)))
-        return fail(err, errlen, "codec: out of memory");
+        return errf(err, errlen, "codec: out of memory");
     if (!w->schema && writer_set(w, avro_schema_incref(c->rd[type].schema), c->rd[type].fp))
-        return fail(err, errlen, "codec: out of memory");
+        return errf(err, errlen, "codec: out of memory");
     c->rd[type].out_id = id;
     return 0;
 }

@@ -4,6 +4,7 @@
  * Each reader or writer parses eddy's schema for its type once, looks up the
  * field indexes and enum symbols once, and reuses one generic value (reset
  * per record), as STYLE.md asks of the hot path. */
+#include "pipeline/log.h"
 #include "pipeline/eventlog.h"
 
 #include <avro.h>
@@ -18,17 +19,6 @@
 #define MAX_FIELDS 8
 #define MAX_SYMS   4
 #define BLOCK_SIZE (64 * 1024) /* bytes of records per container block */
-
-#define PRINTF(f, a) __attribute__((format(printf, f, a)))
-
-PRINTF(3, 4) static int fail(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 enum { FC_USER, FC_ITEM, FC_TYPE, FC_TS, FC_SESSION };
 enum { FA_CAMPAIGN, FA_TYPE, FA_TS, FA_USER, FA_PCTR, FA_PRICE, FA_COST, FA_VALUE };
@@ -80,7 +70,7 @@ static int layout_indexes(struct layout *l, const struct type_info *ti, char *er
     for (size_t i = 0; i < ti->n_fields; i++) {
         int idx = avro_schema_record_field_get_index(l->schema, ti->fields[i]);
         if (idx < 0)
-            return fail(err, errlen, "eddy's %s schema has no field %s", ti->name, ti->fields[i]);
+            return errf(err, errlen, "eddy's %s schema has no field %s", ti->name, ti->fields[i]);
         l->f[i] = (size_t)idx;
     }
     if (!ti->n_syms)
@@ -89,7 +79,7 @@ static int layout_indexes(struct layout *l, const struct type_info *ti, char *er
     for (size_t i = 0; i < ti->n_syms; i++) {
         l->sym[i] = avro_schema_enum_get_by_name(e, ti->syms[i]);
         if (l->sym[i] < 0)
-            return fail(err, errlen, "eddy's %s schema has no symbol %s", ti->name, ti->syms[i]);
+            return errf(err, errlen, "eddy's %s schema has no symbol %s", ti->name, ti->syms[i]);
     }
     return 0;
 }
@@ -103,7 +93,7 @@ static int layout_init(struct layout *l, enum eddy_record_type type, char *err, 
     l->type = type;
     if (avro_schema_from_json_length(json, strlen(json), &l->schema)) {
         l->schema = NULL;
-        fail(err, errlen, "eddy's %s schema: %s", info[type].name, avro_strerror());
+        errf(err, errlen, "eddy's %s schema: %s", info[type].name, avro_strerror());
         goto out;
     }
     if (layout_indexes(l, &info[type], err, errlen))
@@ -111,7 +101,7 @@ static int layout_init(struct layout *l, enum eddy_record_type type, char *err, 
     /* The value holds its own reference to the class: drop ours (NOTES.md). */
     cls = avro_generic_class_from_schema(l->schema);
     if (!cls || avro_generic_value_new(cls, &l->val)) {
-        fail(err, errlen, "%s value: %s", info[type].name, avro_strerror());
+        errf(err, errlen, "%s value: %s", info[type].name, avro_strerror());
         goto out;
     }
     l->has_val = true;
@@ -245,18 +235,18 @@ int eventlog_writer_new(const char *path, enum eddy_record_type type, const char
 
     *out = NULL;
     if (!w)
-        return fail(err, errlen, "out of memory");
+        return errf(err, errlen, "out of memory");
     if ((unsigned)type > REC_CAMPAIGN) {
-        fail(err, errlen, "eventlog: type %d is not an input record", (int)type);
+        errf(err, errlen, "eventlog: type %d is not an input record", (int)type);
         goto out;
     }
     if (strcmp(codec, "deflate") && strcmp(codec, "null")) {
-        fail(err, errlen, "unknown Avro codec \"%s\" (deflate or null)", codec);
+        errf(err, errlen, "unknown Avro codec \"%s\" (deflate or null)", codec);
         goto out;
     }
     if (!(w->path = strdup(path)) || asprintf(&w->tmp, "%s.tmp", path) < 0) {
         w->tmp = NULL;
-        fail(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto out;
     }
     if (layout_init(&w->l, type, err, errlen))
@@ -264,13 +254,13 @@ int eventlog_writer_new(const char *path, enum eddy_record_type type, const char
     /* Our own FILE, not avro_file_writer_create's: that one refuses to
      * replace a stale .tmp, and closing it ourselves reports write errors. */
     if (!(w->fp = fopen(w->tmp, "wb"))) {
-        fail(err, errlen, "%s: %s", w->tmp, strerror(errno));
+        errf(err, errlen, "%s: %s", w->tmp, strerror(errno));
         goto out;
     }
     if (avro_file_writer_create_with_codec_fp(w->fp, w->tmp, 0, w->l.schema, &w->fw, codec,
                                               BLOCK_SIZE)) {
         w->fw = NULL;
-        fail(err, errlen, "%s: %s", w->tmp, avro_strerror());
+        errf(err, errlen, "%s: %s", w->tmp, avro_strerror());
         goto out;
     }
     rc = 0;
@@ -292,7 +282,7 @@ int eventlog_append(struct eventlog_writer *w, const void *record, char *err, si
     default: bad = fill_campaign(w, record); break;
     }
     if (bad || avro_file_writer_append_value(w->fw, &w->l.val))
-        return fail(err, errlen, "%s: cannot append %s: %s", w->tmp, info[w->l.type].name,
+        return errf(err, errlen, "%s: cannot append %s: %s", w->tmp, info[w->l.type].name,
                     avro_strerror());
     return 0;
 }
@@ -311,10 +301,10 @@ static int writer_close(struct eventlog_writer *w, char *err, size_t errlen)
 {
     int rc = 0;
     if (w->fw && avro_file_writer_close(w->fw))
-        rc = fail(err, errlen, "%s: %s", w->tmp, avro_strerror());
+        rc = errf(err, errlen, "%s: %s", w->tmp, avro_strerror());
     w->fw = NULL;
     if (w->fp && (ferror(w->fp) | fclose(w->fp)) && !rc)
-        rc = fail(err, errlen, "%s: write error: %s", w->tmp, strerror(errno));
+        rc = errf(err, errlen, "%s: write error: %s", w->tmp, strerror(errno));
     w->fp = NULL;
     return rc;
 }
@@ -323,7 +313,7 @@ int eventlog_writer_finish(struct eventlog_writer *w, char *err, size_t errlen)
 {
     int rc = writer_close(w, err, errlen);
     if (!rc && rename(w->tmp, w->path))
-        rc = fail(err, errlen, "rename %s: %s", w->tmp, strerror(errno));
+        rc = errf(err, errlen, "rename %s: %s", w->tmp, strerror(errno));
     if (rc)
         remove(w->tmp);
     writer_free(w);
@@ -507,12 +497,12 @@ static int reader_resolve(struct eventlog_reader *r, avro_schema_t ws, char *err
         return 0;
     avro_value_iface_t *res = avro_resolved_writer_new(ws, r->l.schema);
     if (!res)
-        return fail(err, errlen, "%s: its %s schema does not resolve against eddy's: %s",
+        return errf(err, errlen, "%s: its %s schema does not resolve against eddy's: %s",
                     r->path, info[r->l.type].name, avro_strerror());
     int rc = avro_resolved_writer_new_value(res, &r->resolved);
     avro_value_iface_decref(res); /* the value holds its own reference */
     if (rc)
-        return fail(err, errlen, "%s: resolver: %s", r->path, avro_strerror());
+        return errf(err, errlen, "%s: resolver: %s", r->path, avro_strerror());
     avro_resolved_writer_set_dest(&r->resolved, &r->l.val);
     r->resolving = true;
     return 0;
@@ -526,17 +516,17 @@ int eventlog_reader_new(const char *path, struct eventlog_reader **out, char *er
 
     *out = NULL;
     if (!r || !(r->path = strdup(path))) {
-        fail(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto out;
     }
     if (avro_file_reader(path, &r->fr)) {
         r->fr = NULL;
-        fail(err, errlen, "%s: not a readable Avro container file: %s", path, avro_strerror());
+        errf(err, errlen, "%s: not a readable Avro container file: %s", path, avro_strerror());
         goto out;
     }
     ws = avro_file_reader_get_writer_schema(r->fr); /* a new reference */
     if ((type = file_type(ws)) < 0) {
-        fail(err, errlen, "%s: holds %s records, not ClickEvent, AdEvent or CampaignBudget",
+        errf(err, errlen, "%s: holds %s records, not ClickEvent, AdEvent or CampaignBudget",
              path, is_avro_record(ws) ? avro_schema_name(ws) : "non-record");
         goto out;
     }
@@ -568,7 +558,7 @@ int eventlog_next(struct eventlog_reader *r, struct eddy_event *ev, char *err, s
         return 0;
     r->n++;
     if (rc)
-        return fail(err, errlen, "%s: record %llu: %s", r->path, (unsigned long long)r->n,
+        return errf(err, errlen, "%s: record %llu: %s", r->path, (unsigned long long)r->n,
                     avro_strerror());
     ev->kind = kind[r->l.type];
     int bad = r->l.type == REC_CLICK ? read_click(&r->l, &ev->u.click)
@@ -576,7 +566,7 @@ int eventlog_next(struct eventlog_reader *r, struct eddy_event *ev, char *err, s
                                      : read_campaign(&r->l, &ev->u.campaign);
     const char *why = bad ? "cannot read its fields" : invalid(ev);
     if (why)
-        return fail(err, errlen, "%s: record %llu: %s", r->path, (unsigned long long)r->n, why);
+        return errf(err, errlen, "%s: record %llu: %s", r->path, (unsigned long long)r->n, why);
     return 1;
 }
 

@@ -5,6 +5,7 @@
  * before writing, because a replay needs a log in time order and neither
  * file is in time order. iPinYou rows carry no time: they are written as
  * they come, with synthesised event time, so nothing is held in memory. */
+#include "pipeline/log.h"
 #include "pipeline/import.h"
 
 #include <ctype.h>
@@ -25,17 +26,6 @@
 /* OTTO ts values below this are seconds, others milliseconds: 1e11 ms is in
  * 1973, 1e11 s in the year 5138, so real data is never ambiguous. */
 #define OTTO_SECONDS_BELOW 100000000000LL
-
-#define PRINTF(f, a) __attribute__((format(printf, f, a)))
-
-PRINTF(3, 4) static int fail(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void import_options_default(struct import_options *o)
 {
@@ -63,7 +53,7 @@ static int lines_open(struct lines *l, const char *path, char *err, size_t errle
 {
     *l = (struct lines){.path = path};
     if (!(l->fp = fopen(path, "r")))
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return errf(err, errlen, "%s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -82,7 +72,7 @@ static bool lines_next(struct lines *l)
 
 static int lines_error(const struct lines *l, char *err, size_t errlen)
 {
-    return ferror(l->fp) ? fail(err, errlen, "%s: read error", l->path) : 0;
+    return ferror(l->fp) ? errf(err, errlen, "%s: read error", l->path) : 0;
 }
 
 static void lines_close(struct lines *l)
@@ -97,7 +87,7 @@ static int bad_row(const struct import_options *o, struct import_counts *c, cons
                    const char *why, char *err, size_t errlen)
 {
     if (!o->skip_bad)
-        return fail(err, errlen, "%s:%" PRIu64 ": %s", l->path, l->no, why);
+        return errf(err, errlen, "%s:%" PRIu64 ": %s", l->path, l->no, why);
     if (!c->skipped++)
         snprintf(c->first_bad, sizeof c->first_bad, "%s:%" PRIu64 ": %s", l->path, l->no, why);
     return 0;
@@ -146,9 +136,9 @@ static int parse_num(const char *s, double *v)
 static int out_path(const char *dir, const char *name, char *path, char *err, size_t errlen)
 {
     if (mkdir(dir, 0777) && errno != EEXIST)
-        return fail(err, errlen, "%s: %s", dir, strerror(errno));
+        return errf(err, errlen, "%s: %s", dir, strerror(errno));
     if (snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
-        return fail(err, errlen, "%s: path too long", dir);
+        return errf(err, errlen, "%s: path too long", dir);
     return 0;
 }
 
@@ -243,15 +233,15 @@ static int ml_row(char *line, struct row *x, char *why, size_t wlen)
     uint64_t ts;
     double rating;
     if (split(line, ',', f, 4) != 4)
-        return fail(why, wlen, "expected 4 comma-separated columns %s", ml_header);
+        return errf(why, wlen, "expected 4 comma-separated columns %s", ml_header);
     if (parse_u64(f[0], &x->user))
-        return fail(why, wlen, "userId \"%.32s\" is not a non-negative integer", f[0]);
+        return errf(why, wlen, "userId \"%.32s\" is not a non-negative integer", f[0]);
     if (parse_u64(f[1], &x->item))
-        return fail(why, wlen, "movieId \"%.32s\" is not a non-negative integer", f[1]);
+        return errf(why, wlen, "movieId \"%.32s\" is not a non-negative integer", f[1]);
     if (parse_num(f[2], &rating) || rating < 0.5 || rating > 5)
-        return fail(why, wlen, "rating \"%.32s\" is not a number in 0.5..5", f[2]);
+        return errf(why, wlen, "rating \"%.32s\" is not a number in 0.5..5", f[2]);
     if (parse_u64(f[3], &ts) || ts > INT64_MAX / 1000)
-        return fail(why, wlen, "timestamp \"%.32s\" is not Unix seconds", f[3]);
+        return errf(why, wlen, "timestamp \"%.32s\" is not Unix seconds", f[3]);
     x->ts_ms = (int64_t)ts * 1000;
     x->type = rating >= 4 ? CLICK_PURCHASE : CLICK_VIEW;
     return 0;
@@ -269,7 +259,7 @@ int import_movielens(const char *in, const char *out_dir, const struct import_op
     if (lines_open(&l, in, err, errlen))
         return -1;
     if (!lines_next(&l) || strcmp(l.buf, ml_header)) {
-        fail(err, errlen, "%s:1: expected the header line \"%s\"", in, ml_header);
+        errf(err, errlen, "%s:1: expected the header line \"%s\"", in, ml_header);
         goto out;
     }
     while (lines_next(&l)) {
@@ -278,7 +268,7 @@ int import_movielens(const char *in, const char *out_dir, const struct import_op
             if (bad_row(o, c, &l, why, err, errlen))
                 goto out;
         } else if (rows_push(&r, &x)) {
-            fail(err, errlen, "out of memory after %zu ratings", r.n);
+            errf(err, errlen, "out of memory after %zu ratings", r.n);
             goto out;
         }
     }
@@ -305,14 +295,14 @@ static int ipy_row(char *line, struct ipy_row *x, char *why, size_t wlen)
     double price;
     int n = split(line, '\t', f, 4);
     if (n < 3 || n > 4)
-        return fail(why, wlen,
+        return errf(why, wlen,
                     "expected 3 or 4 tab-separated columns click, market_price, pCTR[, exchange]");
     if (strcmp(f[0], "0") && strcmp(f[0], "1"))
-        return fail(why, wlen, "click \"%.32s\" is not 0 or 1", f[0]);
+        return errf(why, wlen, "click \"%.32s\" is not 0 or 1", f[0]);
     if (parse_num(f[1], &price) || price < 0 || price > 1e12)
-        return fail(why, wlen, "market_price \"%.32s\" is not a non-negative number", f[1]);
+        return errf(why, wlen, "market_price \"%.32s\" is not a non-negative number", f[1]);
     if (parse_num(f[2], &x->pctr) || x->pctr < 0 || x->pctr > 1)
-        return fail(why, wlen, "pCTR \"%.32s\" is not a number in [0,1]", f[2]);
+        return errf(why, wlen, "pCTR \"%.32s\" is not a number in [0,1]", f[2]);
     x->click = f[0][0] == '1';
     /* CPM in fen (1/100 CNY) per 1000 impressions = fen/1000 per impression,
      * i.e. price * 1000 micro-fen per impression. */
@@ -361,11 +351,11 @@ static int ipy_budget(const char *in, const struct import_options *o, const stru
                       struct campaign_budget *b, char *err, size_t errlen)
 {
     if (!s->auctions)
-        return fail(err, errlen, "%s: no auctions, so no budget can be sized", in);
+        return errf(err, errlen, "%s: no auctions, so no budget can be sized", in);
     double price = (double)s->price_micros / (double)s->auctions;
     double pctr = s->pctr / (double)s->auctions;
     if (pctr <= 0)
-        return fail(err, errlen, "%s: mean pCTR is 0, so no base bid can be set", in);
+        return errf(err, errlen, "%s: mean pCTR is 0, so no base bid can be set", in);
     *b = (struct campaign_budget){
         .campaign_id = eddy_str_c(o->campaign_id),
         .budget_micros = llround(o->budget_c0 * (double)o->episode * price),
@@ -378,12 +368,12 @@ static int ipy_budget(const char *in, const struct import_options *o, const stru
 static int ipy_check(const struct import_options *o, char *err, size_t errlen)
 {
     if (!o->campaign_id || !*o->campaign_id)
-        return fail(err, errlen, "empty campaign id");
+        return errf(err, errlen, "empty campaign id");
     if (!o->rate_per_s || !o->episode || o->start_ms < 0 || !(o->budget_c0 > 0))
-        return fail(err, errlen, "rate, episode and c0 must be positive, start time >= 0");
+        return errf(err, errlen, "rate, episode and c0 must be positive, start time >= 0");
     /* Then episode k holds exactly the auctions N*k .. N*(k+1)-1. */
     if (o->episode * 1000 % o->rate_per_s)
-        return fail(err, errlen, "episode (%" PRIu64 ") x 1000 must be a multiple of the rate "
+        return errf(err, errlen, "episode (%" PRIu64 ") x 1000 must be a multiple of the rate "
                     "(%" PRIu64 "/s) so that periods are whole milliseconds",
                     o->episode, o->rate_per_s);
     return 0;
@@ -458,7 +448,7 @@ static int otto_event(json_t *ev, size_t i, struct row *x, char *why, size_t wle
 
     if (json_unpack(ev, "{s:I, s:I, s:s}", "aid", &aid, "ts", &ts, "type", &type) || aid < 0 ||
         ts < 0 || ts > INT64_MAX / 1000)
-        return fail(why, wlen, "event %zu: expected {\"aid\": N, \"ts\": N, \"type\": S}, N >= 0",
+        return errf(why, wlen, "event %zu: expected {\"aid\": N, \"ts\": N, \"type\": S}, N >= 0",
                     i);
     x->item = (uint64_t)aid;
     x->ts_ms = ts < OTTO_SECONDS_BELOW ? ts * 1000 : ts;
@@ -467,7 +457,7 @@ static int otto_event(json_t *ev, size_t i, struct row *x, char *why, size_t wle
             x->type = types[k].type;
             return 0;
         }
-    return fail(why, wlen, "event %zu: type \"%.32s\" is not clicks, carts or orders", i, type);
+    return errf(why, wlen, "event %zu: type \"%.32s\" is not clicks, carts or orders", i, type);
 }
 
 /* Appends the events of one session line to r: 0, -1 when the line is
@@ -481,12 +471,12 @@ static int otto_line(const char *line, struct rows *r, uint64_t *seq, char *why,
     int rc = -1;
 
     if (!root) {
-        fail(why, wlen, "not JSON: %s", jerr.text);
+        errf(why, wlen, "not JSON: %s", jerr.text);
         goto out;
     }
     if (json_unpack(root, "{s:I, s:o}", "session", &session, "events", &events) ||
         session < 0 || !json_is_array(events)) {
-        fail(why, wlen, "expected {\"session\": N, \"events\": [...]}, N >= 0");
+        errf(why, wlen, "expected {\"session\": N, \"events\": [...]}, N >= 0");
         goto out;
     }
     json_array_foreach (events, i, ev) {
@@ -522,7 +512,7 @@ int import_otto(const char *in, const char *out_dir, const struct import_options
         int bad = otto_line(l.buf, &r, &seq, why, sizeof why);
         c->rows++;
         if (bad == -2) {
-            fail(err, errlen, "out of memory after %zu events", r.n);
+            errf(err, errlen, "out of memory after %zu events", r.n);
             goto out;
         }
         if (bad && bad_row(o, c, &l, why, err, errlen))

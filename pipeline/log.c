@@ -27,3 +27,12 @@ void eddy_log(enum log_level level, const char *fmt, ...)
     funlockfile(stderr);
     va_end(ap);
 }
+
+int errf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}

@@ -3,12 +3,18 @@
 #ifndef EDDY_LOG_H
 #define EDDY_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 extern enum log_level log_threshold;
 
 void eddy_log(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Formats an error message for a caller's errstr buffer; returns -1, so
+ * that `return errf(err, errlen, "...", ...);` reports a failure. */
+int errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define log_error(...) eddy_log(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) eddy_log(LOG_WARN, __VA_ARGS__)
