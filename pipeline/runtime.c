@@ -505,8 +505,10 @@ static int64_t consumer_lag(struct runtime *rt)
         int64_t lo, hi;
         const rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (rd_kafka_get_watermark_offsets(rt->consumer, p->topic, p->partition, &lo, &hi) ||
-            hi < 0)
-            continue;
+            hi < 0) {
+            lag = -1; /* not fetched yet: unknown, not zero */
+            break;
+        }
         /* Before the first fetch the position is unknown: use where we seek to. */
         int64_t pos = p->offset >= 0 ? p->offset : state_offset_get(rt->st, p->topic, p->partition);
         if (pos < 0)
