@@ -42,7 +42,7 @@ $(B)/pipeline/schemas.o: $(wildcard schemas/*.avsc)
 
 # --- unit tests (cmocka): each lists the objects it links ----------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-TEST_OBJS_test_codec      = pipeline/codec.o pipeline/registry.o pipeline/schemas.o pipeline/log.o
+TEST_OBJS_test_codec      = pipeline/codec.o pipeline/registry.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
 TEST_OBJS_test_config     = pipeline/config.o
 TEST_OBJS_test_http       = pipeline/http.o pipeline/metrics.o
 TEST_OBJS_test_state      = state/state.o
@@ -50,7 +50,7 @@ TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
 TEST_OBJS_test_recommend  = operators/recommend.o operators/embeddings.o state/state.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o
-TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schemas.o pipeline/log.o
+TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))

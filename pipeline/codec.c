@@ -13,6 +13,7 @@
  * Nothing on this path allocates, apart from what avro_value_read itself
  * does (each string). */
 #include "pipeline/log.h"
+#include "pipeline/validate.h"
 #include "pipeline/codec.h"
 
 #include <avro.h>
@@ -1272,33 +1273,6 @@ static int read_click(struct eddy_codec *c, const struct resolver *res, struct c
     if (type < 0)
         return errf(reason, rlen, "unknown event_type symbol");
     e->type = (enum click_type)type;
-    if (!e->user_id.len)
-        return errf(reason, rlen, "empty user_id");
-    if (!e->item_id.len)
-        return errf(reason, rlen, "empty item_id");
-    if (e->timestamp_ms < 0)
-        return errf(reason, rlen, "negative timestamp");
-    return 0;
-}
-
-static int check_ad(const struct ad_event *e, char *reason, size_t rlen)
-{
-    if (!e->campaign_id.len)
-        return errf(reason, rlen, "empty campaign_id");
-    if (e->user_id.ptr && !e->user_id.len)
-        return errf(reason, rlen, "empty user_id");
-    if (e->timestamp_ms < 0)
-        return errf(reason, rlen, "negative timestamp");
-    if (e->has_pctr && !isfinite(e->pctr))
-        return errf(reason, rlen, "non-finite pctr");
-    if (e->has_pctr && (e->pctr < 0 || e->pctr > 1))
-        return errf(reason, rlen, "pctr outside [0,1]");
-    if (e->has_value && !isfinite(e->value))
-        return errf(reason, rlen, "non-finite value");
-    if (e->has_market_price && e->market_price_micros < 0)
-        return errf(reason, rlen, "negative market_price_micros");
-    if (e->has_cost && e->cost_micros < 0)
-        return errf(reason, rlen, "negative cost_micros");
     return 0;
 }
 
@@ -1319,7 +1293,7 @@ static int read_ad(struct eddy_codec *c, const struct resolver *res, struct ad_e
     if (type < 0)
         return errf(reason, rlen, "unknown event_type symbol");
     e->type = (enum ad_type)type;
-    return check_ad(e, reason, rlen);
+    return 0;
 }
 
 static int read_campaign(struct eddy_codec *c, struct campaign_budget *e, char *reason, size_t rlen)
@@ -1330,14 +1304,6 @@ static int read_campaign(struct eddy_codec *c, struct campaign_budget *e, char *
         get_long(&r->dec, r->f[FB_PERIOD], &e->period_ms) ||
         get_long(&r->dec, r->f[FB_BASE_BID], &e->base_bid_micros))
         return errf(reason, rlen, "avro: cannot read CampaignBudget fields");
-    if (!e->campaign_id.len)
-        return errf(reason, rlen, "empty campaign_id");
-    if (e->budget_micros < 0)
-        return errf(reason, rlen, "negative budget_micros");
-    if (e->period_ms <= 0)
-        return errf(reason, rlen, "non-positive period_ms");
-    if (e->base_bid_micros < 0)
-        return errf(reason, rlen, "negative base_bid_micros");
     return 0;
 }
 
@@ -1349,17 +1315,22 @@ int codec_decode(struct eddy_codec *c, enum eddy_record_type expect, const void 
         return errf(reason, reasonlen, "codec_decode: type %d is not an input record", expect);
     if (decode_value(c, expect, buf, len, &res, reason, reasonlen))
         return -1;
+    int rc;
     switch (expect) {
     case REC_CLICK:
         ev->kind = EV_CLICK;
-        return read_click(c, res, &ev->u.click, reason, reasonlen);
+        rc = read_click(c, res, &ev->u.click, reason, reasonlen);
+        break;
     case REC_AD:
         ev->kind = EV_AD;
-        return read_ad(c, res, &ev->u.ad, reason, reasonlen);
+        rc = read_ad(c, res, &ev->u.ad, reason, reasonlen);
+        break;
     default:
         ev->kind = EV_CAMPAIGN;
-        return read_campaign(c, &ev->u.campaign, reason, reasonlen);
+        rc = read_campaign(c, &ev->u.campaign, reason, reasonlen);
     }
+    const char *why = rc ? NULL : event_invalid(ev);
+    return why ? errf(reason, reasonlen, "%s", why) : rc;
 }
 
 static int read_items(struct eddy_codec *c, struct reader *r, struct recommendation *out)

@@ -5,6 +5,7 @@
  * field indexes and enum symbols once, and reuses one generic value (reset
  * per record), as STYLE.md asks of the hot path. */
 #include "pipeline/log.h"
+#include "pipeline/validate.h"
 #include "pipeline/eventlog.h"
 
 #include <avro.h>
@@ -450,35 +451,6 @@ static int read_campaign(struct layout *l, struct campaign_budget *e)
 }
 
 /* The same rules as codec_decode's: NULL when valid, else the reason. */
-static const char *invalid(const struct eddy_event *ev)
-{
-    const struct click_event *c = &ev->u.click;
-    const struct ad_event *a = &ev->u.ad;
-    const struct campaign_budget *b = &ev->u.campaign;
-    switch (ev->kind) {
-    case EV_CLICK:
-        return !c->user_id.len ? "empty user_id"
-               : !c->item_id.len ? "empty item_id"
-               : c->timestamp_ms < 0 ? "negative timestamp"
-                                     : NULL;
-    case EV_AD:
-        return !a->campaign_id.len ? "empty campaign_id"
-               : a->user_id.ptr && !a->user_id.len ? "empty user_id"
-               : a->timestamp_ms < 0 ? "negative timestamp"
-               : a->has_pctr && !(a->pctr >= 0 && a->pctr <= 1) ? "pctr outside [0,1]"
-               : a->has_value && !isfinite(a->value) ? "non-finite value"
-               : a->has_market_price && a->market_price_micros < 0 ? "negative market price"
-               : a->has_cost && a->cost_micros < 0 ? "negative cost"
-                                                    : NULL;
-    default:
-        return !b->campaign_id.len ? "empty campaign_id"
-               : b->budget_micros < 0 ? "negative budget_micros"
-               : b->period_ms <= 0 ? "non-positive period_ms"
-               : b->base_bid_micros < 0 ? "negative base_bid_micros"
-                                        : NULL;
-    }
-}
-
 /* The record type named by the file's schema; -1 when it is none of ours. */
 static int file_type(avro_schema_t ws)
 {
@@ -564,7 +536,7 @@ int eventlog_next(struct eventlog_reader *r, struct eddy_event *ev, char *err, s
     int bad = r->l.type == REC_CLICK ? read_click(&r->l, &ev->u.click)
               : r->l.type == REC_AD  ? read_ad(&r->l, &ev->u.ad)
                                      : read_campaign(&r->l, &ev->u.campaign);
-    const char *why = bad ? "cannot read its fields" : invalid(ev);
+    const char *why = bad ? "cannot read its fields" : event_invalid(ev);
     if (why)
         return errf(err, errlen, "%s: record %llu: %s", r->path, (unsigned long long)r->n, why);
     return 1;

@@ -301,40 +301,72 @@ static void note_offset(rd_kafka_topic_partition_list_t *list, const char *topic
     p->offset = next;
 }
 
-static void handle_message(struct runtime *rt, const rd_kafka_message_t *m)
+/* Consecutive messages of one partition: the per-partition lookups and the
+ * offset and clock bookkeeping are done once per run, not per message. */
+struct partition_run {
+    rd_kafka_topic_t *rkt;       /* NULL: no run open */
+    int32_t partition;
+    const char *topic;
+    int in;                      /* input index; -1: not ours or not assigned */
+    enum eddy_record_type type;
+    int64_t next_offset;         /* -1: nothing consumed in this run */
+    int64_t max_ms;
+};
+
+static void end_run(struct runtime *rt, struct partition_run *r)
+{
+    if (r->rkt && r->next_offset >= 0) {
+        state_offset_set(rt->st, r->topic, r->partition, r->next_offset);
+        note_offset(rt->to_commit, r->topic, r->partition, r->next_offset);
+        if (r->max_ms != INT64_MIN) {
+            struct partition_clock *c = clock_of(rt, r->topic, r->partition);
+            if (r->max_ms > c->max_ms)
+                c->max_ms = r->max_ms;
+        }
+    }
+    r->rkt = NULL;
+}
+
+static void start_run(struct runtime *rt, struct partition_run *r, const rd_kafka_message_t *m)
+{
+    *r = (struct partition_run){.rkt = m->rkt, .partition = m->partition,
+                                .topic = rd_kafka_topic_name(m->rkt), .next_offset = -1,
+                                .max_ms = INT64_MIN};
+    /* A message fetched before a revoke belongs to the partition's new owner. */
+    r->in = rd_kafka_topic_partition_list_find(rt->assigned, r->topic, r->partition)
+                ? input_of(rt, r->topic, &r->type)
+                : -1;
+}
+
+static void handle_message(struct runtime *rt, struct partition_run *r,
+                           const rd_kafka_message_t *m)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             log_warn("consumer: %s", rd_kafka_message_errstr(m));
         return;
     }
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    /* A message fetched before a revoke belongs to the partition's new owner. */
-    if (!rd_kafka_topic_partition_list_find(rt->assigned, topic, m->partition))
-        return;
-    enum eddy_record_type type;
-    int in = input_of(rt, topic, &type);
-    if (in < 0)
+    if (m->rkt != r->rkt || m->partition != r->partition) {
+        end_run(rt, r);
+        start_run(rt, r, m);
+    }
+    if (r->in < 0)
         return;
 
     struct eddy_event ev;
     char reason[256];
-    if (codec_decode(rt->codec, type, m->payload, m->len, &ev, reason, sizeof reason)) {
+    if (codec_decode(rt->codec, r->type, m->payload, m->len, &ev, reason, sizeof reason)) {
         send_to_dlq(rt, m, reason);
-        rt->metrics.dlq[in]++;
+        rt->metrics.dlq[r->in]++;
     } else {
         for (int i = 0; i < N_OPS; i++)
             operators[i]->process(rt->op[i], &ev);
         int64_t t = event_time(&ev);
-        if (t != INT64_MIN) {
-            struct partition_clock *c = clock_of(rt, topic, m->partition);
-            if (t > c->max_ms)
-                c->max_ms = t;
-        }
-        rt->metrics.events_in[in]++;
+        if (t > r->max_ms)
+            r->max_ms = t;
+        rt->metrics.events_in[r->in]++;
     }
-    state_offset_set(rt->st, topic, m->partition, m->offset + 1);
-    note_offset(rt->to_commit, topic, m->partition, m->offset + 1);
+    r->next_offset = m->offset + 1;
     rt->since_checkpoint++;
 }
 
@@ -388,8 +420,10 @@ static void maybe_checkpoint(struct runtime *rt)
 
 static void process_batch(struct runtime *rt, rd_kafka_message_t **msgs, ssize_t n)
 {
+    struct partition_run run = {.rkt = NULL};
     for (ssize_t i = 0; i < n; i++)
-        handle_message(rt, msgs[i]);
+        handle_message(rt, &run, msgs[i]);
+    end_run(rt, &run);
     for (int i = 0; i < N_OPS; i++)
         operators[i]->flush(rt->op[i], operator_watermark(rt, operators[i]));
     maybe_checkpoint(rt);
