@@ -13,7 +13,7 @@ CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-SRCS      := $(wildcard pipeline/*.c operators/*.c state/*.c)
+SRCS      := $(wildcard pipeline/*.c operators/*.c state/*.c backtest/*.c)
 OBJS      := $(SRCS:%.c=$(B)/%.o)
 LIB_OBJS  := $(filter-out $(B)/pipeline/main.o,$(OBJS))
 
@@ -51,6 +51,9 @@ TEST_OBJS_test_recommend  = operators/recommend.o operators/embeddings.o state/s
 TEST_OBJS_test_budget     = operators/budget.o state/state.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o
 TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
+TEST_OBJS_test_prequential = backtest/prequential.o
+TEST_OBJS_test_auction    = backtest/auction.o
+TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))

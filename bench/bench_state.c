@@ -225,7 +225,7 @@ static void run_checkpoint(const struct run_arg *a, struct result *r)
     struct eddy_state *st = open_state(dir, 0);
     add_items(st, a->c->items);
     for (uint32_t i = 0; i < a->c->users; i++) {
-        struct user_state *u = state_user(st, user_key(key, i), true);
+        struct user_state *u = state_user(st, 0, user_key(key, i), true);
         fill(u->vec, i);
         u->n_events = 1;
         state_user_dirty(st, u);
@@ -249,7 +249,7 @@ static void cache_ops(struct eddy_state *st, const uint32_t *seq, uint32_t n, ui
 {
     char key[16];
     for (uint32_t i = 0; i < n; i++) {
-        struct user_state *u = state_user(st, user_key(key, seq[i]), true);
+        struct user_state *u = state_user(st, 0, user_key(key, seq[i]), true);
         update(u->vec);
         u->n_events++;
         state_user_dirty(st, u);
@@ -263,7 +263,7 @@ static void preload(struct eddy_state *st, uint32_t users)
 {
     char key[16];
     for (uint32_t i = 0; i < users; i++)
-        state_user(st, user_key(key, i), false);
+        state_user(st, 0, user_key(key, i), false);
     commit(st);
 }
 
@@ -298,7 +298,7 @@ static void run_restart(const struct run_arg *a, struct result *r)
     run_dir(dir, sizeof dir, a->c, "state", 0);
     double t0 = now_s();
     struct eddy_state *st = open_state(dir, a->c->cache_bytes);
-    if (!state_user(st, user_key(key, a->c->users / 2), false))
+    if (!state_user(st, 0, user_key(key, a->c->users / 2), false))
         die("restart", "the first user is missing");
     r->value = now_s() - t0;
     state_close(st);

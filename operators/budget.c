@@ -421,6 +421,13 @@ static void budget_destroy(void *self)
     free(self);
 }
 
+const struct campaign_ledger *budget_ledger(void *self, struct eddy_str campaign_id)
+{
+    struct budget *b = self;
+    const struct campaign_state *c = state_campaign(b->st, campaign_id, false, b->n_q);
+    return c ? &c->l : NULL;
+}
+
 const struct eddy_operator eddy_op_budget = {
     .name = "budget",
     .create = budget_create,

@@ -28,4 +28,11 @@ struct bid_params {
 
 extern const struct eddy_operator eddy_op_budget;
 
+struct campaign_ledger;
+
+/* A campaign's ledger as the operator instance `self` sees it now (NULL if
+ * unknown), for the backtest's bookkeeping; valid until the next state
+ * commit. */
+const struct campaign_ledger *budget_ledger(void *self, struct eddy_str campaign_id);
+
 #endif

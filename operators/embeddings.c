@@ -90,7 +90,7 @@ static void mf_process(void *self, const struct eddy_event *ev)
     if (ev->kind != EV_CLICK || (unsigned)ev->u.click.type >= CLICK_TYPE_COUNT)
         return;
     const struct click_event *c = &ev->u.click;
-    struct user_state *u = state_user(m->st, c->user_id, true);
+    struct user_state *u = state_user(m->st, ev->partition, c->user_id, true);
     int32_t row = item_row(m, c->item_id);
     if (!u || row < 0)
         return;

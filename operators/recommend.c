@@ -36,7 +36,8 @@ struct pending {
     int64_t due;     /* event time of the refresh */
     int64_t next;    /* a later refresh owed by clicks seen meanwhile; INT64_MIN: none */
     size_t len, cap;
-    char *id;        /* owned */
+    char *id;        /* owned: the user's partition (4 bytes big-endian), then
+                      * the user id, so that order and the blob cover both */
 };
 
 struct cand {
@@ -50,7 +51,9 @@ struct rec {
     struct eddy_emit emit;
     int dim;
 
-    struct pending *set;        /* by user id */
+    struct pending *set;        /* by partition + user id */
+    char *key;                  /* scratch for pending keys */
+    size_t key_cap;
     struct pending **heap;      /* min-heap by (due, id) */
     size_t n_heap, heap_cap;
     struct pending *free_list;
@@ -268,6 +271,28 @@ static void mark_pending(struct rec *r, struct eddy_str id, int64_t due, int64_t
     heap_push(r, p);
 }
 
+static struct eddy_str pending_key(struct rec *r, int32_t partition, struct eddy_str id)
+{
+    if (4 + id.len > r->key_cap) {
+        r->key_cap = 2 * (4 + id.len);
+        r->key = xrealloc(r->key, r->key_cap);
+    }
+    uint32_t be = __builtin_bswap32((uint32_t)partition);
+    memcpy(r->key, &be, 4);
+    if (id.len)
+        memcpy(r->key + 4, id.ptr, id.len);
+    return (struct eddy_str){r->key, 4 + id.len};
+}
+
+/* The user id part of a pending key, and its partition. */
+static struct eddy_str pending_user(const struct pending *p, int32_t *partition)
+{
+    uint32_t be;
+    memcpy(&be, p->id, 4);
+    *partition = (int32_t)__builtin_bswap32(be);
+    return (struct eddy_str){p->id + 4, p->len - 4};
+}
+
 static void rec_process(void *self, const struct eddy_event *ev)
 {
     struct rec *r = self;
@@ -275,10 +300,10 @@ static void rec_process(void *self, const struct eddy_event *ev)
         return;
     struct eddy_str id = ev->u.click.user_id;
     int64_t due = refresh_time(ev->u.click.timestamp_ms, r->p.refresh_interval_ms);
-    const struct user_state *u = state_user(r->st, id, false);
+    const struct user_state *u = state_user(r->st, ev->partition, id, false);
     if (u && u->last_refresh_ms >= due)
         return; /* a refresh at or after this click's slot was published */
-    mark_pending(r, id, due, INT64_MIN);
+    mark_pending(r, pending_key(r, ev->partition, id), due, INT64_MIN);
 }
 
 /* ---- scoring ------------------------------------------------------------ */
@@ -289,8 +314,9 @@ static void publish(struct rec *r, size_t i, const float *scores, uint32_t n)
     struct user_state *u = r->batch_u[i];
     size_t len = select_top(scores, n, u, r->top, (size_t)r->p.k);
     finish_top(r->st, u->vec, r->top, len, r->out);
+    int32_t partition;
     struct recommendation rec = {
-        .user_id = {p->id, p->len},
+        .user_id = pending_user(p, &partition),
         .items = r->out,
         .n_items = len,
         .event_time_ms = p->due,
@@ -337,7 +363,9 @@ static void rec_flush(void *self, int64_t watermark_ms)
         while (b < (size_t)r->p.batch_users && r->n_heap && r->heap[0]->due <= watermark_ms) {
             struct pending *p = heap_pop(r);
             HASH_DEL(r->set, p);
-            struct user_state *u = state_user(r->st, (struct eddy_str){p->id, p->len}, false);
+            int32_t partition;
+            struct eddy_str id = pending_user(p, &partition);
+            struct user_state *u = state_user(r->st, partition, id, false);
             if (!u) { /* no model for this user: nothing to recommend */
                 pending_recycle(r, p);
                 continue;
@@ -357,7 +385,7 @@ static void rec_flush(void *self, int64_t watermark_ms)
 
 /* Blob layout (host byte order, like the rest of the state), users in id
  * order so that equal pending sets give equal bytes: per user i64 due,
- * i64 next, u32 id length, id bytes. */
+ * i64 next, u32 key length, key bytes (partition, then user id). */
 static int by_id(const void *a, const void *b)
 {
     const struct pending *x = *(struct pending *const *)a, *y = *(struct pending *const *)b;
@@ -403,7 +431,7 @@ static int restore_pending(struct rec *r, char *err, size_t errlen)
         if (end - p < 20)
             goto corrupt;
         memcpy(&due, p, 8), memcpy(&next, p + 8, 8), memcpy(&n, p + 16, 4), p += 20;
-        if ((size_t)(end - p) < n)
+        if ((size_t)(end - p) < n || n < 4)
             goto corrupt;
         mark_pending(r, (struct eddy_str){p, n}, due, next);
         p += n;
@@ -440,6 +468,7 @@ static void rec_destroy(void *self)
     free(r->S);
     free(r->top);
     free(r->out);
+    free(r->key);
     free(r);
 }
 
@@ -496,7 +525,7 @@ const struct eddy_operator eddy_op_recommend = {
 int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
                    struct rec_item *out)
 {
-    const struct user_state *u = state_user(st, user_id, false);
+    const struct user_state *u = state_user_find(st, user_id);
     if (!u)
         return -1;
     uint32_t n;

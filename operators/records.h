@@ -75,6 +75,8 @@ enum eddy_event_kind { EV_CLICK, EV_AD, EV_CAMPAIGN };
 /* One decoded, validated input record. */
 struct eddy_event {
     enum eddy_event_kind kind;
+    int32_t partition; /* the input partition it came from (0 for a log file):
+                        * users and campaigns are keyed by it */
     union {
         struct click_event click;
         struct ad_event ad;

@@ -1316,6 +1316,7 @@ int codec_decode(struct eddy_codec *c, enum eddy_record_type expect, const void 
     if (decode_value(c, expect, buf, len, &res, reason, reasonlen))
         return -1;
     int rc;
+    ev->partition = 0; /* the caller sets the real one */
     switch (expect) {
     case REC_CLICK:
         ev->kind = EV_CLICK;

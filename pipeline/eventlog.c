@@ -533,6 +533,7 @@ int eventlog_next(struct eventlog_reader *r, struct eddy_event *ev, char *err, s
         return errf(err, errlen, "%s: record %llu: %s", r->path, (unsigned long long)r->n,
                     avro_strerror());
     ev->kind = kind[r->l.type];
+    ev->partition = 0;
     int bad = r->l.type == REC_CLICK ? read_click(&r->l, &ev->u.click)
               : r->l.type == REC_AD  ? read_ad(&r->l, &ev->u.ad)
                                      : read_campaign(&r->l, &ev->u.campaign);

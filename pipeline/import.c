@@ -317,11 +317,19 @@ struct ipy_sums {
     double pctr;
 };
 
+/* The start, rounded up to a whole budget period: eddy aligns periods to the
+ * Unix epoch, so then each period holds exactly one episode of N auctions. */
+static int64_t ipy_start(const struct import_options *o)
+{
+    int64_t period = (int64_t)(o->episode * 1000 / o->rate_per_s);
+    return (o->start_ms + period - 1) / period * period;
+}
+
 /* The AUCTION of the idx-th accepted row, and its CLICK when click is 1. */
 static int ipy_emit(struct eventlog_writer *w, const struct import_options *o, struct ipy_sums *s,
                     const struct ipy_row *x, struct import_counts *c, char *err, size_t errlen)
 {
-    int64_t ts = o->start_ms + (int64_t)(s->auctions * 1000 / o->rate_per_s);
+    int64_t ts = ipy_start(o) + (int64_t)(s->auctions * 1000 / o->rate_per_s);
     struct ad_event e = {.campaign_id = eddy_str_c(o->campaign_id),
                          .type = AD_AUCTION,
                          .timestamp_ms = ts,

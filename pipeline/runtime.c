@@ -10,10 +10,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "operators/budget.h"
-#include "operators/embeddings.h"
-#include "operators/recommend.h"
 #include "pipeline/api.h"
+#include "pipeline/chain.h"
 #include "pipeline/codec.h"
 #include "pipeline/http.h"
 #include "pipeline/kafka.h"
@@ -24,8 +22,6 @@
 #define TICK_MS 100
 #define SHUTDOWN_FLUSH_MS 30000
 #define STANDBY_RETRY_MS 500
-
-enum { N_OPS = 3 };
 
 /* Tag carried by each produced message to its delivery report. */
 enum out_kind { OUT_RECOMMENDATION = 1, OUT_DECISION, OUT_DLQ };
@@ -48,7 +44,7 @@ struct runtime {
     struct http_server *http;
     struct api_ctx api;
     struct eddy_metrics metrics;
-    void *op[N_OPS];
+    struct op_chain ops;
     struct eddy_emit emit;
     struct partition_clock *clocks;   /* highest event time per input partition */
     size_t n_clocks;
@@ -64,18 +60,6 @@ struct partition_clock {
     int32_t partition;
     int64_t max_ms;
 };
-
-static const struct eddy_operator *const operators[N_OPS] = {
-    &eddy_op_embeddings, /* first: the recommender scores the updated vectors */
-    &eddy_op_recommend,
-    &eddy_op_budget,
-};
-
-static const void *op_params(const struct eddy_config *cfg, int i)
-{
-    const void *params[N_OPS] = {&cfg->mf, &cfg->rec, &cfg->bid};
-    return params[i];
-}
 
 static int64_t wall_ms(void)
 {
@@ -249,12 +233,6 @@ static int64_t topic_watermark(const struct runtime *rt, const char *topic)
     return wm == INT64_MAX ? INT64_MIN : wm;
 }
 
-static int64_t operator_watermark(const struct runtime *rt, const struct eddy_operator *op)
-{
-    return topic_watermark(rt, op->clock == EV_AD ? rt->cfg->topic_ad_events
-                                                  : rt->cfg->topic_clicks);
-}
-
 #define CLOCKS_BLOB "runtime.clocks"
 
 static int clock_cmp(const void *a, const void *b)
@@ -359,8 +337,8 @@ static void handle_message(struct runtime *rt, struct partition_run *r,
         send_to_dlq(rt, m, reason);
         rt->metrics.dlq[r->in]++;
     } else {
-        for (int i = 0; i < N_OPS; i++)
-            operators[i]->process(rt->op[i], &ev);
+        ev.partition = m->partition;
+        chain_process(&rt->ops, &ev);
         int64_t t = event_time(&ev);
         if (t > r->max_ms)
             r->max_ms = t;
@@ -383,9 +361,7 @@ static uint64_t monotonic_ms(void)
 static int checkpoint(struct runtime *rt)
 {
     char err[512];
-    for (int i = 0; i < N_OPS; i++)
-        if (operators[i]->checkpoint)
-            operators[i]->checkpoint(rt->op[i]);
+    chain_checkpoint(&rt->ops);
     save_clocks(rt);
     if (state_commit(rt->st, err, sizeof err)) {
         log_error("state commit failed: %s", err);
@@ -424,8 +400,8 @@ static void process_batch(struct runtime *rt, rd_kafka_message_t **msgs, ssize_t
     for (ssize_t i = 0; i < n; i++)
         handle_message(rt, &run, msgs[i]);
     end_run(rt, &run);
-    for (int i = 0; i < N_OPS; i++)
-        operators[i]->flush(rt->op[i], operator_watermark(rt, operators[i]));
+    chain_flush(&rt->ops, topic_watermark(rt, rt->cfg->topic_clicks),
+                topic_watermark(rt, rt->cfg->topic_ad_events));
     maybe_checkpoint(rt);
 
     int64_t now = wall_ms();
@@ -495,11 +471,12 @@ static void on_assign(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partiti
 static void on_revoke(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
                       bool cooperative)
 {
-    /* Entries are not tagged with their partition, so every clean one goes:
-     * the next owner of a revoked partition may change them. */
-    if (checkpoint(rt) == 0)
-        state_cache_drop(rt->st);
+    /* The next owner of a revoked partition may change its entries, so the
+     * cached ones go (clean, right after the checkpoint). */
+    bool committed = checkpoint(rt) == 0;
     for (int i = 0; i < parts->cnt; i++) {
+        if (committed && !strcmp(parts->elems[i].topic, rt->cfg->topic_clicks))
+            state_cache_drop_users(rt->st, parts->elems[i].partition);
         rd_kafka_topic_partition_list_del(rt->assigned, parts->elems[i].topic,
                                           parts->elems[i].partition);
         log_info("revoked %s[%d]", parts->elems[i].topic, (int)parts->elems[i].partition);
@@ -715,12 +692,7 @@ static int start_operators(struct runtime *rt, char *err, size_t errlen)
     if (codec_new(&co, &rt->codec, err, errlen))
         return -1;
     rt->emit = (struct eddy_emit){emit_recommendation, emit_decision, on_rejected, rt};
-    for (int i = 0; i < N_OPS; i++) {
-        rt->op[i] = operators[i]->create(op_params(rt->cfg, i), rt->st, &rt->emit, err, errlen);
-        if (!rt->op[i])
-            return -1;
-    }
-    return 0;
+    return chain_create(&rt->ops, rt->cfg, rt->st, &rt->emit, err, errlen);
 }
 
 static void start_loop_handles(struct runtime *rt)
@@ -797,9 +769,7 @@ static void runtime_free(struct runtime *rt)
         if (rt->producer_pipe[i] > 0)
             close(rt->producer_pipe[i]);
     }
-    for (int i = N_OPS - 1; i >= 0; i--)
-        if (rt->op[i])
-            operators[i]->destroy(rt->op[i]);
+    chain_destroy(&rt->ops);
     if (rt->codec)
         codec_free(rt->codec);
     if (rt->st)

@@ -115,6 +115,16 @@ static json_t *kind_json(const char *kind)
  * Each returns a new JSON object, or NULL: with why set if the stored entry
  * is corrupt, with why empty if jansson ran out of memory. */
 
+/* "partition" and "id" of a user key (state_key_split()). */
+static json_t *with_key(json_t *doc, struct eddy_str key)
+{
+    int32_t partition = 0;
+    struct eddy_str id = key;
+    state_key_split(key, &partition, &id);
+    doc = with(doc, "partition", json_integer(partition));
+    return with(doc, "id", id_json(id));
+}
+
 typedef json_t *(*entry_fn)(struct eddy_state *st, struct eddy_str key, struct eddy_str value,
                             char *why, size_t whylen);
 
@@ -135,7 +145,7 @@ static json_t *user_entry(struct eddy_state *st, struct eddy_str key, struct edd
     if (!u.vec || !state_user_decode(st, value.ptr, value.len, &u, why, whylen))
         goto out;
     doc = kind_json("user");
-    doc = with(doc, "id", id_json(key));
+    doc = with_key(doc, key);
     doc = with(doc, "last_refresh_ms", json_integer(u.last_refresh_ms));
     doc = with(doc, "last_event_ms", json_integer(u.last_event_ms));
     doc = with(doc, "n_events", json_integer((json_int_t)u.n_events));
@@ -362,25 +372,55 @@ int inspect_kind_parse(const char *name)
     return -1;
 }
 
-int inspect_get(struct eddy_state *st, enum inspect_kind kind, struct eddy_str id,
-                FILE *out, char *err, size_t errlen)
+static int get_one(struct eddy_state *st, enum inspect_kind kind, struct eddy_str key,
+                   FILE *out, char *err, size_t errlen)
 {
     const char *cf = column_families[kind].cf;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     char *rerr = NULL;
     size_t len = 0;
-    char *v = rocksdb_get_cf(state_db(st), ro, state_cf(st, cf), id.ptr, id.len, &len, &rerr);
+    char *v = rocksdb_get_cf(state_db(st), ro, state_cf(st, cf), key.ptr, key.len, &len, &rerr);
     int rc = 1;
     if (rerr) {
         fmt_err(err, errlen, "state %s: reading %s/%.*s: %s", state_dir(st), cf,
-                key_quote_len(id), id.ptr, rerr);
+                key_quote_len(key), key.ptr, rerr);
         rc = -1;
     } else if (v) {
-        rc = entry_line(st, kind, id, (struct eddy_str){v, len}, out, err, errlen);
+        rc = entry_line(st, kind, key, (struct eddy_str){v, len}, out, err, errlen);
     }
     rocksdb_free(rerr);
     rocksdb_free(v);
     rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+/* Users: one line per partition holding the id. */
+int inspect_get(struct eddy_state *st, enum inspect_kind kind, struct eddy_str id,
+                FILE *out, char *err, size_t errlen)
+{
+    if (kind != INSPECT_USER)
+        return get_one(st, kind, id, out, err, errlen);
+    int rc = 1;
+    for (int32_t p = 0; p >= 0;) {
+        p = state_stored_partition(st, id, p);
+        if (p < 0)
+            break;
+        char *key = malloc(4 + id.len);
+        if (!key) {
+            fmt_err(err, errlen, "state %s: out of memory", state_dir(st));
+            return -1;
+        }
+        uint32_t be = __builtin_bswap32((uint32_t)p);
+        memcpy(key, &be, 4);
+        if (id.len)
+            memcpy(key + 4, id.ptr, id.len);
+        int one = get_one(st, kind, (struct eddy_str){key, 4 + id.len}, out, err, errlen);
+        free(key);
+        if (one < 0)
+            return -1;
+        rc = one == 0 ? 0 : rc;
+        p = p == INT32_MAX ? -1 : p + 1;
+    }
     return rc;
 }
 

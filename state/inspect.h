@@ -28,7 +28,8 @@ int inspect_kind_parse(const char *name);
 int inspect_stats(struct eddy_state *st, FILE *out, char *err, size_t errlen);
 
 /* Writes the entry as one line of JSON, the same line inspect_export_jsonl()
- * writes for it: 0 written, 1 no such entry (nothing written), -1 error. */
+ * writes for it; a user id held in several partitions gives one
+ * line per partition. 0 written, 1 no such entry (nothing written), -1 error. */
 int inspect_get(struct eddy_state *st, enum inspect_kind kind, struct eddy_str id,
                 FILE *out, char *err, size_t errlen);
 

@@ -69,10 +69,11 @@ struct user_entry {
     struct cache_node node;
     struct user_entry *dirty_next;
     bool dirty;
-    size_t id_len;
-    char *id;              /* points behind vec, same allocation */
+    size_t key_len;
     struct user_state u;
-    float vec[];           /* dim floats, then the id bytes */
+    char key[];            /* partition + id (see part_key()), then the
+                            * dim floats of u.vec, aligned: one allocation,
+                            * and the key next to the hash handle */
 };
 
 struct item_entry {
@@ -88,8 +89,9 @@ struct campaign_entry {
     struct cache_node node;
     struct campaign_entry *dirty_next;
     bool dirty;
+    size_t key_len;
     struct campaign_state c;
-    char id[];
+    char key[];            /* the id; c.id points to it */
 };
 
 struct offset_entry {
@@ -156,6 +158,9 @@ struct eddy_state {
 
     char *buf;                /* scratch for encoding values and keys */
     size_t buf_cap;
+    char *key;                /* scratch for part_key() */
+    size_t key_cap;
+    int32_t max_partition;    /* highest partition of a user cached; -1 none */
 
     bool failed;              /* sticky error, see the top of the file */
     char err[512];
@@ -244,6 +249,49 @@ static const char *get(const char *p, void *dst, size_t n)
     if (n)
         memcpy(dst, p, n);
     return p + n;
+}
+
+/* Users and campaigns are keyed by input partition, then id: the partition
+ * as 4 bytes big-endian, so that one partition's entries are one contiguous
+ * key range that a scale-out can hand to another instance. */
+#define PART_PREFIX 4
+
+static struct eddy_str part_key(struct eddy_state *st, int32_t partition, struct eddy_str id)
+{
+    size_t n = PART_PREFIX + id.len;
+    if (n > st->key_cap) {
+        st->key_cap = n * 2;
+        st->key = xrealloc(st->key, st->key_cap);
+    }
+    uint32_t be = __builtin_bswap32((uint32_t)partition);
+    memcpy(st->key, &be, PART_PREFIX);
+    if (id.len)
+        memcpy(st->key + PART_PREFIX, id.ptr, id.len);
+    return (struct eddy_str){st->key, n};
+}
+
+/* A stored key shorter than the prefix is caught by state_key_split(). */
+static struct eddy_str key_id(struct eddy_str key)
+{
+    return key.len < PART_PREFIX ? (struct eddy_str){key.ptr, 0}
+                                 : (struct eddy_str){key.ptr + PART_PREFIX, key.len - PART_PREFIX};
+}
+
+static int32_t key_partition(struct eddy_str key)
+{
+    uint32_t be = 0;
+    if (key.len >= PART_PREFIX)
+        memcpy(&be, key.ptr, PART_PREFIX);
+    return (int32_t)__builtin_bswap32(be);
+}
+
+bool state_key_split(struct eddy_str key, int32_t *partition, struct eddy_str *id)
+{
+    if (key.len < PART_PREFIX)
+        return false;
+    *partition = key_partition(key);
+    *id = key_id(key);
+    return true;
 }
 
 static int id_quote_len(size_t len)
@@ -743,6 +791,7 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
     st->dir = xstrdup(opt->dir);
     st->dim = opt->dim;
     st->read_only = opt->read_only;
+    st->max_partition = -1;
     make_options(st, fresh, opt->cache_bytes);
     int rc = 0;
     if (!fresh)
@@ -793,13 +842,13 @@ static struct campaign_entry *campaign_of(struct cache_node *n)
 static size_t user_bytes(const struct eddy_state *st, const struct user_entry *e)
 {
     size_t seen = e->u.seen ? (size_t)e->u.seen_cap * sizeof *e->u.seen + MALLOC_OVERHEAD : 0;
-    return sizeof *e + (size_t)st->dim * sizeof(float) + e->id_len + MALLOC_OVERHEAD +
+    return sizeof *e + (size_t)st->dim * sizeof(float) + e->key_len + MALLOC_OVERHEAD +
            BUCKET_OVERHEAD + seen;
 }
 
 static size_t campaign_bytes(const struct campaign_entry *e)
 {
-    return sizeof *e + e->c.id.len + (size_t)e->c.n_q * sizeof(double) +
+    return sizeof *e + e->key_len + (size_t)e->c.n_q * sizeof(double) +
            2 * MALLOC_OVERHEAD + BUCKET_OVERHEAD;
 }
 
@@ -899,23 +948,32 @@ static void cache_new_epoch(struct eddy_state *st)
     cache_trim(st);
 }
 
-void state_cache_drop(struct eddy_state *st)
+static bool in_partition(struct cache_node *n, int32_t partition)
 {
-    size_t limit = st->cache_limit;
-    st->cache_limit = 0;
-    cache_trim(st);
-    st->cache_limit = limit;
+    return n->kind == CACHE_USER &&
+           key_partition((struct eddy_str){user_of(n)->key, user_of(n)->key_len}) == partition;
+}
+
+void state_cache_drop_users(struct eddy_state *st, int32_t partition)
+{
+    struct cache_node *n = st->hand;
+    for (size_t left = n ? HASH_COUNT(st->users) + HASH_COUNT(st->campaigns) : 0; left; left--) {
+        struct cache_node *next = n->next;
+        if (n->epoch != st->epoch && in_partition(n, partition))
+            cache_evict(st, n);
+        n = next;
+    }
 }
 
 /* ---- users -------------------------------------------------------------- */
 
-static struct user_entry *user_alloc(struct eddy_state *st, struct eddy_str id)
+static struct user_entry *user_alloc(struct eddy_state *st, struct eddy_str key)
 {
-    struct user_entry *e = xcalloc(sizeof *e + (size_t)st->dim * sizeof(float) + id.len);
-    e->id = (char *)(e->vec + st->dim);
-    e->id_len = id.len;
-    put(e->id, id.ptr, id.len);
-    e->u.vec = e->vec;
+    size_t vec_at = (sizeof(struct user_entry) + key.len + 15) & ~(size_t)15;
+    struct user_entry *e = xcalloc(vec_at + (size_t)st->dim * sizeof(float));
+    e->key_len = key.len;
+    put(e->key, key.ptr, key.len);
+    e->u.vec = (float *)((char *)e + vec_at);
     e->u.last_refresh_ms = INT64_MIN;
     e->u.last_event_ms = INT64_MIN;
     return e;
@@ -928,16 +986,17 @@ static void user_free(struct user_entry *e)
 }
 
 /* Returns the stored user, or NULL if absent or unreadable (sticky error). */
-static struct user_entry *user_load(struct eddy_state *st, struct eddy_str id)
+static struct user_entry *user_load(struct eddy_state *st, struct eddy_str key)
 {
     char *rerr = NULL, why[128];
     size_t len = 0;
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_USERS], id.ptr, id.len, &len, &rerr);
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_USERS], key.ptr, key.len, &len, &rerr);
     struct user_entry *e = NULL;
+    struct eddy_str id = key_id(key);
     if (rerr) {
         fail(st, "state %s: reading users/%.*s: %s", st->dir, id_quote_len(id.len), id.ptr, rerr);
     } else if (v) {
-        e = user_alloc(st, id);
+        e = user_alloc(st, key);
         if (!user_decode(st, v, len, &e->u, why, sizeof why)) {
             fail(st, "state %s: corrupt users/%.*s: %s", st->dir, id_quote_len(id.len),
                  id.ptr, why);
@@ -950,28 +1009,66 @@ static struct user_entry *user_load(struct eddy_state *st, struct eddy_str id)
     return e;
 }
 
-struct user_state *state_user(struct eddy_state *st, struct eddy_str id, bool create)
+struct user_state *state_user(struct eddy_state *st, int32_t partition, struct eddy_str id,
+                              bool create)
 {
     struct user_entry *e;
-    id = nonnull(id);
-    HASH_FIND(hh, st->users, id.ptr, id.len, e);
+    struct eddy_str key = part_key(st, partition, id);
+    HASH_FIND(hh, st->users, key.ptr, key.len, e);
     if (e) {
         st->hits++;
         cache_touch(st, &e->node);
         return &e->u;
     }
     st->misses++;
-    e = user_load(st, id);
+    e = user_load(st, key);
     if (!e && create) {
-        e = user_alloc(st, id);
+        e = user_alloc(st, key);
         e->u.is_new = true;
     }
     if (!e)
         return NULL;
-    HASH_ADD_KEYPTR(hh, st->users, e->id, e->id_len, e);
+    if (partition > st->max_partition)
+        st->max_partition = partition;
+    HASH_ADD_KEYPTR(hh, st->users, e->key, e->key_len, e);
     cache_link(st, &e->node, CACHE_USER, user_bytes(st, e));
     cache_trim(st);
     return &e->u;
+}
+
+/* Seeks to each candidate partition's key in turn: a few seeks, not a scan. */
+int32_t state_stored_partition(struct eddy_state *st, struct eddy_str id, int32_t from)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_USERS]);
+    int32_t found = -1;
+    for (int32_t p = from; p >= 0 && found < 0;) {
+        struct eddy_str want = part_key(st, p, nonnull(id));
+        rocksdb_iter_seek(it, want.ptr, want.len);
+        if (!rocksdb_iter_valid(it))
+            break;
+        struct eddy_str key;
+        key.ptr = rocksdb_iter_key(it, &key.len);
+        int32_t q = key_partition(key);
+        if (q == p && key.len == want.len && !memcmp(key.ptr, want.ptr, want.len))
+            found = p;
+        else
+            p = q > p ? q : (p == INT32_MAX ? -1 : p + 1);
+    }
+    rocksdb_iter_destroy(it);
+    return found;
+}
+
+struct user_state *state_user_find(struct eddy_state *st, struct eddy_str id)
+{
+    for (int32_t p = 0; p <= st->max_partition; p++) {
+        struct user_entry *e;
+        struct eddy_str key = part_key(st, p, id);
+        HASH_FIND(hh, st->users, key.ptr, key.len, e);
+        if (e)
+            return state_user(st, p, id, false);
+    }
+    int32_t p = state_stored_partition(st, nonnull(id), 0);
+    return p < 0 ? NULL : state_user(st, p, id, false);
 }
 
 void state_user_dirty(struct eddy_state *st, struct user_state *u)
@@ -984,7 +1081,7 @@ void state_user_dirty(struct eddy_state *st, struct user_state *u)
     e->dirty_next = st->dirty_users;
     st->dirty_users = e;
     st->n_dirty++;
-    st->dirty_bytes += user_value_size(st->dim, u->n_seen) + e->id_len;
+    st->dirty_bytes += user_value_size(st->dim, u->n_seen) + e->key_len;
 }
 
 /* First index whose row is >= row. */
@@ -1087,11 +1184,12 @@ struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row)
 
 /* ---- campaigns ---------------------------------------------------------- */
 
-static struct campaign_entry *campaign_alloc(struct eddy_str id)
+static struct campaign_entry *campaign_alloc(struct eddy_str key)
 {
-    struct campaign_entry *e = xcalloc(sizeof *e + id.len);
-    put(e->id, id.ptr, id.len);
-    e->c.id = (struct eddy_str){e->id, id.len};
+    struct campaign_entry *e = xcalloc(sizeof *e + key.len);
+    e->key_len = key.len;
+    put(e->key, key.ptr, key.len);
+    e->c.id = (struct eddy_str){e->key, key.len};
     return e;
 }
 
@@ -1101,9 +1199,9 @@ static void campaign_free(struct campaign_entry *e)
     free(e);
 }
 
-static struct campaign_entry *campaign_new(struct eddy_str id, uint32_t n_q)
+static struct campaign_entry *campaign_new(struct eddy_str key, uint32_t n_q)
 {
-    struct campaign_entry *e = campaign_alloc(id);
+    struct campaign_entry *e = campaign_alloc(key);
     e->c.l.period_start_ms = INT64_MIN;
     e->c.l.slot = -1;
     e->c.l.bid_multiplier = 1.0;
@@ -1114,11 +1212,12 @@ static struct campaign_entry *campaign_new(struct eddy_str id, uint32_t n_q)
 }
 
 /* Decodes a stored campaign; NULL and a sticky error if it is corrupt. */
-static struct campaign_entry *campaign_from_value(struct eddy_state *st, struct eddy_str id,
+static struct campaign_entry *campaign_from_value(struct eddy_state *st, struct eddy_str key,
                                                   const char *v, size_t len)
 {
     char why[128];
-    struct campaign_entry *e = campaign_alloc(id);
+    struct campaign_entry *e = campaign_alloc(key);
+    struct eddy_str id = e->c.id;
     if (!campaign_decode(v, len, &e->c, why, sizeof why)) {
         fail(st, "state %s: corrupt campaigns/%.*s: %s", st->dir, id_quote_len(id.len),
              id.ptr, why);
@@ -1128,18 +1227,19 @@ static struct campaign_entry *campaign_from_value(struct eddy_state *st, struct 
     return e;
 }
 
-static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_str id)
+static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_str key)
 {
     char *rerr = NULL;
     size_t len = 0;
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS], id.ptr, id.len, &len,
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS], key.ptr, key.len, &len,
                              &rerr);
     struct campaign_entry *e = NULL;
+    struct eddy_str id = key;
     if (rerr)
         fail(st, "state %s: reading campaigns/%.*s: %s", st->dir, id_quote_len(id.len),
              id.ptr, rerr);
     else if (v)
-        e = campaign_from_value(st, id, v, len);
+        e = campaign_from_value(st, key, v, len);
     rocksdb_free(rerr);
     rocksdb_free(v);
     return e;
@@ -1147,7 +1247,7 @@ static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_s
 
 static void campaign_insert(struct eddy_state *st, struct campaign_entry *e)
 {
-    HASH_ADD_KEYPTR(hh, st->campaigns, e->id, e->c.id.len, e);
+    HASH_ADD_KEYPTR(hh, st->campaigns, e->key, e->key_len, e);
     cache_link(st, &e->node, CACHE_CAMPAIGN, campaign_bytes(e));
     st->campaigns_sorted = false;
 }
@@ -1156,16 +1256,16 @@ struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
                                       bool create, uint32_t n_q)
 {
     struct campaign_entry *e;
-    id = nonnull(id);
-    HASH_FIND(hh, st->campaigns, id.ptr, id.len, e);
+    struct eddy_str key = nonnull(id);
+    HASH_FIND(hh, st->campaigns, key.ptr, key.len, e);
     if (e) {
         st->hits++;
         cache_touch(st, &e->node);
     } else {
         st->misses++;
-        e = campaign_load(st, id);
+        e = campaign_load(st, key);
         if (!e && create)
-            e = campaign_new(id, n_q);
+            e = campaign_new(key, n_q);
         if (!e)
             return NULL;
         campaign_insert(st, e);
@@ -1191,7 +1291,7 @@ void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c)
     e->dirty_next = st->dirty_campaigns;
     st->dirty_campaigns = e;
     st->n_dirty++;
-    st->dirty_bytes += campaign_value_size(c->n_q) + c->id.len;
+    st->dirty_bytes += campaign_value_size(c->n_q) + e->key_len;
 }
 
 /* Caches every stored campaign not cached yet (cached ones may be newer). */
@@ -1218,14 +1318,14 @@ static void campaigns_scan(struct eddy_state *st)
 
 static int campaign_cmp(const struct campaign_entry *a, const struct campaign_entry *b)
 {
-    size_t n = a->c.id.len < b->c.id.len ? a->c.id.len : b->c.id.len;
-    int c = n ? memcmp(a->id, b->id, n) : 0;
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(a->key, b->key, n);
     if (c)
         return c;
-    return (a->c.id.len > b->c.id.len) - (a->c.id.len < b->c.id.len);
+    return (a->key_len > b->key_len) - (a->key_len < b->key_len);
 }
 
-/* Visits all campaigns, stored or cached, in id order: the order must not
+/* Visits all campaigns, stored or cached, in key order: the order must not
  * depend on what happens to be cached, or replays would publish differently. */
 void state_campaign_foreach(struct eddy_state *st,
                             void (*fn)(struct campaign_state *c, void *ctx), void *ctx)
@@ -1407,10 +1507,12 @@ static void batch_add_blobs(struct eddy_state *st)
 
 /* ---- commit ------------------------------------------------------------- */
 
-/* A dirty user to sort: the id's first 8 bytes, big-endian and zero-padded,
- * inline, so that the sort compares integers instead of chasing two pointers
- * per comparison (cache misses: that took ~1.5 us per dirty user). */
+/* A dirty user to sort: its partition and the id's first 8 bytes,
+ * big-endian and zero-padded, inline, so that the sort compares integers
+ * instead of chasing two pointers per comparison (cache misses: that took
+ * ~1.5 us per dirty user). */
 struct sort_rec {
+    uint32_t partition;
     uint64_t prefix;
     struct user_entry *e;
 };
@@ -1418,20 +1520,23 @@ struct sort_rec {
 static int user_key_cmp(const void *a, const void *b)
 {
     const struct sort_rec *x = a, *y = b;
+    if (x->partition != y->partition)
+        return (x->partition > y->partition) - (x->partition < y->partition);
     if (x->prefix != y->prefix)
         return (x->prefix > y->prefix) - (x->prefix < y->prefix);
     const struct user_entry *p = x->e, *q = y->e;
-    int c = memcmp(p->id, q->id, p->id_len < q->id_len ? p->id_len : q->id_len);
-    return c ? c : (p->id_len > q->id_len) - (p->id_len < q->id_len);
+    int c = memcmp(p->key, q->key, p->key_len < q->key_len ? p->key_len : q->key_len);
+    return c ? c : (p->key_len > q->key_len) - (p->key_len < q->key_len);
 }
 
-static uint64_t id_prefix(const struct user_entry *e)
+static struct sort_rec sort_rec_of(struct user_entry *e)
 {
+    struct eddy_str key = {e->key, e->key_len}, id = key_id(key);
     unsigned char b[8] = {0};
-    memcpy(b, e->id, e->id_len < 8 ? e->id_len : 8);
+    memcpy(b, id.ptr, id.len < 8 ? id.len : 8);
     uint64_t x;
     memcpy(&x, b, 8);
-    return __builtin_bswap64(x);
+    return (struct sort_rec){(uint32_t)key_partition(key), __builtin_bswap64(x), e};
 }
 
 /* Users go into the batch in key order: RocksDB's memtable then inserts
@@ -1445,14 +1550,14 @@ static void batch_add_users(struct eddy_state *st)
             st->sorted_cap = st->sorted_cap ? 2 * st->sorted_cap : 1024;
             st->sorted = xrealloc(st->sorted, st->sorted_cap * sizeof *st->sorted);
         }
-        st->sorted[n++] = (struct sort_rec){id_prefix(e), e};
+        st->sorted[n++] = sort_rec_of(e);
     }
     if (n) /* sorted may still be NULL */
         qsort(st->sorted, n, sizeof *st->sorted, user_key_cmp);
     for (size_t i = 0; i < n; i++) {
         const struct user_entry *e = st->sorted[i].e;
         size_t len = user_encode(st, &e->u);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_USERS], e->id, e->id_len, st->buf, len);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_USERS], e->key, e->key_len, st->buf, len);
     }
 }
 
@@ -1466,7 +1571,7 @@ static void batch_add_dirty(struct eddy_state *st)
     }
     for (struct campaign_entry *e = st->dirty_campaigns; e; e = e->dirty_next) {
         size_t n = campaign_encode(st, &e->c);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_CAMPAIGNS], e->id, e->c.id.len,
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_CAMPAIGNS], e->key, e->key_len,
                                   st->buf, n);
     }
     for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
@@ -1595,6 +1700,7 @@ static void free_cache(struct eddy_state *st)
     free(st->dirty_rows);
     free(st->sorted);
     free(st->buf);
+    free(st->key);
 }
 
 /* Does not commit: uncommitted changes are dropped. */

@@ -34,7 +34,7 @@
 
 #include "operators/records.h"
 
-#define STATE_FORMAT_VERSION 1
+#define STATE_FORMAT_VERSION 2 /* 2: users and campaigns keyed by partition */
 #define STATE_NO_OFFSET (-1)
 #define STATE_BUSY (-2)      /* state_open(): another process holds the database */
 
@@ -112,9 +112,20 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
 void state_close(struct eddy_state *st);
 int state_dim(const struct eddy_state *st);
 
-/* Users. Returns NULL only when !create and the user is unknown. A new
+/* Users are keyed by (clicks partition, user id): one partition's users
+ * are one contiguous key range, ready to be handed to another instance.
+ * Log files (replay) are partition 0. Items (one shared model) and
+ * campaigns (configured from the campaigns topic, a global table of one
+ * partition) are keyed by id alone.
+ *
+ * Users. Returns NULL only when !create and the user is unknown. A new
  * user's vector is zeroed and is_new is set: the caller initialises it. */
-struct user_state *state_user(struct eddy_state *st, struct eddy_str id, bool create);
+struct user_state *state_user(struct eddy_state *st, int32_t partition, struct eddy_str id,
+                              bool create);
+/* The user with this id in whichever partition holds it (the lowest if
+ * several do), cached or committed, for readers that do not know the
+ * partition (the HTTP API); NULL if none. */
+struct user_state *state_user_find(struct eddy_state *st, struct eddy_str id);
 void state_user_dirty(struct eddy_state *st, struct user_state *u);
 /* Adds an item row to the user's seen set; returns false if already there. */
 bool state_user_seen_add(struct user_state *u, uint32_t row);
@@ -135,6 +146,9 @@ struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
 void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c);
 void state_campaign_foreach(struct eddy_state *st,
                             void (*fn)(struct campaign_state *c, void *ctx), void *ctx);
+
+/* Splits a stored user key; false if it is too short. */
+bool state_key_split(struct eddy_str key, int32_t *partition, struct eddy_str *id);
 
 /* Model version: a counter of embedding updates, persisted with the state. */
 uint64_t state_model_version(const struct eddy_state *st);
@@ -166,10 +180,10 @@ int state_commit(struct eddy_state *st, char *err, size_t errlen);
  * after every event. */
 bool state_commit_due(const struct eddy_state *st);
 
-/* Evicts every cached user and campaign not handed out since the last
- * commit (call it right after one: then that is all of them). Used when
- * partitions are revoked: their entries may be changed by another owner. */
-void state_cache_drop(struct eddy_state *st);
+/* Evicts the cached users of one clicks partition not handed out since the
+ * last commit (call it right after one: then that is all of them). Used
+ * when the partition is revoked: its next owner may change them. */
+void state_cache_drop_users(struct eddy_state *st, int32_t partition);
 
 void state_stats(struct eddy_state *st, struct state_stats *out);
 

@@ -3,7 +3,8 @@
  * RocksDB directly bypasses the cache, so it sees only committed state.
  *
  * Value layouts are described at the top of state.c. Keys:
- *   users, items, campaigns: the id bytes
+ *   users: clicks partition (4 bytes big-endian), then the id
+ *   items, campaigns: the id bytes
  *   offsets: topic, '\0', partition as 4 bytes big-endian
  *   meta: "format_version", "dim", "model_version" (int64 values) and
  *         STATE_BLOB_PREFIX + key (state_blob_set() bytes, as given) */
@@ -24,6 +25,10 @@ rocksdb_t *state_db(struct eddy_state *st);
 const char *state_cf_name(int k);
 /* NULL if there is no column family of that name. */
 rocksdb_column_family_handle_t *state_cf(struct eddy_state *st, const char *name);
+
+/* The first partition >= from holding a committed user with this id; -1
+ * if none. */
+int32_t state_stored_partition(struct eddy_state *st, struct eddy_str id, int32_t from);
 
 /* Decoders of stored values; false (and why) for a corrupt value.
  * state_user_decode() fills u, whose vec must hold state_dim() floats and

@@ -105,7 +105,7 @@ static void assert_states_equal(struct eddy_state *a, struct eddy_state *b)
     for (int i = 0; i < 13; i++) {
         char user[16];
         snprintf(user, sizeof user, "u%d", i);
-        struct user_state *ua = state_user(a, S(user), false), *ub = state_user(b, S(user), false);
+        struct user_state *ua = state_user(a, 0, S(user), false), *ub = state_user(b, 0, S(user), false);
         assert_non_null(ua);
         assert_non_null(ub);
         assert_memory_equal(ua->vec, ub->vec, DIM * sizeof(float));
@@ -158,7 +158,7 @@ static void test_positive_increases_dot(void **state)
     struct eddy_state *st = open_sub(f, "s");
     void *op = op_new(st, &p);
     click(op, "alice", "book", CLICK_VIEW, 1);
-    struct user_state *u = state_user(st, S("alice"), false);
+    struct user_state *u = state_user(st, 0, S("alice"), false);
     const float *q = state_item_vec(st, 0);
     double before = dotd(u->vec, q);
     for (int j = 0; j < DIM; j++) /* initial vectors: seeded, small, not zero */
@@ -184,7 +184,7 @@ static void test_one_step_numeric(void **state)
         pu[j] = 0.05f * (float)(j % 5) - 0.1f;
         qi[j] = 0.03f * (float)(j % 7) - 0.05f;
     }
-    struct user_state *u = state_user(st, S("alice"), true);
+    struct user_state *u = state_user(st, 0, S("alice"), true);
     memcpy(u->vec, pu, sizeof pu);
     u->is_new = false;
     state_item_add(st, S("book"), qi);
@@ -215,7 +215,7 @@ static void test_weight_zero(void **state)
     click(op, "alice", "a", CLICK_CLICK, 1);
     click(op, "alice", "b", CLICK_CLICK, 2);
     uint64_t mv = state_model_version(st);
-    struct user_state *u = state_user(st, S("alice"), false);
+    struct user_state *u = state_user(st, 0, S("alice"), false);
     float pu[DIM];
     memcpy(pu, u->vec, sizeof pu);
     uint32_t n;
@@ -229,7 +229,7 @@ static void test_weight_zero(void **state)
     assert_memory_equal(u->vec, pu, sizeof pu);
     assert_memory_equal(state_item_matrix(st, &n), m, msize);
     assert_int_equal(state_model_version(st), mv);
-    struct user_state *bob = state_user(st, S("bob"), false);
+    struct user_state *bob = state_user(st, 0, S("bob"), false);
     assert_true(state_user_has_seen(bob, 1));
     assert_false(state_user_has_seen(bob, 0));
     assert_int_equal(bob->n_events, 1);
@@ -254,7 +254,7 @@ static void test_negatives_move_others(void **state)
     eddy_op_embeddings.process(op, &ad); /* ignored */
     click(op, "alice", "book", CLICK_CLICK, 2);
     assert_memory_not_equal(state_item_vec(st, 0), other, sizeof other);
-    struct user_state *u = state_user(st, S("alice"), false);
+    struct user_state *u = state_user(st, 0, S("alice"), false);
     assert_int_equal(u->n_seen, 1);
     assert_true(state_user_has_seen(u, 1));
     eddy_op_embeddings.destroy(op);

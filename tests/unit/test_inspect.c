@@ -19,6 +19,9 @@
 #include "state/state.h"
 #include "state/state_internal.h"
 
+#define STR_(x) #x
+#define XSTR(x) STR_(x)
+
 #define DIM 2
 #define S(s) eddy_str_c(s)
 
@@ -62,7 +65,7 @@ static struct eddy_state *open_at(struct fx *f, const char *dir, int dim, bool r
 static void add_user(struct eddy_state *st, const char *id, float v0, float v1,
                      const uint32_t *seen, int n_seen)
 {
-    struct user_state *u = state_user(st, S(id), true);
+    struct user_state *u = state_user(st, 0, S(id), true);
     u->vec[0] = v0;
     u->vec[1] = v1;
     u->last_refresh_ms = 1000;
@@ -135,16 +138,16 @@ static char *export_of(struct fx *f, const char *dir)
     "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,\"pacing_rate\":1.0,"    \
     "\"decisions\":0,\"q\":[0.10000000000000001,-2.5,0.0]}\n"
 #define U1_LINE                                                                              \
-    "{\"kind\":\"user\",\"id\":\"u1\",\"last_refresh_ms\":1000,\"last_event_ms\":2000,"       \
+    "{\"kind\":\"user\",\"partition\":0,\"id\":\"u1\",\"last_refresh_ms\":1000,\"last_event_ms\":2000,"       \
     "\"n_events\":3,\"vector\":[0.5,-1.25],\"seen\":[\"i2\",\"i1\"]}\n"
 #define I2_LINE "{\"kind\":\"item\",\"id\":\"i2\",\"row\":0,\"vector\":[1.0,0.10000000149011612]}\n"
 
 /* Users, items, campaigns, offsets, meta; each by key bytes. */
 static const char expected_export[] =
-    "{\"kind\":\"user\",\"id\":\"u0\",\"last_refresh_ms\":1000,\"last_event_ms\":2000,"
+    "{\"kind\":\"user\",\"partition\":0,\"id\":\"u0\",\"last_refresh_ms\":1000,\"last_event_ms\":2000,"
     "\"n_events\":3,\"vector\":[0.0,2.0],\"seen\":[\"i1\"]}\n"
     U1_LINE
-    "{\"kind\":\"user\",\"id\":{\"hex\":\"ff\"},\"last_refresh_ms\":1000,\"last_event_ms\":2000,"
+    "{\"kind\":\"user\",\"partition\":0,\"id\":{\"hex\":\"ff\"},\"last_refresh_ms\":1000,\"last_event_ms\":2000,"
     "\"n_events\":3,\"vector\":[\"NaN\",\"-Infinity\"],\"seen\":[]}\n"
     "{\"kind\":\"item\",\"id\":\"i1\",\"row\":1,\"vector\":[-0.5,3.0]}\n"
     I2_LINE
@@ -154,7 +157,7 @@ static const char expected_export[] =
     "{\"kind\":\"offset\",\"topic\":\"clicks\",\"partition\":1,\"next_offset\":11}\n"
     "{\"kind\":\"blob\",\"key\":\"x\",\"hex\":\"01ff\"}\n"
     "{\"kind\":\"meta\",\"key\":\"dim\",\"value\":2}\n"
-    "{\"kind\":\"meta\",\"key\":\"format_version\",\"value\":1}\n"
+    "{\"kind\":\"meta\",\"key\":\"format_version\",\"value\":" XSTR(STATE_FORMAT_VERSION) "}\n"
     "{\"kind\":\"meta\",\"key\":\"model_version\",\"value\":1}\n";
 
 static void test_export_exact(void **state)
@@ -224,7 +227,7 @@ static void test_stats(void **state)
     char *text = capture(inspect_stats, st, f, 0);
     state_close(st);
     const char *want[] = {
-        "format version  1\n", "dim             2\n", "model version   1\n",
+        "format version  " XSTR(STATE_FORMAT_VERSION) "\n", "dim             2\n", "model version   1\n",
         "last checkpoint unknown (not recorded in the state)\n",
         "keys            default 0, users 3, items 2, campaigns 1, offsets 3, meta 4\n",
         "offset          ads 2 next 7\noffset          clicks 0 next 10\n"

@@ -108,7 +108,7 @@ static void click(void *op, const char *user, int64_t ts)
 
 static struct user_state *user(struct fx *f, const char *id, const float *vec)
 {
-    struct user_state *u = state_user(f->st, S(id), true);
+    struct user_state *u = state_user(f->st, 0, S(id), true);
     memcpy(u->vec, vec, (size_t)state_dim(f->st) * sizeof(float));
     u->is_new = false;
     return u;
@@ -159,7 +159,7 @@ static void test_top_k_exact(void **state)
      * watermark, so that batching does not change the state. */
     assert_int_equal(f->recs[0].time, 1000);
     assert_int_equal(f->recs[0].model_version, 7);
-    struct user_state *u = state_user(f->st, S("alice"), false);
+    struct user_state *u = state_user(f->st, 0, S("alice"), false);
     assert_int_equal(u->last_refresh_ms, 1000);
     struct state_stats ss;
     state_stats(f->st, &ss);
@@ -245,7 +245,7 @@ static void test_batching_does_not_change_refresh_times(void **state)
     assert_int_equal(f->n, 2); /* the last owed refresh covers 1500 and 3200 */
     assert_int_equal(f->recs[0].time, 1000);
     assert_int_equal(f->recs[1].time, 4000);
-    assert_int_equal(state_user(f->st, S("alice"), false)->last_refresh_ms, 4000);
+    assert_int_equal(state_user(f->st, 0, S("alice"), false)->last_refresh_ms, 4000);
     click(op, "alice", 3999); /* covered by the refresh at 4000 */
     eddy_op_recommend.flush(op, 9000);
     assert_int_equal(f->n, 2);

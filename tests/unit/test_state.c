@@ -109,7 +109,7 @@ static void populate(struct eddy_state *st)
         fill(v, (float)i);
         assert_int_equal(state_item_add(st, S(id), v), i);
     }
-    struct user_state *u = state_user(st, S("alice"), true);
+    struct user_state *u = state_user(st, 0, S("alice"), true);
     assert_true(u->is_new);
     fill(u->vec, -1.5f);
     u->vec[3] = 1e-30f; /* a denormal-ish value must survive bit for bit */
@@ -119,7 +119,7 @@ static void populate(struct eddy_state *st)
     state_user_seen_add(u, 2);
     state_user_seen_add(u, 0);
     state_user_dirty(st, u);
-    u = state_user(st, S("bob"), true); /* never refreshed */
+    u = state_user(st, 0, S("bob"), true); /* never refreshed */
     fill(u->vec, 3.0f);
     state_user_dirty(st, u);
 
@@ -155,7 +155,7 @@ static void check_populated(struct eddy_state *st)
         fill(v, (float)i);
         assert_memory_equal(state_item_vec(st, (uint32_t)i), v, sizeof v);
     }
-    struct user_state *u = state_user(st, S("alice"), false);
+    struct user_state *u = state_user(st, 0, S("alice"), false);
     assert_non_null(u);
     fill(v, -1.5f);
     v[3] = 1e-30f;
@@ -166,7 +166,7 @@ static void check_populated(struct eddy_state *st)
     assert_int_equal(u->n_seen, 2);
     assert_int_equal(u->seen[0], 0);
     assert_int_equal(u->seen[1], 2);
-    u = state_user(st, S("bob"), false);
+    u = state_user(st, 0, S("bob"), false);
     assert_non_null(u);
     assert_true(u->last_refresh_ms == INT64_MIN);
     assert_int_equal(u->n_seen, 0);
@@ -205,8 +205,8 @@ static void test_roundtrip(void **state)
 
     st = open_ok(f);
     check_populated(st);
-    assert_false(state_user(st, S("alice"), false)->is_new);
-    assert_null(state_user(st, S("nobody"), false));
+    assert_false(state_user(st, 0, S("alice"), false)->is_new);
+    assert_null(state_user(st, 0, S("nobody"), false));
     assert_null(state_campaign(st, S("nocamp"), false, 6));
     state_stats(st, &ss);
     assert_int_equal(ss.users_cached, 2);
@@ -220,11 +220,11 @@ static void test_uncommitted_lost(void **state)
     struct eddy_state *st = open_ok(f);
     populate(st);
     commit_ok(f, st);
-    struct user_state *u = state_user(st, S("alice"), true);
+    struct user_state *u = state_user(st, 0, S("alice"), true);
     u->vec[0] = 42.0f;
     state_user_seen_add(u, 1);
     state_user_dirty(st, u);
-    state_user_dirty(st, state_user(st, S("carol"), true));
+    state_user_dirty(st, state_user(st, 0, S("carol"), true));
     float v[DIM] = {0};
     state_item_add(st, S("item9"), v);
     state_item_vec(st, 0)[0] = 42.0f;
@@ -238,7 +238,7 @@ static void test_uncommitted_lost(void **state)
 
     st = open_ok(f);
     check_populated(st);
-    assert_null(state_user(st, S("carol"), false));
+    assert_null(state_user(st, 0, S("carol"), false));
     assert_int_equal(state_item_row(st, S("item9")), -1);
     state_close(st);
 }
@@ -342,19 +342,19 @@ static void test_corrupt_user(void **state)
     struct fx *f = *state;
     state_close(open_ok(f));
     char v[40] = {1};
-    raw_put(f->dir, 1, "mallory", 7, v, sizeof v);
+    raw_put(f->dir, 1, "\0\0\0\0mallory", 11, v, sizeof v); /* partition 0 */
     char v2[9] = {7};
     raw_put(f->dir, 4, "t\0\0\0\0\0", 6, v2, sizeof v2);
     struct eddy_state *st = open_ok(f);
-    assert_null(state_user(st, S("mallory"), false));
+    assert_null(state_user(st, 0, S("mallory"), false));
     state_offset_get(st, "t", 0);
-    state_user_dirty(st, state_user(st, S("fine"), true));
+    state_user_dirty(st, state_user(st, 0, S("fine"), true));
     assert_int_equal(state_commit(st, f->err, sizeof f->err), -1);
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "corrupt users/mallory"));
     state_close(st);
     st = open_ok(f);
-    assert_null(state_user(st, S("fine"), false));
+    assert_null(state_user(st, 0, S("fine"), false));
     state_close(st);
 }
 
@@ -511,7 +511,7 @@ static void check_user(struct eddy_state *st, int i)
 {
     char id[16];
     float v[DIM];
-    struct user_state *u = state_user(st, user_id(id, i), false);
+    struct user_state *u = state_user(st, 0, user_id(id, i), false);
     assert_non_null(u);
     user_bits(v, i);
     assert_memory_equal(u->vec, v, sizeof v);
@@ -528,7 +528,7 @@ static void write_users(struct fx *f, struct eddy_state *st)
     struct user_state *held[1000];
     char id[16];
     for (int i = 0; i < N_CACHE_USERS; i++) {
-        struct user_state *u = state_user(st, user_id(id, i), true);
+        struct user_state *u = state_user(st, 0, user_id(id, i), true);
         assert_true(u->is_new);
         user_bits(u->vec, i);
         u->n_events = (uint64_t)i;
@@ -593,21 +593,21 @@ static void test_cache_dirty_survives(void **state)
     char id[16];
     struct user_state *held[60];
     for (int i = 0; i < 60; i++) /* about 18 kB: all stay cached */
-        state_user(st, user_id(id, i), false);
+        state_user(st, 0, user_id(id, i), false);
     commit_ok(f, st); /* nothing dirty: all 60 are now evictable */
     uint64_t hits = stats_of(st).cache_hits;
     for (int i = 0; i < 60; i += 2) {
-        held[i] = state_user(st, user_id(id, i), false);
+        held[i] = state_user(st, 0, user_id(id, i), false);
         held[i]->n_events = 424242;
         state_user_dirty(st, held[i]);
     }
     assert_int_equal(stats_of(st).cache_hits, hits + 30);
     for (int i = 1001; i < 2000; i += 2) /* the odd ones of 0..59 must go */
-        state_user(st, user_id(id, i), false);
+        state_user(st, 0, user_id(id, i), false);
     hits = stats_of(st).cache_hits;
     for (int i = 0; i < 60; i += 2) {
         assert_int_equal(held[i]->n_events, 424242);
-        assert_ptr_equal(state_user(st, user_id(id, i), false), held[i]);
+        assert_ptr_equal(state_user(st, 0, user_id(id, i), false), held[i]);
     }
     assert_int_equal(stats_of(st).cache_hits, hits + 30);
     uint64_t misses = stats_of(st).cache_misses;
@@ -618,7 +618,7 @@ static void test_cache_dirty_survives(void **state)
 
     st = open_budget(f);
     for (int i = 0; i < 60; i++)
-        assert_int_equal(state_user(st, user_id(id, i), false)->n_events,
+        assert_int_equal(state_user(st, 0, user_id(id, i), false)->n_events,
                          i % 2 ? (uint64_t)i : 424242);
     state_close(st);
 }
@@ -661,26 +661,50 @@ static void test_cache_campaigns(void **state)
     state_close(st);
 }
 
-/* Dropping the cache after a commit empties it; entries come back from
- * RocksDB unchanged. */
-static void test_cache_drop(void **state)
+static void set_vec(struct user_state *u, float base)
+{
+    for (int i = 0; i < DIM; i++)
+        u->vec[i] = base + (float)i / 3.0f;
+}
+
+/* Users are keyed by partition: the same id in two partitions is two
+ * entries. Dropping one partition's cache keeps the other's; dropped
+ * entries come back from RocksDB unchanged; state_user_find() finds a user
+ * whatever its partition, cached or not. */
+static void test_partitions(void **state)
 {
     struct fx *f = *state;
     struct eddy_state *st = open_dim(f, DIM, true, false);
-    struct user_state *u = state_user(st, eddy_str_c("u1"), true);
-    for (int i = 0; i < DIM; i++)
-        u->vec[i] = (float)i / 3.0f;
-    state_user_dirty(st, u);
-    char err[256];
-    assert_int_equal(state_commit(st, err, sizeof err), 0);
-    state_cache_drop(st);
+    struct user_state *a = state_user(st, 0, eddy_str_c("u1"), true);
+    struct user_state *b = state_user(st, 7, eddy_str_c("u1"), true);
+    assert_ptr_not_equal(a, b);
+    set_vec(a, 0.0f);
+    set_vec(b, 100.0f);
+    state_user_dirty(st, a);
+    state_user_dirty(st, b);
+    state_user_dirty(st, state_user(st, 7, eddy_str_c("only7"), true));
+    commit_ok(f, st);
+
+    state_cache_drop_users(st, 7);
     struct state_stats ss;
     state_stats(st, &ss);
-    assert_int_equal(ss.users_cached, 0);
-    u = state_user(st, eddy_str_c("u1"), false);
-    assert_non_null(u);
-    for (int i = 0; i < DIM; i++)
-        assert_true(u->vec[i] == (float)i / 3.0f);
+    assert_int_equal(ss.users_cached, 1); /* partition 0's u1 */
+
+    b = state_user(st, 7, eddy_str_c("u1"), false);
+    assert_non_null(b);
+    assert_true(b->vec[1] == 100.0f + 1.0f / 3.0f);
+    assert_true(state_user(st, 0, eddy_str_c("u1"), false)->vec[1] == 1.0f / 3.0f);
+    state_cache_drop_users(st, 7); /* handed out this epoch: stays */
+    state_stats(st, &ss);
+    assert_int_equal(ss.users_cached, 2);
+
+    commit_ok(f, st);
+    state_cache_drop_users(st, 7);
+    struct user_state *found = state_user_find(st, eddy_str_c("only7")); /* from RocksDB */
+    assert_non_null(found);
+    assert_ptr_equal(found, state_user(st, 7, eddy_str_c("only7"), false));
+    assert_true(state_user_find(st, eddy_str_c("u1"))->vec[1] == 1.0f / 3.0f); /* lowest */
+    assert_null(state_user_find(st, eddy_str_c("nobody")));
     state_close(st);
 }
 
@@ -704,7 +728,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_campaigns, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

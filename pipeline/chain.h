@@ -1,0 +1,33 @@
+/* chain.h: eddy's operators, in order, as one unit. The live runtime and
+ * the replay drive the same chain, so a replay runs exactly the code a live
+ * run does. */
+#ifndef EDDY_CHAIN_H
+#define EDDY_CHAIN_H
+
+#include <stddef.h>
+
+#include "operators/operator.h"
+#include "pipeline/config.h"
+
+enum { CHAIN_OPS = 3 };
+
+struct op_chain {
+    void *op[CHAIN_OPS];
+};
+
+/* The operators, embeddings first: the recommender scores updated vectors. */
+extern const struct eddy_operator *const chain_operators[CHAIN_OPS];
+
+/* Creates every operator with its parameters from cfg. On failure the ones
+ * created are destroyed, err says why, and -1 is returned. */
+int chain_create(struct op_chain *c, const struct eddy_config *cfg, struct eddy_state *st,
+                 const struct eddy_emit *emit, char *err, size_t errlen);
+void chain_process(struct op_chain *c, const struct eddy_event *ev);
+/* Flushes each operator with the watermark of its clock input. */
+void chain_flush(struct op_chain *c, int64_t click_watermark_ms, int64_t ad_watermark_ms);
+void chain_checkpoint(struct op_chain *c);
+void chain_destroy(struct op_chain *c);
+/* The instance of one operator (e.g. &eddy_op_budget), NULL if absent. */
+void *chain_instance(struct op_chain *c, const struct eddy_operator *which);
+
+#endif
