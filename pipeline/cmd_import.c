@@ -35,9 +35,9 @@ static const char usage_import[] =
     "           market_price_micros = market_price x 1000 (iPinYou prices are CPM\n"
     "           in fen, so this is micro-fen per impression), and a CLICK with\n"
     "           the same time when click is 1; exchange is ignored. Rows carry no\n"
-    "           time: the i-th good row (from 0) gets start + i x 1000 / rate ms,
-           the start rounded up to a whole period (periods are aligned to
-           the Unix epoch, so each holds exactly N auctions).\n"
+    "           time: the i-th good row (from 0) gets start + i x 1000 / rate ms,\n"
+    "           the start rounded up to a whole period (periods are aligned to\n"
+    "           the Unix epoch, so each holds exactly N auctions).\n"
     "           DIR/campaigns.avro gets one CampaignBudget (Cai et al., WSDM\n"
     "           2017): period = an episode of N auctions in event time, budget =\n"
     "           c0 x N x mean market price, base bid = mean market price / mean\n"
