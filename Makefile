@@ -22,7 +22,7 @@ BUILD_DEBS := build-essential pkg-config librdkafka-dev libavro-dev librocksdb-d
               libopenblas-dev libuv1-dev libinih-dev libjansson-dev libcurl4-openssl-dev \
               libhttp-parser-dev uthash-dev libxxhash-dev
 TEST_DEBS  := libcmocka-dev python3-pytest python3-kafka python3-avro python3-prometheus-client \
-              kcat docker-compose curl
+              kcat docker-compose curl chromium
 PY         := /usr/bin/python3
 
 .PHONY: all deps test unit integration demo bench clean
@@ -54,6 +54,8 @@ TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schem
 TEST_OBJS_test_prequential = backtest/prequential.o
 TEST_OBJS_test_auction    = backtest/auction.o
 TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o
+TEST_OBJS_test_chain      = pipeline/chain.o pipeline/config.o operators/embeddings.o \
+                            operators/recommend.o operators/budget.o state/state.o
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))

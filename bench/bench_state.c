@@ -411,9 +411,11 @@ static void run_raw_restart(const struct run_arg *a, struct result *r)
     rocksdb_t *db = rocksdb_open_column_families(o, dir, N_CF, cfs, cf_opts, cf, &err);
     if (err)
         die(dir, err);
-    struct eddy_str k = user_key(key, a->c->users / 2);
+    struct eddy_str id = user_key(key, a->c->users / 2);
+    char k[4 + sizeof key] = {0}; /* partition 0, then the id (state/state_internal.h) */
+    memcpy(k + 4, id.ptr, id.len);
     size_t len;
-    char *v = rocksdb_get_cf(db, ro, cf[1], k.ptr, k.len, &len, &err);
+    char *v = rocksdb_get_cf(db, ro, cf[1], k, 4 + id.len, &len, &err);
     if (err || !v)
         die("raw restart get", err ? err : "missing user");
     r->value = now_s() - t0;

@@ -88,11 +88,19 @@ static double slot_reward(const struct budget *b, const struct campaign_ledger *
     return (double)l->slot_clicks - b->p.overspend_penalty * fmax(0.0, ahead);
 }
 
+/* Spent: what is left no longer pays for a typical win, the mean market
+ * price of the campaign's auctions so far (or nothing is left at all). */
+static bool budget_spent(const struct campaign_ledger *l)
+{
+    int64_t typical = l->priced_auctions ? l->price_sum_micros / l->priced_auctions : 0;
+    return remaining(l) <= 0 || remaining(l) < typical;
+}
+
 /* Even pacing: the share of the remaining budget over the share of the
- * period left at `at`. Zero once the budget cannot pay for a typical win. */
+ * period left at `at`. Zero once the budget is spent. */
 static double pacing_rate(const struct campaign_ledger *l, int64_t at)
 {
-    if (remaining(l) < l->base_bid_micros)
+    if (budget_spent(l))
         return 0.0;
     double budget_left = (double)remaining(l) / (double)l->budget_micros;
     double time_left = (double)(l->period_ms - (at - l->period_start_ms)) / (double)l->period_ms;
@@ -130,13 +138,27 @@ static void publish(struct budget *b, struct campaign_state *c, int64_t event_ti
     b->emit.decision(b->emit.ctx, &d);
 }
 
+/* The best action; among equal values the multiplier nearest 1 (the base
+ * bid as it is), so an untrained campaign bids its base bid rather than the
+ * first multiplier listed. Then the lower index. */
+static int64_t greedy(const struct budget *b, const double *row)
+{
+    int64_t best = 0;
+    for (int a = 1; a < b->p.n_actions; a++) {
+        double d = fabs(log(b->p.multipliers[a])), d_best = fabs(log(b->p.multipliers[best]));
+        if (row[a] > row[best] || (row[a] == row[best] && d < d_best))
+            best = a;
+    }
+    return best;
+}
+
 static int64_t choose_action(const struct budget *b, struct campaign_state *c)
 {
     const struct campaign_ledger *l = &c->l;
     uint64_t period = (uint64_t)l->period_start_ms, slot = (uint64_t)l->slot;
     if (draw(b, c->id, DRAW_EXPLORE, period, slot, 0) < b->p.epsilon)
         return (int64_t)(draw(b, c->id, DRAW_ACTION, period, slot, 0) * b->p.n_actions);
-    return argmax(q_row(b, c, l->q_state), b->p.n_actions);
+    return greedy(b, q_row(b, c, l->q_state));
 }
 
 /* Opens the ledger's current slot: picks the action for its Q-state, derives
@@ -283,7 +305,7 @@ static void book_win(struct budget *b, struct campaign_state *c, const struct ad
     l->slot_spent_micros += ev->market_price_micros;
     l->wins++;
     l->last_auction_won = 1;
-    if (l->pacing_rate > 0 && remaining(l) < l->base_bid_micros) {
+    if (l->pacing_rate > 0 && budget_spent(l)) {
         int64_t start = slot_start(b, l);
         l->pacing_rate = 0;
         publish(b, c, ev->timestamp_ms > start ? ev->timestamp_ms : start);
@@ -298,6 +320,10 @@ static void on_auction(struct budget *b, struct campaign_state *c, const struct 
     if (!l->configured || !ev->has_pctr || !ev->has_market_price)
         return;
     int64_t price = ev->market_price_micros;
+    if (price >= 0) {
+        l->priced_auctions++;
+        l->price_sum_micros += price;
+    }
     double bid = ev->pctr * (double)l->base_bid_micros * l->bid_multiplier;
     /* Written as !(bid >= price) so that a NaN bid loses. */
     if (price < 0 || price > remaining(l) || !(bid >= (double)price) || !participates(b, c, ev))

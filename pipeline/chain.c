@@ -19,7 +19,7 @@ static const void *params_of(const struct eddy_config *cfg, int i)
 int chain_create(struct op_chain *c, const struct eddy_config *cfg, struct eddy_state *st,
                  const struct eddy_emit *emit, char *err, size_t errlen)
 {
-    *c = (struct op_chain){{NULL}};
+    *c = (struct op_chain){.lateness_ms = cfg->lateness_ms};
     for (int i = 0; i < CHAIN_OPS; i++) {
         c->op[i] = chain_operators[i]->create(params_of(cfg, i), st, emit, err, errlen);
         if (!c->op[i]) {
@@ -36,12 +36,18 @@ void chain_process(struct op_chain *c, const struct eddy_event *ev)
         chain_operators[i]->process(c->op[i], ev);
 }
 
+static int64_t less_lateness(const struct op_chain *c, int64_t watermark_ms)
+{
+    return watermark_ms < INT64_MIN + c->lateness_ms ? INT64_MIN : watermark_ms - c->lateness_ms;
+}
+
 void chain_flush(struct op_chain *c, int64_t click_watermark_ms, int64_t ad_watermark_ms)
 {
     for (int i = 0; i < CHAIN_OPS; i++)
-        chain_operators[i]->flush(c->op[i], chain_operators[i]->clock == EV_AD
-                                                ? ad_watermark_ms
-                                                : click_watermark_ms);
+        chain_operators[i]->flush(c->op[i],
+                                  less_lateness(c, chain_operators[i]->clock == EV_AD
+                                                       ? ad_watermark_ms
+                                                       : click_watermark_ms));
 }
 
 void chain_checkpoint(struct op_chain *c)

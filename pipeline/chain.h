@@ -13,6 +13,7 @@ enum { CHAIN_OPS = 3 };
 
 struct op_chain {
     void *op[CHAIN_OPS];
+    int64_t lateness_ms;      /* [time] lateness.ms: subtracted from watermarks */
 };
 
 /* The operators, embeddings first: the recommender scores updated vectors. */
@@ -23,7 +24,8 @@ extern const struct eddy_operator *const chain_operators[CHAIN_OPS];
 int chain_create(struct op_chain *c, const struct eddy_config *cfg, struct eddy_state *st,
                  const struct eddy_emit *emit, char *err, size_t errlen);
 void chain_process(struct op_chain *c, const struct eddy_event *ev);
-/* Flushes each operator with the watermark of its clock input. */
+/* Flushes each operator with the watermark of its clock input, less the
+ * configured lateness (INT64_MIN, no event yet, stays INT64_MIN). */
 void chain_flush(struct op_chain *c, int64_t click_watermark_ms, int64_t ad_watermark_ms);
 void chain_checkpoint(struct op_chain *c);
 void chain_destroy(struct op_chain *c);

@@ -1164,7 +1164,7 @@ static int decode_value(struct eddy_codec *c, enum eddy_record_type t, const voi
 {
     const uint8_t *p = buf;
     struct writer *w;
-    size_t hdr;
+    size_t hdr = 0;
 
     if (framing(c, p, len, &w, &hdr, reason, rlen) || resolver_for(c, w, t, res, reason, rlen))
         return -1;

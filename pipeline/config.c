@@ -8,6 +8,7 @@
 #include <ini.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +51,13 @@ static const struct {
     {"topics", "Topic names."},
     {"schemas", "Avro schemas of the records on the topics."},
     {"state", "Durable state (RocksDB)."},
+    {"time", "Event time. Each input topic's watermark is the lowest, over its assigned\n"
+             "partitions, of the highest event time read, minus the lateness. It is\n"
+             "what moves time on without a campaign's own events: recommendation\n"
+             "refreshes fall due on it, and campaigns without ad events of their own\n"
+             "close their slots on it. A campaign's own ad event moves its clock at\n"
+             "once; one older than its current slot counts in that slot, never dropped\n"
+             "(docs/budget.md)."},
     {"embeddings", "Online matrix factorisation of click events."},
     {"recommend", "Top-K recommendations."},
     {"bidding", "Budget pacing by Q-learning (see docs/budget.md)."},
@@ -111,6 +119,9 @@ static const struct key_def keys[] = {
      0, INF, "Confidence weight of an ADD_TO_CART event"},
     {"embeddings", "weight.purchase", set_float, "4.0", OFF(mf.weight[CLICK_PURCHASE]), 0, INF,
      "Confidence weight of a PURCHASE event"},
+
+    {"time", "lateness.ms", set_i64, "0", OFF(lateness_ms), 0, 86400000,
+     "Out-of-order lateness the watermarks tolerate, in ms of event time"},
 
     {"recommend", "k", set_int, "10", OFF(rec.k), 1, 1000,
      "Items per recommendation"},
@@ -623,6 +634,50 @@ static void print_key(FILE *out, const struct key_def *k)
     else if (k->min != k->max)
         snprintf(note, sizeof note, " (%g to %g)", k->min, k->max);
     fprintf(out, "# %s%s.\n%s =%s%s\n", k->desc, note, k->name, *k->def ? " " : "", k->def);
+}
+
+/* The value of key k in cfg, as text. */
+static void format_value(const struct eddy_config *cfg, const struct key_def *k, char *buf,
+                         size_t len)
+{
+    const void *field = (const char *)cfg + k->off;
+    if (k->set == set_str || k->set == set_name) {
+        const char *v = *(char *const *)field;
+        snprintf(buf, len, "%s", v ? v : "");
+    } else if (k->set == set_int) {
+        snprintf(buf, len, "%d", *(const int *)field);
+    } else if (k->set == set_i64) {
+        snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
+    } else if (k->set == set_u64) {
+        snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)field);
+    } else if (k->set == set_float) {
+        snprintf(buf, len, "%.7g", (double)*(const float *)field);
+    } else if (k->set == set_double) {
+        snprintf(buf, len, "%.15g", *(const double *)field);
+    } else { /* set_multipliers */
+        const struct bid_params *b = field;
+        size_t used = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < b->n_actions && used < len; i++)
+            used += (size_t)snprintf(buf + used, len - used, "%s%g", i ? "," : "",
+                                     b->multipliers[i]);
+    }
+}
+
+void config_each_model_value(const struct eddy_config *cfg,
+                             void (*fn)(void *ctx, const char *key, const char *value),
+                             void *ctx)
+{
+    static const char *const model_sections[] = {"embeddings", "recommend", "bidding", "state"};
+    for (size_t s = 0; s < sizeof model_sections / sizeof model_sections[0]; s++)
+        for (size_t i = 0; i < N_KEYS; i++) {
+            if (strcmp(keys[i].section, model_sections[s]))
+                continue;
+            char key[96], value[256];
+            snprintf(key, sizeof key, "%s.%s", keys[i].section, keys[i].name);
+            format_value(cfg, &keys[i], value, sizeof value);
+            fn(ctx, key, value);
+        }
 }
 
 void config_print_keys(FILE *out)

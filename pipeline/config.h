@@ -34,6 +34,8 @@ struct eddy_config {
     int64_t checkpoint_interval_ms;
     int64_t checkpoint_events;
     uint64_t cache_bytes;
+    /* [time] */
+    int64_t lateness_ms;      /* watermarks trail the event time seen by this much */
     /* [embeddings] [recommend] [bidding] */
     struct mf_params mf;
     struct rec_params rec;
@@ -47,6 +49,12 @@ struct eddy_config {
  * On failure cfg is left empty: config_free() on it is harmless. */
 int config_load(struct eddy_config *cfg, const char *path, char *err, size_t errlen);
 void config_free(struct eddy_config *cfg);
+/* Calls fn with "section.key" and the effective value of every key that
+ * shapes results: [embeddings], [recommend], [bidding] and [state]; not the
+ * connection sections, which may carry credentials. For reports. */
+void config_each_model_value(const struct eddy_config *cfg,
+                             void (*fn)(void *ctx, const char *key, const char *value),
+                             void *ctx);
 /* Writes every key with its default and description (for --help). */
 void config_print_keys(FILE *out);
 

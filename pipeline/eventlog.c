@@ -338,6 +338,7 @@ void eventlog_writer_discard(struct eventlog_writer *w)
 struct eventlog_reader {
     struct layout l;
     avro_file_reader_t fr;
+    FILE *fp;              /* ours, for the read position (progress ETA) */
     avro_value_t resolved; /* writes into l.val when the file's schema differs */
     bool resolving;
     char *path;
@@ -491,7 +492,11 @@ int eventlog_reader_new(const char *path, struct eventlog_reader **out, char *er
         errf(err, errlen, "out of memory");
         goto out;
     }
-    if (avro_file_reader(path, &r->fr)) {
+    if (!(r->fp = fopen(path, "rb"))) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (avro_file_reader_fp(r->fp, path, 0, &r->fr)) {
         r->fr = NULL;
         errf(err, errlen, "%s: not a readable Avro container file: %s", path, avro_strerror());
         goto out;
@@ -543,6 +548,12 @@ int eventlog_next(struct eventlog_reader *r, struct eddy_event *ev, char *err, s
     return 1;
 }
 
+uint64_t eventlog_reader_offset(const struct eventlog_reader *r)
+{
+    long off = ftell(r->fp);
+    return off > 0 ? (uint64_t)off : 0;
+}
+
 void eventlog_reader_free(struct eventlog_reader *r)
 {
     if (!r)
@@ -551,6 +562,8 @@ void eventlog_reader_free(struct eventlog_reader *r)
         avro_value_decref(&r->resolved);
     if (r->fr)
         avro_file_reader_close(r->fr);
+    if (r->fp)
+        fclose(r->fp);
     layout_free(&r->l);
     free(r->path);
     free(r);

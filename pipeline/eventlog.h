@@ -53,6 +53,8 @@ enum eddy_record_type eventlog_reader_type(const struct eventlog_reader *r);
 int eventlog_next(struct eventlog_reader *r, struct eddy_event *ev, char *err, size_t errlen);
 
 /* NULL is a no-op. */
+/* Bytes of the file read so far (read-ahead included): for progress. */
+uint64_t eventlog_reader_offset(const struct eventlog_reader *r);
 void eventlog_reader_free(struct eventlog_reader *r);
 
 #endif

@@ -74,4 +74,10 @@ int gen_segment_of(struct eddy_str id, int segments);
 int gen_to_kafka(const struct gen_options *o, const struct eddy_config *cfg,
                  volatile bool *stop, uint64_t *produced);
 
+/* Writes the stream as event logs instead: dir/campaigns.avro,
+ * dir/clicks.avro and dir/ad-events.avro (bad_every must be 0: a log file
+ * holds records, not bytes). Returns 0, or -1 with err set. */
+int gen_to_files(const struct gen_options *o, const char *dir, uint64_t *written, char *err,
+                 size_t errlen);
+
 #endif

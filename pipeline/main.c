@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pipeline/cmd_import.h"
+#include "pipeline/cmd_replay.h"
 #include "pipeline/cmd_state.h"
 #include "pipeline/config.h"
 #include "pipeline/demo.h"
@@ -29,6 +30,7 @@ static const char usage_main[] =
     "  demo     broker + generator + pipeline in one process, printing results\n"
     "  state    inspect, export or back up a state directory (read-only)\n"
     "  import   turn MovieLens, iPinYou or OTTO files into Avro event logs\n"
+    "  replay   run the operators over event logs: backtest report, outputs, state\n"
     "  help     show this help\n"
     "\n"
     "`eddy COMMAND --help` describes each command. Version " EDDY_VERSION ".\n";
@@ -65,14 +67,18 @@ static const char usage_broker[] =
 
 static const char usage_gen[] =
     "usage: eddy gen [-c FILE] [-b SERVERS] [OPTIONS]\n"
+    "       eddy gen --out DIR [OPTIONS]\n"
     "\n"
     "Produces a seeded synthetic stream: first one CampaignBudget per campaign,\n"
     "then click and ad events. Users u<n> are in segment n %% segments and mostly\n"
     "click items i<m> of cluster m %% segments. The same options give the same\n"
-    "records. Exits 0 once every record is delivered.\n"
+    "records. Exits 0 once every record is delivered. With --out, writes them as\n"
+    "event logs instead (DIR/campaigns.avro, clicks.avro, ad-events.avro), for\n"
+    "`eddy replay`.\n"
     "\n"
     "  -c, --config FILE      configuration file (Kafka settings, topic names)\n"
     "  -b, --bootstrap LIST   bootstrap servers (overrides the configuration)\n"
+    "  -o, --out DIR          write Avro event logs into DIR instead of Kafka\n"
     "  -n, --events N         click + ad events (default %llu)\n"
     "  -r, --rate R           records per second, 0 = as fast as possible (default 0)\n"
     "  -s, --seed S           random seed (default %llu)\n"
@@ -255,16 +261,18 @@ static int cmd_gen(int argc, char **argv)
         {"affinity", required_argument, 0, 'a'}, {"period-ms", required_argument, 0, 'p'},
         {"step-us", required_argument, 0, 't'},  {"start-ms", required_argument, 0, 'T'},
         {"bad-every", required_argument, 0, 'B'}, {"budget-scale", required_argument, 0, 'k'},
-        {"no-budgets", no_argument, 0, 'N'},
+        {"no-budgets", no_argument, 0, 'N'},     {"out", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct gen_options o;
     gen_options_default(&o);
-    const char *path = NULL, *bootstrap = NULL;
+    const char *path = NULL, *bootstrap = NULL, *out = NULL;
     int c, idx;
-    while ((c = getopt_long(argc, argv, "c:b:n:r:s:h", opts, &idx)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:b:n:r:s:o:h", opts, &idx)) != -1) {
         if (c == 'c') {
             path = optarg;
+        } else if (c == 'o') {
+            out = optarg;
         } else if (c == 'b') {
             bootstrap = optarg;
         } else if (c == 'h') {
@@ -276,6 +284,17 @@ static int cmd_gen(int argc, char **argv)
         } else if (c == '?' || gen_option(c, optarg, &o)) {
             return c == '?' ? 2 : bad_option("gen", argv[optind - 1], optarg);
         }
+    }
+    if (out) {
+        char err[512];
+        uint64_t written;
+        if (gen_to_files(&o, out, &written, err, sizeof err)) {
+            fprintf(stderr, "eddy gen: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "eddy gen: %llu records written to %s\n", (unsigned long long)written,
+                out);
+        return 0;
     }
     struct eddy_config cfg;
     if (load_config(path, &cfg))
@@ -330,7 +349,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } commands[] = {{"run", cmd_run}, {"broker", cmd_broker}, {"gen", cmd_gen}, {"demo", cmd_demo},
-                    {"state", cmd_state}, {"import", cmd_import}};
+                    {"state", cmd_state}, {"import", cmd_import},
+                    {"replay", cmd_replay}};
 
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {

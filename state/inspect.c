@@ -192,6 +192,7 @@ static const struct {
     LEDGER(auctions, false),             LEDGER(wins, false),
     LEDGER(clicks, false),               LEDGER(impressions, false),
     LEDGER(conversions, false),          LEDGER(reported_cost_micros, false),
+    LEDGER(priced_auctions, false),      LEDGER(price_sum_micros, false),
     LEDGER(conversion_value, true),      LEDGER(bid_multiplier, true),
     LEDGER(pacing_rate, true),           LEDGER(decisions, false),
 };

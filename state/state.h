@@ -34,7 +34,7 @@
 
 #include "operators/records.h"
 
-#define STATE_FORMAT_VERSION 2 /* 2: users and campaigns keyed by partition */
+#define STATE_FORMAT_VERSION 3 /* 2: users keyed by partition; 3: ledger price sums */
 #define STATE_NO_OFFSET (-1)
 #define STATE_BUSY (-2)      /* state_open(): another process holds the database */
 
@@ -77,6 +77,8 @@ struct campaign_ledger {
     int64_t last_auction_won;  /* 1 if the latest AUCTION was won (CLICKs attribute to it) */
     int64_t auctions, wins, clicks, impressions, conversions; /* lifetime counters */
     int64_t reported_cost_micros; /* sum of IMPRESSION cost_micros, for reconciliation */
+    int64_t priced_auctions;   /* AUCTIONs with a market price, and the sum of those */
+    int64_t price_sum_micros;  /* prices: their mean is a typical win's cost */
     double conversion_value;
     double bid_multiplier;     /* current decision */
     double pacing_rate;

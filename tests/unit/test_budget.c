@@ -252,7 +252,7 @@ static void test_decision_timing(void **s)
         assert_string_equal(f->dec[i].campaign, "c");
         assert_int_equal(f->dec[i].d.spent_micros, 0);
         assert_int_equal(f->dec[i].d.remaining_micros, 1000000);
-        assert_true(f->dec[i].d.bid_multiplier == 1.0); /* untrained: action 0 */
+        assert_true(f->dec[i].d.bid_multiplier == 1.0); /* untrained: nearest 1 */
     }
     /* An event older than the current slot changes nothing. */
     ad(f, "c", AD_IMPRESSION, 2000);
@@ -337,8 +337,9 @@ static void test_q_update(void **s)
     assert_float_equal(c->q[1 * 2 + 0], 0.1875, 1e-12);
 }
 
-/* Exhaustion: once less than a base bid is left, a pacing-0 decision goes
- * out at once, and no further win happens in the period. */
+/* Exhaustion: once less than the mean market price so far is left, a
+ * pacing-0 decision goes out at once, and no further win happens in the
+ * period. */
 static void test_pacing_zero_once_spent(void **s)
 {
     struct fx *f = *s;
@@ -367,6 +368,23 @@ static void test_pacing_zero_once_spent(void **s)
     auction(f, "c", 4000, 1.0, 500); /* new period: full budget again */
     assert_true(f->dec[f->n_dec - 1].d.pacing_rate == 1.0);
     assert_int_equal(c->l.wins, 4);
+}
+
+/* The base bid is the bid at pCTR 1, far above any price when pCTRs are
+ * small (iPinYou: 100x): it must not count the budget as spent. */
+static void test_spent_means_below_a_typical_price(void **s)
+{
+    struct fx *f = *s;
+    configure(f, "c", 10000, 4000, 1000000);
+    auction(f, "c", 0, 0.01, 3000);  /* bid 10000: wins, 7000 left */
+    auction(f, "c", 10, 0.01, 3000); /* wins, 4000 left */
+    struct campaign_state *c = campaign(f, "c");
+    assert_int_equal(c->l.wins, 2);
+    assert_true(f->dec[f->n_dec - 1].d.pacing_rate > 0);
+    auction(f, "c", 20, 0.01, 3500); /* wins, 500 left < mean price 3166 */
+    assert_int_equal(c->l.wins, 3);
+    assert_true(f->dec[f->n_dec - 1].d.pacing_rate == 0.0);
+    assert_int_equal(f->dec[f->n_dec - 1].d.remaining_micros, 500);
 }
 
 /* Many auctions with prices up to the budget: spend stays within it after
@@ -400,8 +418,23 @@ static struct bid_params exploring_params(void)
     return p;
 }
 
+/* Untrained (all Q equal), the greedy choice is the multiplier nearest 1,
+ * not the first listed: a new campaign bids its base bid. */
+static void test_untrained_bids_the_base_bid(void **s)
+{
+    (void)s;
+    struct bid_params p = exploring_params();
+    p.epsilon = 0;
+    struct fx *f = fx_new(&p);
+    configure(f, "c", 1000000, 4000, 1000);
+    ad(f, "c", AD_IMPRESSION, 0);
+    assert_int_equal(f->n_dec, 1);
+    assert_true(f->dec[0].d.bid_multiplier == 1.0);
+    fx_free(f);
+}
+
 /* With epsilon 1 every slot's action is drawn: over 40 slots all four
- * multipliers show up, where the greedy choice would always be action 0. */
+ * multipliers show up, where the greedy choice would always be 1.0. */
 static void test_explores(void **s)
 {
     (void)s;
@@ -592,7 +625,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unusable_budget_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_q_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pacing_zero_once_spent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spent_means_below_a_typical_price, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_overspends, setup, teardown),
+        cmocka_unit_test(test_untrained_bids_the_base_bid),
         cmocka_unit_test(test_explores),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_restart),

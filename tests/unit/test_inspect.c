@@ -135,6 +135,7 @@ static char *export_of(struct fx *f, const char *dir)
     "\"slot\":-1,\"action\":0,\"q_state\":0,\"spent_micros\":1234,\"slot_spent_micros\":0,"   \
     "\"slot_clicks\":0,\"last_auction_won\":0,\"auctions\":0,\"wins\":0,\"clicks\":0,"       \
     "\"impressions\":0,\"conversions\":0,\"reported_cost_micros\":0,"                          \
+    "\"priced_auctions\":0,\"price_sum_micros\":0,"                                          \
     "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,\"pacing_rate\":1.0,"    \
     "\"decisions\":0,\"q\":[0.10000000000000001,-2.5,0.0]}\n"
 #define U1_LINE                                                                              \

@@ -1,0 +1,67 @@
+/* report.h: a backtest's report, as report.json and report.html.
+ *
+ * report.json holds every number and the config used. report.html is one
+ * self-contained file: summary tables and inline SVG charts drawn here, no
+ * JavaScript, no external resources (a person opens it from disk):
+ *   - HR@K over time (per prequential window), eddy against popularity;
+ *   - cumulative spend against the even plan, per campaign;
+ *   - clicks against the budget fraction c0, for eddy, Lin and the oracle.
+ * A section without data (no click events, no auctions, no fractions) says
+ * so in a sentence instead of showing an empty chart.
+ *
+ * The writer only reads the struct; strings are NUL-terminated and are
+ * escaped for HTML and JSON. Both files are written to "<path>.tmp" and
+ * renamed, so a report is never half-written. */
+#ifndef EDDY_REPORT_H
+#define EDDY_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backtest/auction.h"
+#include "backtest/prequential.h"
+
+struct report_kv {
+    const char *key, *value;
+};
+
+/* One point of a campaign's cumulative spend: at event time t_ms, spend so
+ * far over the whole run, and what an even plan would have spent by then. */
+struct report_spend_point {
+    int64_t t_ms;
+    int64_t spent_micros, plan_micros;
+};
+
+struct report_campaign {
+    const char *id;
+    struct bid_result eddy;                  /* the budget operator's bidding */
+    const struct report_spend_point *points; /* in time order */
+    size_t n_points;
+};
+
+/* One row of the Cai et al. protocol: a budget fraction and the three
+ * policies on the evaluated log. */
+struct report_fraction {
+    const char *label;      /* "1/32" */
+    double c0;
+    double lin_b0;          /* Lin's tuned base bid (micros) */
+    struct bid_result eddy, lin, oracle;
+};
+
+struct report {
+    const char *title;
+    const struct report_kv *config; /* effective configuration */
+    size_t n_config;
+    const struct report_kv *run;    /* inputs, record counts, event-time span, wall time */
+    size_t n_run;
+    const struct preq_summary *rec; /* NULL: no recommendation evaluation */
+    const struct report_campaign *campaigns;
+    size_t n_campaigns;
+    const struct report_fraction *fractions;
+    size_t n_fractions;
+};
+
+int report_write_json(const struct report *r, const char *path, char *err, size_t errlen);
+int report_write_html(const struct report *r, const char *path, char *err, size_t errlen);
+
+#endif

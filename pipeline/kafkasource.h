@@ -1,0 +1,41 @@
+/* kafkasource.h: a bounded range of eddy's input topics, read as one
+ * stream, for `eddy replay --kafka`.
+ *
+ * Bounds (--from, inclusive; --to, exclusive), each either
+ *   a time: milliseconds since the epoch, or UTC "YYYY-MM-DDTHH:MM:SSZ",
+ *     meaning per partition the first message whose timestamp is at or
+ *     after it: found with librdkafka's offsetsForTimes, and checked on the
+ *     message timestamps while reading, which also covers brokers that do
+ *     not answer timestamp lookups (librdkafka 2.0's mock cluster), or
+ *   offsets: "topic=N" (every partition of the topic) and/or
+ *     "topic:partition=N", comma-separated; topics not named keep the
+ *     default.
+ * Defaults: from the earliest offset; to the end of each partition when the
+ * replay starts (its high watermark), so the range is fixed up front.
+ *
+ * Partitions are merged in event-time order (budgets, which carry no time,
+ * first; ties by topic, then partition), so the same range gives the same
+ * stream whatever the fetch timing. A record that does not decode is
+ * skipped and counted (it is in the DLQ already from the live run). */
+#ifndef EDDY_KAFKASOURCE_H
+#define EDDY_KAFKASOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "operators/records.h"
+#include "pipeline/config.h"
+
+struct kafkasource;
+
+int kafkasource_open(const struct eddy_config *cfg, const char *from, const char *to,
+                     struct kafkasource **out, char *err, size_t errlen);
+/* 1 an event, 0 the end of the range, -1 error. ev's strings stay valid
+ * until the next call. */
+int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, size_t errlen);
+/* Messages in the range (fixed when opened), and those skipped as bad. */
+uint64_t kafkasource_size(const struct kafkasource *s);
+uint64_t kafkasource_skipped(const struct kafkasource *s);
+void kafkasource_free(struct kafkasource *s);
+
+#endif

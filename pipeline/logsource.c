@@ -1,0 +1,180 @@
+#include "pipeline/logsource.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pipeline/eventlog.h"
+#include "pipeline/log.h"
+
+struct head {
+    struct eventlog_reader *r;
+    struct eddy_event ev;
+    bool has;       /* ev holds the file's next event */
+};
+
+struct logsource {
+    struct head *h;
+    size_t n;
+    ssize_t last;   /* head handed out last: advanced at the next call */
+    uint64_t bytes;
+};
+
+static int add_file(struct logsource *s, const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(path, &sb))
+        return errf(err, errlen, "%s: %s", path, strerror(errno));
+    struct head *h = realloc(s->h, (s->n + 1) * sizeof *h);
+    if (!h)
+        return errf(err, errlen, "out of memory");
+    s->h = h;
+    s->h[s->n] = (struct head){0};
+    if (eventlog_reader_new(path, &s->h[s->n].r, err, errlen))
+        return -1;
+    s->n++;
+    s->bytes += (uint64_t)sb.st_size;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_avro(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && !strcmp(name + n - 5, ".avro") && name[0] != '.';
+}
+
+/* The *.avro files of a directory, in name order. */
+static int add_dir(struct logsource *s, const char *dir, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errf(err, errlen, "%s: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0;
+    int rc = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!is_avro(e->d_name))
+            continue;
+        char **more = realloc(names, (n + 1) * sizeof *names);
+        if (!more || asprintf(&more[n], "%s/%s", dir, e->d_name) < 0) {
+            names = more ? more : names;
+            rc = errf(err, errlen, "out of memory");
+            break;
+        }
+        names = more;
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, by_name);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc)
+            rc = add_file(s, names[i], err, errlen);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+int logsource_open(char *const *paths, size_t n, struct logsource **out, char *err,
+                   size_t errlen)
+{
+    struct logsource *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (!s)
+        return errf(err, errlen, "out of memory");
+    s->last = -1;
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        int rc = stat(paths[i], &sb) ? errf(err, errlen, "%s: %s", paths[i], strerror(errno))
+                 : S_ISDIR(sb.st_mode) ? add_dir(s, paths[i], err, errlen)
+                                       : add_file(s, paths[i], err, errlen);
+        if (rc) {
+            logsource_free(s);
+            return -1;
+        }
+    }
+    if (!s->n) {
+        logsource_free(s);
+        return errf(err, errlen, "no event log files (*.avro) given");
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        int rc = eventlog_next(s->h[i].r, &s->h[i].ev, err, errlen);
+        if (rc < 0) {
+            logsource_free(s);
+            return -1;
+        }
+        s->h[i].has = rc == 1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Budgets carry no time and come first. */
+static int64_t order_time(const struct eddy_event *ev)
+{
+    switch (ev->kind) {
+    case EV_CLICK: return ev->u.click.timestamp_ms;
+    case EV_AD: return ev->u.ad.timestamp_ms;
+    default: return INT64_MIN;
+    }
+}
+
+int logsource_next(struct logsource *s, struct eddy_event *ev, char *err, size_t errlen)
+{
+    if (s->last >= 0) { /* the event handed out last may be overwritten now */
+        struct head *h = &s->h[s->last];
+        int rc = eventlog_next(h->r, &h->ev, err, errlen);
+        if (rc < 0)
+            return -1;
+        h->has = rc == 1;
+        s->last = -1;
+    }
+    ssize_t best = -1;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->h[i].has &&
+            (best < 0 || order_time(&s->h[i].ev) < order_time(&s->h[best].ev)))
+            best = (ssize_t)i;
+    if (best < 0)
+        return 0;
+    *ev = s->h[best].ev;
+    s->last = best;
+    return 1;
+}
+
+uint64_t logsource_bytes(const struct logsource *s)
+{
+    return s->bytes;
+}
+
+uint64_t logsource_bytes_read(const struct logsource *s)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        n += eventlog_reader_offset(s->h[i].r);
+    return n;
+}
+
+size_t logsource_files(const struct logsource *s)
+{
+    return s->n;
+}
+
+void logsource_free(struct logsource *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        eventlog_reader_free(s->h[i].r);
+    free(s->h);
+    free(s);
+}

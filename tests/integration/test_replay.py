@@ -1,0 +1,197 @@
+"""Backtests: `eddy replay` over event logs is deterministic (also across a
+SIGKILL and resume), writes outputs and a report, and on the shared public
+data (when present) beats its baselines as the README says."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import avro.datafile
+import avro.io
+import pytest
+
+from harness import EDDY, ROOT, Broker, Workdir, end_offsets, gen, state_cli
+
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+GEN = ["--events", 30000, "--users", 300, "--items", 800, "--campaigns", 3,
+       "--ad-fraction", 0.3, "--period-ms", 20000, "--budget-scale", 0.3, "--seed", 11]
+
+
+@pytest.fixture
+def workdir():
+    with Workdir() as w:
+        yield w
+
+
+def eddy(*args, timeout=600):
+    r = subprocess.run([EDDY, *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr + r.stdout
+    return r
+
+
+def records(path):
+    with avro.datafile.DataFileReader(open(path, "rb"), avro.io.DatumReader()) as r:
+        return list(r)
+
+
+def replay_cmd(workdir, name, log, *extra):
+    return [EDDY, "replay", "--state", os.path.join(workdir, name, "state"),
+            "-o", os.path.join(workdir, name), "--checkpoint-events", "499", *map(str, extra), log]
+
+
+def outputs(workdir, name):
+    out = os.path.join(workdir, name)
+    export = state_cli("export", "--format", "jsonl", "-d", os.path.join(out, "state"))
+    return (records(os.path.join(out, "recommendations.avro")),
+            records(os.path.join(out, "decisions.avro")), export)
+
+
+def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir):
+    log = os.path.join(workdir, "log")
+    eddy("gen", "--out", log, *GEN)
+    for name in ("a", "b"):
+        r = subprocess.run(replay_cmd(workdir, name, log), capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr
+    a, b = outputs(workdir, "a"), outputs(workdir, "b")
+    assert a[0] and a[1], "the log must give recommendations and decisions"
+    assert a == b
+
+    # Kill a third replay part-way (after some checkpoints), then resume it.
+    start = time.monotonic()
+    p = subprocess.Popen(replay_cmd(workdir, "c", log), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    state = os.path.join(workdir, "c", "state")
+    while not os.path.exists(os.path.join(state, "CURRENT")) and p.poll() is None:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.3, 1.0))
+    p.send_signal(signal.SIGKILL)
+    assert p.wait() == -signal.SIGKILL, "the replay ended before the kill: make the log longer"
+    r = subprocess.run(replay_cmd(workdir, "c", log), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resuming the replay after event" in r.stderr, r.stderr
+    assert outputs(workdir, "c") == a, f"killed after {time.monotonic() - start:.1f} s"
+
+
+def test_replay_report(workdir):
+    log = os.path.join(workdir, "log")
+    eddy("gen", "--out", log, *GEN)
+    out = os.path.join(workdir, "out")
+    r = eddy("replay", "-q", "--state", os.path.join(workdir, "state"), "-o", out, log)
+    assert "HR@K" in r.stdout
+    with open(os.path.join(out, "report.json")) as f:
+        rep = json.load(f)
+    rec = rep["recommendations"]
+    # The generator plants segments: eddy must beat popularity by far.
+    assert rec["eddy"]["hr"] > rec["popularity"]["hr"] > 0, rec
+    assert {c["id"] for c in rep["campaigns"]} == {"c0", "c1", "c2"}
+    for c in rep["campaigns"]:
+        assert c["spend_micros"] <= c["budget_micros"]
+        assert c["max_overspend_micros"] <= 0
+    html = os.path.join(out, "report.html")
+    check = os.path.join(ROOT, "tests", "integration", "check_report_render.sh")
+    r = subprocess.run([check, html, os.path.join(workdir, "shot.png")], capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    print(r.stdout.strip())
+
+
+def test_replay_refuses_a_missing_log(workdir):
+    r = subprocess.run([EDDY, "replay", "--state", os.path.join(workdir, "s"),
+                        os.path.join(workdir, "nope")], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "nope" in r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, "movielens-latest-small")),
+                    reason="../shared/data/movielens-latest-small not present")
+def test_movielens_beats_popularity(workdir):
+    log = os.path.join(workdir, "ml")
+    eddy("import", "movielens", os.path.join(SHARED, "movielens-latest-small", "ratings.csv"),
+         "-o", log)
+    out = os.path.join(workdir, "out")
+    r = eddy("replay", "-q", "--state", os.path.join(workdir, "state"), "-o", out, log)
+    print(r.stdout)
+    with open(os.path.join(out, "report.json")) as f:
+        rec = json.load(f)["recommendations"]
+    assert rec["eddy"]["hr"] > rec["popularity"]["hr"], rec
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, "ipinyou-1458")),
+                    reason="../shared/data/ipinyou-1458 not present")
+def test_ipinyou_protocol(workdir):
+    for part in ("train", "test"):
+        eddy("import", "ipinyou", os.path.join(SHARED, "ipinyou-1458", part + ".txt"),
+             "-o", os.path.join(workdir, part))
+    out = os.path.join(workdir, "out")
+    r = eddy("replay", "-q", "--state", os.path.join(workdir, "state"), "-o", out,
+             "--budget-fractions", "1/32,1/16,1/8,1/4,1/2",
+             "--tune-on", os.path.join(workdir, "train"), os.path.join(workdir, "test"))
+    print(r.stdout)
+    with open(os.path.join(out, "report.json")) as f:
+        rep = json.load(f)
+    assert [f["label"] for f in rep["fractions"]] == ["1/32", "1/16", "1/8", "1/4", "1/2"]
+    for f in rep["fractions"]:
+        for policy in ("eddy", "lin", "oracle"):
+            res = f[policy]
+            assert res["auctions"] > 0, (f["label"], policy)
+            assert res["max_overspend_micros"] <= 0, (f["label"], policy)
+        assert f["oracle"]["clicks"] >= f["lin"]["clicks"], f
+
+
+def kafka_replay(broker, workdir, name, *bounds):
+    conf = os.path.join(workdir, name + ".conf")
+    with open(conf, "w") as f:
+        f.write(f"[kafka]\nbootstrap.servers = {broker.bootstrap}\n")
+    r = eddy("replay", "-q", "-c", conf, "--state", os.path.join(workdir, name, "state"),
+             "-o", os.path.join(workdir, name), "--no-eval", "--kafka", *bounds)
+    return int(r.stdout.split("replay: ")[1].split()[0])
+
+
+def test_kafka_range_replay_processes_exactly_the_range(workdir):
+    broker = Broker(partitions=2)
+    try:
+        first = gen(broker, "--events", 3000, "--campaigns", 2, "--seed", 5)
+        time.sleep(1.0)
+        cut = int(time.time() * 1000)
+        time.sleep(1.0)
+        gen(broker, "--events", 2000, "--campaigns", 2, "--seed", 6, "--no-budgets")
+        ends = {t: end_offsets(broker, t) for t in ("clicks", "ad-events", "campaigns")}
+
+        # A time bound: --to the cut is exactly the first batch.
+        assert kafka_replay(broker, workdir, "t", "--to", cut) == first
+        # Offset bounds: clicks[0] from 100 to 400, ad-events up to 50 a
+        # partition, everything else whole.
+        n = kafka_replay(broker, workdir, "o", "--from", "clicks:0=100",
+                         "--to", "clicks:0=400,ad-events=50")
+        want = (300 + ends["clicks"][1] + sum(min(50, e) for e in ends["ad-events"].values())
+                + sum(ends["campaigns"].values()))
+        assert n == want
+    finally:
+        broker.stop()
+
+
+def test_speed_produces_the_log_into_the_input_topics_at_its_pace(workdir):
+    log = os.path.join(workdir, "log")
+    # 3000 events 1 ms apart: 3 s of event time, so 1.5 s at 2x.
+    eddy("gen", "--out", log, "--events", 3000, "--campaigns", 2, "--seed", 3)
+    broker = Broker(partitions=2)
+    try:
+        conf = os.path.join(workdir, "speed.conf")
+        with open(conf, "w") as f:
+            f.write(f"[kafka]\nbootstrap.servers = {broker.bootstrap}\n")
+        start = time.monotonic()
+        r = eddy("replay", "-q", "-c", conf, "--speed", "2", log)
+        took = time.monotonic() - start
+        assert "3002 records produced" in r.stdout, r.stdout
+        counts = {t: sum(end_offsets(broker, t).values())
+                  for t in ("clicks", "ad-events", "campaigns")}
+        assert counts["campaigns"] == 2
+        assert counts["clicks"] + counts["ad-events"] == 3000
+        assert took >= 1.4, f"3 s of event time at 2x took only {took:.2f} s"
+    finally:
+        broker.stop()
