@@ -394,11 +394,19 @@ static int start_protocol(struct replay *r, char *err, size_t errlen)
 static int start(struct replay *r, char *err, size_t errlen)
 {
     const struct eddy_config *cfg = r->cfg;
+    if (r->o->fractions && (!r->o->evaluate || r->o->from_kafka))
+        return errf(err, errlen, "--budget-fractions needs the evaluation and log files");
+    /* The input first: a bad path creates no output or state directory. */
+    int rc = r->o->from_kafka
+                 ? kafkasource_open(cfg, r->o->from, r->o->to, &r->ksrc, err, errlen)
+                 : logsource_open(r->o->logs, r->o->n_logs, &r->src, err, errlen);
+    if (rc)
+        return -1;
     if (mkdir(r->o->out_dir, 0777) && errno != EEXIST)
         return errf(err, errlen, "%s: %s", r->o->out_dir, strerror(errno));
     struct state_options so = {.dir = cfg->state_dir, .dim = cfg->mf.dim,
                                .create_if_missing = true, .cache_bytes = cfg->cache_bytes};
-    int rc = state_open(&so, &r->st, err, errlen);
+    rc = state_open(&so, &r->st, err, errlen);
     if (rc == STATE_BUSY)
         return errf(err, errlen, "state %s is in use by another eddy", cfg->state_dir);
     if (rc)
@@ -430,13 +438,7 @@ static int start(struct replay *r, char *err, size_t errlen)
         if (!(r->bt = backtest_new(&bo, r->st, err, errlen)))
             return -1;
     }
-    if (r->o->fractions && (!r->bt || r->o->from_kafka))
-        return errf(err, errlen, "--budget-fractions needs the evaluation and log files");
-    if (r->o->fractions && start_protocol(r, err, errlen))
-        return -1;
-    if (r->o->from_kafka)
-        return kafkasource_open(cfg, r->o->from, r->o->to, &r->ksrc, err, errlen);
-    return logsource_open(r->o->logs, r->o->n_logs, &r->src, err, errlen);
+    return r->o->fractions ? start_protocol(r, err, errlen) : 0;
 }
 
 /* ---- the report ------------------------------------------------------------ */

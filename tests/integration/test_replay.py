@@ -102,9 +102,13 @@ def test_replay_report(workdir):
 
 def test_replay_refuses_a_missing_log(workdir):
     r = subprocess.run([EDDY, "replay", "--state", os.path.join(workdir, "s"),
-                        os.path.join(workdir, "nope")], capture_output=True, text=True)
+                        os.path.join(workdir, "nope")], capture_output=True, text=True,
+                       cwd=workdir)
     assert r.returncode == 1
     assert "nope" in r.stderr
+    # Nothing is created for a run that cannot start.
+    assert not os.path.exists(os.path.join(workdir, "s"))
+    assert not os.path.exists(os.path.join(workdir, "replay-out"))
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, "movielens-latest-small")),
