@@ -9,6 +9,7 @@
 #include "pipeline/eventlog.h"
 
 #include <avro.h>
+#include <xxhash.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -123,9 +124,47 @@ static void layout_free(struct layout *l)
 
 /* ---- Writing --------------------------------------------------------------- */
 
+static void ocf_put_long(FILE *f, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); /* zigzag */
+    do {
+        uint8_t b = z & 0x7f;
+        z >>= 7;
+        fputc(b | (z ? 0x80 : 0), f);
+    } while (z);
+}
+
+static void ocf_put_bytes(FILE *f, const char *s, size_t len)
+{
+    ocf_put_long(f, (int64_t)len);
+    fwrite(s, 1, len, f);
+}
+
+int eventlog_ocf_create(const char *path, enum eddy_record_type type, const char *codec,
+                        char *err, size_t errlen)
+{
+    const char *json = codec_schema_json(type);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return errf(err, errlen, "%s: %s", path, strerror(errno));
+    fwrite("Obj\x01", 1, 4, f);
+    ocf_put_long(f, 2); /* the metadata map: one block of two entries */
+    ocf_put_bytes(f, "avro.schema", 11);
+    ocf_put_bytes(f, json, strlen(json));
+    ocf_put_bytes(f, "avro.codec", 10);
+    ocf_put_bytes(f, codec, strlen(codec));
+    ocf_put_long(f, 0);
+    /* The sync marker is a function of the schema: same input, same bytes. */
+    XXH128_hash_t h = XXH3_128bits(json, strlen(json));
+    fwrite(&h.low64, 8, 1, f);
+    fwrite(&h.high64, 8, 1, f);
+    if ((ferror(f) | fclose(f)))
+        return errf(err, errlen, "%s: write error: %s", path, strerror(errno));
+    return 0;
+}
+
 struct eventlog_writer {
     struct layout l;
-    FILE *fp;
     avro_file_writer_t fw;
     char *path, *tmp;
     char *scratch; /* NUL-terminated copy of the string being set */
@@ -252,14 +291,10 @@ int eventlog_writer_new(const char *path, enum eddy_record_type type, const char
     }
     if (layout_init(&w->l, type, err, errlen))
         goto out;
-    /* Our own FILE, not avro_file_writer_create's: that one refuses to
-     * replace a stale .tmp, and closing it ourselves reports write errors. */
-    if (!(w->fp = fopen(w->tmp, "wb"))) {
-        errf(err, errlen, "%s: %s", w->tmp, strerror(errno));
+    /* Our own header (replacing a stale .tmp), then Avro C appends. */
+    if (eventlog_ocf_create(w->tmp, type, codec, err, errlen))
         goto out;
-    }
-    if (avro_file_writer_create_with_codec_fp(w->fp, w->tmp, 0, w->l.schema, &w->fw, codec,
-                                              BLOCK_SIZE)) {
+    if (avro_file_writer_open_bs(w->tmp, &w->fw, BLOCK_SIZE)) {
         w->fw = NULL;
         errf(err, errlen, "%s: %s", w->tmp, avro_strerror());
         goto out;
@@ -297,16 +332,13 @@ static void writer_free(struct eventlog_writer *w)
     free(w);
 }
 
-/* Closes Avro's writer, then our FILE; -1 when either reports an error. */
+/* Flushes and closes Avro's writer; -1 when it reports an error. */
 static int writer_close(struct eventlog_writer *w, char *err, size_t errlen)
 {
     int rc = 0;
-    if (w->fw && avro_file_writer_close(w->fw))
-        rc = errf(err, errlen, "%s: %s", w->tmp, avro_strerror());
+    if (w->fw && (avro_file_writer_flush(w->fw) | avro_file_writer_close(w->fw)))
+        rc = errf(err, errlen, "%s: write error: %s", w->tmp, avro_strerror());
     w->fw = NULL;
-    if (w->fp && (ferror(w->fp) | fclose(w->fp)) && !rc)
-        rc = errf(err, errlen, "%s: write error: %s", w->tmp, strerror(errno));
-    w->fp = NULL;
     return rc;
 }
 
@@ -326,7 +358,7 @@ void eventlog_writer_discard(struct eventlog_writer *w)
     char ignored[8];
     if (!w)
         return;
-    if (w->fp) {
+    if (w->tmp) {
         writer_close(w, ignored, sizeof ignored);
         remove(w->tmp);
     }

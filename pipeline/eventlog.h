@@ -25,6 +25,16 @@
 struct eventlog_writer;
 struct eventlog_reader;
 
+/* Writes the header of an empty Object Container File for records of `type`
+ * to path, replacing it: eddy's schema JSON as it is (Avro C's own writer
+ * drops attributes such as logicalType "timestamp-millis" from the header),
+ * the codec ("deflate" or "null") and a sync marker derived from the schema,
+ * so the same records give the same bytes. Avro C's
+ * avro_file_writer_open_bs() then appends to it. `type` may be any record
+ * type, outputs included. */
+int eventlog_ocf_create(const char *path, enum eddy_record_type type, const char *codec,
+                        char *err, size_t errlen);
+
 /* Creates "<path>.tmp" for records of `type` (REC_CLICK, REC_AD or
  * REC_CAMPAIGN), compressed with `codec`: "deflate" or "null". */
 int eventlog_writer_new(const char *path, enum eddy_record_type type, const char *codec,

@@ -16,6 +16,7 @@
 #include "operators/budget.h"
 #include "pipeline/chain.h"
 #include "pipeline/codec.h"
+#include "pipeline/eventlog.h"
 #include "pipeline/kafka.h"
 #include "pipeline/kafkasource.h"
 #include "pipeline/log.h"
@@ -37,7 +38,6 @@ static const enum eddy_record_type out_types[N_OUT] = {REC_RECOMMENDATION, REC_D
 struct outfile {
     char *path;
     avro_file_writer_t fw;
-    avro_schema_t schema;
     uint64_t records;
 };
 
@@ -80,9 +80,6 @@ static int out_open(struct outfile *f, const char *dir, int i, uint64_t keep_byt
         f->path = NULL;
         return errf(err, errlen, "out of memory");
     }
-    const char *json = codec_schema_json(out_types[i]);
-    if (avro_schema_from_json_length(json, strlen(json), &f->schema))
-        return errf(err, errlen, "eddy's %s schema: %s", out_names[i], avro_strerror());
     f->records = keep_records;
     if (keep_bytes) { /* resume: drop what was written after the checkpoint */
         if (truncate(f->path, (off_t)keep_bytes))
@@ -92,8 +89,9 @@ static int out_open(struct outfile *f, const char *dir, int i, uint64_t keep_byt
             return errf(err, errlen, "%s: %s", f->path, avro_strerror());
         return 0;
     }
-    remove(f->path);
-    if (avro_file_writer_create_with_codec(f->path, f->schema, &f->fw, "deflate", BLOCK_SIZE))
+    if (eventlog_ocf_create(f->path, out_types[i], "deflate", err, errlen))
+        return -1;
+    if (avro_file_writer_open_bs(f->path, &f->fw, BLOCK_SIZE))
         return errf(err, errlen, "%s: %s", f->path, avro_strerror());
     return 0;
 }
@@ -102,8 +100,6 @@ static void out_close(struct outfile *f)
 {
     if (f->fw)
         avro_file_writer_close(f->fw);
-    if (f->schema)
-        avro_schema_decref(f->schema);
     free(f->path);
     *f = (struct outfile){0};
 }

@@ -12,7 +12,8 @@ import avro.datafile
 import avro.io
 import pytest
 
-from harness import EDDY, ROOT, Broker, Workdir, end_offsets, gen, state_cli
+from harness import (EDDY, ROOT, Broker, Workdir, consume_all, decode_single_object, end_offsets,
+                     gen, schema, state_cli)
 
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 GEN = ["--events", 30000, "--users", 300, "--items", 800, "--campaigns", 3,
@@ -45,8 +46,13 @@ def replay_cmd(workdir, name, log, *extra):
 def outputs(workdir, name):
     out = os.path.join(workdir, name)
     export = state_cli("export", "--format", "jsonl", "-d", os.path.join(out, "state"))
+    files = []
+    for name in ("recommendations.avro", "decisions.avro"):
+        with open(os.path.join(out, name), "rb") as f:
+            files.append(f.read())
+    # Records (read by an independent Avro reader), the state, and the bytes.
     return (records(os.path.join(out, "recommendations.avro")),
-            records(os.path.join(out, "decisions.avro")), export)
+            records(os.path.join(out, "decisions.avro")), export, files)
 
 
 def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir):
@@ -197,5 +203,29 @@ def test_speed_produces_the_log_into_the_input_topics_at_its_pace(workdir):
         assert counts["campaigns"] == 2
         assert counts["clicks"] + counts["ad-events"] == 3000
         assert took >= 1.4, f"3 s of event time at 2x took only {took:.2f} s"
+    finally:
+        broker.stop()
+
+
+def test_to_kafka_produces_the_same_records_as_the_files(workdir):
+    log = os.path.join(workdir, "log")
+    eddy("gen", "--out", log, "--events", 4000, "--campaigns", 2, "--seed", 9)
+    files = os.path.join(workdir, "files")
+    eddy("replay", "-q", "--no-eval", "--state", os.path.join(files, "state"), "-o", files, log)
+    broker = Broker(partitions=2)
+    try:
+        conf = os.path.join(workdir, "k.conf")
+        with open(conf, "w") as f:
+            f.write(f"[kafka]\nbootstrap.servers = {broker.bootstrap}\n")
+        eddy("replay", "-q", "--no-eval", "-c", conf, "--to-kafka",
+             "--state", os.path.join(workdir, "k-state"), "-o", os.path.join(workdir, "k"), log)
+        for topic, name, sch in (("recommendations", "recommendations.avro", "Recommendation"),
+                                 ("budget-decisions", "decisions.avro", "BudgetDecision")):
+            want = records(os.path.join(files, name))
+            assert want, name
+            got = [decode_single_object(schema(sch), m.value) for m in consume_all(broker, topic)]
+            # Partitions interleave on the topic: compare as multisets.
+            assert sorted(map(repr, got)) == sorted(map(repr, want)), topic
+        assert not os.path.exists(os.path.join(workdir, "k", "recommendations.avro"))
     finally:
         broker.stop()
