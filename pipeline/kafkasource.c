@@ -23,6 +23,8 @@ struct part {
     bool from_reached;
     rd_kafka_queue_t *q;
     rd_kafka_message_t *head;    /* decoded into ev */
+    rd_kafka_message_t **early;  /* fetched before its queue was split off */
+    size_t n_early, next_early;
     struct eddy_event ev;
     struct eddy_codec *codec;    /* one each: ev borrows from it */
     bool done;
@@ -159,6 +161,25 @@ static int add_topic(struct kafkasource *s, const rd_kafka_metadata_t *md, const
     return errf(err, errlen, "topic %s does not exist", topic);
 }
 
+static void keep_early(struct kafkasource *s, rd_kafka_message_t *m)
+{
+    for (size_t i = 0; i < s->n && m->rkt; i++) {
+        struct part *p = &s->p[i];
+        if (p->partition != m->partition || strcmp(p->topic, rd_kafka_topic_name(m->rkt)))
+            continue;
+        rd_kafka_message_t **e = realloc(p->early, (p->n_early + 1) * sizeof *e);
+        if (e) {
+            p->early = e;
+            p->early[p->n_early++] = m;
+            return;
+        }
+        break;
+    }
+    /* Not ours (an error event) or out of memory: the stall check in fill()
+     * reports a partition that then misses messages. */
+    rd_kafka_message_destroy(m);
+}
+
 static int start_partitions(struct kafkasource *s, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)s->n);
@@ -186,6 +207,11 @@ static int start_partitions(struct kafkasource *s, char *err, size_t errlen)
             s->p[i].q = rd_kafka_queue_get_partition(s->rk, s->p[i].topic, s->p[i].partition);
             rd_kafka_queue_forward(s->p[i].q, NULL);
         }
+    /* A fetch that landed between assign() and the split went to the
+     * consumer queue: those are the first messages of their partitions. */
+    rd_kafka_message_t *m;
+    while ((m = rd_kafka_consumer_poll(s->rk, 0)))
+        keep_early(s, m);
     return 0;
 }
 
@@ -232,7 +258,8 @@ static int fill(struct kafkasource *s, struct part *p, char *err, size_t errlen)
 {
     int waited = 0;
     while (!p->head && !p->done) {
-        rd_kafka_message_t *m = rd_kafka_consume_queue(p->q, 1000);
+        rd_kafka_message_t *m = p->next_early < p->n_early ? p->early[p->next_early++]
+                                                           : rd_kafka_consume_queue(p->q, 1000);
         if (!m) {
             if ((waited += 1000) >= STALL_MS)
                 return errf(err, errlen, "%s[%d]: no message for %d s before the end of the "
@@ -319,6 +346,9 @@ void kafkasource_free(struct kafkasource *s)
             rd_kafka_message_destroy(s->p[i].head);
         if (s->p[i].q)
             rd_kafka_queue_destroy(s->p[i].q);
+        for (size_t j = s->p[i].next_early; j < s->p[i].n_early; j++)
+            rd_kafka_message_destroy(s->p[i].early[j]);
+        free(s->p[i].early);
         codec_free(s->p[i].codec);
     }
     if (s->rk) {

@@ -122,6 +122,19 @@ static int out_flush(struct replay *r, struct out_mark marks[N_OUT])
     return 0;
 }
 
+/* Produces a copy of buf, waiting for room when the local queue is full:
+ * a replay never drops a record. Delivery errors are counted by
+ * on_delivery(). */
+static void produce(rd_kafka_t *p, const char *topic, struct eddy_str key, const void *buf,
+                    size_t len)
+{
+    while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key.ptr, key.len),
+                             RD_KAFKA_V_VALUE((void *)buf, len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(p, 50);
+}
+
 /* Appends the encoded record to its file, or produces it. */
 static void emit_record(struct replay *r, int i, struct eddy_str key, const void *record)
 {
@@ -135,12 +148,7 @@ static void emit_record(struct replay *r, int i, struct eddy_str key, const void
     }
     if (r->producer) {
         const char *topic = i == OUT_RECS ? r->cfg->topic_recommendations : r->cfg->topic_decisions;
-        while (rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(topic),
-                                 RD_KAFKA_V_KEY(key.ptr, key.len),
-                                 RD_KAFKA_V_VALUE((void *)buf, len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(r->producer, 50);
+        produce(r->producer, topic, key, buf, len);
         return;
     }
     if (avro_file_writer_append_encoded(r->out[i].fw, (const char *)buf + SINGLE_OBJECT_HEADER,
@@ -181,7 +189,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* ---- checkpoints ----------------------------------------------------------- */
 
-static int checkpoint(struct replay *r)
+static int checkpoint(struct replay *r, bool durable)
 {
     char err[512];
     struct out_mark marks[N_OUT];
@@ -192,7 +200,7 @@ static int checkpoint(struct replay *r)
         state_blob_set(r->st, OUTPUTS_BLOB, marks, sizeof marks);
     }
     state_offset_set(r->st, POSITION_TOPIC, 0, (int64_t)r->position);
-    if (state_commit(r->st, err, sizeof err)) {
+    if (state_commit(r->st, err, sizeof err) || (durable && state_sync(r->st, err, sizeof err))) {
         log_error("state commit failed: %s", err);
         return -1;
     }
@@ -344,14 +352,14 @@ static int replay_loop(struct replay *r, char *err, size_t errlen)
         if (r->failed)
             return errf(err, errlen, "output failed (see above)");
         if (++r->since_checkpoint >= r->o->checkpoint_events || state_commit_due(r->st))
-            if (checkpoint(r))
+            if (checkpoint(r, false))
                 return errf(err, errlen, "checkpoint failed");
         if ((r->position & 1023) == 0)
             progress(r, false);
     }
     if (rc < 0)
         return -1;
-    return checkpoint(r) ? errf(err, errlen, "checkpoint failed") : 0;
+    return checkpoint(r, true) ? errf(err, errlen, "checkpoint failed") : 0;
 }
 
 /* ---- set-up -------------------------------------------------------------- */
@@ -574,12 +582,7 @@ static int replay_speed(struct replay *r, char *err, size_t errlen)
         size_t len;
         if (codec_encode(r->codec, type, &ev.u, &buf, &len, err, errlen))
             return -1;
-        while (rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(topic),
-                                 RD_KAFKA_V_KEY(key.ptr, key.len),
-                                 RD_KAFKA_V_VALUE((void *)buf, len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(r->producer, 50);
+        produce(r->producer, topic, key, buf, len);
         rd_kafka_poll(r->producer, 0);
         r->last_ms = t != INT64_MIN ? t : r->last_ms;
         r->position++;

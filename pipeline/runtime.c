@@ -38,6 +38,7 @@ struct runtime {
     rd_kafka_queue_t *consumer_q, *producer_q;
     rd_kafka_topic_partition_list_t *assigned;  /* our current assignment */
     rd_kafka_topic_partition_list_t *to_commit; /* processed since last checkpoint */
+    rd_kafka_topic_partition_list_t *writing;   /* in the state batch being written */
     int64_t reset_offset; /* where a partition with no stored offset starts */
     struct eddy_codec *codec;
     struct eddy_state *st;
@@ -355,27 +356,41 @@ static uint64_t monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Persists state and offsets atomically, then tells Kafka (for lag
- * monitoring only). A failed state write is fatal: carrying on would
- * acknowledge input whose effect is not durable. */
-static int checkpoint(struct runtime *rt)
+/* Tells Kafka the offsets of a list (for lag monitoring only) and empties it. */
+static void kafka_commit(struct runtime *rt, rd_kafka_topic_partition_list_t **list)
+{
+    if ((*list)->cnt == 0)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(rt->consumer, *list, 1);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_warn("offset commit to Kafka failed: %s", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(*list);
+    *list = rd_kafka_topic_partition_list_new(8);
+}
+
+/* Persists state and offsets atomically (written behind, see state.h);
+ * durable waits until they are on disk, for a revoke or a shutdown. Kafka
+ * hears of offsets only once RocksDB holds them: state_commit() waited for
+ * the previous batch, so that one's offsets go now. A failed state write is
+ * fatal: carrying on would acknowledge input whose effect is not durable. */
+static int checkpoint(struct runtime *rt, bool durable)
 {
     char err[512];
     chain_checkpoint(&rt->ops);
     save_clocks(rt);
-    if (state_commit(rt->st, err, sizeof err)) {
+    if (state_commit(rt->st, err, sizeof err) ||
+        (durable && state_sync(rt->st, err, sizeof err))) {
         log_error("state commit failed: %s", err);
         rt->exit_code = 1;
         begin_shutdown(rt, 1);
         return -1;
     }
-    if (rt->to_commit->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(rt->consumer, rt->to_commit, 1);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            log_warn("offset commit to Kafka failed: %s", rd_kafka_err2str(e));
-        rd_kafka_topic_partition_list_destroy(rt->to_commit);
-        rt->to_commit = rd_kafka_topic_partition_list_new(8);
-    }
+    kafka_commit(rt, &rt->writing);
+    rd_kafka_topic_partition_list_t *t = rt->writing;
+    rt->writing = rt->to_commit;
+    rt->to_commit = t;
+    if (durable)
+        kafka_commit(rt, &rt->writing);
     rt->since_checkpoint = 0;
     rt->last_checkpoint_ms = monotonic_ms();
     rt->metrics.commits++;
@@ -391,7 +406,7 @@ static void maybe_checkpoint(struct runtime *rt)
     if (rt->since_checkpoint >= (uint64_t)rt->cfg->checkpoint_events ||
         monotonic_ms() - rt->last_checkpoint_ms >= (uint64_t)rt->cfg->checkpoint_interval_ms ||
         state_commit_due(rt->st))
-        checkpoint(rt);
+        checkpoint(rt, false);
 }
 
 static void process_batch(struct runtime *rt, rd_kafka_message_t **msgs, ssize_t n)
@@ -473,7 +488,7 @@ static void on_revoke(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partiti
 {
     /* The next owner of a revoked partition may change its entries, so the
      * cached ones go (clean, right after the checkpoint). */
-    bool committed = checkpoint(rt) == 0;
+    bool committed = checkpoint(rt, true) == 0;
     for (int i = 0; i < parts->cnt; i++) {
         if (committed && !strcmp(parts->elems[i].topic, rt->cfg->topic_clicks))
             state_cache_drop_users(rt->st, parts->elems[i].partition);
@@ -584,7 +599,7 @@ static void begin_shutdown(struct runtime *rt, int exit_code)
         if (rd_kafka_flush(rt->producer, SHUTDOWN_FLUSH_MS))
             log_error("producer flush timed out: %d messages undelivered",
                       rd_kafka_outq_len(rt->producer));
-        if (exit_code == 0 && checkpoint(rt) == 0)
+        if (exit_code == 0 && checkpoint(rt, true) == 0)
             log_info("state and offsets persisted");
     }
     if (rt->consumer)
@@ -776,6 +791,7 @@ static void runtime_free(struct runtime *rt)
         state_close(rt->st);
     rd_kafka_topic_partition_list_destroy(rt->assigned);
     rd_kafka_topic_partition_list_destroy(rt->to_commit);
+    rd_kafka_topic_partition_list_destroy(rt->writing);
     free(rt->clocks);
     uv_loop_close(&rt->loop);
 }
@@ -789,6 +805,7 @@ int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *ob
         .producer_pipe = {-1, -1},
         .assigned = rd_kafka_topic_partition_list_new(16),
         .to_commit = rd_kafka_topic_partition_list_new(16),
+        .writing = rd_kafka_topic_partition_list_new(16),
         .reset_offset = reset_offset_of(cfg),
         .metrics.input_topic = {cfg->topic_clicks, cfg->topic_ad_events, cfg->topic_campaigns},
         .metrics.consumer_lag = -1,

@@ -15,6 +15,14 @@
  * contract in state.h) and, as dirty entries were handed out in it too,
  * keeps dirty entries in memory until they are written.
  *
+ * Write-behind: state_commit() encodes the dirty entries into a WriteBatch
+ * on the caller's thread and hands it to one writer thread, which writes it
+ * (WAL on) while the caller goes on. One batch is in flight at a time: the
+ * next commit, every read of RocksDB (a cache miss must not read a value
+ * older than one in flight) and state_sync() wait for it first. A failed
+ * write is a sticky error like those below: its entries were already marked
+ * clean, so the process must restart from the last durable commit.
+ *
  * Errors while lazily loading an entry (corrupt value, I/O error) cannot be
  * returned through state_user() & co.; they are kept as a sticky error that
  * makes every later state_commit() fail, so nothing computed from a bad read
@@ -24,6 +32,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +121,17 @@ struct blob_entry {
 
 struct sort_rec;
 
+/* The write-behind thread (see the top of the file). */
+struct writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rocksdb_writebatch_t *batch;  /* handed over and not yet written; NULL idle */
+    bool stop;
+    char *error;                  /* of the write just done (rocksdb_free) */
+    uint64_t write_us;
+};
+
 struct eddy_state {
     char *dir;
     int dim;
@@ -121,7 +141,12 @@ struct eddy_state {
     rocksdb_options_t *opts;
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
-    rocksdb_writebatch_t *batch;
+    rocksdb_writebatch_t *batch;    /* the next commit's, filled here */
+    rocksdb_writebatch_t *spare;    /* swapped with batch at each hand-over */
+    struct writer w;
+    bool writer_started;
+    bool in_flight;                 /* a batch was handed over, not yet waited for */
+    uint64_t encode_us;             /* of the batch in flight */
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_cache_t *block_cache;   /* NULL: RocksDB's default one */
 
@@ -165,6 +190,8 @@ struct eddy_state {
     bool failed;              /* sticky error, see the top of the file */
     char err[512];
 };
+
+static void wait_writes(struct eddy_state *st);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -509,10 +536,11 @@ static int check_column_families(struct eddy_state *st, bool may_create,
 
 /* A memory budget is the state's, not just the cache's. A commit holds the
  * values it writes twice more for a moment, in the WriteBatch and in a
- * memtable (which grows past its size to take a whole batch), so the split
+ * memtable (which grows past its size to take a whole batch), and with
+ * write-behind the next batch fills while one is written, so the split
  * reserves room for that: cached entries get 7/16 of the budget; the dirty
- * values of one checkpoint 1/8 (state_commit_due() says when they reach it),
- * which the WriteBatch and the memtable each copy once (1/4); the other
+ * values of one checkpoint 1/16 (state_commit_due() says when they reach
+ * it), which two WriteBatches and the memtable copy (1/4 in all); the other
  * memtables 1/8 (1/16 per column family, so that one can flush while the
  * next fills); the block cache 1/32; the rest is headroom for malloc's
  * overhead and RocksDB's table readers. `make bench` checks peak RSS. */
@@ -525,7 +553,7 @@ static void size_memory(struct eddy_state *st, size_t budget,
         return; /* RocksDB's defaults: 64 MB memtables, an 8 MB block cache */
     }
     st->cache_limit = budget / 16 * 7;
-    st->dirty_limit = budget / 8;
+    st->dirty_limit = budget / 16;
     rocksdb_options_set_write_buffer_size(st->opts, budget / 16);
     rocksdb_options_set_db_write_buffer_size(st->opts, budget / 8);
     st->block_cache = rocksdb_cache_create_lru(budget / 32);
@@ -554,6 +582,7 @@ static void make_options(struct eddy_state *st, bool create, size_t budget)
     st->ropts = rocksdb_readoptions_create();
     st->wopts = rocksdb_writeoptions_create(); /* WAL on, no fsync */
     st->batch = rocksdb_writebatch_create();
+    st->spare = rocksdb_writebatch_create();
 }
 
 static int open_db(struct eddy_state *st, char *err, size_t errlen)
@@ -585,6 +614,7 @@ static int meta_get(struct eddy_state *st, const char *key, int64_t *x,
 {
     char *rerr = NULL, why[128];
     size_t len = 0;
+    wait_writes(st);
     char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_META], key, strlen(key), &len, &rerr);
     int rc = 1;
     if (rerr) {
@@ -609,9 +639,101 @@ static void batch_put_i64(struct eddy_state *st, enum cf_index cf, const char *k
     rocksdb_writebatch_put_cf(st->batch, st->cf[cf], key, klen, v, sizeof v);
 }
 
+/* ---- write-behind ---------------------------------------------------------- */
+
+static void *writer_main(void *arg)
+{
+    struct eddy_state *st = arg;
+    struct writer *w = &st->w;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->batch && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->batch)
+            break;
+        rocksdb_writebatch_t *b = w->batch;
+        pthread_mutex_unlock(&w->mu);
+        uint64_t t0 = clock_us(CLOCK_MONOTONIC);
+        char *rerr = NULL;
+        rocksdb_write(st->db, st->wopts, b, &rerr);
+        rocksdb_writebatch_clear(b);
+        uint64_t us = clock_us(CLOCK_MONOTONIC) - t0;
+        pthread_mutex_lock(&w->mu);
+        w->error = rerr;
+        w->write_us = us;
+        w->batch = NULL;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void start_writer(struct eddy_state *st)
+{
+    pthread_mutex_init(&st->w.mu, NULL);
+    pthread_cond_init(&st->w.cv, NULL);
+    if (pthread_create(&st->w.thread, NULL, writer_main, st)) {
+        fprintf(stderr, "eddy state: cannot start the writer thread\n");
+        abort();
+    }
+    st->writer_started = true;
+}
+
+static void stop_writer(struct eddy_state *st)
+{
+    if (!st->writer_started)
+        return;
+    pthread_mutex_lock(&st->w.mu);
+    st->w.stop = true;
+    pthread_cond_broadcast(&st->w.cv);
+    pthread_mutex_unlock(&st->w.mu);
+    pthread_join(st->w.thread, NULL);
+    pthread_cond_destroy(&st->w.cv);
+    pthread_mutex_destroy(&st->w.mu);
+    st->writer_started = false;
+}
+
+/* Waits until the batch in flight, if any, is written; a failed write
+ * becomes the sticky error. Cheap when nothing is in flight. */
+static void wait_writes(struct eddy_state *st)
+{
+    if (!st->in_flight)
+        return;
+    struct writer *w = &st->w;
+    pthread_mutex_lock(&w->mu);
+    while (w->batch)
+        pthread_cond_wait(&w->cv, &w->mu);
+    char *rerr = w->error;
+    w->error = NULL;
+    uint64_t us = w->write_us;
+    pthread_mutex_unlock(&w->mu);
+    st->in_flight = false;
+    if (rerr) {
+        fail(st, "state %s: commit: %s", st->dir, rerr);
+        rocksdb_free(rerr);
+        return;
+    }
+    st->ckpt_us = st->encode_us + us;
+    st->ckpt_unix_ms = (int64_t)(clock_us(CLOCK_REALTIME) / 1000);
+}
+
+/* Hands st->batch to the writer; the spare becomes the one to fill. */
+static void hand_over(struct eddy_state *st)
+{
+    rocksdb_writebatch_t *b = st->batch;
+    st->batch = st->spare;
+    st->spare = b;
+    pthread_mutex_lock(&st->w.mu);
+    st->w.batch = b;
+    pthread_cond_broadcast(&st->w.cv);
+    pthread_mutex_unlock(&st->w.mu);
+    st->in_flight = true;
+}
+
 static int write_batch(struct eddy_state *st, const char *what, char *err, size_t errlen)
 {
     char *rerr = NULL;
+    wait_writes(st);
     rocksdb_write(st->db, st->wopts, st->batch, &rerr);
     rocksdb_writebatch_clear(st->batch);
     if (rerr) {
@@ -696,6 +818,7 @@ static struct item_entry *item_insert(struct eddy_state *st, struct eddy_str id,
 static int count_keys(struct eddy_state *st, enum cf_index cf, uint32_t *n,
                       char *err, size_t errlen)
 {
+    wait_writes(st);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
     char *rerr = NULL;
     *n = 0;
@@ -739,6 +862,7 @@ static int load_items(struct eddy_state *st, char *err, size_t errlen)
     if (count_keys(st, CF_ITEMS, &n, err, errlen))
         return -1;
     item_grow(st, n);
+    wait_writes(st);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_ITEMS]);
     uint32_t loaded = 0;
     int rc = 0;
@@ -990,6 +1114,7 @@ static struct user_entry *user_load(struct eddy_state *st, struct eddy_str key)
 {
     char *rerr = NULL, why[128];
     size_t len = 0;
+    wait_writes(st);
     char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_USERS], key.ptr, key.len, &len, &rerr);
     struct user_entry *e = NULL;
     struct eddy_str id = key_id(key);
@@ -1039,6 +1164,7 @@ struct user_state *state_user(struct eddy_state *st, int32_t partition, struct e
 /* Seeks to each candidate partition's key in turn: a few seeks, not a scan. */
 int32_t state_stored_partition(struct eddy_state *st, struct eddy_str id, int32_t from)
 {
+    wait_writes(st);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_USERS]);
     int32_t found = -1;
     for (int32_t p = from; p >= 0 && found < 0;) {
@@ -1231,6 +1357,7 @@ static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_s
 {
     char *rerr = NULL;
     size_t len = 0;
+    wait_writes(st);
     char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS], key.ptr, key.len, &len,
                              &rerr);
     struct campaign_entry *e = NULL;
@@ -1297,6 +1424,7 @@ void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c)
 /* Caches every stored campaign not cached yet (cached ones may be newer). */
 static void campaigns_scan(struct eddy_state *st)
 {
+    wait_writes(st);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS]);
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -1388,6 +1516,7 @@ static int64_t offset_load(struct eddy_state *st, const char *key, size_t klen)
     char *rerr = NULL, why[128];
     size_t len = 0;
     int64_t x = STATE_NO_OFFSET;
+    wait_writes(st);
     char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_OFFSETS], key, klen, &len, &rerr);
     if (rerr)
         fail(st, "state %s: reading offsets/%s: %s", st->dir, key, rerr);
@@ -1471,6 +1600,7 @@ int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *
     }
     char *rerr = NULL;
     size_t klen = blob_key(st, key);
+    wait_writes(st);
     char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_META], st->buf, klen, len, &rerr);
     if (rerr) {
         fail(st, "state %s: reading blob %s: %s", st->dir, key, rerr);
@@ -1611,18 +1741,36 @@ static void clear_dirty(struct eddy_state *st)
 }
 
 /* Writes what is dirty; on success records the checkpoint's metrics. */
+/* Encodes the dirty entries and hands them to the writer; the entries are
+ * clean from here on, their values in the batch. */
 static int checkpoint(struct eddy_state *st, char *err, size_t errlen)
 {
     uint64_t t0 = clock_us(CLOCK_MONOTONIC);
     size_t bytes;
-    batch_add_dirty(st);
+    batch_add_dirty(st); /* while the previous batch is still being written */
     rocksdb_writebatch_data(st->batch, &bytes);
-    if (write_batch(st, "commit", err, errlen))
-        return -1; /* entries stay dirty: a retry writes them again */
-    clear_dirty(st);
-    st->ckpt_us = clock_us(CLOCK_MONOTONIC) - t0;
+    st->encode_us = clock_us(CLOCK_MONOTONIC) - t0;
+    wait_writes(st); /* one batch in flight at a time */
+    if (st->failed) {
+        rocksdb_writebatch_clear(st->batch);
+        fmt_err(err, errlen, "%s", st->err);
+        return -1;
+    }
+    if (!st->writer_started)
+        start_writer(st);
     st->ckpt_bytes = bytes;
-    st->ckpt_unix_ms = (int64_t)(clock_us(CLOCK_REALTIME) / 1000);
+    hand_over(st);
+    clear_dirty(st);
+    return 0;
+}
+
+int state_sync(struct eddy_state *st, char *err, size_t errlen)
+{
+    wait_writes(st);
+    if (st->failed) {
+        fmt_err(err, errlen, "%s", st->err);
+        return -1;
+    }
     return 0;
 }
 
@@ -1708,6 +1856,8 @@ void state_close(struct eddy_state *st)
 {
     if (!st)
         return;
+    wait_writes(st);
+    stop_writer(st);
     /* Flushing the memtables empties the WAL: the next state_open() then
      * need not replay it, which is faster and needs no memtable memory. */
     if (st->db && !st->read_only && !st->failed) {
@@ -1729,6 +1879,8 @@ void state_close(struct eddy_state *st)
     if (st->db)
         rocksdb_close(st->db);
     rocksdb_writebatch_destroy(st->batch);
+    if (st->spare)
+        rocksdb_writebatch_destroy(st->spare);
     rocksdb_writeoptions_destroy(st->wopts);
     rocksdb_readoptions_destroy(st->ropts);
     rocksdb_options_destroy(st->opts);
@@ -1747,6 +1899,7 @@ const char *state_dir(const struct eddy_state *st)
 
 rocksdb_t *state_db(struct eddy_state *st)
 {
+    wait_writes(st); /* raw readers see every commit */
     return st->db;
 }
 

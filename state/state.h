@@ -168,11 +168,18 @@ void state_offset_set(struct eddy_state *st, const char *topic, int32_t partitio
 void state_blob_set(struct eddy_state *st, const char *key, const void *data, size_t len);
 int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *len);
 
-/* Writes every dirty entry and all offsets set since the last commit in one
- * atomic WriteBatch. After it succeeds (even with nothing to write), every
+/* Encodes every dirty entry and all offsets set since the last commit into
+ * one atomic WriteBatch and hands it to a writer thread (write-behind): the
+ * batch is durable once the next state_commit() or state_sync() returns 0,
+ * which wait for it. It fails with the error of the previous batch's write,
+ * if that failed (then nothing after the last durable commit is kept; the
+ * caller must stop). After it succeeds (even with nothing to write), every
  * user/campaign pointer handed out is invalid and the cache is shrunk to its
  * budget. */
 int state_commit(struct eddy_state *st, char *err, size_t errlen);
+
+/* Waits until every commit is written: 0, or -1 with the write's error. */
+int state_sync(struct eddy_state *st, char *err, size_t errlen);
 
 /* True when the caller should commit now, before its next checkpoint is
  * due by time or event count, to stay within cache_bytes: the values

@@ -671,6 +671,29 @@ static void set_vec(struct user_state *u, float base)
  * entries. Dropping one partition's cache keeps the other's; dropped
  * entries come back from RocksDB unchanged; state_user_find() finds a user
  * whatever its partition, cached or not. */
+/* Commits are written behind, on another thread: a read of RocksDB right
+ * after one (the entry evicted in between) must still see it, every time. */
+static void test_write_behind_reads_see_commits(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_dim(f, DIM, true, false);
+    for (int round = 0; round < 50; round++) {
+        struct user_state *u = state_user(st, 3, eddy_str_c("w"), true);
+        set_vec(u, (float)round);
+        u->n_events = (uint64_t)round;
+        state_user_dirty(st, u);
+        commit_ok(f, st);
+        state_cache_drop_users(st, 3); /* the next read goes to RocksDB */
+        u = state_user(st, 3, eddy_str_c("w"), false);
+        assert_non_null(u);
+        assert_int_equal(u->n_events, round);
+        assert_true(u->vec[1] == (float)round + 1.0f / 3.0f);
+    }
+    char err[256];
+    assert_int_equal(state_sync(st, err, sizeof err), 0);
+    state_close(st);
+}
+
 static void test_partitions(void **state)
 {
     struct fx *f = *state;
@@ -712,6 +735,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_behind_reads_see_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uncommitted_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dim_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
