@@ -63,7 +63,10 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 # --- benchmarks: each lists the objects it links -------------------------
-BENCH_OBJS_bench_state = state/state.o
+BENCH_OBJS_bench_state   = state/state.o
+BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
+BENCH_OBJS_bench_replay  = pipeline/logsource.o pipeline/eventlog.o pipeline/schemas.o \
+                           pipeline/log.o pipeline/validate.o
 
 $(B)/bench/%: bench/%.c $$(addprefix $(B)/,$$(BENCH_OBJS_$$*))
 	@mkdir -p $(dir $@)
@@ -97,11 +100,15 @@ demo: deps
 	$(MAKE) --no-print-directory $(B)/eddy
 	$(B)/eddy demo
 
+BENCHES := bench_state bench_refresh bench_replay
+
 bench: deps
-	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" build/bench/eddy
-	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" \
-	    build/bench/bench/bench_state
-	build/bench/bench/bench_state bench/results.json
+	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" build/bench/eddy \
+	    $(addprefix build/bench/bench/,$(BENCHES))
+	build/bench/bench/bench_state build/bench/bench_state.json
+	build/bench/bench/bench_refresh build/bench/bench_refresh.json
+	build/bench/bench/bench_replay build/bench/bench_replay.json build/bench/eddy
+	@$(PY) bench/report.py bench/results.json $(addprefix build/bench/,$(addsuffix .json,$(BENCHES)))
 
 clean:
 	rm -rf build

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "operators/blas.h"
 #include "pipeline/cmd_import.h"
 #include "pipeline/cmd_replay.h"
 #include "pipeline/cmd_state.h"
@@ -351,6 +352,8 @@ int main(int argc, char **argv)
     } commands[] = {{"run", cmd_run}, {"broker", cmd_broker}, {"gen", cmd_gen}, {"demo", cmd_demo},
                     {"state", cmd_state}, {"import", cmd_import},
                     {"replay", cmd_replay}};
+
+    blas_pick_kernels(argv);
 
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {

@@ -353,6 +353,75 @@ static void test_batches_agree(void **state)
     }
 }
 
+/* More items than one scoring block (8192 rows for a batch of 128), with
+ * seen items on both sides of the block edges and among each user's best:
+ * the output must be the brute-force top k of the unseen items. */
+static void test_blocks_agree_with_brute_force(void **state)
+{
+    enum { ITEMS = 20000, USERS = 5, K = 10, D = 64 };
+    struct fx *f = *state;
+    uint32_t x = 7;
+    float v[D];
+    for (int i = 0; i < ITEMS; i++) {
+        char id[16];
+        for (int j = 0; j < D; j++) {
+            x = x * 1664525u + 1013904223u;
+            v[j] = (float)(x >> 8) / 16777216.0f - 0.5f;
+        }
+        snprintf(id, sizeof id, "i%d", i);
+        state_item_add(f->st, S(id), v);
+    }
+    static const uint32_t edges[] = {0, 8191, 8192, 8193, 16383, 16384, 19999};
+    void *op = op_new(f, K, 0, 128);
+    for (int u = 0; u < USERS; u++) {
+        char id[16];
+        snprintf(id, sizeof id, "u%d", u);
+        for (int j = 0; j < D; j++) {
+            x = x * 1664525u + 1013904223u;
+            v[j] = (float)(x >> 8) / 16777216.0f - 0.5f;
+        }
+        struct user_state *us = user(f, id, v);
+        for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++)
+            state_user_seen_add(us, edges[e]);
+        for (uint32_t r = (uint32_t)u; r < ITEMS; r += 97) /* some of its best, surely */
+            state_user_seen_add(us, r);
+        click(op, id, 100);
+    }
+    eddy_op_recommend.flush(op, 100);
+    assert_int_equal(f->n, USERS);
+    for (int u = 0; u < USERS; u++) {
+        const struct got_rec *g = &f->recs[u];
+        struct user_state *us = state_user(f->st, 0, S(g->user), false);
+        /* Brute force in double: the k best unseen rows, best first. */
+        int best[K];
+        double best_s[K];
+        int n = 0;
+        for (uint32_t r = 0; r < ITEMS; r++) {
+            if (state_user_has_seen(us, r))
+                continue;
+            const float *iv = state_item_vec(f->st, r);
+            double sc = 0;
+            for (int j = 0; j < D; j++)
+                sc += (double)us->vec[j] * iv[j];
+            int pos = n < K ? n++ : K;
+            while (pos > 0 && best_s[pos - 1] < sc) {
+                if (pos < K)
+                    best[pos] = best[pos - 1], best_s[pos] = best_s[pos - 1];
+                pos--;
+            }
+            if (pos < K)
+                best[pos] = (int)r, best_s[pos] = sc;
+        }
+        assert_int_equal(g->n, K);
+        for (int i = 0; i < K; i++) {
+            char want[16];
+            snprintf(want, sizeof want, "i%d", best[i]);
+            assert_string_equal(g->items[i], want);
+        }
+    }
+    eddy_op_recommend.destroy(op);
+}
+
 static void test_bad_params(void **state)
 {
     struct fx *f = *state;
@@ -374,6 +443,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batching_does_not_change_refresh_times, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batches_agree, setup_wide, teardown),
+        cmocka_unit_test_setup_teardown(test_blocks_agree_with_brute_force, setup_wide, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
