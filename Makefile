@@ -108,7 +108,9 @@ bench: deps
 	build/bench/bench/bench_state build/bench/bench_state.json
 	build/bench/bench/bench_refresh build/bench/bench_refresh.json
 	build/bench/bench/bench_replay build/bench/bench_replay.json build/bench/eddy
-	@$(PY) bench/report.py bench/results.json $(addprefix build/bench/,$(addsuffix .json,$(BENCHES)))
+	$(PY) bench/bench_kafka.py build/bench/bench_kafka.json build/bench/eddy
+	@$(PY) bench/report.py bench/results.json \
+	    $(addprefix build/bench/,$(addsuffix .json,$(BENCHES) bench_kafka))
 
 clean:
 	rm -rf build

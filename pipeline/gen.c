@@ -339,6 +339,18 @@ static int produce_one(rd_kafka_t *rk, const char *topic, struct eddy_str key,
     }
 }
 
+/* Event time = now, for --wall-time. */
+static void stamp_now(struct gen_record *r)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (r->ev.kind == EV_CLICK)
+        r->ev.u.click.timestamp_ms = ms;
+    else if (r->ev.kind == EV_AD)
+        r->ev.u.ad.timestamp_ms = ms;
+}
+
 int gen_to_kafka(const struct gen_options *o, const struct eddy_config *cfg,
                  volatile bool *stop, uint64_t *produced)
 {
@@ -365,6 +377,8 @@ int gen_to_kafka(const struct gen_options *o, const struct eddy_config *cfg,
     while (!(stop && *stop) && gen_next(g, &r)) {
         const void *buf;
         size_t len;
+        if (o->wall_time)
+            stamp_now(&r);
         if (gen_encode(g, codec, &r, &buf, &len, err, sizeof err)) {
             log_error("gen: %s", err);
             goto out;

@@ -32,6 +32,8 @@ struct gen_options {
     uint64_t bad_every;    /* every Nth record is made bad; 0: none */
     double rate;           /* records per second when producing; 0: as fast as possible */
     bool no_budgets;       /* skip the CampaignBudget records (sent by an earlier run) */
+    bool wall_time;        /* Kafka only: events carry the wall time they are produced
+                            * (for latency tests), not start_ms + i * step_us */
 };
 
 void gen_options_default(struct gen_options *o);

@@ -95,6 +95,8 @@ static const char usage_gen[] =
     "      --start-ms MS      event time of the first event (default %lld)\n"
     "      --bad-every N      make every Nth record bad, for DLQ tests (default 0: none)\n"
     "      --no-budgets       do not send the CampaignBudget records\n"
+    "      --wall-time        stamp each event with the wall time it is produced\n"
+    "                         (Kafka only, for latency measurements)\n"
     "  -h, --help             show this help\n";
 
 static const char usage_demo[] =
@@ -246,6 +248,7 @@ static int gen_option(int c, const char *arg, struct gen_options *o)
     case 'A': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->ad_fraction = d; return 0;
     case 'a': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->affinity = d; return 0;
     case 'N': o->no_budgets = true; return 0;
+    case 'W': o->wall_time = true; return 0;
     case 'k': if (parse_double(arg, &d) || d <= 0) return -1; o->budget_scale = d; return 0;
     default: return -1;
     }
@@ -263,6 +266,7 @@ static int cmd_gen(int argc, char **argv)
         {"step-us", required_argument, 0, 't'},  {"start-ms", required_argument, 0, 'T'},
         {"bad-every", required_argument, 0, 'B'}, {"budget-scale", required_argument, 0, 'k'},
         {"no-budgets", no_argument, 0, 'N'},     {"out", required_argument, 0, 'o'},
+        {"wall-time", no_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct gen_options o;
@@ -285,6 +289,11 @@ static int cmd_gen(int argc, char **argv)
         } else if (c == '?' || gen_option(c, optarg, &o)) {
             return c == '?' ? 2 : bad_option("gen", argv[optind - 1], optarg);
         }
+    }
+    if (out && o.wall_time) {
+        fprintf(stderr, "eddy gen: --wall-time is for Kafka; event logs keep event time "
+                        "deterministic\n");
+        return 2;
     }
     if (out) {
         char err[512];

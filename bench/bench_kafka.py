@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+"""Kafka end-to-end throughput and latency, issue 5's scenarios 2 and 3.
+
+usage: bench_kafka.py ROWS.json EDDY
+
+`eddy gen` produces N events (80% clicks, 20% ad events; its default 1000
+users and 5000 items, eddy's default config) into a fresh `eddy broker`
+(librdkafka's mock cluster, 2 partitions a topic) while a consumer that has
+already joined its group reads them. Figure: `eddy run`, events per second
+from the start of the producer until eddy has taken in all N. Reference,
+same run, same producer: a bare librdkafka consumer (kcat in a group on the
+same topics) until it has read all N: the ceiling, since the producer bounds
+both. Median of 3 each.
+
+Latency: `eddy gen --rate R --wall-time` for a few seconds (each event
+stamped with the wall time it is produced), into eddy with the refresh
+debounce at 0, after the campaign budgets; the first second is warm-up and
+not counted. eddy's consumer gets kafka.fetch.wait.max.ms = 5: the mock
+broker holds every fetch that long (500 ms by default) even when it has
+data, where a real broker answers at once. A consumer thread reads
+the output topics; latency = the output record's Kafka timestamp (set when
+eddy produces it) - the output's event time, which for a recommendation is
+the click's and for a decision the start of its slot. So it runs from the
+event's produce call to the output's; delivery adds librdkafka's linger
+(linger.ms = 5) and a loopback round trip. (The consumer's own arrival time
+would add the Python consumer's lag, which cannot keep up at 100k/s.) One run
+per rate (tens of thousands of samples each).
+
+Uses the integration tests' harness to run eddy."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+N = 300000
+RUNS = 3
+RATES = ((20000, 10), (100000, 4))  # events/s, seconds
+
+
+def produce(broker, eddy, out):
+    r = subprocess.run([eddy, "gen", "-b", broker.bootstrap, "-n", str(N)],
+                       capture_output=True, text=True, timeout=600)
+    out.append(r.returncode)
+
+
+def timed_producer(broker, eddy, done):
+    """Starts the producer; returns N / seconds until done() is true."""
+    rc = []
+    t = threading.Thread(target=produce, args=(broker, eddy, rc))
+    t0 = time.monotonic()
+    t.start()
+    while not done():
+        time.sleep(0.01)
+    secs = time.monotonic() - t0
+    t.join()
+    if rc != [0]:
+        sys.exit("bench_kafka: eddy gen failed")
+    return N / secs
+
+
+def bare(harness, eddy):
+    broker = harness.Broker(partitions=2)
+    try:
+        p = subprocess.Popen(["kcat", "-b", broker.bootstrap, "-G", "bench-bare", "-o",
+                              "beginning", "-c", str(N + 5), "-f", "x",
+                              "clicks", "ad-events", "campaigns"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in p.stderr:  # wait for the group's assignment
+            if "assigned" in line:
+                break
+        threading.Thread(target=p.stderr.read, daemon=True).start()
+        return timed_producer(broker, eddy, lambda: p.poll() is not None)
+    finally:
+        broker.stop()
+
+
+def pipeline(harness, eddy, workdir):
+    broker = harness.Broker(partitions=2)
+    try:
+        e = harness.Eddy(broker, workdir, state_dir=tempfile.mkdtemp(dir=workdir))
+        with open(e.config) as f:  # the tests' config, with eddy's default refresh
+            conf = f.read().replace("refresh.interval.ms = 0\n", "")
+        with open(e.config, "w") as f:
+            f.write(conf)
+        e.start()
+        deadline = time.time() + 30  # joined: partitions assigned
+        while not e.metrics().get(("eddy_assigned_partitions", frozenset()), 0):
+            if time.time() > deadline:
+                sys.exit("bench_kafka: eddy got no partitions")
+            time.sleep(0.1)
+        rate = timed_producer(broker, eddy, lambda: e.consumed() >= N + 5)
+        e.stop()
+        return rate
+    finally:
+        broker.stop()
+
+
+def varint(b, i):
+    """An Avro long at b[i:]: (value, next index)."""
+    shift = result = 0
+    while True:
+        byte = b[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), i
+        shift += 7
+
+
+def skip_string(b, i):
+    n, i = varint(b, i)
+    return i + n
+
+
+def event_time(topic, v):
+    """The event_time of a Recommendation or BudgetDecision, parsed by hand
+    (the Python Avro library is too slow to keep up at 100k/s)."""
+    i = skip_string(v, 10)  # single-object header, then the id
+    if topic == "recommendations":
+        while True:
+            n, i = varint(v, i)
+            if n == 0:
+                break
+            if n < 0:  # a block with its byte size
+                n = -n
+                _, i = varint(v, i)
+            for _ in range(n):
+                i = skip_string(v, i) + 4  # item id, float score
+    else:
+        _, i = varint(v, i)  # slot
+        i += 16  # two doubles
+        _, i = varint(v, i)
+        _, i = varint(v, i)
+    return varint(v, i)[0]
+
+
+def collect(broker, stop, lat, since_ms):
+    from kafka import KafkaConsumer
+    c = KafkaConsumer("recommendations", "budget-decisions", bootstrap_servers=broker.bootstrap,
+                      api_version=(2, 5, 0), auto_offset_reset="earliest", group_id=None,
+                      fetch_max_wait_ms=1, enable_auto_commit=False)
+    while not stop.is_set():
+        for tp, msgs in c.poll(timeout_ms=50, max_records=10000).items():
+            for m in msgs:
+                t = event_time(tp.topic, m.value)
+                if t >= since_ms:  # after the warm-up
+                    lat[tp.topic].append(m.timestamp - t)
+    c.close()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else None
+
+
+def wait_idle(e, timeout=300):
+    """Until eddy has no lag and takes in nothing new. Behind a backlog its
+    loop may not answer /metrics for seconds: that is retried."""
+    deadline, last, stable = time.time() + timeout, -1, 0
+    while time.time() < deadline and stable < 5:
+        try:
+            m = e.metrics()
+        except OSError:  # timed out: busy
+            stable = 0
+            continue
+        seen = sum(v for (name, _), v in m.items()
+                   if name in ("eddy_events_in_total", "eddy_dlq_total"))
+        lag = m.get(("eddy_consumer_lag", frozenset()), -1)
+        stable = stable + 1 if lag == 0 and seen == last else 0
+        last = seen
+        time.sleep(0.3)
+    if stable < 5:
+        sys.exit("bench_kafka: eddy did not catch up")
+
+
+def latency(harness, eddy, workdir, rate, seconds):
+    broker = harness.Broker(partitions=2)
+    try:
+        # The mock broker holds a fetch for fetch.wait.max.ms (500 ms by
+        # default) even when data is there; a real broker answers at once.
+        e = harness.Eddy(broker, workdir, "[kafka]\nkafka.fetch.wait.max.ms = 5\n",
+                         state_dir=tempfile.mkdtemp(dir=workdir)).start()
+        lat = {"recommendations": [], "budget-decisions": []}
+        stop = threading.Event()
+        # The budgets first, then the paced events; the first second is warm-up.
+        harness.gen(broker, "-n", 1)
+        since_ms = int(time.time() * 1000) + 3000 + 1000
+        t = threading.Thread(target=collect, args=(broker, stop, lat, since_ms))
+        t.start()
+        time.sleep(3)  # eddy and the collector have joined
+        n = rate * seconds
+        subprocess.run([eddy, "gen", "-b", broker.bootstrap, "-n", str(n), "--rate", str(rate),
+                        "--wall-time", "--no-budgets", "--step-us", str(1000000 // rate)],
+                       capture_output=True, check=True, timeout=600)
+        # Not a count: past its capacity eddy falls behind, and the mock
+        # broker drops what it keeps no longer (a few MB a partition).
+        wait_idle(e)
+        time.sleep(2)
+        stop.set()
+        t.join()
+        e.stop()
+        return lat
+    finally:
+        broker.stop()
+
+
+def latency_rows(harness, eddy, workdir):
+    rows = []
+    for rate, seconds in RATES:
+        lat = latency(harness, eddy, workdir, rate, seconds)
+        for topic, name in (("recommendations", "recommendations"),
+                            ("budget-decisions", "decisions")):
+            for p, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")):
+                rows.append({"scenario": f"latency at {rate // 1000}k ev/s, {name} {label} "
+                                         f"({len(lat[topic])} samples)",
+                             "unit": "ms", "figure": pct(lat[topic], p), "reference": None,
+                             "ratio": None})
+        print(".", end="", file=sys.stderr, flush=True)
+    return rows
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    eddy = os.path.abspath(sys.argv[2])
+    os.environ["EDDY"] = eddy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                    "integration"))
+    import harness
+    print(f"bench_kafka: {N} events through the mock broker ", end="", file=sys.stderr,
+          flush=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        ref, fig = [], []
+        for _ in range(RUNS):
+            ref.append(bare(harness, eddy))
+            fig.append(pipeline(harness, eddy, workdir))
+            print(".", end="", file=sys.stderr, flush=True)
+        rows = latency_rows(harness, eddy, workdir)
+    print(file=sys.stderr)
+    f, r = sorted(fig)[RUNS // 2], sorted(ref)[RUNS // 2]
+    rows.insert(0, {"scenario": f"Kafka end to end, {N // 1000}k events, mock broker "
+                                "(ref: bare consumer)",
+                    "unit": "ev/s", "figure": f, "reference": r, "ratio": f / r})
+    with open(sys.argv[1], "w") as out:
+        json.dump({"bench": "kafka", "events": N, "runs": RUNS, "rows": rows}, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()
