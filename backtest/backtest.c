@@ -26,7 +26,6 @@ struct camp {
     uint64_t wins_before;
     int64_t period;                  /* index of the period of the last decision; -1 none */
     int64_t period_spent, closed_spent, closed_budget;
-    bool exhausted_in_period;
     struct report_spend_point *points;
     size_t n_points, cap_points;
 };
@@ -120,9 +119,7 @@ int auction_log_add(struct auction_log *l, const struct eddy_event *ev, char *er
         return 0;
     if (!l->campaign) {
         l->campaign = xstrndup(id.ptr, id.len);
-        l->campaigns = 1;
     } else if (strlen(l->campaign) != id.len || memcmp(l->campaign, id.ptr, id.len)) {
-        l->campaigns++;
         snprintf(err, errlen, "the budget protocol needs a log of one campaign; found \"%s\" "
                  "and \"%.*s\"", l->campaign, (int)(id.len > 64 ? 64 : id.len), id.ptr);
         return -1;
@@ -379,14 +376,14 @@ void backtest_decision(struct backtest *b, const struct budget_decision *d)
         c->period = period;
         c->r.episodes++;
         c->r.budget_micros += budget;
-        c->exhausted_in_period = false;
+        c->r.episode_ran_out = false;
     }
     c->r.episode_budget_micros = budget; /* the even plan per slot is this / slots */
     c->period_spent = d->spent_micros;
     if (d->spent_micros - budget > c->r.max_overspend_micros)
         c->r.max_overspend_micros = d->spent_micros - budget;
-    if (d->pacing_rate == 0 && !c->exhausted_in_period) {
-        c->exhausted_in_period = true;
+    if (d->pacing_rate == 0 && !c->r.episode_ran_out) {
+        c->r.episode_ran_out = true;
         c->r.episodes_exhausted++;
         if (c->r.first_exhausted_ms < 0)
             c->r.first_exhausted_ms = d->event_time_ms;

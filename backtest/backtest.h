@@ -49,7 +49,6 @@ struct auction_log {
     size_t n, cap;
     char *campaign;             /* the one campaign seen; NULL if none */
     int64_t period_ms, base_bid_micros;  /* from its CampaignBudget; 0 if none */
-    uint64_t campaigns;         /* distinct campaigns seen */
 };
 int auction_log_add(struct auction_log *l, const struct eddy_event *ev, char *err, size_t errlen);
 void auction_log_free(struct auction_log *l);

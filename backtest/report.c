@@ -622,6 +622,13 @@ static void svg_line_chart(FILE *f, const char *title, enum svg_xkind xk, const 
 
 /* ---- sections */
 
+/* k columns of n doubles for a chart's axes, in one block: free the first.
+ * NULL when out of memory. */
+static double *chart_columns(size_t n, size_t k)
+{
+    return malloc(n * k * sizeof(double));
+}
+
 static void rec_row(FILE *f, const char *name, const struct preq_metrics *m, uint64_t items,
                     uint64_t catalog)
 {
@@ -659,12 +666,10 @@ static int rec_section(FILE *f, const struct preq_summary *s)
         fprintf(f, "<p class=\"none\">No evaluation windows were closed.</p>\n");
         return 0;
     }
-    double *x = malloc(n * sizeof *x), *ye = malloc(n * sizeof *ye),
-           *yp = malloc(n * sizeof *yp);
-    if (!x || !ye || !yp) {
-        free(x), free(ye), free(yp);
+    double *x = chart_columns(n, 3);
+    if (!x)
         return -1;
-    }
+    double *ye = x + n, *yp = x + 2 * n;
     for (size_t i = 0; i < n; i++) {
         x[i] = (double)s->windows[i].last_ms;
         ye[i] = mean_of(s->windows[i].eddy.hits, s->windows[i].eddy.events);
@@ -677,7 +682,7 @@ static int rec_section(FILE *f, const struct preq_summary *s)
         {"popularity", C_ALT, yp, false},
     };
     svg_line_chart(f, title, SVG_X_TIME, x, NULL, n, ser, 2);
-    free(x), free(ye), free(yp);
+    free(x);
     return 0;
 }
 
@@ -741,12 +746,10 @@ static int campaign_section(FILE *f, const struct report *r)
         if (n == 0) {
             fprintf(f, "<p class=\"none\">No spend was recorded for this campaign.</p>\n");
         } else {
-            double *x = malloc(n * sizeof *x), *ys = malloc(n * sizeof *ys),
-                   *yp = malloc(n * sizeof *yp);
-            if (!x || !ys || !yp) {
-                free(x), free(ys), free(yp);
+            double *x = chart_columns(n, 3);
+            if (!x)
                 return -1;
-            }
+            double *ys = x + n, *yp = x + 2 * n;
             for (size_t j = 0; j < n; j++) {
                 x[j] = (double)c->points[j].t_ms;
                 ys[j] = (double)c->points[j].spent_micros / 1e6;
@@ -757,7 +760,7 @@ static int campaign_section(FILE *f, const struct report *r)
                 {"even plan", C_PLAN, yp, true},
             };
             svg_line_chart(f, "cumulative spend vs plan", SVG_X_TIME, x, NULL, n, ser, 2);
-            free(x), free(ys), free(yp);
+            free(x);
         }
         int slots = clamp_slots(b->slots);
         if (slots > 0) {
@@ -829,12 +832,12 @@ static int fraction_section(FILE *f, const struct report *r)
     fprintf(f, "</table>\n");
 
     const char **labels = malloc(n * sizeof *labels);
-    double *ye = malloc(n * sizeof *ye), *yl = malloc(n * sizeof *yl),
-           *yo = malloc(n * sizeof *yo);
-    if (!labels || !ye || !yl || !yo) {
-        free(labels), free(ye), free(yl), free(yo);
+    double *ye = chart_columns(n, 3);
+    if (!labels || !ye) {
+        free(labels), free(ye);
         return -1;
     }
+    double *yl = ye + n, *yo = ye + 2 * n;
     for (size_t i = 0; i < n; i++) {
         labels[i] = r->fractions[i].label;
         ye[i] = (double)r->fractions[i].eddy.clicks;
@@ -847,7 +850,7 @@ static int fraction_section(FILE *f, const struct report *r)
         {"oracle", C_ORACLE, yo, false},
     };
     svg_line_chart(f, "clicks vs budget fraction", SVG_X_CATEGORY, NULL, labels, n, ser, 3);
-    free(labels), free(ye), free(yl), free(yo);
+    free(labels), free(ye);
     return 0;
 }
 

@@ -10,7 +10,6 @@
  * second. Reference, in the same run: bare cblas_sgemm of the same shapes
  * (128 users x d times d x items), no selection. Median of 3 runs each.
  * Writes its rows to ROWS.json; bench/report.py prints them. */
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include <cblas.h>
 
+#include "bench/bench.h"
 #include "operators/blas.h"
 #include "operators/recommend.h"
 #include "state/state.h"
@@ -28,13 +28,6 @@
 #define BATCH 128
 #define SEEN 20
 #define RUNS 3
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const char *err)
 {
@@ -49,12 +42,6 @@ static void fill(float *v, uint32_t seed)
         seed = seed * 1664525u + 1013904223u;
         v[j] = (float)(seed >> 8) / 16777216.0f - 0.5f;
     }
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static uint64_t emitted;
@@ -150,18 +137,6 @@ static double run_sgemm(uint32_t items, uint32_t users)
     return ((users + BATCH - 1) / BATCH * BATCH) / secs;
 }
 
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v)
-{
-    qsort(v, RUNS, sizeof *v, by_value);
-    return v[RUNS / 2];
-}
-
 int main(int argc, char **argv)
 {
     blas_pick_kernels(argv);
@@ -194,8 +169,8 @@ int main(int argc, char **argv)
         }
         eddy_op_recommend.destroy(rec);
         state_close(st);
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        double f = median(op), ref = median(raw);
+        remove_tree(dir);
+        double f = median_of(op, RUNS), ref = median_of(raw, RUNS);
         fprintf(out,
                 "  {\"scenario\": \"refresh, %uk items, d=64, K=10, seen filtered (ref: raw "
                 "sgemm)\", \"unit\": \"users/s\", \"figure\": %.6g, \"reference\": %.6g, "

@@ -14,33 +14,20 @@
  * Why not the whole 5M: with 1M users nearly every click is due a refresh,
  * and a refresh scores all 100k items (docs/performance.md): the full log
  * would take longer than all of `make bench` may. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench.h"
 #include "pipeline/logsource.h"
 
 #define RUNS 3
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const char *why)
 {
     fprintf(stderr, "bench_replay: %s: %s\n", what, why);
     exit(1);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 /* Runs a shell command, returns its stdout (malloc'd). */
@@ -100,12 +87,6 @@ static double replay(const char *eddy, const char *dir, const char *log, int i)
     return rate;
 }
 
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc > 4) {
@@ -128,9 +109,8 @@ int main(int argc, char **argv)
         full[i] = replay(argv[2], dir, log, i);
         fprintf(stderr, ".");
     }
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    qsort(full, RUNS, sizeof *full, by_value);
-    qsort(bare, RUNS, sizeof *bare, by_value);
+    remove_tree(dir);
+    double fig = median_of(full, RUNS), ref = median_of(bare, RUNS);
     FILE *f = fopen(argv[1], "w");
     if (!f)
         die(argv[1], "cannot write");
@@ -138,8 +118,7 @@ int main(int argc, char **argv)
             "\"dim\": 64, \"runs\": %d, \"rows\": [\n"
             "  {\"scenario\": \"replay, first %luk events of 5M, 1M users (ref: decode only)\", "
             "\"unit\": \"ev/s\", \"figure\": %.6g, \"reference\": %.6g, \"ratio\": %.4g}\n]}\n",
-            events, RUNS, events / 1000, full[RUNS / 2], bare[RUNS / 2],
-            full[RUNS / 2] / bare[RUNS / 2]);
+            events, RUNS, events / 1000, fig, ref, fig / ref);
     fclose(f);
     fprintf(stderr, "\n");
     return 0;

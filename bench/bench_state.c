@@ -47,6 +47,7 @@
 
 #include <rocksdb/c.h>
 
+#include "bench/bench.h"
 #include "state/state.h"
 
 #define DIM 64
@@ -85,13 +86,6 @@ static void die(const char *what, const char *err)
 {
     fprintf(stderr, "bench_state: %s: %s\n", what, err ? err : strerror(errno));
     exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static double peak_rss(void)
@@ -518,12 +512,6 @@ static void write_json(const char *path, const struct cfg *c, const struct row *
         die(path, NULL);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void set_row(struct row *r, const char *scenario, const char *unit, double figure,
                     double reference)
 {
@@ -540,9 +528,9 @@ static void remove_runs(const struct cfg *c)
     char dir[512];
     for (int i = 1; i < RUNS; i++) {
         run_dir(dir, sizeof dir, c, "state", i);
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        remove_tree(dir);
         run_dir(dir, sizeof dir, c, "raw", i);
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        remove_tree(dir);
     }
 }
 
@@ -605,7 +593,7 @@ int main(int argc, char **argv)
     struct row rows[N_ROWS];
     double t0 = now_s();
     run_all(&c, rows);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(dir);
     fprintf(stderr, " %.0f s\n", now_s() - t0);
     write_json(argv[1], &c, rows, N_ROWS);
     return 0;

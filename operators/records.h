@@ -84,6 +84,15 @@ struct eddy_event {
     } u;
 };
 
+/* An event's event time; INT64_MIN for a CampaignBudget, which has none
+ * (merges put budgets first, clocks ignore them). */
+static inline int64_t eddy_event_time(const struct eddy_event *ev)
+{
+    return ev->kind == EV_CLICK ? ev->u.click.timestamp_ms
+         : ev->kind == EV_AD    ? ev->u.ad.timestamp_ms
+                                : INT64_MIN;
+}
+
 static inline struct eddy_str eddy_str_c(const char *s)
 {
     struct eddy_str r = {s, 0};

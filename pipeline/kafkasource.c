@@ -296,13 +296,6 @@ static int fill(struct kafkasource *s, struct part *p, char *err, size_t errlen)
     return 0;
 }
 
-static int64_t order_time(const struct eddy_event *ev)
-{
-    return ev->kind == EV_CLICK ? ev->u.click.timestamp_ms
-         : ev->kind == EV_AD    ? ev->u.ad.timestamp_ms
-                                : INT64_MIN;
-}
-
 int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, size_t errlen)
 {
     if (s->last >= 0) {
@@ -317,7 +310,7 @@ int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, si
         if (fill(s, &s->p[i], err, errlen))
             return -1;
         if (s->p[i].head &&
-            (best < 0 || order_time(&s->p[i].ev) < order_time(&s->p[best].ev)))
+            (best < 0 || eddy_event_time(&s->p[i].ev) < eddy_event_time(&s->p[best].ev)))
             best = (ssize_t)i;
     }
     if (best < 0)

@@ -119,16 +119,6 @@ int logsource_open(char *const *paths, size_t n, struct logsource **out, char *e
     return 0;
 }
 
-/* Budgets carry no time and come first. */
-static int64_t order_time(const struct eddy_event *ev)
-{
-    switch (ev->kind) {
-    case EV_CLICK: return ev->u.click.timestamp_ms;
-    case EV_AD: return ev->u.ad.timestamp_ms;
-    default: return INT64_MIN;
-    }
-}
-
 int logsource_next(struct logsource *s, struct eddy_event *ev, char *err, size_t errlen)
 {
     if (s->last >= 0) { /* the event handed out last may be overwritten now */
@@ -139,10 +129,10 @@ int logsource_next(struct logsource *s, struct eddy_event *ev, char *err, size_t
         h->has = rc == 1;
         s->last = -1;
     }
-    ssize_t best = -1;
+    ssize_t best = -1; /* the earliest head; budgets (no time) first */
     for (size_t i = 0; i < s->n; i++)
         if (s->h[i].has &&
-            (best < 0 || order_time(&s->h[i].ev) < order_time(&s->h[best].ev)))
+            (best < 0 || eddy_event_time(&s->h[i].ev) < eddy_event_time(&s->h[best].ev)))
             best = (ssize_t)i;
     if (best < 0)
         return 0;

@@ -294,13 +294,6 @@ static void progress(struct replay *r, bool final)
 
 /* ---- the loop ----------------------------------------------------------- */
 
-static int64_t time_of(const struct eddy_event *ev)
-{
-    return ev->kind == EV_CLICK ? ev->u.click.timestamp_ms
-         : ev->kind == EV_AD    ? ev->u.ad.timestamp_ms
-                                : INT64_MIN;
-}
-
 /* Runs one log event (or its protocol fan-out) through the chain. The
  * watermark moves per event: the log is in event-time order. */
 static void run_event(struct replay *r, const struct eddy_event *ev)
@@ -314,7 +307,7 @@ static void run_event(struct replay *r, const struct eddy_event *ev)
         if (r->bt)
             backtest_after(r->bt, &evs[i]);
     }
-    int64_t t = time_of(ev);
+    int64_t t = eddy_event_time(ev);
     if (ev->kind == EV_CLICK && t > r->wm_click)
         r->wm_click = t;
     if (ev->kind == EV_AD && t > r->wm_ad)
@@ -475,7 +468,7 @@ static void config_list_free(struct config_list *cl)
 
 static int write_report(struct replay *r, double wall_s, char *err, size_t errlen)
 {
-    char buf[12][96];
+    char buf[12][256];
     char from[32], to[32];
     fmt_time(from, sizeof from, r->first_ms);
     fmt_time(to, sizeof to, r->last_ms);
@@ -489,8 +482,9 @@ static int write_report(struct replay *r, double wall_s, char *err, size_t errle
     snprintf(buf[7], sizeof buf[7], "%" PRIu64, r->out[OUT_RECS].records);
     snprintf(buf[8], sizeof buf[8], "%" PRIu64, r->out[OUT_DECS].records);
     if (r->ksrc)
-        snprintf(buf[9], sizeof buf[9], "the input topics, from %s to %s",
-                 r->o->from ? r->o->from : "the start", r->o->to ? r->o->to : "the end");
+        snprintf(buf[9], sizeof buf[9], "the input topics, from %s to %s (%" PRIu64
+                 " undecodable records skipped)", r->o->from ? r->o->from : "the start",
+                 r->o->to ? r->o->to : "the end", kafkasource_skipped(r->ksrc));
     else
         snprintf(buf[9], sizeof buf[9], "%zu log files", logsource_files(r->src));
     struct report_kv run[] = {
@@ -571,7 +565,7 @@ static int replay_speed(struct replay *r, char *err, size_t errlen)
     struct eddy_event ev;
     int rc;
     while ((rc = logsource_next(r->src, &ev, err, errlen)) == 1) {
-        int64_t t = time_of(&ev);
+        int64_t t = eddy_event_time(&ev);
         if (r->first_ms == INT64_MIN && t != INT64_MIN)
             r->first_ms = t;
         pace(r->o->speed, r->first_ms, t, r->t0);

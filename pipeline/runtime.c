@@ -191,15 +191,6 @@ static int input_of(const struct runtime *rt, const char *topic, enum eddy_recor
     return -1;
 }
 
-static int64_t event_time(const struct eddy_event *ev)
-{
-    switch (ev->kind) {
-    case EV_CLICK: return ev->u.click.timestamp_ms;
-    case EV_AD: return ev->u.ad.timestamp_ms;
-    default: return INT64_MIN; /* budgets carry no event time */
-    }
-}
-
 /* ---- event-time clocks --------------------------------------------------- */
 
 static struct partition_clock *clock_of(struct runtime *rt, const char *topic, int32_t partition)
@@ -340,7 +331,7 @@ static void handle_message(struct runtime *rt, struct partition_run *r,
     } else {
         ev.partition = m->partition;
         chain_process(&rt->ops, &ev);
-        int64_t t = event_time(&ev);
+        int64_t t = eddy_event_time(&ev);
         if (t > r->max_ms)
             r->max_ms = t;
         rt->metrics.events_in[r->in]++;

@@ -192,6 +192,9 @@ struct eddy_state {
 };
 
 static void wait_writes(struct eddy_state *st);
+static char *db_get(struct eddy_state *st, rocksdb_column_family_handle_t *cf, const char *key,
+                    size_t klen, size_t *vlen, char **err);
+static rocksdb_iterator_t *db_iterator(struct eddy_state *st, rocksdb_column_family_handle_t *cf);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -614,8 +617,7 @@ static int meta_get(struct eddy_state *st, const char *key, int64_t *x,
 {
     char *rerr = NULL, why[128];
     size_t len = 0;
-    wait_writes(st);
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_META], key, strlen(key), &len, &rerr);
+    char *v = db_get(st, st->cf[CF_META], key, strlen(key), &len, &rerr);
     int rc = 1;
     if (rerr) {
         fmt_err(err, errlen, "state %s: reading meta/%s: %s", st->dir, key, rerr);
@@ -730,6 +732,21 @@ static void hand_over(struct eddy_state *st)
     st->in_flight = true;
 }
 
+/* Every read of RocksDB goes through these two: they wait for the batch in
+ * flight first, so no read returns a value older than a commit. */
+static char *db_get(struct eddy_state *st, rocksdb_column_family_handle_t *cf, const char *key,
+                    size_t klen, size_t *vlen, char **err)
+{
+    wait_writes(st);
+    return rocksdb_get_cf(st->db, st->ropts, cf, key, klen, vlen, err);
+}
+
+static rocksdb_iterator_t *db_iterator(struct eddy_state *st, rocksdb_column_family_handle_t *cf)
+{
+    wait_writes(st);
+    return rocksdb_create_iterator_cf(st->db, st->ropts, cf);
+}
+
 static int write_batch(struct eddy_state *st, const char *what, char *err, size_t errlen)
 {
     char *rerr = NULL;
@@ -818,8 +835,7 @@ static struct item_entry *item_insert(struct eddy_state *st, struct eddy_str id,
 static int count_keys(struct eddy_state *st, enum cf_index cf, uint32_t *n,
                       char *err, size_t errlen)
 {
-    wait_writes(st);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
+    rocksdb_iterator_t *it = db_iterator(st, st->cf[cf]);
     char *rerr = NULL;
     *n = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
@@ -862,8 +878,7 @@ static int load_items(struct eddy_state *st, char *err, size_t errlen)
     if (count_keys(st, CF_ITEMS, &n, err, errlen))
         return -1;
     item_grow(st, n);
-    wait_writes(st);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_ITEMS]);
+    rocksdb_iterator_t *it = db_iterator(st, st->cf[CF_ITEMS]);
     uint32_t loaded = 0;
     int rc = 0;
     for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it);
@@ -1114,8 +1129,7 @@ static struct user_entry *user_load(struct eddy_state *st, struct eddy_str key)
 {
     char *rerr = NULL, why[128];
     size_t len = 0;
-    wait_writes(st);
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_USERS], key.ptr, key.len, &len, &rerr);
+    char *v = db_get(st, st->cf[CF_USERS], key.ptr, key.len, &len, &rerr);
     struct user_entry *e = NULL;
     struct eddy_str id = key_id(key);
     if (rerr) {
@@ -1164,8 +1178,7 @@ struct user_state *state_user(struct eddy_state *st, int32_t partition, struct e
 /* Seeks to each candidate partition's key in turn: a few seeks, not a scan. */
 int32_t state_stored_partition(struct eddy_state *st, struct eddy_str id, int32_t from)
 {
-    wait_writes(st);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_USERS]);
+    rocksdb_iterator_t *it = db_iterator(st, st->cf[CF_USERS]);
     int32_t found = -1;
     for (int32_t p = from; p >= 0 && found < 0;) {
         struct eddy_str want = part_key(st, p, nonnull(id));
@@ -1357,9 +1370,7 @@ static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_s
 {
     char *rerr = NULL;
     size_t len = 0;
-    wait_writes(st);
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS], key.ptr, key.len, &len,
-                             &rerr);
+    char *v = db_get(st, st->cf[CF_CAMPAIGNS], key.ptr, key.len, &len, &rerr);
     struct campaign_entry *e = NULL;
     struct eddy_str id = key;
     if (rerr)
@@ -1424,8 +1435,7 @@ void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c)
 /* Caches every stored campaign not cached yet (cached ones may be newer). */
 static void campaigns_scan(struct eddy_state *st)
 {
-    wait_writes(st);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_CAMPAIGNS]);
+    rocksdb_iterator_t *it = db_iterator(st, st->cf[CF_CAMPAIGNS]);
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
@@ -1516,8 +1526,7 @@ static int64_t offset_load(struct eddy_state *st, const char *key, size_t klen)
     char *rerr = NULL, why[128];
     size_t len = 0;
     int64_t x = STATE_NO_OFFSET;
-    wait_writes(st);
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_OFFSETS], key, klen, &len, &rerr);
+    char *v = db_get(st, st->cf[CF_OFFSETS], key, klen, &len, &rerr);
     if (rerr)
         fail(st, "state %s: reading offsets/%s: %s", st->dir, key, rerr);
     else if (v && !i64_decode(v, len, &x, why, sizeof why))
@@ -1600,8 +1609,7 @@ int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *
     }
     char *rerr = NULL;
     size_t klen = blob_key(st, key);
-    wait_writes(st);
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_META], st->buf, klen, len, &rerr);
+    char *v = db_get(st, st->cf[CF_META], st->buf, klen, len, &rerr);
     if (rerr) {
         fail(st, "state %s: reading blob %s: %s", st->dir, key, rerr);
         rocksdb_free(rerr);
