@@ -47,7 +47,7 @@ TEST_OBJS_test_config     = pipeline/config.o
 TEST_OBJS_test_http       = pipeline/http.o pipeline/metrics.o
 TEST_OBJS_test_state      = state/state.o
 TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
-TEST_OBJS_test_recommend  = operators/recommend.o operators/embeddings.o state/state.o
+TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o state/state.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o
 TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
@@ -55,7 +55,7 @@ TEST_OBJS_test_prequential = backtest/prequential.o
 TEST_OBJS_test_auction    = backtest/auction.o
 TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o
 TEST_OBJS_test_chain      = pipeline/chain.o pipeline/config.o operators/embeddings.o \
-                            operators/recommend.o operators/budget.o state/state.o
+                            operators/recommend.o operators/blas.o operators/budget.o state/state.o
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))

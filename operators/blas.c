@@ -31,3 +31,13 @@ void blas_pick_kernels(char **argv)
     execv("/proc/self/exe", argv); /* only returns on failure: carry on */
     unsetenv("OPENBLAS_CORETYPE");
 }
+
+void blas_threads_for(double flops)
+{
+    static int all, now;
+    if (!all)
+        all = now = openblas_get_num_threads();
+    int want = flops < BLAS_PARALLEL_MIN_FLOPS ? 1 : all;
+    if (want != now) /* cheap: the workers stay, only the count changes */
+        openblas_set_num_threads(now = want);
+}

@@ -15,4 +15,15 @@
  * it failed, leaving the slow kernels). */
 void blas_pick_kernels(char **argv);
 
+/* Sets OpenBLAS's thread count for the next calls from their work in
+ * floating-point operations: one thread below BLAS_PARALLEL_MIN_FLOPS, all
+ * of them above. OpenBLAS wakes its workers for any but tiny products, and
+ * after each call they spin in sched_yield for about 0.1 s waiting for more.
+ * Live traffic flushes small batches every few ms, so the workers never
+ * slept: at 20k events/s, 45% of eddy's CPU was that spinning, on the core
+ * that librdkafka (and, on a shared box, the broker) needs. Below the
+ * threshold one thread takes under about 1 ms here. */
+#define BLAS_PARALLEL_MIN_FLOPS 1e8
+void blas_threads_for(double flops);
+
 #endif

@@ -8,6 +8,7 @@
 #include "tests/unit/tmpdir.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +423,56 @@ static void test_blocks_agree_with_brute_force(void **state)
     eddy_op_recommend.destroy(op);
 }
 
+/* Ties and NaN: rows r >= 64 with r = 3 (mod 7) share the user's own
+ * vector and tie for best; every other row scores lower. NaN vectors (a
+ * diverged model) sit at the first row of ranges of 64 unseen rows (0,
+ * and 96 and 672 after the seen rows 24 and 31) and inside the tied group
+ * (94).
+ * Equal scores rank by row, NaN never ranks, whatever the batch. */
+static void test_ties_and_nan(void **state)
+{
+    enum { ITEMS = 3000, K = 10, D = DIM };
+    struct fx *f = *state;
+    const float w[D] = {1, 1, 1, 1};
+    uint32_t x = 11;
+    for (int i = 0; i < ITEMS; i++) {
+        float v[D];
+        for (int j = 0; j < D; j++) {
+            x = x * 1664525u + 1013904223u;
+            v[j] = i >= 64 && i % 7 == 3 ? w[j] : (float)(x >> 8) / 16777216.0f * 0.1f;
+        }
+        if (i == 0 || i == 94 || i == 96 || i == 672)
+            for (int j = 0; j < D; j++)
+                v[j] = NAN;
+        char id[16];
+        snprintf(id, sizeof id, "i%d", i);
+        state_item_add(f->st, S(id), v);
+    }
+    static const char *const want[K] = {"i66", "i73", "i80", "i87", "i101",
+                                        "i108", "i115", "i122", "i129", "i136"};
+    for (int batch = 1; batch <= 2; batch++) {
+        void *op = op_new(f, K, 0, batch);
+        int first = f->n;
+        for (int u = 0; u < 2; u++) {
+            char id[16];
+            snprintf(id, sizeof id, "t%d", u);
+            struct user_state *us = user(f, id, w);
+            state_user_seen_add(us, 24);
+            state_user_seen_add(us, 31);
+            click(op, id, 100 * batch);
+        }
+        eddy_op_recommend.flush(op, 100 * batch);
+        eddy_op_recommend.destroy(op);
+        assert_int_equal(f->n - first, 2);
+        for (int u = 0; u < 2; u++) {
+            const struct got_rec *g = &f->recs[first + u];
+            assert_int_equal(g->n, K);
+            for (int i = 0; i < K; i++)
+                assert_string_equal(g->items[i], want[i]);
+        }
+    }
+}
+
 static void test_bad_params(void **state)
 {
     struct fx *f = *state;
@@ -444,6 +495,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batches_agree, setup_wide, teardown),
         cmocka_unit_test_setup_teardown(test_blocks_agree_with_brute_force, setup_wide, teardown),
+        cmocka_unit_test_setup_teardown(test_ties_and_nan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
