@@ -69,6 +69,8 @@ struct result {
     double value;
     double bytes;               /* checkpoint: WriteBatch size */
     double peak_rss;            /* bytes */
+    double open_rss;            /* all_cached: RSS after open, before any user */
+    double user_bytes;          /* all_cached: RSS added per user loaded */
 };
 
 enum dist { UNIFORM, ZIPFIAN };
@@ -88,13 +90,14 @@ static void die(const char *what, const char *err)
     exit(1);
 }
 
-static double peak_rss(void)
+/* A "VmRSS" or "VmHWM" (peak) figure of /proc/self/status, in bytes. */
+static double rss(const char *field)
 {
-    char line[256];
+    char line[256], name[32];
     double kb = 0;
     FILE *f = fopen("/proc/self/status", "r");
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1)
+        if (sscanf(line, "%31[^:]: %lf kB", name, &kb) == 2 && !strcmp(name, field))
             break;
     if (f)
         fclose(f);
@@ -280,8 +283,11 @@ static void run_rmw_cache(const struct run_arg *a, struct result *r)
     uint32_t *seq = key_sequence(c->users, c->cache_warm + c->cache_ops, a->dist);
     run_dir(dir, sizeof dir, c, "state", 0);
     struct eddy_state *st = open_state(dir, a->all_cached ? 0 : c->cache_bytes);
-    if (a->all_cached)
+    if (a->all_cached) {
+        r->open_rss = rss("VmRSS");
         preload(st, c->users);
+        r->user_bytes = (rss("VmRSS") - r->open_rss) / c->users;
+    }
     /* Steady state: one warm-up window with its commit, so the timed commit
      * reuses a WriteBatch that has its size, as in a long-running eddy. */
     cache_ops(st, seq, c->cache_warm, &ops);
@@ -445,7 +451,7 @@ static struct result run_child(run_fn fn, const struct run_arg *a)
     if (pid == 0) {
         close(fd[0]);
         fn(a, &r);
-        r.peak_rss = peak_rss();
+        r.peak_rss = rss("VmHWM");
         _exit(write(fd[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 1);
     }
     close(fd[1]);
@@ -534,7 +540,7 @@ static void remove_runs(const struct cfg *c)
     }
 }
 
-enum { N_ROWS = 8 };
+enum { N_ROWS = 10 };
 
 static void run_all(const struct cfg *c, struct row *rows)
 {
@@ -564,6 +570,10 @@ static void run_all(const struct cfg *c, struct row *rows)
             ck.bytes / 1e6, (double)c->users * DIM * sizeof(float) / 1e6);
     set_row(&rows[7], "peak RSS, all users and items cached (ref: raw vector bytes)", "MB",
             all.peak_rss / 1e6, (double)(c->users + c->items) * DIM * sizeof(float) / 1e6);
+    set_row(&rows[8], "  of which per cached user (ref: its vector)", "B", all.user_bytes,
+            DIM * sizeof(float));
+    set_row(&rows[9], "  of which at open: libraries, RocksDB, items (ref: item vectors)", "MB",
+            all.open_rss / 1e6, (double)c->items * DIM * sizeof(float) / 1e6);
     double raw_restart = median(run_raw_restart, uni).value;
     set_row(&rows[6], "restart to first event (ref: bare RocksDB open + get)", "s",
             median(run_restart, uni).value, raw_restart);

@@ -68,21 +68,32 @@ enum cache_kind { CACHE_USER, CACHE_CAMPAIGN };
 struct cache_node {
     struct cache_node *prev, *next;  /* circular */
     uint64_t epoch;                  /* st->epoch when last handed out */
-    size_t bytes;                    /* what it counts against the budget */
+    uint32_t bytes;                  /* what it counts against the budget */
     bool ref;                        /* CLOCK reference bit */
     uint8_t kind;                    /* enum cache_kind */
 };
 
+/* A cached user: 104 bytes besides its key and vector (it was 176 with a
+ * uthash handle), which matters at millions of users. */
 struct user_entry {
-    UT_hash_handle hh;
     struct cache_node node;
     struct user_entry *dirty_next;
+    uint32_t key_len;
     bool dirty;
-    size_t key_len;
     struct user_state u;
     char key[];            /* partition + id (see part_key()), then the
-                            * dim floats of u.vec, aligned: one allocation,
-                            * and the key next to the hash handle */
+                            * dim floats of u.vec: one allocation */
+};
+
+/* Cached users by key: a linear-probing table of entry pointers, each
+ * tagged in its top 16 bits (unused by user-space addresses on x86-64 and
+ * AArch64) with 16 bits of the key's hash, so that a probe seldom follows a
+ * pointer that cannot match. 8 bytes a slot at most 3/4 full, against
+ * uthash's 56-byte handle plus a bucket per entry. */
+struct user_index {
+    uintptr_t *slot; /* 0: empty */
+    size_t cap;      /* a power of two, or 0 */
+    size_t count;
 };
 
 struct item_entry {
@@ -150,7 +161,8 @@ struct eddy_state {
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_cache_t *block_cache;   /* NULL: RocksDB's default one */
 
-    struct user_entry *users, *dirty_users;
+    struct user_index users;
+    struct user_entry *dirty_users;
     struct campaign_entry *campaigns, *dirty_campaigns;
     bool campaigns_scanned;   /* all stored campaigns are cached */
     bool campaigns_sorted;    /* the hash's iteration order is by id */
@@ -957,10 +969,100 @@ int state_dim(const struct eddy_state *st)
     return st->dim;
 }
 
+/* ---- user index ---------------------------------------------------------- */
+
+#define TAG_SHIFT 48
+#define ADDR_MASK (((uintptr_t)1 << TAG_SHIFT) - 1)
+
+static uint64_t key_hash(const char *key, size_t len)
+{
+    return XXH3_64bits(key, len);
+}
+
+static struct user_entry *slot_entry(uintptr_t slot)
+{
+    return (struct user_entry *)(slot & ADDR_MASK);
+}
+
+static uintptr_t slot_tag(uint64_t hash)
+{
+    return (uintptr_t)(hash >> TAG_SHIFT) << TAG_SHIFT;
+}
+
+static void index_place(uintptr_t *slot, size_t cap, uintptr_t s, uint64_t hash)
+{
+    size_t i = hash & (cap - 1);
+    while (slot[i])
+        i = (i + 1) & (cap - 1);
+    slot[i] = s;
+}
+
+static void index_grow(struct user_index *ix)
+{
+    size_t cap = ix->cap ? 2 * ix->cap : 1024;
+    uintptr_t *slot = xcalloc(cap * sizeof *slot);
+    for (size_t i = 0; i < ix->cap; i++) {
+        const struct user_entry *e = slot_entry(ix->slot[i]);
+        if (e)
+            index_place(slot, cap, ix->slot[i], key_hash(e->key, e->key_len));
+    }
+    free(ix->slot);
+    ix->slot = slot;
+    ix->cap = cap;
+}
+
+static struct user_entry *index_find(const struct user_index *ix, const char *key, size_t len)
+{
+    if (!ix->count)
+        return NULL;
+    uint64_t h = key_hash(key, len);
+    uintptr_t tag = slot_tag(h);
+    for (size_t i = h & (ix->cap - 1); ix->slot[i]; i = (i + 1) & (ix->cap - 1)) {
+        struct user_entry *e = slot_entry(ix->slot[i]);
+        if ((ix->slot[i] & ~ADDR_MASK) == tag && e->key_len == len && !memcmp(e->key, key, len))
+            return e;
+    }
+    return NULL;
+}
+
+/* Adds an entry whose key is not in the index. */
+static void index_add(struct user_index *ix, struct user_entry *e)
+{
+    if ((uintptr_t)e & ~ADDR_MASK) {
+        fprintf(stderr, "eddy state: heap address %p has its top 16 bits set\n", (void *)e);
+        abort();
+    }
+    if ((ix->count + 1) * 4 > ix->cap * 3)
+        index_grow(ix);
+    uint64_t h = key_hash(e->key, e->key_len);
+    index_place(ix->slot, ix->cap, (uintptr_t)e | slot_tag(h), h);
+    ix->count++;
+}
+
+/* Removes an entry, then closes the gap: each later entry of the probe run
+ * whose home slot is not between the gap and itself moves into the gap. */
+static void index_del(struct user_index *ix, const struct user_entry *e)
+{
+    size_t mask = ix->cap - 1, i = key_hash(e->key, e->key_len) & mask;
+    while (slot_entry(ix->slot[i]) != e)
+        i = (i + 1) & mask;
+    for (size_t j = (i + 1) & mask; ix->slot[j]; j = (j + 1) & mask) {
+        const struct user_entry *m = slot_entry(ix->slot[j]);
+        size_t home = key_hash(m->key, m->key_len) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            ix->slot[i] = ix->slot[j];
+            i = j;
+        }
+    }
+    ix->slot[i] = 0;
+    ix->count--;
+}
+
 /* ---- cache: CLOCK over users and campaigns ------------------------------- */
 
 /* Memory an entry costs besides its own fields: glibc's chunk header and
- * rounding per allocation, and about one 16-byte uthash bucket per entry.
+ * rounding per allocation, and its share of the index (8-byte slots at most
+ * 3/4 full: 11 to 21 bytes a user) or of uthash's buckets (campaigns).
  * An estimate; `make bench` compares the budget with peak RSS. */
 #define MALLOC_OVERHEAD 16
 #define BUCKET_OVERHEAD 16
@@ -995,7 +1097,7 @@ static size_t campaign_bytes(const struct campaign_entry *e)
 static void cache_account(struct eddy_state *st, struct cache_node *n, size_t bytes)
 {
     st->cache_bytes = st->cache_bytes - n->bytes + bytes;
-    n->bytes = bytes;
+    n->bytes = (uint32_t)bytes;
 }
 
 /* An entry handed out: CLOCK gives it a second chance, and it stays until
@@ -1016,7 +1118,7 @@ static void cache_link(struct eddy_state *st, struct cache_node *n, enum cache_k
     n->kind = kind;
     n->epoch = st->epoch;
     n->ref = true;
-    n->bytes = bytes;
+    n->bytes = (uint32_t)bytes;
     st->cache_bytes += bytes;
     if (!st->hand) {
         n->prev = n->next = n;
@@ -1051,7 +1153,7 @@ static void cache_evict(struct eddy_state *st, struct cache_node *n)
     st->evictions++;
     if (n->kind == CACHE_USER) {
         struct user_entry *e = user_of(n);
-        HASH_DEL(st->users, e);
+        index_del(&st->users, e);
         user_free(e);
     } else {
         struct campaign_entry *e = campaign_of(n);
@@ -1083,7 +1185,7 @@ static void cache_trim(struct eddy_state *st)
 static void cache_new_epoch(struct eddy_state *st)
 {
     st->epoch++;
-    st->n_stale = HASH_COUNT(st->users) + HASH_COUNT(st->campaigns);
+    st->n_stale = st->users.count + HASH_COUNT(st->campaigns);
     cache_trim(st);
 }
 
@@ -1096,7 +1198,7 @@ static bool in_partition(struct cache_node *n, int32_t partition)
 void state_cache_drop_users(struct eddy_state *st, int32_t partition)
 {
     struct cache_node *n = st->hand;
-    for (size_t left = n ? HASH_COUNT(st->users) + HASH_COUNT(st->campaigns) : 0; left; left--) {
+    for (size_t left = n ? st->users.count + HASH_COUNT(st->campaigns) : 0; left; left--) {
         struct cache_node *next = n->next;
         if (n->epoch != st->epoch && in_partition(n, partition))
             cache_evict(st, n);
@@ -1108,9 +1210,10 @@ void state_cache_drop_users(struct eddy_state *st, int32_t partition)
 
 static struct user_entry *user_alloc(struct eddy_state *st, struct eddy_str key)
 {
-    size_t vec_at = (sizeof(struct user_entry) + key.len + 15) & ~(size_t)15;
+    /* Floats need 4-byte alignment only; 16 cost up to 12 bytes a user. */
+    size_t vec_at = (sizeof(struct user_entry) + key.len + 3) & ~(size_t)3;
     struct user_entry *e = xcalloc(vec_at + (size_t)st->dim * sizeof(float));
-    e->key_len = key.len;
+    e->key_len = (uint32_t)key.len;
     put(e->key, key.ptr, key.len);
     e->u.vec = (float *)((char *)e + vec_at);
     e->u.last_refresh_ms = INT64_MIN;
@@ -1151,9 +1254,8 @@ static struct user_entry *user_load(struct eddy_state *st, struct eddy_str key)
 struct user_state *state_user(struct eddy_state *st, int32_t partition, struct eddy_str id,
                               bool create)
 {
-    struct user_entry *e;
     struct eddy_str key = part_key(st, partition, id);
-    HASH_FIND(hh, st->users, key.ptr, key.len, e);
+    struct user_entry *e = index_find(&st->users, key.ptr, key.len);
     if (e) {
         st->hits++;
         cache_touch(st, &e->node);
@@ -1169,7 +1271,7 @@ struct user_state *state_user(struct eddy_state *st, int32_t partition, struct e
         return NULL;
     if (partition > st->max_partition)
         st->max_partition = partition;
-    HASH_ADD_KEYPTR(hh, st->users, e->key, e->key_len, e);
+    index_add(&st->users, e);
     cache_link(st, &e->node, CACHE_USER, user_bytes(st, e));
     cache_trim(st);
     return &e->u;
@@ -1200,10 +1302,8 @@ int32_t state_stored_partition(struct eddy_state *st, struct eddy_str id, int32_
 struct user_state *state_user_find(struct eddy_state *st, struct eddy_str id)
 {
     for (int32_t p = 0; p <= st->max_partition; p++) {
-        struct user_entry *e;
         struct eddy_str key = part_key(st, p, id);
-        HASH_FIND(hh, st->users, key.ptr, key.len, e);
-        if (e)
+        if (index_find(&st->users, key.ptr, key.len))
             return state_user(st, p, id, false);
     }
     int32_t p = state_stored_partition(st, nonnull(id), 0);
@@ -1807,7 +1907,7 @@ bool state_commit_due(const struct eddy_state *st)
 void state_stats(struct eddy_state *st, struct state_stats *out)
 {
     memset(out, 0, sizeof *out);
-    out->users_cached = HASH_COUNT(st->users);
+    out->users_cached = st->users.count;
     out->items = st->n_items;
     out->campaigns = HASH_COUNT(st->campaigns);
     out->dirty = st->n_dirty;
@@ -1831,11 +1931,10 @@ void state_stats(struct eddy_state *st, struct state_stats *out)
 
 static void free_cache(struct eddy_state *st)
 {
-    struct user_entry *u, *ut;
-    HASH_ITER(hh, st->users, u, ut) {
-        HASH_DEL(st->users, u);
-        user_free(u);
-    }
+    for (size_t i = 0; i < st->users.cap; i++)
+        if (st->users.slot[i])
+            user_free(slot_entry(st->users.slot[i]));
+    free(st->users.slot);
     struct item_entry *i, *it;
     HASH_ITER(hh, st->items, i, it) {
         HASH_DEL(st->items, i);

@@ -731,6 +731,49 @@ static void test_partitions(void **state)
     state_close(st);
 }
 
+/* The users' index across growth and removals from the middle of probe
+ * runs: after half the users (two of four partitions) are dropped, the kept
+ * half is all still found in memory, the dropped half all comes back from
+ * RocksDB unchanged, and then everything is found in memory, once. */
+static void lookup_all(struct eddy_state *st, int users, int parity, uint64_t hits,
+                       uint64_t misses)
+{
+    struct state_stats before = stats_of(st), after;
+    char id[16];
+    for (int i = 0; i < users; i++) {
+        if (parity >= 0 && i % 2 != parity)
+            continue;
+        struct user_state *u = state_user(st, i % 4, user_id(id, i), false);
+        assert_non_null(u);
+        assert_true(u->vec[1] == (float)i + 1.0f / 3.0f);
+    }
+    after = stats_of(st);
+    assert_int_equal(after.cache_hits - before.cache_hits, hits);
+    assert_int_equal(after.cache_misses - before.cache_misses, misses);
+}
+
+static void test_index_survives_removals(void **state)
+{
+    enum { USERS = 5000 };
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    char id[16];
+    for (int i = 0; i < USERS; i++) {
+        struct user_state *u = state_user(st, i % 4, user_id(id, i), true);
+        set_vec(u, (float)i);
+        state_user_dirty(st, u);
+    }
+    commit_ok(f, st);
+    state_cache_drop_users(st, 1);
+    state_cache_drop_users(st, 3);
+    assert_int_equal(stats_of(st).users_cached, USERS / 2);
+    lookup_all(st, USERS, 0, USERS / 2, 0);  /* partitions 0 and 2: kept */
+    lookup_all(st, USERS, 1, 0, USERS / 2);  /* 1 and 3: read back */
+    lookup_all(st, USERS, -1, USERS, 0);
+    assert_int_equal(stats_of(st).users_cached, USERS);
+    state_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -753,6 +796,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_campaigns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_survives_removals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
