@@ -231,10 +231,11 @@ static float kth_largest(const float *x, uint32_t n, size_t k, float *heap)
 static void select_block(float *sc, uint32_t lo, uint32_t hi, const struct user_state *u,
                          struct selection *s, size_t k, const struct select_scratch *x)
 {
-    uint32_t n = hi - lo, chunks = (n + CHUNK - 1) / CHUNK;
-    for (; s->next_seen < u->n_seen && u->seen[s->next_seen] < hi; s->next_seen++)
-        if (u->seen[s->next_seen] >= lo)
-            sc[u->seen[s->next_seen] - lo] = NAN;
+    uint32_t n = hi - lo, chunks = (n + CHUNK - 1) / CHUNK, j = s->next_seen;
+    for (; j < u->n_seen && u->seen[j] < hi; j++) /* j local: kept in a register */
+        if (u->seen[j] >= lo)
+            sc[u->seen[j] - lo] = NAN;
+    s->next_seen = j;
     chunk_maxima(sc, n, x->cmax);
     /* Once the heap is full its worst is the k-th best of every earlier
      * block, which rarely loses to this block's bar: skip computing it. */
