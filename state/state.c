@@ -7,9 +7,10 @@
  *
  * Cache: users and campaigns are loaded on first access; all items are
  * loaded at open into one dense row-major matrix so the recommender can run
- * sgemm over it. Changed entries sit on dirty lists until state_commit()
+ * sgemm over it. Changed entries are listed as dirty until state_commit()
  * writes them, the model version and the offsets in one WriteBatch.
- * Cached users and campaigns share one CLOCK ring and one byte budget. Each
+ * Cached users and campaigns share one byte budget, evicted with CLOCK: a
+ * hand over the users' index slots and one over the campaigns' ring. Each
  * commit starts a new epoch; an entry handed out in the current epoch is
  * never evicted, which keeps every pointer valid until the next commit (the
  * contract in state.h) and, as dirty entries were handed out in it too,
@@ -62,24 +63,20 @@ enum cf_index { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_CAMPAIGNS, CF_OFFSETS, CF_MET
 static const char *const cf_names[CF_COUNT] = {"default", "users", "items",
                                                "campaigns", "offsets", "meta"};
 
-enum cache_kind { CACHE_USER, CACHE_CAMPAIGN };
-
-/* An evictable entry's place on the CLOCK ring. */
-struct cache_node {
-    struct cache_node *prev, *next;  /* circular */
-    uint64_t epoch;                  /* st->epoch when last handed out */
-    uint32_t bytes;                  /* what it counts against the budget */
-    bool ref;                        /* CLOCK reference bit */
-    uint8_t kind;                    /* enum cache_kind */
+/* A cached entry's bookkeeping for CLOCK, the budget and the commit. */
+struct cache_meta {
+    uint64_t epoch;  /* st->epoch when last handed out */
+    uint32_t bytes;  /* what it counts against the budget */
+    bool ref;        /* CLOCK reference bit */
+    bool dirty;
 };
 
-/* A cached user: 104 bytes besides its key and vector (it was 176 with a
- * uthash handle), which matters at millions of users. */
+/* A cached user: 80 bytes besides its key and vector (it was 176 with a
+ * uthash handle, a CLOCK ring and a dirty list through the entries), which
+ * matters at millions of users. */
 struct user_entry {
-    struct cache_node node;
-    struct user_entry *dirty_next;
+    struct cache_meta m;
     uint32_t key_len;
-    bool dirty;
     struct user_state u;
     char key[];            /* partition + id (see part_key()), then the
                             * dim floats of u.vec: one allocation */
@@ -106,9 +103,9 @@ struct item_entry {
 
 struct campaign_entry {
     UT_hash_handle hh;
-    struct cache_node node;
+    struct campaign_entry *prev, *next; /* the campaigns' CLOCK ring, circular */
+    struct cache_meta m;
     struct campaign_entry *dirty_next;
-    bool dirty;
     size_t key_len;
     struct campaign_state c;
     char key[];            /* the id; c.id points to it */
@@ -162,7 +159,6 @@ struct eddy_state {
     rocksdb_cache_t *block_cache;   /* NULL: RocksDB's default one */
 
     struct user_index users;
-    struct user_entry *dirty_users;
     struct campaign_entry *campaigns, *dirty_campaigns;
     bool campaigns_scanned;   /* all stored campaigns are cached */
     bool campaigns_sorted;    /* the hash's iteration order is by id */
@@ -181,14 +177,15 @@ struct eddy_state {
     bool model_dirty;
     uint64_t n_dirty;
 
-    struct sort_rec *sorted;  /* scratch for ordering dirty users */
-    size_t sorted_cap;
+    struct sort_rec *sorted;  /* the dirty users, sorted at commit */
+    size_t n_dirty_users, sorted_cap;
 
-    struct cache_node *hand;  /* CLOCK hand; NULL when nothing is cached */
+    size_t user_hand;                    /* CLOCK hands: a slot of the users' index */
+    struct campaign_entry *campaign_hand; /* and the campaigns' ring; NULL: none */
     size_t cache_bytes, cache_limit;
     size_t dirty_bytes, dirty_limit;  /* encoded size of what the next commit writes */
     uint64_t epoch;           /* number of successful commits */
-    uint64_t n_stale;         /* cached entries not handed out in this epoch */
+    uint64_t stale_users, stale_campaigns; /* cached, not handed out in this epoch */
     uint64_t hits, misses, evictions;
     uint64_t ckpt_us, ckpt_bytes, restore_us;
     int64_t ckpt_unix_ms;
@@ -1069,16 +1066,7 @@ static void index_del(struct user_index *ix, const struct user_entry *e)
 
 static void user_free(struct user_entry *e);
 static void campaign_free(struct campaign_entry *e);
-
-static struct user_entry *user_of(struct cache_node *n)
-{
-    return (struct user_entry *)((char *)n - offsetof(struct user_entry, node));
-}
-
-static struct campaign_entry *campaign_of(struct cache_node *n)
-{
-    return (struct campaign_entry *)((char *)n - offsetof(struct campaign_entry, node));
-}
+static void dirty_users_push(struct eddy_state *st, struct user_entry *e);
 
 static size_t user_bytes(const struct eddy_state *st, const struct user_entry *e)
 {
@@ -1094,89 +1082,118 @@ static size_t campaign_bytes(const struct campaign_entry *e)
 }
 
 /* Re-counts an entry whose size changed (seen set grown, Q-table resized). */
-static void cache_account(struct eddy_state *st, struct cache_node *n, size_t bytes)
+static void cache_account(struct eddy_state *st, struct cache_meta *m, size_t bytes)
 {
-    st->cache_bytes = st->cache_bytes - n->bytes + bytes;
-    n->bytes = (uint32_t)bytes;
+    st->cache_bytes = st->cache_bytes - m->bytes + bytes;
+    m->bytes = (uint32_t)bytes;
 }
 
 /* An entry handed out: CLOCK gives it a second chance, and it stays until
- * the next commit at least, since the caller may hold its pointer until then. */
-static void cache_touch(struct eddy_state *st, struct cache_node *n)
+ * the next commit at least, since the caller may hold its pointer until
+ * then. stale is the count of its kind (users or campaigns). */
+static void cache_touch(struct eddy_state *st, struct cache_meta *m, uint64_t *stale)
 {
-    n->ref = true;
-    if (n->epoch != st->epoch) {
-        n->epoch = st->epoch;
-        st->n_stale--;
+    m->ref = true;
+    if (m->epoch != st->epoch) {
+        m->epoch = st->epoch;
+        --*stale;
     }
 }
 
-/* Puts a new (handed out) entry just behind the hand: swept last. */
-static void cache_link(struct eddy_state *st, struct cache_node *n, enum cache_kind kind,
-                       size_t bytes)
+/* Counts a new entry, handed out in this epoch. */
+static void cache_add(struct eddy_state *st, struct cache_meta *m, size_t bytes)
 {
-    n->kind = kind;
-    n->epoch = st->epoch;
-    n->ref = true;
-    n->bytes = (uint32_t)bytes;
+    m->epoch = st->epoch;
+    m->ref = true;
+    m->bytes = (uint32_t)bytes;
     st->cache_bytes += bytes;
-    if (!st->hand) {
-        n->prev = n->next = n;
-        st->hand = n;
+}
+
+/* Puts a new campaign just behind the campaigns' hand: swept last. */
+static void campaign_link(struct eddy_state *st, struct campaign_entry *e)
+{
+    struct campaign_entry *h = st->campaign_hand;
+    if (!h) {
+        e->prev = e->next = st->campaign_hand = e;
         return;
     }
-    n->next = st->hand;
-    n->prev = st->hand->prev;
-    n->prev->next = n;
-    st->hand->prev = n;
+    e->next = h;
+    e->prev = h->prev;
+    e->prev->next = e;
+    h->prev = e;
 }
 
-static void cache_unlink(struct eddy_state *st, struct cache_node *n)
+/* Frees a stale user or campaign. A stale entry is clean: marking dirty
+ * needs a pointer handed out in this epoch, and a commit cleans all before
+ * a new epoch. */
+static void evict_user(struct eddy_state *st, struct user_entry *e)
 {
-    if (n->next == n) {
-        st->hand = NULL;
-    } else {
-        if (st->hand == n)
-            st->hand = n->next;
-        n->prev->next = n->next;
-        n->next->prev = n->prev;
-    }
-    st->cache_bytes -= n->bytes;
-}
-
-/* Frees a stale entry. A stale entry is clean: marking dirty needs a pointer
- * handed out in this epoch, and a commit cleans all before a new epoch. */
-static void cache_evict(struct eddy_state *st, struct cache_node *n)
-{
-    cache_unlink(st, n);
-    st->n_stale--;
+    index_del(&st->users, e);
+    st->cache_bytes -= e->m.bytes;
+    st->stale_users--;
     st->evictions++;
-    if (n->kind == CACHE_USER) {
-        struct user_entry *e = user_of(n);
-        index_del(&st->users, e);
-        user_free(e);
-    } else {
-        struct campaign_entry *e = campaign_of(n);
-        HASH_DEL(st->campaigns, e);
-        campaign_free(e);
-        st->campaigns_scanned = false; /* state_campaign_foreach() must read it again */
-    }
+    user_free(e);
 }
 
-/* CLOCK: while over budget, the hand clears reference bits and evicts the
+static void evict_campaign(struct eddy_state *st, struct campaign_entry *e)
+{
+    if (e->next == e) {
+        st->campaign_hand = NULL;
+    } else {
+        if (st->campaign_hand == e)
+            st->campaign_hand = e->next;
+        e->prev->next = e->next;
+        e->next->prev = e->prev;
+    }
+    st->cache_bytes -= e->m.bytes;
+    st->stale_campaigns--;
+    st->evictions++;
+    HASH_DEL(st->campaigns, e);
+    campaign_free(e);
+    st->campaigns_scanned = false; /* state_campaign_foreach() must read it again */
+}
+
+/* One step of the users' CLOCK hand, which sweeps the index's slots (no
+ * list through the entries: 16 bytes a user saved). Evicting an entry may
+ * move a later one of its probe run into the slot: the hand stays there. */
+static void sweep_user(struct eddy_state *st)
+{
+    size_t i = st->user_hand & (st->users.cap - 1);
+    struct user_entry *e = slot_entry(st->users.slot[i]);
+    st->user_hand = i + 1;
+    if (!e || e->m.epoch == st->epoch)
+        return;
+    if (e->m.ref) {
+        e->m.ref = false;
+        return;
+    }
+    evict_user(st, e);
+    st->user_hand = i;
+}
+
+static void sweep_campaign(struct eddy_state *st)
+{
+    struct campaign_entry *e = st->campaign_hand;
+    st->campaign_hand = e->next;
+    if (e->m.epoch == st->epoch)
+        return;
+    if (e->m.ref)
+        e->m.ref = false;
+    else
+        evict_campaign(st, e);
+}
+
+/* CLOCK: while over budget, a hand clears reference bits and evicts the
  * first stale entry found with its bit clear. Entries of this epoch are
- * passed over; with n_stale > 0 the hand finds a victim within two turns. */
+ * passed over; with a stale entry left, the hand finds a victim within two
+ * turns. Users go first: campaigns are few, small and hot. */
 static void cache_trim(struct eddy_state *st)
 {
-    while (st->cache_bytes > st->cache_limit && st->n_stale) {
-        struct cache_node *n = st->hand;
-        st->hand = n->next;
-        if (n->epoch == st->epoch)
-            continue;
-        if (n->ref)
-            n->ref = false;
+    while (st->cache_bytes > st->cache_limit && (st->stale_users || st->stale_campaigns)) {
+        if (st->stale_users)
+            sweep_user(st);
         else
-            cache_evict(st, n);
+            sweep_campaign(st);
     }
 }
 
@@ -1185,24 +1202,23 @@ static void cache_trim(struct eddy_state *st)
 static void cache_new_epoch(struct eddy_state *st)
 {
     st->epoch++;
-    st->n_stale = st->users.count + HASH_COUNT(st->campaigns);
+    st->stale_users = st->users.count;
+    st->stale_campaigns = HASH_COUNT(st->campaigns);
     cache_trim(st);
 }
 
-static bool in_partition(struct cache_node *n, int32_t partition)
-{
-    return n->kind == CACHE_USER &&
-           key_partition((struct eddy_str){user_of(n)->key, user_of(n)->key_len}) == partition;
-}
-
+/* Slot by slot; after an eviction the same slot is looked at again, since
+ * closing the gap may have moved a later entry into it (an entry moves only
+ * into the gap, which goes forward, or within slots already looked at). */
 void state_cache_drop_users(struct eddy_state *st, int32_t partition)
 {
-    struct cache_node *n = st->hand;
-    for (size_t left = n ? st->users.count + HASH_COUNT(st->campaigns) : 0; left; left--) {
-        struct cache_node *next = n->next;
-        if (n->epoch != st->epoch && in_partition(n, partition))
-            cache_evict(st, n);
-        n = next;
+    for (size_t i = 0; i < st->users.cap;) {
+        struct user_entry *e = slot_entry(st->users.slot[i]);
+        if (e && e->m.epoch != st->epoch &&
+            key_partition((struct eddy_str){e->key, e->key_len}) == partition)
+            evict_user(st, e);
+        else
+            i++;
     }
 }
 
@@ -1258,7 +1274,7 @@ struct user_state *state_user(struct eddy_state *st, int32_t partition, struct e
     struct user_entry *e = index_find(&st->users, key.ptr, key.len);
     if (e) {
         st->hits++;
-        cache_touch(st, &e->node);
+        cache_touch(st, &e->m, &st->stale_users);
         return &e->u;
     }
     st->misses++;
@@ -1272,7 +1288,7 @@ struct user_state *state_user(struct eddy_state *st, int32_t partition, struct e
     if (partition > st->max_partition)
         st->max_partition = partition;
     index_add(&st->users, e);
-    cache_link(st, &e->node, CACHE_USER, user_bytes(st, e));
+    cache_add(st, &e->m, user_bytes(st, e));
     cache_trim(st);
     return &e->u;
 }
@@ -1313,12 +1329,11 @@ struct user_state *state_user_find(struct eddy_state *st, struct eddy_str id)
 void state_user_dirty(struct eddy_state *st, struct user_state *u)
 {
     struct user_entry *e = (struct user_entry *)((char *)u - offsetof(struct user_entry, u));
-    cache_account(st, &e->node, user_bytes(st, e)); /* state_user_seen_add() may grow it */
-    if (e->dirty)
+    cache_account(st, &e->m, user_bytes(st, e)); /* state_user_seen_add() may grow it */
+    if (e->m.dirty)
         return;
-    e->dirty = true;
-    e->dirty_next = st->dirty_users;
-    st->dirty_users = e;
+    e->m.dirty = true;
+    dirty_users_push(st, e);
     st->n_dirty++;
     st->dirty_bytes += user_value_size(st->dim, u->n_seen) + e->key_len;
 }
@@ -1486,7 +1501,8 @@ static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_s
 static void campaign_insert(struct eddy_state *st, struct campaign_entry *e)
 {
     HASH_ADD_KEYPTR(hh, st->campaigns, e->key, e->key_len, e);
-    cache_link(st, &e->node, CACHE_CAMPAIGN, campaign_bytes(e));
+    campaign_link(st, e);
+    cache_add(st, &e->m, campaign_bytes(e));
     st->campaigns_sorted = false;
 }
 
@@ -1498,7 +1514,7 @@ struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
     HASH_FIND(hh, st->campaigns, key.ptr, key.len, e);
     if (e) {
         st->hits++;
-        cache_touch(st, &e->node);
+        cache_touch(st, &e->m, &st->stale_campaigns);
     } else {
         st->misses++;
         e = campaign_load(st, key);
@@ -1512,7 +1528,7 @@ struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
         free(e->c.q);
         e->c.n_q = n_q;
         e->c.q = xcalloc((size_t)n_q * sizeof(double));
-        cache_account(st, &e->node, campaign_bytes(e));
+        cache_account(st, &e->m, campaign_bytes(e));
         state_campaign_dirty(st, &e->c);
     }
     cache_trim(st);
@@ -1523,9 +1539,9 @@ void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c)
 {
     struct campaign_entry *e =
         (struct campaign_entry *)((char *)c - offsetof(struct campaign_entry, c));
-    if (e->dirty)
+    if (e->m.dirty)
         return;
-    e->dirty = true;
+    e->m.dirty = true;
     e->dirty_next = st->dirty_campaigns;
     st->dirty_campaigns = e;
     st->n_dirty++;
@@ -1576,7 +1592,7 @@ void state_campaign_foreach(struct eddy_state *st,
     }
     /* Every campaign is handed out, so none may go while fn runs. */
     for (struct campaign_entry *e = st->campaigns; e; e = e->hh.next)
-        cache_touch(st, &e->node);
+        cache_touch(st, &e->m, &st->stale_campaigns);
     for (struct campaign_entry *e = st->campaigns; e; e = e->hh.next)
         fn(&e->c, ctx);
 }
@@ -1777,19 +1793,23 @@ static struct sort_rec sort_rec_of(struct user_entry *e)
     return (struct sort_rec){(uint32_t)key_partition(key), __builtin_bswap64(x), e};
 }
 
+/* The dirty users are kept as sort records, ready for the commit's sort:
+ * no link in every cached entry. */
+static void dirty_users_push(struct eddy_state *st, struct user_entry *e)
+{
+    if (st->n_dirty_users == st->sorted_cap) {
+        st->sorted_cap = st->sorted_cap ? 2 * st->sorted_cap : 1024;
+        st->sorted = xrealloc(st->sorted, st->sorted_cap * sizeof *st->sorted);
+    }
+    st->sorted[st->n_dirty_users++] = sort_rec_of(e);
+}
+
 /* Users go into the batch in key order: RocksDB's memtable then inserts
  * each next to the previous one instead of searching its skiplist from the
  * top, which makes a large checkpoint much faster. */
 static void batch_add_users(struct eddy_state *st)
 {
-    size_t n = 0;
-    for (struct user_entry *e = st->dirty_users; e; e = e->dirty_next) {
-        if (n == st->sorted_cap) {
-            st->sorted_cap = st->sorted_cap ? 2 * st->sorted_cap : 1024;
-            st->sorted = xrealloc(st->sorted, st->sorted_cap * sizeof *st->sorted);
-        }
-        st->sorted[n++] = sort_rec_of(e);
-    }
+    size_t n = st->n_dirty_users;
     if (n) /* sorted may still be NULL */
         qsort(st->sorted, n, sizeof *st->sorted, user_key_cmp);
     for (size_t i = 0; i < n; i++) {
@@ -1822,24 +1842,22 @@ static void batch_add_dirty(struct eddy_state *st)
 
 static void clear_dirty(struct eddy_state *st)
 {
-    struct user_entry *u, *un;
-    for (u = st->dirty_users; u; u = un) {
-        un = u->dirty_next;
-        cache_account(st, &u->node, user_bytes(st, u)); /* seen rows added since marked */
-        u->dirty = false;
-        u->dirty_next = NULL;
+    for (size_t i = 0; i < st->n_dirty_users; i++) {
+        struct user_entry *u = st->sorted[i].e;
+        cache_account(st, &u->m, user_bytes(st, u)); /* seen rows added since marked */
+        u->m.dirty = false;
     }
     struct campaign_entry *c, *cn;
     for (c = st->dirty_campaigns; c; c = cn) {
         cn = c->dirty_next;
-        c->dirty = false;
+        c->m.dirty = false;
         c->dirty_next = NULL;
     }
     for (uint32_t i = 0; i < st->n_dirty_rows; i++)
         st->item_by_row[st->dirty_rows[i]]->dirty = false;
     for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
         e->dirty = false;
-    st->dirty_users = NULL;
+    st->n_dirty_users = 0;
     st->dirty_campaigns = NULL;
     st->n_dirty_rows = 0;
     st->model_dirty = false;
@@ -1901,7 +1919,7 @@ int state_commit(struct eddy_state *st, char *err, size_t errlen)
 bool state_commit_due(const struct eddy_state *st)
 {
     return st->dirty_bytes >= st->dirty_limit ||
-           (st->cache_bytes > st->cache_limit && st->n_stale == 0);
+           (st->cache_bytes > st->cache_limit && st->stale_users + st->stale_campaigns == 0);
 }
 
 void state_stats(struct eddy_state *st, struct state_stats *out)
