@@ -53,7 +53,8 @@ TEST_OBJS_test_inspect    = state/inspect.o state/state.o
 TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
 TEST_OBJS_test_prequential = backtest/prequential.o
 TEST_OBJS_test_auction    = backtest/auction.o
-TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o
+TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o \
+                            pipeline/log.o
 TEST_OBJS_test_chain      = pipeline/chain.o pipeline/config.o operators/embeddings.o \
                             operators/recommend.o operators/blas.o operators/budget.o state/state.o
 

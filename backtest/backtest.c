@@ -12,6 +12,7 @@
 #include "backtest/prequential.h"
 #include "operators/budget.h"
 #include "operators/recommend.h"
+#include "pipeline/log.h"
 #include "state/state.h"
 
 #define MAX_FRACTIONS 16
@@ -405,10 +406,8 @@ static void print_campaigns(struct backtest *b)
     for (struct camp *c = b->camps; c; c = c->hh.next) {
         const struct bid_result *r = &c->r;
         char ran_out[32] = "never";
-        if (r->first_exhausted_ms >= 0) {
-            time_t t = (time_t)(r->first_exhausted_ms / 1000);
-            strftime(ran_out, sizeof ran_out, "%Y-%m-%d %H:%M:%S", gmtime(&t));
-        }
+        if (r->first_exhausted_ms >= 0)
+            fmt_utc(ran_out, sizeof ran_out, r->first_exhausted_ms, "%Y-%m-%d %H:%M:%S");
         printf("  %-14s %9" PRIu64 " %6.1f%% %7" PRIu64 " %10.2f %6.1f%% %8.2f  %s\n", c->id,
                r->auctions, r->auctions ? 100.0 * (double)r->wins / (double)r->auctions : 0.0,
                r->clicks, (double)r->spend_micros / 1e6,

@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 
+#include "pipeline/log.h"
+
 /* ---------------------------------------------------------------- shared */
 
 static void set_err(char *err, size_t errlen, const char *fmt, const char *path, int e)
@@ -382,23 +384,6 @@ static void money(FILE *f, int64_t micros)
     fprintf(f, "%.2f", (double)micros / 1e6);
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
-
-/* Event time ms as UTC with strftime format fmt; raw ms if out of range. */
-static void fmt_time(char *buf, size_t len, int64_t ms, const char *fmt)
-{
-    time_t t = (time_t)floor_div(ms, 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(buf, len, fmt, &tm) == 0)
-        snprintf(buf, len, "%lld ms", (long long)ms);
-}
-
 static const char *const STYLE =
     "body{font-family:sans-serif;margin:2em;color:#222;max-width:1100px}"
     "table{border-collapse:collapse;margin:0.5em 0 1em}"
@@ -574,7 +559,7 @@ static void svg_line_chart(FILE *f, const char *title, enum svg_xkind xk, const 
             double v = ticks == 1 ? xmin : xmin + span * t / (ticks - 1);
             double px = ticks == 1 ? (PL + PR) / 2.0 : PL + (PR - PL) * t / (ticks - 1);
             char buf[64];
-            fmt_time(buf, sizeof buf, (int64_t)llround(v), fmt);
+            fmt_utc(buf, sizeof buf, (int64_t)llround(v), fmt);
             /* The last label ends at its tick, so a long date is not cut. */
             const char *anchor = ticks > 1 && t == ticks - 1 ? "end" : "middle";
             fprintf(f,
@@ -693,8 +678,63 @@ static void ran_out(FILE *f, int64_t ms)
         return;
     }
     char buf[64];
-    fmt_time(buf, sizeof buf, ms, "%Y-%m-%d %H:%M:%S UTC");
+    fmt_utc(buf, sizeof buf, ms, "%Y-%m-%d %H:%M:%S UTC");
     esc(f, buf);
+}
+
+/* A campaign's cumulative spend against its even plan, over event time. */
+static int spend_chart(FILE *f, const struct report_campaign *c)
+{
+    size_t n = c->points ? c->n_points : 0;
+    if (n == 0) {
+        fprintf(f, "<p class=\"none\">No spend was recorded for this campaign.</p>\n");
+        return 0;
+    }
+    double *x = chart_columns(n, 3);
+    if (!x)
+        return -1;
+    double *ys = x + n, *yp = x + 2 * n;
+    for (size_t j = 0; j < n; j++) {
+        x[j] = (double)c->points[j].t_ms;
+        ys[j] = (double)c->points[j].spent_micros / 1e6;
+        yp[j] = (double)c->points[j].plan_micros / 1e6;
+    }
+    struct svg_series ser[2] = {
+        {"spent", C_EDDY, ys, false},
+        {"even plan", C_PLAN, yp, true},
+    };
+    svg_line_chart(f, "cumulative spend vs plan", SVG_X_TIME, x, NULL, n, ser, 2);
+    free(x);
+    return 0;
+}
+
+/* Spend per slot, summed over periods, with bars against the even plan. */
+static void slot_table(FILE *f, const struct bid_result *b)
+{
+    int slots = clamp_slots(b->slots);
+    if (slots <= 0)
+        return;
+    double plan = slot_plan(b);
+    double mx = plan;
+    for (int k = 0; k < slots; k++)
+        if ((double)b->slot_spend_micros[k] > mx)
+            mx = (double)b->slot_spend_micros[k];
+    fprintf(f, "<details><summary>spend per slot, summed over periods, against the "
+               "even plan</summary>\n");
+    fprintf(f, "<table>\n<tr><th>slot</th><th>spend</th><th>even plan</th>"
+               "<th class=\"l\">spend (blue) vs plan (grey)</th></tr>\n");
+    for (int k = 0; k < slots; k++) {
+        double sp = (double)b->slot_spend_micros[k];
+        fprintf(f, "<tr><td>%d</td><td>", k);
+        money(f, b->slot_spend_micros[k]);
+        fprintf(f,
+                "</td><td>%.2f</td><td class=\"l\"><span class=\"bar\" "
+                "style=\"width:%.0fpx\"></span><br><span class=\"plan\" "
+                "style=\"width:%.0fpx\"></span></td></tr>\n",
+                fin(plan / 1e6), mx > 0 ? fin(200.0 * (sp > 0 ? sp : 0) / mx) : 0.0,
+                mx > 0 ? fin(200.0 * (plan > 0 ? plan : 0) / mx) : 0.0);
+    }
+    fprintf(f, "</table>\n</details>\n");
 }
 
 static int campaign_section(FILE *f, const struct report *r)
@@ -738,54 +778,12 @@ static int campaign_section(FILE *f, const struct report *r)
 
     for (size_t i = 0; i < nc; i++) {
         const struct report_campaign *c = &r->campaigns[i];
-        const struct bid_result *b = &c->eddy;
         fprintf(f, "<h3>Campaign ");
         esc(f, c->id);
         fprintf(f, "</h3>\n");
-        size_t n = c->points ? c->n_points : 0;
-        if (n == 0) {
-            fprintf(f, "<p class=\"none\">No spend was recorded for this campaign.</p>\n");
-        } else {
-            double *x = chart_columns(n, 3);
-            if (!x)
-                return -1;
-            double *ys = x + n, *yp = x + 2 * n;
-            for (size_t j = 0; j < n; j++) {
-                x[j] = (double)c->points[j].t_ms;
-                ys[j] = (double)c->points[j].spent_micros / 1e6;
-                yp[j] = (double)c->points[j].plan_micros / 1e6;
-            }
-            struct svg_series ser[2] = {
-                {"spent", C_EDDY, ys, false},
-                {"even plan", C_PLAN, yp, true},
-            };
-            svg_line_chart(f, "cumulative spend vs plan", SVG_X_TIME, x, NULL, n, ser, 2);
-            free(x);
-        }
-        int slots = clamp_slots(b->slots);
-        if (slots > 0) {
-            double plan = slot_plan(b);
-            double mx = plan;
-            for (int k = 0; k < slots; k++)
-                if ((double)b->slot_spend_micros[k] > mx)
-                    mx = (double)b->slot_spend_micros[k];
-            fprintf(f, "<details><summary>spend per slot, summed over periods, against the "
-                       "even plan</summary>\n");
-            fprintf(f, "<table>\n<tr><th>slot</th><th>spend</th><th>even plan</th>"
-                       "<th class=\"l\">spend (blue) vs plan (grey)</th></tr>\n");
-            for (int k = 0; k < slots; k++) {
-                double sp = (double)b->slot_spend_micros[k];
-                fprintf(f, "<tr><td>%d</td><td>", k);
-                money(f, b->slot_spend_micros[k]);
-                fprintf(f,
-                        "</td><td>%.2f</td><td class=\"l\"><span class=\"bar\" "
-                        "style=\"width:%.0fpx\"></span><br><span class=\"plan\" "
-                        "style=\"width:%.0fpx\"></span></td></tr>\n",
-                        fin(plan / 1e6), mx > 0 ? fin(200.0 * (sp > 0 ? sp : 0) / mx) : 0.0,
-                        mx > 0 ? fin(200.0 * (plan > 0 ? plan : 0) / mx) : 0.0);
-            }
-            fprintf(f, "</table>\n</details>\n");
-        }
+        if (spend_chart(f, c))
+            return -1;
+        slot_table(f, &c->eddy);
     }
     return 0;
 }

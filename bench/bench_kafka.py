@@ -61,17 +61,24 @@ def timed_producer(broker, eddy, done):
     return N / secs
 
 
+def kcat_group(broker, group, args, stdout):
+    """Starts kcat consuming from the beginning in a group; returns once the
+    group has assigned it its partitions."""
+    p = subprocess.Popen(["kcat", "-b", broker.bootstrap, "-G", group, "-o", "beginning", *args],
+                         stdout=stdout, stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:
+        if "assigned" in line:
+            break
+    threading.Thread(target=p.stderr.read, daemon=True).start()
+    return p
+
+
 def bare(harness, eddy):
     broker = harness.Broker(partitions=2)
     try:
-        p = subprocess.Popen(["kcat", "-b", broker.bootstrap, "-G", "bench-bare", "-o",
-                              "beginning", "-c", str(N + 5), "-f", "x",
-                              "clicks", "ad-events", "campaigns"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for line in p.stderr:  # wait for the group's assignment
-            if "assigned" in line:
-                break
-        threading.Thread(target=p.stderr.read, daemon=True).start()
+        p = kcat_group(broker, "bench-bare",
+                       ["-c", str(N + 5), "-f", "x", "clicks", "ad-events", "campaigns"],
+                       subprocess.DEVNULL)
         return timed_producer(broker, eddy, lambda: p.poll() is not None)
     finally:
         broker.stop()
@@ -141,14 +148,9 @@ def start_collector(broker, path):
     """kcat in a group reads the output topics into path as `topic
     timestamp size` lines, each followed by the value (kcat, not Python,
     to keep the collector's CPU off a 2-core machine's scale)."""
-    p = subprocess.Popen(["kcat", "-b", broker.bootstrap, "-G", "bench-latency", "-o", "beginning",
-                          "-f", "%t %T %S\\n%s", "recommendations", "budget-decisions"],
-                         stdout=open(path, "wb"), stderr=subprocess.PIPE, text=True)
-    for line in p.stderr:  # wait for the group's assignment
-        if "assigned" in line:
-            break
-    threading.Thread(target=p.stderr.read, daemon=True).start()
-    return p
+    with open(path, "wb") as out:
+        return kcat_group(broker, "bench-latency",
+                          ["-f", "%t %T %S\\n%s", "recommendations", "budget-decisions"], out)
 
 
 def read_collected(path):

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "pipeline/import.h"
+#include "pipeline/log.h"
 
 static const char usage_import[] =
     "usage: eddy import movielens RATINGS.csv -o DIR [--skip-bad] [--codec C]\n"
@@ -104,13 +105,6 @@ static int bad_value(const char *opt, const char *value)
     return 2;
 }
 
-static void iso_time(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&s, &tm));
-}
-
 /* One line of counts: rows read, records per type, event-time range. */
 static void report(const char *fmt, const char *in, const char *dir, const struct import_counts *c,
                    double secs)
@@ -121,8 +115,8 @@ static void report(const char *fmt, const char *in, const char *dir, const struc
     char first[32] = "-", last[32] = "-";
 
     if (c->records) {
-        iso_time(c->first_ms, first, sizeof first);
-        iso_time(c->last_ms, last, sizeof last);
+        fmt_utc(first, sizeof first, c->first_ms, "%Y-%m-%dT%H:%M:%SZ");
+        fmt_utc(last, sizeof last, c->last_ms, "%Y-%m-%dT%H:%M:%SZ");
     }
     printf("eddy import %s: %s: %" PRIu64 " rows -> %" PRIu64 " %s in %s/%s (", fmt, in, c->rows,
            c->records, ads ? "AdEvents" : "ClickEvents", dir, ads ? "ad-events.avro" : "clicks.avro");

@@ -6,6 +6,14 @@
 
 enum log_level log_threshold = LOG_INFO;
 
+void fmt_utc(char *buf, size_t len, int64_t ms, const char *fmt)
+{
+    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0)); /* floor: times before 1970 too */
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, len, fmt, &tm) == 0)
+        snprintf(buf, len, "%lld ms", (long long)ms);
+}
+
 void eddy_log(enum log_level level, const char *fmt, ...)
 {
     static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};

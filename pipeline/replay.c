@@ -233,14 +233,13 @@ static int resume_point(struct replay *r, struct out_mark marks[N_OUT], char *er
 
 /* ---- progress ----------------------------------------------------------- */
 
+/* An event time for the progress line and the report; "-" before any. */
 static void fmt_time(char *buf, size_t len, int64_t ms)
 {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms == INT64_MIN || !gmtime_r(&s, &tm))
+    if (ms == INT64_MIN)
         snprintf(buf, len, "-");
     else
-        strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+        fmt_utc(buf, len, ms, "%Y-%m-%d %H:%M:%S");
 }
 
 /* How much of this run's input is done, 0..1; -1 when unknown. (A resumed
