@@ -57,6 +57,7 @@ TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/preque
                             pipeline/log.o
 TEST_OBJS_test_chain      = pipeline/chain.o pipeline/config.o operators/embeddings.o \
                             operators/recommend.o operators/blas.o operators/budget.o state/state.o
+TEST_OBJS_test_mockctl    = pipeline/mockctl.o
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
@@ -96,6 +97,7 @@ test: deps
 	@if command -v docker-compose >/dev/null; then \
 	    docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
 	else echo "docker-compose not installed: skipping docker-compose.yml check"; fi
+	@$(MAKE) --no-print-directory fuzz-short
 
 demo: deps
 	$(MAKE) --no-print-directory $(B)/eddy
@@ -115,5 +117,8 @@ bench: deps
 
 clean:
 	rm -rf build
+
+include tests/fuzz/fuzz.mk
+include tests/soak/soak.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -211,6 +211,19 @@ static void by_id(struct api_ctx *api, struct eddy_str raw, id_route route,
     free(id);
 }
 
+/* A health probe: 200 "ok", or 503 with the reason. No check set: ok. */
+static void probe(struct api_ctx *api, bool (*check)(void *, char *, size_t),
+                  struct http_response *r)
+{
+    char why[512];
+    if (!check || check(api->health_ctx, why, sizeof why - 1)) {
+        set_text(r, 200, "ok\n");
+        return;
+    }
+    strcat(why, "\n");
+    set_text(r, 503, why);
+}
+
 void api_handle(void *api_ctx, const char *method, const char *path, struct http_response *resp)
 {
     (void)method; /* the server lets only GET and HEAD through */
@@ -224,7 +237,11 @@ void api_handle(void *api_ctx, const char *method, const char *path, struct http
         }
         *resp = (struct http_response){200, "text/plain; version=0.0.4", text, strlen(text)};
     } else if (!strcmp(path, "/healthz")) {
-        set_text(resp, api->healthy ? 200 : 503, api->healthy ? "ok\n" : "unhealthy\n");
+        probe(api, api->live, resp);
+    } else if (!strcmp(path, "/readyz")) {
+        probe(api, api->ready, resp);
+    } else if (!api->st && (route_id(path, USERS, RECS, &raw) || route_id(path, CAMPAIGNS, "", &raw))) {
+        set_text(resp, 503, "the state is not open yet\n");
     } else if (route_id(path, USERS, RECS, &raw)) {
         by_id(api, raw, user_recommendations, resp);
     } else if (route_id(path, CAMPAIGNS, "", &raw)) {

@@ -1,12 +1,14 @@
 /* api.h: eddy's HTTP routes.
  *   GET /metrics                       Prometheus text
- *   GET /healthz                       200 "ok" while the pipeline runs
+ *   GET /healthz                       liveness: 200 "ok", or 503 and the reason
+ *   GET /readyz                        readiness: 200 "ok", or 503 and the reason
  *   GET /users/{id}/recommendations    JSON, scored from live state
  *   GET /campaigns/{id}                JSON ledger and current decision */
 #ifndef EDDY_API_H
 #define EDDY_API_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "pipeline/http.h"
 
@@ -14,10 +16,13 @@ struct eddy_state;
 struct eddy_metrics;
 
 struct api_ctx {
-    struct eddy_state *st;
+    struct eddy_state *st;           /* NULL until the state is open */
     struct eddy_metrics *metrics;
     int k;
-    bool healthy;
+    /* Liveness and readiness: true, or false with the reason written. */
+    bool (*live)(void *health_ctx, char *why, size_t n);
+    bool (*ready)(void *health_ctx, char *why, size_t n);
+    void *health_ctx;
 };
 
 void api_handle(void *api_ctx, const char *method, const char *path,

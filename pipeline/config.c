@@ -40,6 +40,7 @@ static bool set_u64(const struct key_def *, void *, const char *, char *, size_t
 static bool set_float(const struct key_def *, void *, const char *, char *, size_t);
 static bool set_double(const struct key_def *, void *, const char *, char *, size_t);
 static bool set_multipliers(const struct key_def *, void *, const char *, char *, size_t);
+static bool set_offset_reset(const struct key_def *, void *, const char *, char *, size_t);
 
 static const struct {
     const char *name, *desc;
@@ -47,7 +48,7 @@ static const struct {
     {"kafka", "Kafka connection. Any other key starting \"kafka.\" goes to librdkafka\n"
               "with the prefix stripped, for example:\n"
               "  kafka.security.protocol = SASL_SSL\n"
-              "  kafka.auto.offset.reset = latest"},
+              "  kafka.socket.timeout.ms = 30000"},
     {"topics", "Topic names."},
     {"schemas", "Avro schemas of the records on the topics."},
     {"state", "Durable state (RocksDB)."},
@@ -61,8 +62,9 @@ static const struct {
     {"embeddings", "Online matrix factorisation of click events."},
     {"recommend", "Top-K recommendations."},
     {"bidding", "Budget pacing by Q-learning (see docs/budget.md)."},
-    {"http", "The HTTP endpoint: /metrics, /healthz, /users/{id}/recommendations,\n"
-             "/campaigns/{id}."},
+    {"http", "The HTTP endpoint: /metrics, /healthz, /readyz,\n"
+             "/users/{id}/recommendations, /campaigns/{id}."},
+    {"health", "What /healthz (liveness) and /readyz (readiness) report."},
 };
 
 #define INF INFINITY
@@ -71,6 +73,14 @@ static const struct key_def keys[] = {
      "Brokers to bootstrap from: host:port, comma separated"},
     {"kafka", "group.id", set_name, "eddy", OFF(group_id), 0, 0,
      "Consumer group: eddy processes in one group share the input partitions"},
+    {"kafka", "offset.reset", set_offset_reset, "fail", OFF(offset_reset_earliest), 0, 0,
+     "A stored offset outside a partition's log: fail (stop with an error) or earliest "
+     "(resume at the log start, counting the records skipped)"},
+    {"kafka", "shutdown.timeout.ms", set_i64, "10000", OFF(shutdown_timeout_ms), 0, INF,
+     "Longest a shutdown waits for outputs to be delivered and the group to be left, in ms"},
+    {"kafka", "dlq.max.bytes", set_i64, "524288", OFF(dlq_max_bytes), 1024, INF,
+     "A dead letter larger than this is truncated to it (headers keep the original "
+     "size); keep it below the producer's message.max.bytes"},
 
     {"topics", "clicks", set_name, "clicks", OFF(topic_clicks), 0, 0,
      "Input: ClickEvent records"},
@@ -149,6 +159,19 @@ static const struct key_def keys[] = {
 
     {"http", "listen", set_str, "127.0.0.1:9464", OFF(http_listen), 0, 0,
      "host:port to serve on ([::1]:9464 for IPv6); empty disables the endpoint"},
+    {"http", "max.connections", set_int, "1024", OFF(http_max_connections), 1, 65536,
+     "Open connections; past it the longest idle one is closed, and if none is idle "
+     "the client gets 503 (health and metrics have a small reserve)"},
+    {"http", "idle.timeout.ms", set_i64, "60000", OFF(http_idle_timeout_ms), 100, INF,
+     "A keep-alive connection idle this long is closed, in ms"},
+
+    {"health", "broker.timeout.ms", set_i64, "30000", OFF(broker_timeout_ms), 0, INF,
+     "/readyz fails once no broker has been reachable for this long, in ms"},
+    {"health", "stall.timeout.ms", set_i64, "60000", OFF(stall_timeout_ms), 0, INF,
+     "/readyz fails once there is consumer lag but no record was processed for this "
+     "long, in ms"},
+    {"health", "loop.stall.ms", set_i64, "10000", OFF(loop_stall_ms), 100, INF,
+     "/healthz fails once the event loop's 100 ms tick is this late, in ms"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
@@ -170,6 +193,18 @@ static bool out_of_range(const struct key_def *k, double v, char *why, size_t n)
     char range[64];
     range_text(k, range, sizeof range);
     snprintf(why, n, "must be %s", range);
+    return true;
+}
+
+static bool set_offset_reset(const struct key_def *k, void *field, const char *value,
+                             char *why, size_t n)
+{
+    (void)k;
+    if (strcmp(value, "fail") && strcmp(value, "earliest")) {
+        snprintf(why, n, "must be fail or earliest");
+        return false;
+    }
+    *(bool *)field = !strcmp(value, "earliest");
     return true;
 }
 
@@ -389,6 +424,11 @@ static bool pass_set(struct eddy_config *cfg, const char *key, const char *value
         snprintf(msg, n, "is eddy's own key: set [kafka] %s instead", key);
         return false;
     }
+    /* librdkafka's reset would jump over records without a trace. */
+    if (!strcmp(key, "auto.offset.reset")) {
+        snprintf(msg, n, "is set by eddy: use [kafka] offset.reset (fail or earliest)");
+        return false;
+    }
     struct kv *p = pass_find(cfg, key);
     if (p && !replace) {
         snprintf(msg, n, "is set more than once");
@@ -425,6 +465,7 @@ struct file_ctx {
     int line;               /* of the line read last: inih does not tell handlers */
     int set_line[N_KEYS];   /* where each key was set, 0 if not yet */
     int err_line;           /* of the first error, 0 if none */
+    int read_errno;         /* of a failed read, 0 if none */
     char *err;
     size_t errlen;
 };
@@ -477,8 +518,17 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 static char *read_line(char *buf, int size, void *user)
 {
     struct file_ctx *c = user;
-    if (c->err_line || !fgets(buf, size, c->f))
+    if (c->err_line)
         return NULL;
+    errno = 0;
+    if (!fgets(buf, size, c->f)) {
+        /* fgets says NULL for a read error as for the end: a directory
+         * (which fopen opens, read() then fails with EISDIR) or an I/O error
+         * would otherwise read as an empty file, i.e. all defaults. */
+        if (ferror(c->f))
+            c->read_errno = errno ? errno : EIO;
+        return NULL;
+    }
     c->line++;
     size_t len = strlen(buf);
     if (len + 1 < (size_t)size || buf[len - 1] == '\n')
@@ -502,6 +552,10 @@ static int load_file(struct eddy_config *cfg, const char *path, char *err, size_
     }
     int rc = ini_parse_stream(read_line, &c, on_ini_value, &c);
     fclose(c.f);
+    if (c.read_errno) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(c.read_errno));
+        return -1;
+    }
     /* rc is the first line inih found wrong, ours included. */
     if (rc > 0 && (!c.err_line || rc < c.err_line)) {
         snprintf(err, errlen, "%s:%d: syntax error: expected [section] or key = value", path,

@@ -5,6 +5,7 @@
 #ifndef EDDY_CONFIG_H
 #define EDDY_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -21,6 +22,9 @@ struct eddy_config {
     /* [kafka] */
     char *bootstrap_servers;
     char *group_id;
+    bool offset_reset_earliest; /* offset.reset: earliest (accept a gap) or fail */
+    int64_t shutdown_timeout_ms;
+    int64_t dlq_max_bytes;    /* a dead letter's key + value are truncated to this */
     struct kv *kafka_props;   /* kafka.* keys, prefix stripped, passed to librdkafka */
     size_t n_kafka_props;
     /* [topics] */
@@ -42,6 +46,12 @@ struct eddy_config {
     struct bid_params bid;
     /* [http] */
     char *http_listen;        /* host:port; empty disables the endpoint */
+    int http_max_connections;
+    int64_t http_idle_timeout_ms;
+    /* [health] */
+    int64_t broker_timeout_ms; /* readiness: brokers unreachable this long */
+    int64_t stall_timeout_ms;  /* readiness: lag with no progress this long */
+    int64_t loop_stall_ms;     /* liveness: the event loop late by this much */
 };
 
 /* Fills cfg with defaults, then the file (if path is non-NULL), then the

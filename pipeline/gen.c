@@ -359,7 +359,7 @@ int gen_to_kafka(const struct gen_options *o, const struct eddy_config *cfg,
     struct eddy_codec *codec = NULL;
     struct codec_options co = {.registry_url = cfg->registry_url[0] ? cfg->registry_url : NULL};
     struct gen *g = gen_new(o);
-    rd_kafka_t *rk = kafka_producer_new(cfg, on_delivery, &dc, err, sizeof err);
+    rd_kafka_t *rk = kafka_producer_new(cfg, on_delivery, NULL, &dc, err, sizeof err);
     int rc = -1;
     if (!rk || codec_new(&co, &codec, err, sizeof err)) {
         log_error("gen: %s", err);

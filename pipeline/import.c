@@ -203,7 +203,8 @@ static int write_clicks(struct rows *r, const char *dir, const char *up, const c
     if (out_path(dir, "clicks.avro", path, err, errlen) ||
         eventlog_writer_new(path, REC_CLICK, o->codec, &w, err, errlen))
         return -1;
-    qsort(r->v, r->n, sizeof *r->v, row_cmp);
+    if (r->n) /* no rows: r->v is NULL, which qsort must not be given */
+        qsort(r->v, r->n, sizeof *r->v, row_cmp);
     for (size_t i = 0; i < r->n; i++) {
         const struct row *x = &r->v[i];
         snprintf(user, sizeof user, "%s%" PRIu64, up, x->user);

@@ -1,5 +1,6 @@
 #include "pipeline/kafka.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,23 +41,43 @@ fail:
 
 rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
                                void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
-                               void *opaque, char *err, size_t errlen)
+                               kafka_stats_cb *stats_cb, void *opaque, char *err, size_t errlen)
 {
     static const char *const defaults[][2] = {
         {"enable.idempotence", "true"},
         {"linger.ms", "5"},
+        {"statistics.interval.ms", "1000"}, /* the last: only with a stats_cb */
     };
-    rd_kafka_conf_t *conf =
-        kafka_conf_new(cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);
+    size_t n_defaults = sizeof defaults / sizeof defaults[0] - !stats_cb;
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, defaults, n_defaults, err, errlen);
     if (!conf)
         return NULL;
     if (dr_cb)
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    if (stats_cb)
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
     if (!rk)
         rd_kafka_conf_destroy(conf); /* rd_kafka_new takes ownership only on success */
     return rk;
+}
+
+int kafka_stats_brokers_up(const char *json, size_t len)
+{
+    json_t *root = json_loadb(json, len, 0, NULL);
+    json_t *brokers = json_object_get(root, "brokers");
+    if (!json_is_object(brokers)) {
+        json_decref(root);
+        return -1;
+    }
+    int up = 0;
+    const char *name;
+    json_t *b;
+    json_object_foreach(brokers, name, b)
+        up += !strcmp(json_string_value(json_object_get(b, "state")) ?: "", "UP");
+    json_decref(root);
+    return up;
 }
 
 int kafka_mock_new(struct kafka_mock *m, const struct eddy_config *cfg, int brokers,

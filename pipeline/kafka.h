@@ -17,11 +17,18 @@ rd_kafka_conf_t *kafka_conf_new(const struct eddy_config *cfg, const char *const
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                    char *err, size_t errlen);
 
+typedef int kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
+
 /* The producer eddy (and `eddy gen`) writes with: idempotent, small
- * linger. opaque is passed to the delivery report callback. */
+ * linger. opaque is passed to the callbacks; stats_cb (optional) gets
+ * librdkafka's statistics every second. */
 rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
                                void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
-                               void *opaque, char *err, size_t errlen);
+                               kafka_stats_cb *stats_cb, void *opaque, char *err, size_t errlen);
+
+/* Brokers in state UP in a librdkafka statistics document, or -1 if it
+ * does not parse. */
+int kafka_stats_brokers_up(const char *json, size_t len);
 
 /* An in-process mock cluster with eddy's topics created. Caller frees with
  * kafka_mock_free(). */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "operators/blas.h"
 #include "pipeline/cmd_import.h"
@@ -15,6 +16,7 @@
 #include "pipeline/gen.h"
 #include "pipeline/kafka.h"
 #include "pipeline/log.h"
+#include "pipeline/mockctl.h"
 #include "pipeline/runtime.h"
 
 #define EDDY_VERSION "0.1.0"
@@ -62,9 +64,29 @@ static const char usage_broker[] =
     "per partition and loses everything when it exits.\n"
     "\n"
     "  -c, --config FILE    configuration file (topic names)\n"
-    "      --brokers N      number of brokers (default 1)\n"
+    "      --brokers N      number of brokers, ids 1..N (default 1)\n"
     "      --partitions N   partitions per topic (default 4; campaigns has 1)\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n"
+    "Fault injection: unless stdin is a terminal, commands are read from it, one\n"
+    "a line, and each is answered with one line on stdout, \"ok\" or\n"
+    "\"error: WHY\". End of stdin does not stop the broker; only a signal does.\n"
+    "  down B | up B                take broker B down (connections refused) / up\n"
+    "  rtt B MS                     delay broker B's responses by MS ms (0: none)\n"
+    "  errors API COUNT ERR [B]     the next COUNT API requests (to broker B, or\n"
+    "                               to any) fail with Kafka error ERR. API: produce,\n"
+    "                               fetch, listoffsets, metadata, commit, offsetfetch,\n"
+    "                               findcoordinator, joingroup, heartbeat, leavegroup,\n"
+    "                               syncgroup, initproducerid. ERR: a name such as\n"
+    "                               NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT,\n"
+    "                               BROKER_NOT_AVAILABLE, LEADER_NOT_AVAILABLE,\n"
+    "                               NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,\n"
+    "                               UNKNOWN_TOPIC_OR_PART, MSG_SIZE_TOO_LARGE\n"
+    "  leader TOPIC P|* B           make B the leader of partition P (* = all)\n"
+    "  coordinator group GROUP B    make B the coordinator of consumer group GROUP\n"
+    "  produce TOPIC P COUNT SIZE   append COUNT records of SIZE random bytes to\n"
+    "                               partition P (pushes its log start forward)\n"
+    "An empty line or a # comment is answered \"ok\". See docs/reliability.md.\n";
 
 static const char usage_gen[] =
     "usage: eddy gen [-c FILE] [-b SERVERS] [OPTIONS]\n"
@@ -223,7 +245,16 @@ static int cmd_broker(int argc, char **argv)
     }
     printf("bootstrap.servers=%s\n", kafka_mock_bootstraps(&mock));
     fflush(stdout);
+    /* The fault-injection channel (mockctl.h). Not on a terminal, so that an
+     * interactive `eddy broker &` does not compete with the shell for input.
+     * A reader gone from stdout must not kill the cluster with SIGPIPE. */
+    struct mockctl_server *ctl = NULL;
+    signal(SIGPIPE, SIG_IGN);
+    if (!isatty(STDIN_FILENO) &&
+        mockctl_serve_start(&ctl, mock.cluster, STDIN_FILENO, stdout, err, sizeof err))
+        fprintf(stderr, "eddy broker: no fault injection: %s\n", err);
     wait_for_signal();
+    mockctl_serve_stop(ctl);
     kafka_mock_free(&mock);
     config_free(&cfg);
     return 0;

@@ -15,7 +15,11 @@ struct eddy_metrics {
     uint64_t events_in[IN_COUNT];
     uint64_t dlq[IN_COUNT];
     uint64_t recommendations_out, decisions_out;   /* delivered */
-    uint64_t produce_errors;
+    uint64_t produce_errors;                        /* outputs not delivered: eddy stops */
+    uint64_t outputs_unacked;                       /* waiting for the broker */
+    uint64_t dlq_truncated;
+    uint64_t offset_resets, offset_gap;             /* under offset.reset = earliest */
+    uint64_t http_connections, http_rejected, http_evicted;
     uint64_t rejected;                              /* decoded, but an operator could not apply it */
     uint64_t commits;
     int64_t consumer_lag;                           /* sum over assigned partitions, -1 unknown */

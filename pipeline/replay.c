@@ -415,7 +415,7 @@ static int start(struct replay *r, char *err, size_t errlen)
         return -1;
     r->resumed_at = r->position;
     if (r->o->to_kafka) {
-        r->producer = kafka_producer_new(cfg, on_delivery, r, err, errlen);
+        r->producer = kafka_producer_new(cfg, on_delivery, NULL, r, err, errlen);
         if (!r->producer)
             return -1;
     } else {
@@ -559,7 +559,7 @@ static int replay_speed(struct replay *r, char *err, size_t errlen)
     struct codec_options co = {0};
     if (codec_new(&co, &r->codec, err, errlen) ||
         logsource_open(r->o->logs, r->o->n_logs, &r->src, err, errlen) ||
-        !(r->producer = kafka_producer_new(r->cfg, on_delivery, r, err, errlen)))
+        !(r->producer = kafka_producer_new(r->cfg, on_delivery, NULL, r, err, errlen)))
         return -1;
     struct eddy_event ev;
     int rc;

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +22,12 @@
 
 #define BATCH_MAX 2048
 #define TICK_MS 100
-#define SHUTDOWN_FLUSH_MS 30000
 #define STANDBY_RETRY_MS 500
+#define SLICE_MS 20           /* of consuming before the loop serves HTTP and timers */
+/* Outputs waiting for acknowledgement past which consuming pauses: half of
+ * librdkafka's default queue.buffering.max.messages, so that a batch's
+ * outputs still fit and produce() rarely has to wait in place. */
+#define UNACKED_HIGH 50000
 
 /* Tag carried by each produced message to its delivery report. */
 enum out_kind { OUT_RECOMMENDATION = 1, OUT_DECISION, OUT_DLQ };
@@ -39,7 +45,6 @@ struct runtime {
     rd_kafka_topic_partition_list_t *assigned;  /* our current assignment */
     rd_kafka_topic_partition_list_t *to_commit; /* processed since last checkpoint */
     rd_kafka_topic_partition_list_t *writing;   /* in the state batch being written */
-    int64_t reset_offset; /* where a partition with no stored offset starts */
     struct eddy_codec *codec;
     struct eddy_state *st;
     struct http_server *http;
@@ -52,7 +57,22 @@ struct runtime {
     uint64_t since_checkpoint;        /* input records not yet checkpointed */
     uint64_t last_checkpoint_ms;      /* monotonic */
     uv_timer_t retry_open;            /* standby: waiting for the state's lock */
+    uv_idle_t resume;                 /* continues consuming that yielded to the loop */
+    uv_work_t open_work;              /* opens the state off the loop */
+    int open_rc;
+    char open_err[512];
+    bool standby;
     bool started, stopping;
+    bool checkpoint_waiting;          /* due, waiting for every output to be acknowledged */
+    bool no_checkpoint;               /* outputs or state failed: store nothing more */
+    bool consumer_closed;
+    uint64_t shutdown_deadline_ms;    /* monotonic */
+    /* Health (monotonic ms; 0: not so) */
+    uint64_t last_progress_ms;        /* a record was processed */
+    uint64_t last_tick_ms;
+    uint64_t loop_stalled_until_ms;   /* /healthz fails until then */
+    uint64_t brokers_down_since[2];   /* consumer, producer: none reachable since */
+    char state_error[512];            /* the state write that failed, for /healthz */
     int exit_code;
 };
 
@@ -70,11 +90,40 @@ static int64_t wall_ms(void)
 }
 
 static void begin_shutdown(struct runtime *rt, int exit_code);
+static void on_retry_open(uv_timer_t *t);
 
 /* ---- output ------------------------------------------------------------ */
 
-/* Produces one message; on a full local queue it serves delivery reports
- * and retries, which is eddy's back-pressure. Takes ownership of hdrs. */
+/* Outputs handed to librdkafka that the broker has not yet acknowledged (nor
+ * failed): a checkpoint may store input offsets only when this is zero. */
+static int outputs_unacked(const struct runtime *rt)
+{
+    return rt->producer ? rd_kafka_outq_len(rt->producer) : 0;
+}
+
+/* An output that cannot be delivered: its input must be processed again, so
+ * no checkpoint may be stored from now on, and eddy stops (check_failed()
+ * begins the shutdown from the loop, outside librdkafka's callbacks). */
+static void output_failed(struct runtime *rt, const char *topic, const char *why)
+{
+    rt->metrics.produce_errors++;
+    if (rt->no_checkpoint)
+        return; /* the first failure was logged; the count is in the metric */
+    rt->no_checkpoint = true;
+    log_error("output to %s failed: %s; stopping without a checkpoint (exit %d): a restart "
+              "reprocesses the input since the last checkpoint",
+              topic, why, RUNTIME_UNDELIVERED);
+}
+
+static void check_failed(struct runtime *rt)
+{
+    if (rt->no_checkpoint && !rt->stopping)
+        begin_shutdown(rt, rt->state_error[0] ? RUNTIME_ERROR : RUNTIME_UNDELIVERED);
+}
+
+/* Produces one message. A full local queue is waited out in place, serving
+ * delivery reports (consume_available() pauses long before that normally
+ * happens). Takes ownership of hdrs. */
 static void produce(struct runtime *rt, const char *topic, struct eddy_str key,
                     const void *value, size_t len, enum out_kind kind,
                     rd_kafka_headers_t *hdrs)
@@ -88,22 +137,19 @@ static void produce(struct runtime *rt, const char *topic, struct eddy_str key,
         {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hdrs},
     };
     size_t n = hdrs ? 6 : 5;
-    for (;;) {
+    while (!rt->no_checkpoint) {
         rd_kafka_error_t *error = rd_kafka_produceva(rt->producer, vu, n);
         if (!error)
-            return;
+            return; /* the headers belong to the message now */
         rd_kafka_resp_err_t code = rd_kafka_error_code(error);
-        if (code != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            log_error("produce to %s failed: %s", topic, rd_kafka_error_string(error));
-            rd_kafka_error_destroy(error);
-            rt->metrics.produce_errors++;
-            if (hdrs)
-                rd_kafka_headers_destroy(hdrs);
-            return;
-        }
+        if (code != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            output_failed(rt, topic, rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
-        rd_kafka_poll(rt->producer, 50);
+        if (code == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rt->producer, 50);
     }
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
 }
 
 static void emit_encoded(struct runtime *rt, enum eddy_record_type type, const void *record,
@@ -113,8 +159,7 @@ static void emit_encoded(struct runtime *rt, enum eddy_record_type type, const v
     size_t len;
     char err[256];
     if (codec_encode(rt->codec, type, record, &buf, &len, err, sizeof err)) {
-        log_error("cannot encode output for %s: %s", topic, err);
-        rt->metrics.produce_errors++;
+        output_failed(rt, topic, err);
         return;
     }
     produce(rt, topic, key, buf, len, kind, NULL);
@@ -145,20 +190,38 @@ static void on_rejected(void *ctx, const char *op, const char *reason)
     log_warn("%s: ignored a record: %s", op, reason);
 }
 
+static void add_header_num(rd_kafka_headers_t *h, const char *name, long long v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%lld", v);
+    rd_kafka_header_add(h, name, -1, text, -1);
+}
+
+/* The record goes byte for byte with its key, unless the two exceed
+ * [kafka] dlq.max.bytes, which the broker would refuse: then the key keeps
+ * at most a quarter of the room, the value the rest, and headers give the
+ * original sizes. Either way the source's coordinates are in the headers. */
 static void send_to_dlq(struct runtime *rt, const rd_kafka_message_t *m, const char *reason)
 {
-    char partition[16], offset[24];
-    snprintf(partition, sizeof partition, "%d", (int)m->partition);
-    snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    size_t max = (size_t)rt->cfg->dlq_max_bytes, key_len = m->key_len, len = m->len;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(7);
     rd_kafka_header_add(h, "eddy.reason", -1, reason, -1);
     rd_kafka_header_add(h, "eddy.source.topic", -1, rd_kafka_topic_name(m->rkt), -1);
-    rd_kafka_header_add(h, "eddy.source.partition", -1, partition, -1);
-    rd_kafka_header_add(h, "eddy.source.offset", -1, offset, -1);
-    struct eddy_str key = {m->key, m->key_len};
-    produce(rt, rt->cfg->topic_dlq, key, m->payload, m->len, OUT_DLQ, h);
-    log_warn("dead-lettered %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt), (int)m->partition,
-             (long long)m->offset, reason);
+    add_header_num(h, "eddy.source.partition", m->partition);
+    add_header_num(h, "eddy.source.offset", m->offset);
+    if (key_len + len > max) {
+        if (key_len > max / 4)
+            key_len = max / 4;
+        if (len > max - key_len)
+            len = max - key_len;
+        add_header_num(h, "eddy.original.value.size", (long long)m->len);
+        add_header_num(h, "eddy.original.key.size", (long long)m->key_len);
+        rt->metrics.dlq_truncated++;
+    }
+    struct eddy_str key = {m->key, key_len};
+    produce(rt, rt->cfg->topic_dlq, key, m->payload, len, OUT_DLQ, h);
+    log_warn("dead-lettered %s[%d]@%lld%s: %s", rd_kafka_topic_name(m->rkt), (int)m->partition,
+             (long long)m->offset, len < m->len ? " (truncated)" : "", reason);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -166,9 +229,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     struct runtime *rt = opaque;
     if (m->err) {
-        rt->metrics.produce_errors++;
-        log_error("delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                  rd_kafka_err2str(m->err));
+        output_failed(rt, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         return;
     }
     switch ((enum out_kind)(intptr_t)m->_private) {
@@ -308,19 +369,131 @@ static void start_run(struct runtime *rt, struct partition_run *r, const rd_kafk
                 : -1;
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Where a partition starts: at the offset stored with the state, or, if the
+ * state has seen nothing of it, at the beginning of its log. Kafka's
+ * committed offsets are never used: they would skip input the state never
+ * saw. */
+static int64_t start_offset(struct runtime *rt, const char *topic, int32_t partition)
+{
+    int64_t stored = state_offset_get(rt->st, topic, partition);
+    return stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
+}
+
+static bool cooperative(rd_kafka_t *rk)
+{
+    return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+}
+
+/* librdkafka stops fetching a partition whose offset was out of range and
+ * refuses to seek it ("Erroneous state"); assigning it again restarts it.
+ * Under the eager protocol that means the whole assignment, the others at
+ * their positions (messages already handed to eddy are not fetched again). */
+static int restart_partition_at(struct runtime *rt, const char *topic, int32_t partition,
+                                int64_t offset)
+{
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_topic_partition_list_t *parts;
+    if (cooperative(rt->consumer)) {
+        parts = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = offset;
+        e = rd_kafka_incremental_unassign(rt->consumer, parts);
+        if (!e)
+            e = rd_kafka_incremental_assign(rt->consumer, parts);
+    } else {
+        parts = rd_kafka_topic_partition_list_copy(rt->assigned);
+        rd_kafka_position(rt->consumer, parts);
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &parts->elems[i];
+            if (p->partition == partition && !strcmp(p->topic, topic))
+                p->offset = offset;
+            else if (p->offset < 0)
+                p->offset = start_offset(rt, p->topic, p->partition);
+        }
+        rd_kafka_resp_err_t err = rd_kafka_assign(rt->consumer, parts);
+        if (err)
+            e = rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (!e)
+        return 0;
+    log_error("%s[%d]: cannot restart fetching at %lld: %s", topic, (int)partition,
+              (long long)offset, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return -1;
+}
+
+/* librdkafka reports a fetch offset outside the partition's log (retention
+ * passed it, or the topic was recreated) instead of jumping, because eddy
+ * sets auto.offset.reset=error. Under [kafka] offset.reset = fail that stops
+ * eddy; under earliest it resumes at the log start and counts the gap. */
+static void on_offset_out_of_range(struct runtime *rt, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(rt->consumer, topic, m->partition, &lo, &hi, 5000);
+    if (e)
+        log_warn("%s[%d]: cannot read the log's bounds: %s", topic, (int)m->partition,
+                 rd_kafka_err2str(e));
+    if (!rt->cfg->offset_reset_earliest || e) {
+        log_error("%s[%d]: offset %lld is out of range: the log holds offsets %lld to %lld; "
+                  "stopping without skipping anything (exit %d). To resume at the log start "
+                  "and accept the gap, set [kafka] offset.reset = earliest",
+                  topic, (int)m->partition, (long long)m->offset, (long long)lo,
+                  (long long)hi - 1, RUNTIME_OFFSET_OUT_OF_RANGE);
+        begin_shutdown(rt, RUNTIME_OFFSET_OUT_OF_RANGE);
+        return;
+    }
+    int64_t gap = m->offset < lo ? lo - m->offset : 0;
+    rt->metrics.offset_resets++;
+    rt->metrics.offset_gap += (uint64_t)gap;
+    log_warn("%s[%d]: offset %lld is out of range (the log holds %lld to %lld): resuming at "
+             "%lld and skipping %lld records, as [kafka] offset.reset = earliest allows",
+             topic, (int)m->partition, (long long)m->offset, (long long)lo, (long long)hi - 1,
+             (long long)lo, (long long)gap);
+    if (restart_partition_at(rt, topic, m->partition, lo)) {
+        begin_shutdown(rt, RUNTIME_ERROR);
+        return;
+    }
+    state_offset_set(rt->st, topic, m->partition, lo);
+    note_offset(rt->to_commit, topic, m->partition, lo);
+    rt->since_checkpoint++;
+}
+
+static void on_consumer_error(struct runtime *rt, const rd_kafka_message_t *m)
+{
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt) {
+        on_offset_out_of_range(rt, m);
+    } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[256];
+        rd_kafka_fatal_error(rt->consumer, why, sizeof why);
+        log_error("consumer: fatal error: %s", why);
+        begin_shutdown(rt, RUNTIME_ERROR);
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        log_warn("consumer: %s", rd_kafka_message_errstr(m));
+    }
+}
+
 static void handle_message(struct runtime *rt, struct partition_run *r,
                            const rd_kafka_message_t *m)
 {
     if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            log_warn("consumer: %s", rd_kafka_message_errstr(m));
+        end_run(rt, r); /* the offsets processed so far go with any checkpoint it makes */
+        on_consumer_error(rt, m);
         return;
     }
     if (m->rkt != r->rkt || m->partition != r->partition) {
         end_run(rt, r);
         start_run(rt, r, m);
     }
-    if (r->in < 0)
+    if (r->in < 0 || rt->stopping)
         return;
 
     struct eddy_event ev;
@@ -340,13 +513,6 @@ static void handle_message(struct runtime *rt, struct partition_run *r,
     rt->since_checkpoint++;
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Tells Kafka the offsets of a list (for lag monitoring only) and empties it. */
 static void kafka_commit(struct runtime *rt, rd_kafka_topic_partition_list_t **list)
 {
@@ -360,20 +526,25 @@ static void kafka_commit(struct runtime *rt, rd_kafka_topic_partition_list_t **l
 }
 
 /* Persists state and offsets atomically (written behind, see state.h);
- * durable waits until they are on disk, for a revoke or a shutdown. Kafka
- * hears of offsets only once RocksDB holds them: state_commit() waited for
- * the previous batch, so that one's offsets go now. A failed state write is
- * fatal: carrying on would acknowledge input whose effect is not durable. */
+ * durable waits until they are on disk, for a revoke or a shutdown. Callers
+ * first make sure every output is acknowledged (outputs_unacked() == 0), so
+ * the offsets stored never pass an input whose outputs could still be lost.
+ * Kafka hears of offsets only once RocksDB holds them: state_commit() waited
+ * for the previous batch, so that one's offsets go now. A failed state write
+ * is fatal: carrying on would acknowledge input whose effect is not durable. */
 static int checkpoint(struct runtime *rt, bool durable)
 {
     char err[512];
+    if (rt->no_checkpoint || outputs_unacked(rt) > 0)
+        return -1;
     chain_checkpoint(&rt->ops);
     save_clocks(rt);
     if (state_commit(rt->st, err, sizeof err) ||
         (durable && state_sync(rt->st, err, sizeof err))) {
         log_error("state commit failed: %s", err);
-        rt->exit_code = 1;
-        begin_shutdown(rt, 1);
+        snprintf(rt->state_error, sizeof rt->state_error, "%s", err);
+        rt->no_checkpoint = true;
+        begin_shutdown(rt, RUNTIME_ERROR);
         return -1;
     }
     kafka_commit(rt, &rt->writing);
@@ -388,16 +559,45 @@ static int checkpoint(struct runtime *rt, bool durable)
     return 0;
 }
 
-/* Checkpoints when due by record count or wall time, or sooner when the
- * state's memory budget needs its dirty entries written. */
+/* Waits up to timeout_ms for every output to be acknowledged, serving
+ * delivery reports: before a checkpoint that cannot wait for the loop (a
+ * revoke, a shutdown). Returns 0 when all are. */
+static int flush_outputs(struct runtime *rt, uint64_t timeout_ms)
+{
+    if (!rt->no_checkpoint)
+        rd_kafka_flush(rt->producer, (int)(timeout_ms > INT32_MAX ? INT32_MAX : timeout_ms));
+    int left = outputs_unacked(rt);
+    if (left > 0 && !rt->no_checkpoint)
+        log_error("%d outputs not acknowledged by the broker within %llu ms", left,
+                  (unsigned long long)timeout_ms);
+    return left > 0 || rt->no_checkpoint ? -1 : 0;
+}
+
+/* Due by record count or wall time, or sooner when the state's memory
+ * budget needs its dirty entries written. */
+static bool checkpoint_due(const struct runtime *rt)
+{
+    return rt->since_checkpoint > 0 &&
+           (rt->since_checkpoint >= (uint64_t)rt->cfg->checkpoint_events ||
+            monotonic_ms() - rt->last_checkpoint_ms >= (uint64_t)rt->cfg->checkpoint_interval_ms ||
+            state_commit_due(rt->st));
+}
+
+/* A due checkpoint pauses consuming until the outputs of everything
+ * consumed so far are acknowledged; the loop serves delivery reports, HTTP
+ * and signals meanwhile. finish_checkpoint() writes it once they are. */
 static void maybe_checkpoint(struct runtime *rt)
 {
-    if (rt->since_checkpoint == 0)
-        return;
-    if (rt->since_checkpoint >= (uint64_t)rt->cfg->checkpoint_events ||
-        monotonic_ms() - rt->last_checkpoint_ms >= (uint64_t)rt->cfg->checkpoint_interval_ms ||
-        state_commit_due(rt->st))
+    if (!rt->checkpoint_waiting && checkpoint_due(rt))
+        rt->checkpoint_waiting = true;
+}
+
+static void finish_checkpoint(struct runtime *rt)
+{
+    if (rt->checkpoint_waiting && !rt->no_checkpoint && outputs_unacked(rt) == 0) {
+        rt->checkpoint_waiting = false;
         checkpoint(rt, false);
+    }
 }
 
 static void process_batch(struct runtime *rt, rd_kafka_message_t **msgs, ssize_t n)
@@ -417,6 +617,46 @@ static void process_batch(struct runtime *rt, rd_kafka_message_t **msgs, ssize_t
             metrics_observe_latency(&rt->metrics, (double)(now - ts) / 1000.0);
         rd_kafka_message_destroy(msgs[i]);
     }
+    rt->last_progress_ms = monotonic_ms();
+}
+
+/* Consuming pauses for a checkpoint that waits for acknowledgements, and
+ * while too many outputs wait for theirs (back-pressure). */
+static bool may_consume(const struct runtime *rt)
+{
+    return rt->started && !rt->stopping && !rt->no_checkpoint && !rt->checkpoint_waiting &&
+           outputs_unacked(rt) < UNACKED_HIGH;
+}
+
+static void on_resume(uv_idle_t *h);
+
+/* Processes what the consumer queue holds, for at most SLICE_MS at a time
+ * so that a backlog does not keep HTTP, timers and signals waiting; the
+ * idle handle continues it on the next loop iteration. librdkafka signals
+ * the queue's fd only when the queue turns non-empty, so whatever stops
+ * early must come back here: the idle handle, or the end of a pause. */
+static void consume_available(struct runtime *rt)
+{
+    rd_kafka_message_t *msgs[BATCH_MAX];
+    uint64_t start = monotonic_ms();
+    while (may_consume(rt)) {
+        ssize_t n = rd_kafka_consume_batch_queue(rt->consumer_q, 0, msgs, BATCH_MAX);
+        if (n <= 0)
+            break;
+        process_batch(rt, msgs, n);
+        if (monotonic_ms() - start >= SLICE_MS && may_consume(rt)) {
+            uv_idle_start(&rt->resume, on_resume);
+            return;
+        }
+    }
+    uv_idle_stop(&rt->resume);
+    finish_checkpoint(rt);
+    check_failed(rt);
+}
+
+static void on_resume(uv_idle_t *h)
+{
+    consume_available(h->data);
 }
 
 static void drain_pipe(int fd)
@@ -432,14 +672,11 @@ static void on_consumer_readable(uv_poll_t *h, int status, int events)
     (void)events;
     struct runtime *rt = h->data;
     drain_pipe(rt->consumer_pipe[0]);
-    /* librdkafka signals only when the queue turns non-empty: drain it all. */
-    rd_kafka_message_t *msgs[BATCH_MAX];
-    ssize_t n;
-    while (!rt->stopping &&
-           (n = rd_kafka_consume_batch_queue(rt->consumer_q, 0, msgs, BATCH_MAX)) > 0)
-        process_batch(rt, msgs, n);
+    consume_available(rt);
 }
 
+/* Delivery reports: they may end a checkpoint's wait or a back-pressure
+ * pause, and so resume consuming. */
 static void on_producer_readable(uv_poll_t *h, int status, int events)
 {
     (void)status;
@@ -448,22 +685,26 @@ static void on_producer_readable(uv_poll_t *h, int status, int events)
     drain_pipe(rt->producer_pipe[0]);
     while (rd_kafka_poll(rt->producer, 0) > 0)
         ;
+    finish_checkpoint(rt);
+    if (may_consume(rt))
+        consume_available(rt);
+    check_failed(rt);
 }
 
 /* ---- rebalance ---------------------------------------------------------- */
 
 static void on_assign(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
-                      bool cooperative)
+                      bool incremental)
 {
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         int64_t stored = state_offset_get(rt->st, p->topic, p->partition);
-        p->offset = stored >= 0 ? stored : rt->reset_offset;
+        p->offset = start_offset(rt, p->topic, p->partition);
         rd_kafka_topic_partition_list_add(rt->assigned, p->topic, p->partition);
         log_info("assigned %s[%d] from %s %lld", p->topic, (int)p->partition,
-                 stored >= 0 ? "stored offset" : "reset offset", (long long)p->offset);
+                 stored >= 0 ? "stored offset" : "the beginning", (long long)p->offset);
     }
-    if (cooperative) {
+    if (incremental) {
         rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
         if (e) {
             log_error("incremental assign failed: %s", rd_kafka_error_string(e));
@@ -475,11 +716,20 @@ static void on_assign(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partiti
 }
 
 static void on_revoke(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
-                      bool cooperative)
+                      bool incremental)
 {
     /* The next owner of a revoked partition may change its entries, so the
-     * cached ones go (clean, right after the checkpoint). */
-    bool committed = checkpoint(rt, true) == 0;
+     * cached ones go (clean, right after the checkpoint). A revoke that
+     * cannot checkpoint leaves them dirty: this process must not write them
+     * any more, so it stops, and the new owner reprocesses from the last
+     * checkpoint. */
+    bool committed = !rt->no_checkpoint &&
+                     flush_outputs(rt, (uint64_t)rt->cfg->shutdown_timeout_ms) == 0 &&
+                     checkpoint(rt, true) == 0;
+    if (!committed && !rt->no_checkpoint) {
+        log_error("revoke: cannot checkpoint before giving up partitions: stopping");
+        rt->no_checkpoint = true;
+    }
     for (int i = 0; i < parts->cnt; i++) {
         if (committed && !strcmp(parts->elems[i].topic, rt->cfg->topic_clicks))
             state_cache_drop_users(rt->st, parts->elems[i].partition);
@@ -487,7 +737,7 @@ static void on_revoke(struct runtime *rt, rd_kafka_t *rk, rd_kafka_topic_partiti
                                           parts->elems[i].partition);
         log_info("revoked %s[%d]", parts->elems[i].topic, (int)parts->elems[i].partition);
     }
-    if (cooperative) {
+    if (incremental) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e)
             rd_kafka_error_destroy(e);
@@ -500,14 +750,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct runtime *rt = opaque;
-    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        on_assign(rt, rk, parts, cooperative);
+        on_assign(rt, rk, parts, cooperative(rk));
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        on_revoke(rt, rk, parts, cooperative);
+        on_revoke(rt, rk, parts, cooperative(rk));
     } else {
         log_error("rebalance failed: %s", rd_kafka_err2str(err));
-        on_revoke(rt, rk, parts, cooperative);
+        on_revoke(rt, rk, parts, cooperative(rk));
     }
 }
 
@@ -537,9 +786,23 @@ static int64_t consumer_lag(struct runtime *rt)
     return lag;
 }
 
-static void on_tick(uv_timer_t *t)
+/* Broker reachability for /readyz, from librdkafka's statistics: a client
+ * is cut off from Kafka while no broker of its is UP. Statistics of the
+ * consumer arrive only while it is served, so a pause changes nothing. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
-    struct runtime *rt = t->data;
+    struct runtime *rt = opaque;
+    int up = kafka_stats_brokers_up(json, len);
+    uint64_t *since = &rt->brokers_down_since[rd_kafka_type(rk) == RD_KAFKA_PRODUCER];
+    if (up > 0)
+        *since = 0;
+    else if (up == 0 && !*since)
+        *since = monotonic_ms();
+    return 0; /* librdkafka frees json */
+}
+
+static void update_state_metrics(struct runtime *rt)
+{
     struct state_stats s;
     state_stats(rt->st, &s);
     rt->metrics.state_bytes = s.disk_bytes;
@@ -554,9 +817,47 @@ static void on_tick(uv_timer_t *t)
     rt->metrics.checkpoint_us = s.checkpoint_us;
     rt->metrics.checkpoint_bytes = s.checkpoint_bytes;
     rt->metrics.restore_us = s.restore_us;
+}
+
+static void update_http_metrics(struct runtime *rt)
+{
+    struct http_stats h = {0};
+    if (rt->http)
+        http_stats(rt->http, &h);
+    rt->metrics.http_connections = h.connections;
+    rt->metrics.http_rejected = h.rejected;
+    rt->metrics.http_evicted = h.evicted;
+}
+
+/* A tick that comes much later than TICK_MS means the loop was stuck in
+ * something; /healthz reports it for as long again, so that a probe which
+ * lands between two stalls still sees them. */
+static void note_loop_stall(struct runtime *rt, uint64_t now)
+{
+    if (rt->last_tick_ms && now - rt->last_tick_ms > (uint64_t)rt->cfg->loop_stall_ms) {
+        log_warn("the event loop was stalled for %llu ms",
+                 (unsigned long long)(now - rt->last_tick_ms));
+        rt->loop_stalled_until_ms = now + (uint64_t)rt->cfg->loop_stall_ms;
+    }
+    rt->last_tick_ms = now;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct runtime *rt = t->data;
+    note_loop_stall(rt, monotonic_ms());
+    update_http_metrics(rt);
+    if (!rt->started || rt->stopping)
+        return;
+    update_state_metrics(rt);
     rt->metrics.consumer_lag = consumer_lag(rt);
     rt->metrics.assigned_partitions = (uint64_t)rt->assigned->cnt;
+    rt->metrics.outputs_unacked = (uint64_t)outputs_unacked(rt);
     maybe_checkpoint(rt);
+    finish_checkpoint(rt);
+    if (may_consume(rt))
+        consume_available(rt);
+    check_failed(rt);
     if (rt->obs && rt->obs->should_stop && rt->obs->should_stop(rt->obs->ctx, &rt->metrics))
         begin_shutdown(rt, 0);
 }
@@ -565,6 +866,64 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     log_info("received %s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     begin_shutdown(s->data, 0);
+}
+
+/* ---- health ------------------------------------------------------------- */
+
+/* Liveness: false (with the reason) when a restart is what would help. */
+static bool is_live(void *ctx, char *why, size_t n)
+{
+    struct runtime *rt = ctx;
+    if (rt->state_error[0]) {
+        snprintf(why, n, "state writes fail: %s", rt->state_error);
+        return false;
+    }
+    if (monotonic_ms() < rt->loop_stalled_until_ms) {
+        snprintf(why, n, "the event loop stalled for more than %lld ms",
+                 (long long)rt->cfg->loop_stall_ms);
+        return false;
+    }
+    return true;
+}
+
+static bool brokers_down_too_long(const struct runtime *rt, uint64_t now, char *why, size_t n)
+{
+    static const char *const client[2] = {"consumer", "producer"};
+    for (int i = 0; i < 2; i++) {
+        uint64_t since = rt->brokers_down_since[i];
+        if (since && now - since > (uint64_t)rt->cfg->broker_timeout_ms) {
+            snprintf(why, n, "no Kafka broker reachable by the %s for %llu ms", client[i],
+                     (unsigned long long)(now - since));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Readiness: false (with the reason) while eddy cannot do its work. */
+static bool is_ready(void *ctx, char *why, size_t n)
+{
+    struct runtime *rt = ctx;
+    uint64_t now = monotonic_ms();
+    if (rt->stopping) {
+        snprintf(why, n, "shutting down");
+        return false;
+    }
+    if (!rt->started) {
+        snprintf(why, n, "%s %s", rt->standby ? "standing by for the state directory" :
+                 "opening the state in", rt->cfg->state_dir);
+        return false;
+    }
+    if (brokers_down_too_long(rt, now, why, n))
+        return false;
+    if (rt->metrics.consumer_lag > 0 && now - rt->last_progress_ms > (uint64_t)rt->cfg->stall_timeout_ms) {
+        snprintf(why, n, "consumer lag %lld with no record processed for %llu ms%s",
+                 (long long)rt->metrics.consumer_lag,
+                 (unsigned long long)(now - rt->last_progress_ms),
+                 rt->checkpoint_waiting ? " (waiting for outputs to be acknowledged)" : "");
+        return false;
+    }
+    return true;
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -576,25 +935,113 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-/* Graceful stop: no more input; flush the producer; persist state and
- * offsets; then leave the group. Also undoes a start that failed part-way.
- * Runs at most once; the loop ends when every handle is closed. */
+static uint64_t ms_left(const struct runtime *rt)
+{
+    uint64_t now = monotonic_ms();
+    return now < rt->shutdown_deadline_ms ? rt->shutdown_deadline_ms - now : 0;
+}
+
+/* Leaves the group within the shutdown deadline. The revoke this triggers
+ * arrives as an event on the queue served here (other events, such as
+ * messages still fetched, are dropped: nothing more is processed). A consumer that could not
+ * close in time (no broker) is destroyed without closing in runtime_free():
+ * the group then notices its absence by the session timeout. */
+static void close_consumer(struct runtime *rt)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rt->consumer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(rt->consumer, q);
+    if (e) {
+        log_warn("consumer close: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        while (!rd_kafka_consumer_closed(rt->consumer) && ms_left(rt) > 0) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)(ms_left(rt) < 100 ? ms_left(rt) : 100));
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                on_rebalance(rt->consumer, rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), rt);
+            rd_kafka_event_destroy(ev); /* NULL is fine */
+        }
+        rt->consumer_closed = rd_kafka_consumer_closed(rt->consumer);
+        if (!rt->consumer_closed)
+            log_warn("leaving the consumer group timed out after [kafka] "
+                     "shutdown.timeout.ms = %lld ms", (long long)rt->cfg->shutdown_timeout_ms);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
+/* Persists state and offsets at a stop, if every output is acknowledged
+ * within the deadline; otherwise the stop is an error, and a restart
+ * reprocesses from the last checkpoint. */
+static void final_checkpoint(struct runtime *rt)
+{
+    if (rt->no_checkpoint)
+        return;
+    if (flush_outputs(rt, ms_left(rt)) == 0 && checkpoint(rt, true) == 0) {
+        log_info("state and offsets persisted");
+        return;
+    }
+    rt->no_checkpoint = true;
+    if (!rt->exit_code)
+        rt->exit_code = RUNTIME_UNDELIVERED;
+    log_error("outputs not delivered: state and offsets stay at the last checkpoint, and a "
+              "restart reprocesses the input since then (exit %d)", rt->exit_code);
+}
+
+/* A stop must end within [kafka] shutdown.timeout.ms even where librdkafka
+ * would wait longer for a broker that is gone: destroying a consumer whose
+ * leave of the group is pending blocks until its requests time out. By the
+ * deadline the final checkpoint is written or known to have failed, so
+ * exiting at once is as safe as a crash, which recovery handles exactly.
+ * One runtime per process: the exit code lives in a global. */
+static atomic_int stuck_exit_code;
+static atomic_bool stopped; /* runtime_run() returned: nothing is stuck */
+
+static void *shutdown_watchdog(void *arg)
+{
+    uint64_t ms = (uint64_t)(uintptr_t)arg;
+    struct timespec left = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (nanosleep(&left, &left) && errno == EINTR)
+        ;
+    if (atomic_load(&stopped))
+        return NULL;
+    int code = atomic_load(&stuck_exit_code);
+    log_error("shutdown took longer than [kafka] shutdown.timeout.ms: exiting now (exit %d)",
+              code);
+    _exit(code);
+    return NULL;
+}
+
+static void arm_shutdown_watchdog(struct runtime *rt)
+{
+    pthread_t t;
+    /* Half a second past the deadline: the steps before it use it up. */
+    uintptr_t ms = (uintptr_t)rt->cfg->shutdown_timeout_ms + 500;
+    atomic_store(&stuck_exit_code, rt->exit_code ? rt->exit_code : RUNTIME_UNDELIVERED);
+    if (pthread_create(&t, NULL, shutdown_watchdog, (void *)ms) == 0)
+        pthread_detach(t);
+}
+
+/* Graceful stop, bounded by [kafka] shutdown.timeout.ms: no more input;
+ * wait for outputs; persist state and offsets; then leave the group. Also
+ * undoes a start that failed part-way. Runs at most once; the loop ends
+ * when every handle is closed. */
 static void begin_shutdown(struct runtime *rt, int exit_code)
 {
     if (rt->stopping)
         return;
     rt->stopping = true;
     rt->exit_code = exit_code;
+    rt->shutdown_deadline_ms = monotonic_ms() + (uint64_t)rt->cfg->shutdown_timeout_ms;
+    arm_shutdown_watchdog(rt);
     if (rt->started) {
         uv_poll_stop(&rt->consumer_poll);
-        if (rd_kafka_flush(rt->producer, SHUTDOWN_FLUSH_MS))
-            log_error("producer flush timed out: %d messages undelivered",
-                      rd_kafka_outq_len(rt->producer));
-        if (exit_code == 0 && checkpoint(rt, true) == 0)
-            log_info("state and offsets persisted");
+        final_checkpoint(rt);
     }
+    atomic_store(&stuck_exit_code, rt->exit_code);
     if (rt->consumer)
-        rd_kafka_consumer_close(rt->consumer);
+        close_consumer(rt);
+    if (rt->producer && outputs_unacked(rt) > 0) /* else destroying it would wait for them */
+        rd_kafka_purge(rt->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     if (rt->http)
         http_stop(rt->http);
     uv_walk(&rt->loop, close_handle, NULL);
@@ -613,23 +1060,16 @@ static int pipe_events(struct runtime *rt, rd_kafka_queue_t *q, int fds[2], uv_p
     return uv_poll_start(poll, UV_READABLE, cb);
 }
 
-static int64_t reset_offset_of(const struct eddy_config *cfg)
-{
-    for (size_t i = 0; i < cfg->n_kafka_props; i++)
-        if (!strcmp(cfg->kafka_props[i].key, "auto.offset.reset")) {
-            const char *v = cfg->kafka_props[i].value;
-            if (!strcmp(v, "latest") || !strcmp(v, "largest") || !strcmp(v, "end"))
-                return RD_KAFKA_OFFSET_END;
-        }
-    return RD_KAFKA_OFFSET_BEGINNING;
-}
-
 static int start_consumer(struct runtime *rt, char *err, size_t errlen)
 {
     static const char *const defaults[][2] = {
         {"enable.auto.commit", "false"},      /* eddy commits after its state */
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "false"},
+        /* Out-of-range offsets come to eddy as errors, never as a silent
+         * jump: see on_offset_out_of_range(). */
+        {"auto.offset.reset", "error"},
+        {"statistics.interval.ms", "1000"}, /* broker reachability for /readyz */
     };
     rd_kafka_conf_t *conf =
         kafka_conf_new(rt->cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);
@@ -639,6 +1079,7 @@ static int start_consumer(struct runtime *rt, char *err, size_t errlen)
         return -1;
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_opaque(conf, rt);
     rt->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!rt->consumer) {
@@ -664,7 +1105,7 @@ static int start_consumer(struct runtime *rt, char *err, size_t errlen)
 
 static int start_outputs(struct runtime *rt, char *err, size_t errlen)
 {
-    rt->producer = kafka_producer_new(rt->cfg, on_delivery, rt, err, errlen);
+    rt->producer = kafka_producer_new(rt->cfg, on_delivery, on_stats, rt, err, errlen);
     if (!rt->producer)
         return -1;
     rt->producer_q = rd_kafka_queue_get_main(rt->producer);
@@ -710,16 +1151,25 @@ static void start_loop_handles(struct runtime *rt)
     uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
     uv_timer_init(&rt->loop, &rt->tick);
     uv_timer_init(&rt->loop, &rt->retry_open);
-    rt->tick.data = rt->retry_open.data = rt;
+    uv_idle_init(&rt->loop, &rt->resume);
+    rt->tick.data = rt->retry_open.data = rt->resume.data = rt->open_work.data = rt;
+    uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
 }
 
+/* Started before the state opens, so that /healthz answers and /readyz says
+ * why eddy is not ready yet while a large state restores. */
 static int start_http(struct runtime *rt, char *err, size_t errlen)
 {
+    static const char *const probes[] = {"/healthz", "/readyz", "/metrics", NULL};
     if (!rt->cfg->http_listen[0])
         return 0;
-    rt->api = (struct api_ctx){.st = rt->st, .metrics = &rt->metrics, .k = rt->cfg->rec.k,
-                               .healthy = true};
-    if (http_start(&rt->loop, rt->cfg->http_listen, api_handle, &rt->api, &rt->http, err, errlen))
+    rt->api = (struct api_ctx){.metrics = &rt->metrics, .k = rt->cfg->rec.k,
+                               .live = is_live, .ready = is_ready, .health_ctx = rt};
+    struct http_options ho = {.max_connections = rt->cfg->http_max_connections,
+                              .idle_timeout_ms = (uint64_t)rt->cfg->http_idle_timeout_ms,
+                              .probe_paths = probes};
+    if (http_start(&rt->loop, rt->cfg->http_listen, &ho, api_handle, &rt->api, &rt->http, err,
+                   errlen))
         return -1;
     log_info("http: listening on %s", rt->cfg->http_listen);
     return 0;
@@ -730,43 +1180,68 @@ static void start_pipeline(struct runtime *rt)
 {
     char err[512] = "";
     if (start_operators(rt, err, sizeof err) || start_outputs(rt, err, sizeof err) ||
-        start_consumer(rt, err, sizeof err) || start_http(rt, err, sizeof err)) {
+        start_consumer(rt, err, sizeof err)) {
         log_error("%s", err);
-        begin_shutdown(rt, 1);
+        begin_shutdown(rt, RUNTIME_ERROR);
         return;
     }
+    rt->api.st = rt->st;
     rt->started = true;
-    rt->last_checkpoint_ms = monotonic_ms();
-    uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
+    rt->last_checkpoint_ms = rt->last_progress_ms = monotonic_ms();
     log_info("running: consuming %s, %s, %s from %s as group %s", rt->cfg->topic_clicks,
              rt->cfg->topic_ad_events, rt->cfg->topic_campaigns, rt->cfg->bootstrap_servers,
              rt->cfg->group_id);
 }
 
-/* Standby: another eddy process owns the state directory. RocksDB's lock is
- * released when that process exits, however it exits; then this one opens
- * the state, joins the group and resumes from the stored offsets. */
+/* The state opens on a worker thread (restoring a large one takes a while)
+ * while the loop serves HTTP and signals. Standby: another eddy process
+ * owns the state directory. RocksDB's lock is released when that process
+ * exits, however it exits; then this one opens the state, joins the group
+ * and resumes from the stored offsets. */
+static void open_state_work(uv_work_t *w)
+{
+    struct runtime *rt = w->data;
+    rt->open_rc = open_state(rt, rt->open_err, sizeof rt->open_err);
+}
+
+static void on_state_opened(uv_work_t *w, int status)
+{
+    struct runtime *rt = w->data;
+    if (status == UV_ECANCELED || rt->stopping)
+        return;
+    if (rt->open_rc == STATE_BUSY) {
+        if (!rt->standby)
+            log_warn("state directory %s is in use by another eddy process: standing by to "
+                     "take over when it exits", rt->cfg->state_dir);
+        rt->standby = true;
+        uv_timer_start(&rt->retry_open, on_retry_open, STANDBY_RETRY_MS, 0);
+    } else if (rt->open_rc) {
+        log_error("%s", rt->open_err);
+        begin_shutdown(rt, RUNTIME_ERROR);
+    } else {
+        if (rt->standby)
+            log_info("state directory %s is free now: taking over", rt->cfg->state_dir);
+        start_pipeline(rt);
+    }
+}
+
+static void open_state_async(struct runtime *rt)
+{
+    uv_queue_work(&rt->loop, &rt->open_work, open_state_work, on_state_opened);
+}
+
 static void on_retry_open(uv_timer_t *t)
 {
-    struct runtime *rt = t->data;
-    char err[512] = "";
-    int rc = open_state(rt, err, sizeof err);
-    if (rc == STATE_BUSY)
-        return;
-    uv_timer_stop(t);
-    if (rc) {
-        log_error("%s", err);
-        begin_shutdown(rt, 1);
-        return;
-    }
-    log_info("state directory %s is free now: taking over", rt->cfg->state_dir);
-    start_pipeline(rt);
+    open_state_async(t->data);
 }
 
 static void runtime_free(struct runtime *rt)
 {
-    if (rt->consumer)
-        rd_kafka_queue_destroy(rt->consumer_q), rd_kafka_destroy(rt->consumer);
+    if (rt->consumer) {
+        rd_kafka_queue_destroy(rt->consumer_q);
+        rd_kafka_destroy_flags(rt->consumer,
+                               rt->consumer_closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
     if (rt->producer)
         rd_kafka_queue_destroy(rt->producer_q), rd_kafka_destroy(rt->producer);
     for (int i = 0; i < 2; i++) {
@@ -797,27 +1272,22 @@ int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *ob
         .assigned = rd_kafka_topic_partition_list_new(16),
         .to_commit = rd_kafka_topic_partition_list_new(16),
         .writing = rd_kafka_topic_partition_list_new(16),
-        .reset_offset = reset_offset_of(cfg),
         .metrics.input_topic = {cfg->topic_clicks, cfg->topic_ad_events, cfg->topic_campaigns},
         .metrics.consumer_lag = -1,
     };
     char err[512] = "";
     uv_loop_init(&rt.loop);
     start_loop_handles(&rt);
-    int rc = open_state(&rt, err, sizeof err);
-    if (rc == STATE_BUSY) {
-        log_warn("state directory %s is in use by another eddy process: standing by to "
-                 "take over when it exits", cfg->state_dir);
-        uv_timer_start(&rt.retry_open, on_retry_open, STANDBY_RETRY_MS, STANDBY_RETRY_MS);
-    } else if (rc) {
+    if (start_http(&rt, err, sizeof err)) {
         log_error("%s", err);
-        begin_shutdown(&rt, 1);
+        begin_shutdown(&rt, RUNTIME_ERROR);
     } else {
-        start_pipeline(&rt);
+        open_state_async(&rt);
     }
     uv_run(&rt.loop, UV_RUN_DEFAULT);
     if (observer && observer->finished)
         observer->finished(observer->ctx, &rt.metrics);
     runtime_free(&rt);
+    atomic_store(&stopped, true);
     return rt.exit_code;
 }

@@ -25,8 +25,17 @@ struct runtime_observer {
     void *ctx;
 };
 
-/* Runs until SIGINT/SIGTERM (or observer->should_stop). Returns 0 after a
- * clean shutdown, non-zero after a fatal error (already logged). */
+/* Exit codes of `eddy run`; docs/design.md says what each asks of an
+ * operator. */
+enum runtime_exit {
+    RUNTIME_OK = 0,
+    RUNTIME_ERROR = 1,               /* config, state or Kafka client failure */
+    RUNTIME_UNDELIVERED = 3,         /* outputs not acknowledged: no checkpoint past them */
+    RUNTIME_OFFSET_OUT_OF_RANGE = 4, /* a stored offset is outside its partition's log */
+};
+
+/* Runs until SIGINT/SIGTERM (or observer->should_stop). Returns RUNTIME_OK
+ * after a clean shutdown, another runtime_exit after a failure (logged). */
 int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *observer);
 
 #endif

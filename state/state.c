@@ -58,6 +58,8 @@ _Static_assert(sizeof(struct campaign_ledger) % 8 == 0,
 #define ITEM_INITIAL_ROWS 1024
 #define SEEN_INITIAL 8
 #define ERR_ID_MAX 64 /* characters of an id quoted in an error message */
+/* rocksdb::InfoLogLevel::HEADER_LEVEL (rocksdb/env.h); the C API has no name for it. */
+#define ROCKSDB_LOG_HEADER_ONLY 5
 
 enum cf_index { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_CAMPAIGNS, CF_OFFSETS, CF_META, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "users", "items",
@@ -196,6 +198,7 @@ struct eddy_state {
     size_t key_cap;
     int32_t max_partition;    /* highest partition of a user cached; -1 none */
 
+    uint64_t bg_errors;       /* RocksDB's background errors already checked */
     bool failed;              /* sticky error, see the top of the file */
     char err[512];
 };
@@ -589,6 +592,17 @@ static void make_options(struct eddy_state *st, bool create, size_t budget)
     /* Float vectors hardly compress: snappy only cost CPU in flushes and
      * compactions and a copy per block read (measured with perf). */
     rocksdb_options_set_compression(st->opts, rocksdb_no_compression);
+    /* RocksDB's info LOG is a file in the state directory. Once a write to
+     * it fails (a full disk), its writer is marked failed and the LOG's next
+     * line trips an assertion that Debian's 7.8.3 keeps
+     * (WritableFileWriter::AssertFalseAndGetStatusForPrevError): on a full
+     * disk the SstFileManager's recovery thread logs an ERROR every few
+     * seconds, and eddy aborted there (exit 134) instead of reporting the
+     * failed write. The 7.8 C API cannot install another logger. At HEADER
+     * level RocksDB writes the LOG at open only (the options dump), so no
+     * line ever follows a failed write to it. RocksDB's errors still reach
+     * eddy as the status of each call, and eddy logs those. */
+    rocksdb_options_set_info_log_level(st->opts, ROCKSDB_LOG_HEADER_ONLY);
     rocksdb_options_set_block_based_table_factory(st->opts, bbo);
     rocksdb_block_based_options_destroy(bbo);
     st->ropts = rocksdb_readoptions_create();
@@ -1890,9 +1904,33 @@ static int checkpoint(struct eddy_state *st, char *err, size_t errlen)
     return 0;
 }
 
+/* A memtable flush or a compaction that failed (a full disk) stops
+ * RocksDB's writes until it recovers (it retries once there is room), and
+ * no commit of ours may come to see it. RocksDB counts those errors but does
+ * not say whether it recovered: a write does. An empty batch returns the
+ * background error while writes are stopped; it is tried only after a new
+ * one, since on a full disk even its empty WAL record cannot be written and
+ * that alone says nothing about the commits already written. */
+static void check_background(struct eddy_state *st)
+{
+    uint64_t n = 0;
+    if (st->read_only || st->failed ||
+        rocksdb_property_int(st->db, "rocksdb.background-errors", &n) || n <= st->bg_errors)
+        return;
+    st->bg_errors = n;
+    char *rerr = NULL;
+    rocksdb_writebatch_t *probe = rocksdb_writebatch_create();
+    rocksdb_write(st->db, st->wopts, probe, &rerr);
+    rocksdb_writebatch_destroy(probe);
+    if (rerr)
+        fail(st, "state %s: RocksDB stopped writing: %s", st->dir, rerr);
+    rocksdb_free(rerr);
+}
+
 int state_sync(struct eddy_state *st, char *err, size_t errlen)
 {
     wait_writes(st);
+    check_background(st);
     if (st->failed) {
         fmt_err(err, errlen, "%s", st->err);
         return -1;

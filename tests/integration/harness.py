@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -86,17 +87,63 @@ def free_port():
         return s.getsockname()[1]
 
 
+class ControlError(Exception):
+    """`eddy broker` answered a control command with `error: ...`."""
+
+
 class Broker:
-    def __init__(self, partitions=4):
-        self.proc = subprocess.Popen([EDDY, "broker", "--partitions", str(partitions)],
-                                     stdout=subprocess.PIPE, text=True)
+    """`eddy broker`, with its fault-injection channel on stdin/stdout
+    (`eddy broker --help`, docs/reliability.md). Broker ids are 1..brokers."""
+
+    def __init__(self, partitions=4, brokers=1):
+        self.proc = subprocess.Popen([EDDY, "broker", "--partitions", str(partitions),
+                                      "--brokers", str(brokers)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     bufsize=1)
         line = self.proc.stdout.readline().strip()
         assert line.startswith("bootstrap.servers="), line
         self.bootstrap = line.split("=", 1)[1]
+        self._lock = threading.Lock()
+
+    def control(self, line):
+        """Sends one command; returns the reply line, raises ControlError on `error:`."""
+        with self._lock:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline().strip()
+        if not reply:
+            raise ControlError(f"{line!r}: the broker exited (rc {self.proc.poll()})")
+        if reply.startswith("error:"):
+            raise ControlError(f"{line!r}: {reply}")
+        return reply
+
+    def down(self, broker):
+        return self.control(f"down {broker}")
+
+    def up(self, broker):
+        return self.control(f"up {broker}")
+
+    def rtt(self, broker, ms):
+        return self.control(f"rtt {broker} {ms}")
+
+    def errors(self, api, count, err, broker=None):
+        return self.control(f"errors {api} {count} {err}" + (f" {broker}" if broker else ""))
+
+    def leader(self, topic, partition, broker):
+        """partition "*" moves every partition of the topic."""
+        return self.control(f"leader {topic} {partition} {broker}")
+
+    def coordinator(self, group, broker):
+        return self.control(f"coordinator group {group} {broker}")
+
+    def produce(self, topic, partition, count, size):
+        return self.control(f"produce {topic} {partition} {count} {size}")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(timeout=30) == 0
+        self.proc.stdin.close()
+        self.proc.stdout.close()
 
 
 class Eddy:
@@ -136,7 +183,7 @@ refresh.interval.ms = 0
         while time.time() < deadline:
             assert self.proc.poll() is None, self.log_text()
             try:
-                if self.get("/healthz")[0] == 200:
+                if self.get("/readyz")[0] == 200:  # running, not only alive
                     return self
             except OSError:
                 pass

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "pipeline/codec.h"
+#include "pipeline/validate.h"
 
 #define VECTORS "tests/data/avro-schema-tests.txt"
 #define MiB     (1u << 20)
@@ -732,6 +733,114 @@ static void test_validation(void **state)
     codec_free(c);
 }
 
+/* Avro strings are UTF-8: a record with any string field that is not (or
+ * that holds a NUL, which eddy's C strings would cut at) goes to the DLQ,
+ * and the reason names the field. */
+static void test_invalid_utf8_fields(void **state)
+{
+    (void)state;
+    struct eddy_codec *c = new_codec(NULL);
+    const struct eddy_str bad = {"\xff\xfe", 2}, nul = {"u\0x", 3};
+    const struct click_event ck = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1,
+                                   eddy_str_c("s1")};
+    const struct ad_event ad = {.campaign_id = eddy_str_c("c1"), .type = AD_AUCTION,
+                                .timestamp_ms = 1, .user_id = eddy_str_c("u1")};
+    const struct campaign_budget cb = {eddy_str_c("c1"), 100, 1000, 10};
+    struct click_event e;
+    struct ad_event a;
+    struct campaign_budget b;
+    uint8_t buf[256];
+
+    /* The case reported: user_id \xff\xfe, in a hand-made body. */
+    expect_reason(c, REC_CLICK, buf, click_msg(buf, "\xff\xfe", 0, 0),
+                  "user_id is not valid UTF-8");
+
+    e = ck, e.user_id = bad, expect_invalid_click(c, e, "user_id is not valid UTF-8");
+    e = ck, e.item_id = bad, expect_invalid_click(c, e, "item_id is not valid UTF-8");
+    e = ck, e.session_id = bad, expect_invalid_click(c, e, "session_id is not valid UTF-8");
+    e = ck, e.user_id = nul, expect_invalid_click(c, e, "user_id contains a NUL byte");
+    e = ck, e.session_id = nul, expect_invalid_click(c, e, "session_id contains a NUL byte");
+    a = ad, a.campaign_id = bad, expect_invalid_ad(c, a, "campaign_id is not valid UTF-8");
+    a = ad, a.user_id = bad, expect_invalid_ad(c, a, "user_id is not valid UTF-8");
+    a = ad, a.user_id = nul, expect_invalid_ad(c, a, "user_id contains a NUL byte");
+    b = cb, b.campaign_id = bad, expect_invalid_campaign(c, b, "campaign_id is not valid UTF-8");
+    b = cb, b.campaign_id = nul, expect_invalid_campaign(c, b, "campaign_id contains a NUL byte");
+
+    /* Multi-byte UTF-8 ids are fine. */
+    struct eddy_event ev;
+    char reason[256] = "";
+    size_t len;
+    e = ck, e.user_id = eddy_str_c("J\xc3\xb6rg-\xe2\x82\xac-\xf0\x9f\x98\x80");
+    encode(c, REC_CLICK, &e, buf, &len);
+    if (codec_decode(c, REC_CLICK, buf, len, &ev, reason, sizeof reason))
+        fail_msg("valid UTF-8 refused: %s", reason);
+    assert_true(str_is(ev.u.click.user_id, "J\xc3\xb6rg-\xe2\x82\xac-\xf0\x9f\x98\x80"));
+    codec_free(c);
+}
+
+/* The validator against the edges of Unicode's Table 3-7 (well-formed
+ * UTF-8 byte sequences). NULL: valid. */
+static void test_utf8_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len;
+        const char *why;
+    } cases[] = {
+#define V(lit, why) {lit, sizeof lit - 1, why}
+        V("", NULL),
+        V("plain ascii ~\x7f", NULL),
+        V("\xc2\x80", NULL),                 /* U+0080, the first 2-byte */
+        V("\xdf\xbf", NULL),                 /* U+07FF */
+        V("\xe0\xa0\x80", NULL),             /* U+0800, the first 3-byte */
+        V("\xed\x9f\xbf", NULL),             /* U+D7FF, just below the surrogates */
+        V("\xee\x80\x80", NULL),             /* U+E000, just above them */
+        V("\xef\xbf\xbe", NULL),             /* U+FFFE: a noncharacter, still UTF-8 */
+        V("\xef\xbf\xbf", NULL),             /* U+FFFF */
+        V("\xf0\x90\x80\x80", NULL),         /* U+10000, the first 4-byte */
+        V("\xf4\x8f\xbf\xbf", NULL),         /* U+10FFFF, the last code point */
+        V("a\xc3\xa9z\xe2\x82\xac", NULL),   /* mixed */
+        V("\x00", "NUL byte"),
+        V("ab\x00" "cd", "NUL byte"),
+        V("\xff\xfe", "invalid byte"),
+        V("\xf8\x88\x80\x80\x80", "invalid byte"),  /* old 5-byte form */
+        V("\xfe", "invalid byte"),
+        V("\x80", "unexpected continuation byte"),
+        V("a\xbf", "unexpected continuation byte"),
+        V("\xc3\xa9\xa9", "unexpected continuation byte"),
+        V("\xc0\x80", "overlong encoding"),         /* NUL in two bytes (modified UTF-8) */
+        V("\xc1\xbf", "overlong encoding"),
+        V("\xe0\x80\x80", "overlong encoding"),
+        V("\xe0\x9f\xbf", "overlong encoding"),
+        V("\xf0\x80\x80\x80", "overlong encoding"),
+        V("\xf0\x8f\xbf\xbf", "overlong encoding"),
+        V("\xed\xa0\x80", "UTF-16 surrogate"),      /* U+D800 */
+        V("\xed\xbf\xbf", "UTF-16 surrogate"),      /* U+DFFF */
+        V("\xed\xa0\xbd\xed\xb8\x80", "UTF-16 surrogate"), /* CESU-8 pair */
+        V("\xf4\x90\x80\x80", "code point above U+10FFFF"),
+        V("\xf5\x80\x80\x80", "code point above U+10FFFF"),
+        V("\xf7\xbf\xbf\xbf", "code point above U+10FFFF"),
+        V("\xc3", "truncated sequence"),
+        V("\xe2\x82", "truncated sequence"),
+        V("\xf0\x9f\x98", "truncated sequence"),
+        V("\xe2\x28\xa1", "truncated sequence"),    /* ASCII where a continuation belongs */
+        V("\xc3\xc3\xa9", "truncated sequence"),
+        V("\xf0\x9f\x98" "a", "truncated sequence"),
+#undef V
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *why = utf8_invalid(cases[i].s, cases[i].len);
+        if (!cases[i].why ? why != NULL : !why || strcmp(why, cases[i].why))
+            fail_msg("case %zu: got %s, want %s", i, why ? why : "valid",
+                     cases[i].why ? cases[i].why : "valid");
+    }
+    /* A string cut short before a multi-byte character is truncated, not
+     * read past its length. */
+    assert_string_equal(utf8_invalid("\xe2\x82\xac", 2), "truncated sequence");
+    assert_null(utf8_invalid(NULL, 0));
+}
+
 /* Random byte flips, truncations and extensions of valid messages of every
  * type: decoding may fail but must not crash, leak or allocate much. */
 static uint64_t rng_next(uint64_t *x)
@@ -933,6 +1042,44 @@ static void test_registry_roundtrip(void **state)
     waitpid(pid, NULL, 0);
 }
 
+/* Messages with ever new Confluent ids (garbage after a 0 byte) each left a
+ * failed lookup behind for good: memory grew without end and every decode
+ * scanned them all (found while fuzzing the decoder). codec.c keeps 64 at
+ * most, forgetting the oldest: then that id is looked up again at once,
+ * instead of after the 10 s a remembered failure waits. */
+static void test_registry_forgets_failures(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = start_registry(&port);
+    char url[64], err[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    struct codec_options o = {.registry_url = url};
+    struct eddy_codec *producer = new_codec(&o), *consumer = new_codec(&o);
+    struct click_event in = {eddy_str_c("u3"), eddy_str_c("i4"), CLICK_CLICK, 77, {NULL, 0}};
+    struct eddy_event ev;
+    uint8_t buf[256], other[] = {0x00, 0x00, 0x01, 0x00, 0x00, 0x02, 'u'};
+    size_t len;
+
+    /* Id 42 is unknown to the registry yet; then it is registered. */
+    expect_reason(consumer, REC_CLICK, "\x00\x00\x00\x00\x2a\x02u", 7, "schema id 42: ");
+    if (codec_register(producer, REC_CLICK, "clicks", err, sizeof err))
+        fail_msg("codec_register: %s", err);
+    encode(producer, REC_CLICK, &in, buf, &len);
+    expect_reason(consumer, REC_CLICK, buf, len, "schema id 42: "); /* remembered */
+    for (int i = 0; i < 64; i++) { /* 64 newer failures push it out */
+        other[4] = (uint8_t)i;
+        expect_reason(consumer, REC_CLICK, other, sizeof other, "HTTP 404");
+    }
+    assert_int_equal(codec_decode(consumer, REC_CLICK, buf, len, &ev, err, sizeof err), 0);
+    assert_true(str_is(ev.u.click.user_id, "u3"));
+
+    codec_free(producer);
+    codec_free(consumer);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
 int main(void)
 {
     /* Before any Avro allocation, so every one goes through the hook. */
@@ -945,8 +1092,9 @@ int main(void)
         cmocka_unit_test(test_recursive_writer),   cmocka_unit_test(test_bad_framing),
         cmocka_unit_test(test_bad_lengths),        cmocka_unit_test(test_bad_indexes_and_counts),
         cmocka_unit_test(test_record_size_cap),    cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_invalid_utf8_fields), cmocka_unit_test(test_utf8_table),
         cmocka_unit_test(test_mutations),          cmocka_unit_test(test_registry_unreachable),
-        cmocka_unit_test(test_registry_roundtrip),
+        cmocka_unit_test(test_registry_roundtrip), cmocka_unit_test(test_registry_forgets_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -275,6 +277,71 @@ static void test_missing_file_is_named(void **state)
     assert_string_equal(err, "/nonexistent/eddy.conf: cannot open: No such file or directory");
 }
 
+/* fopen() opens a directory; only the read fails. That used to read as an
+ * empty file, so `eddy run -c DIR` ran on the built-in defaults. */
+static void test_directory_is_an_error(void **state)
+{
+    (void)state;
+    struct eddy_config c;
+    char err[512], want[512];
+    char dir[] = "/tmp/eddy-test-config-dir-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    int rc = config_load(&c, dir, err, sizeof err);
+    rmdir(dir);
+    assert_int_not_equal(rc, 0);
+    snprintf(want, sizeof want, "%s: cannot read: Is a directory", dir);
+    assert_string_equal(err, want);
+}
+
+/* Loads path in a child that runs as nobody when we are root (root reads
+ * any file whatever its mode), and sends back the result and the message. */
+static int load_unprivileged(const char *path, char *err, size_t errlen)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (geteuid() == 0 && (setgid(65534) || setuid(65534)))
+            _exit(3);
+        struct eddy_config c;
+        char msg[512] = "";
+        int rc = config_load(&c, path, msg, sizeof msg);
+        if (rc == 0)
+            config_free(&c);
+        ssize_t n = write(fds[1], msg, strlen(msg));
+        _exit(n < 0 ? 4 : rc ? 1 : 0); /* _exit: the parent owns cmocka's state */
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], err, errlen - 1);
+    close(fds[0]);
+    err[n > 0 ? n : 0] = '\0';
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void test_unreadable_file_is_named(void **state)
+{
+    (void)state;
+    char err[512], want[512];
+    char *path = write_conf("[embeddings]\ndim = 64\n");
+    assert_int_equal(chmod(path, 0), 0);
+    int rc = load_unprivileged(path, err, sizeof err);
+    snprintf(want, sizeof want, "%s: cannot open: Permission denied", path);
+    unlink(path);
+    free(path);
+    if (rc == 3) {
+        /* root without the right to become nobody: root itself reads any file */
+        print_message("cannot drop root to test an unreadable file: skipped\n");
+        skip();
+    }
+    assert_int_equal(rc, 1);
+    assert_string_equal(err, want);
+}
+
 static void test_env_overrides_file(void **state)
 {
     (void)state;
@@ -381,6 +448,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_name_file_line_key, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_long_line_is_an_error, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_missing_file_is_named, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_directory_is_an_error, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_unreadable_file_is_named, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_env_overrides_file, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_env_error_names_variable, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_kafka_passthrough, clear_env, clear_env),

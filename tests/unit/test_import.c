@@ -365,6 +365,35 @@ static void test_otto_bad_lines(void **state)
     assert_int_equal(read_all(f->out, "clicks.avro", REC_CLICK, g), 3);
 }
 
+/* Found by fuzzing (tests/fuzz/regressions/import_movielens, import_otto):
+ * with no rows, the rows array is NULL, and it went to qsort, whose
+ * argument must not be NULL (undefined behaviour; UBSan stops the test). An
+ * input without rows gives an empty log. */
+static void test_no_rows(void **state)
+{
+    struct fx *f = *state;
+    struct got g[MAX_GOT];
+    write_input(f, "ratings.csv", "userId,movieId,rating,timestamp\n");
+    if (import_movielens(f->in, f->out, &f->o, &f->c, f->err, sizeof f->err))
+        fail_msg("%s", f->err);
+    assert_int_equal(f->c.records, 0);
+    assert_int_equal(read_all(f->out, "clicks.avro", REC_CLICK, g), 0);
+
+    write_input(f, "train.jsonl", "");
+    if (import_otto(f->in, f->out, &f->o, &f->c, f->err, sizeof f->err))
+        fail_msg("%s", f->err);
+    assert_int_equal(f->c.rows, 0);
+    assert_int_equal(read_all(f->out, "clicks.avro", REC_CLICK, g), 0);
+
+    /* Every row skipped as bad: the same. */
+    write_input(f, "train.jsonl", "not json\n");
+    f->o.skip_bad = true;
+    if (import_otto(f->in, f->out, &f->o, &f->c, f->err, sizeof f->err))
+        fail_msg("%s", f->err);
+    assert_int_equal(f->c.skipped, 1);
+    assert_int_equal(read_all(f->out, "clicks.avro", REC_CLICK, g), 0);
+}
+
 /* ---- eventlog ---------------------------------------------------------------- */
 
 /* Writes one record with schema_json, as another producer might: strings
@@ -440,6 +469,34 @@ static void test_eventlog_refuses_other_records(void **state)
     assert_non_null(strstr(f->err, "missing.avro"));
 }
 
+/* A log is read with codec_decode's rules: a string field that is not UTF-8
+ * fails the read, naming the record and the field. */
+static void test_eventlog_rejects_invalid_utf8(void **state)
+{
+    struct fx *f = *state;
+    struct eventlog_writer *w = NULL;
+    struct eventlog_reader *r = NULL;
+    struct eddy_event ev;
+    char path[256];
+    const struct click_event ok = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1, {NULL, 0}};
+    struct click_event bad = ok;
+    bad.user_id = (struct eddy_str){"\xff\xfe", 2};
+
+    assert_int_equal(mkdir(f->out, 0777), 0);
+    snprintf(path, sizeof path, "%s/clicks.avro", f->out);
+    if (eventlog_writer_new(path, REC_CLICK, "null", &w, f->err, sizeof f->err) ||
+        eventlog_append(w, &ok, f->err, sizeof f->err) ||
+        eventlog_append(w, &bad, f->err, sizeof f->err) ||
+        eventlog_writer_finish(w, f->err, sizeof f->err))
+        fail_msg("%s", f->err);
+    if (eventlog_reader_new(path, &r, f->err, sizeof f->err))
+        fail_msg("%s", f->err);
+    assert_int_equal(eventlog_next(r, &ev, f->err, sizeof f->err), 1);
+    assert_int_equal(eventlog_next(r, &ev, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "record 2: user_id is not valid UTF-8"));
+    eventlog_reader_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,8 +508,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ipinyou_skip_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_otto, setup, teardown),
         cmocka_unit_test_setup_teardown(test_otto_bad_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eventlog_resolves_foreign_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eventlog_refuses_other_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eventlog_rejects_invalid_utf8, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

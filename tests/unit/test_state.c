@@ -7,10 +7,16 @@
 
 #include "tests/unit/tmpdir.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -774,8 +780,173 @@ static void test_index_survives_removals(void **state)
     state_close(st);
 }
 
-int main(void)
+/* ---- a full disk ---------------------------------------------------------
+ *
+ * The state on a small tmpfs, filled up: the failed write must come back
+ * from state_commit()/state_sync() naming the directory and the OS error,
+ * state_close() must return, and once there is room the state must open
+ * with every commit that succeeded and nothing of the one that failed.
+ * RocksDB 7.8.3 used to abort here (an assertion on its info LOG).
+ *
+ * Mounting needs CAP_SYS_ADMIN: a forked child makes a mount namespace of
+ * its own (so the tmpfs vanishes with it, whatever happens) and re-executes
+ * this binary there. Re-executing, not carrying on in the fork, because the
+ * parent's RocksDB thread pools do not survive a fork and a flush scheduled
+ * on them would never run. Without the right to mount, the test skips. */
+
+#define FULL_DISK_ARG "--full-disk-child"
+#define FULL_DISK_SKIP 77
+#define FULL_DISK_BASE 100 /* the offset of the first commit */
+
+/* In the child cmocka is not in charge: a failed check prints and exits. */
+#define CHILD_CHECK(cond, ...)                                   \
+    do {                                                         \
+        if (!(cond)) {                                           \
+            fprintf(stderr, "full disk, line %d: ", __LINE__);   \
+            fprintf(stderr, __VA_ARGS__);                        \
+            fputc('\n', stderr);                                 \
+            _exit(1);                                            \
+        }                                                        \
+    } while (0)
+
+static struct eddy_state *child_open(const char *dir, size_t cache_bytes, bool create)
 {
+    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = create,
+                              .cache_bytes = cache_bytes};
+    struct eddy_state *st = NULL;
+    char err[512];
+    CHILD_CHECK(state_open(&o, &st, err, sizeof err) == 0, "state_open: %s", err);
+    return st;
+}
+
+/* Users u0..u(n-1) with their vectors and offset BASE + n in one commit. */
+static int child_commit(struct eddy_state *st, int from, int n, char *err, size_t errlen)
+{
+    char id[16];
+    for (int i = from; i < from + n; i++) {
+        struct user_state *u = state_user(st, 0, user_id(id, i), true);
+        set_vec(u, (float)i);
+        u->n_events = (uint64_t)i;
+        state_user_dirty(st, u);
+    }
+    state_offset_set(st, "clicks", 0, FULL_DISK_BASE + from + n);
+    return state_commit(st, err, errlen);
+}
+
+/* Writes zeros to path until the filesystem has no room left. */
+static void child_fill(const char *path)
+{
+    static const char zeros[65536];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHILD_CHECK(fd >= 0, "%s: %s", path, strerror(errno));
+    for (size_t chunk = sizeof zeros; chunk >= 4096; chunk /= 16)
+        while (write(fd, zeros, chunk) > 0)
+            ;
+    CHILD_CHECK(errno == ENOSPC, "filling %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+static int full_disk_child(const char *mnt, size_t cache_bytes)
+{
+    char dir[256], filler[256], err[512];
+    snprintf(dir, sizeof dir, "%s/state", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+
+    struct eddy_state *st = child_open(dir, cache_bytes, true);
+    int users = 10;
+    CHILD_CHECK(child_commit(st, 0, users, err, sizeof err) == 0, "first commit: %s", err);
+    CHILD_CHECK(state_sync(st, err, sizeof err) == 0, "first sync: %s", err);
+
+    child_fill(filler);
+    int rc = 0;
+    for (int round = 0; round < 2000 && rc == 0; round++) {
+        rc = child_commit(st, users, 200, err, sizeof err);
+        if (rc == 0)
+            users += 200;
+    }
+    if (rc == 0)
+        rc = state_sync(st, err, sizeof err);
+    CHILD_CHECK(rc != 0, "%d users written to a full disk without an error", users);
+    CHILD_CHECK(strstr(err, dir) && strstr(err, "No space left on device"),
+                "the error names neither the directory nor the OS error: %s", err);
+    /* sticky: nothing is written after a failed commit */
+    CHILD_CHECK(state_sync(st, err, sizeof err) != 0, "state_sync after the failure: 0");
+    CHILD_CHECK(child_commit(st, users, 1, err, sizeof err) != 0, "commit after the failure: 0");
+    state_close(st);
+
+    CHILD_CHECK(unlink(filler) == 0, "%s: %s", filler, strerror(errno));
+    st = child_open(dir, cache_bytes, false);
+    /* the offset says which commits made it; those users are all there, with
+     * their values, and none of a commit that did not */
+    int64_t next = state_offset_get(st, "clicks", 0);
+    int stored = (int)(next - FULL_DISK_BASE);
+    CHILD_CHECK(stored >= 10 && stored <= users, "stored offset %lld, %d users committed",
+                (long long)next, users);
+    char id[16];
+    for (int i = 0; i < stored; i++) {
+        struct user_state *u = state_user(st, 0, user_id(id, i), false);
+        CHILD_CHECK(u && u->n_events == (uint64_t)i && u->vec[1] == (float)i + 1.0f / 3.0f,
+                    "user %d of %d is missing or wrong", i, stored);
+    }
+    CHILD_CHECK(!state_user(st, 0, user_id(id, stored), false),
+                "user %d is there, beyond the stored offset", stored);
+    /* and it takes writes again */
+    CHILD_CHECK(child_commit(st, stored, 10, err, sizeof err) == 0 &&
+                    state_sync(st, err, sizeof err) == 0,
+                "commit after freeing space: %s", err);
+    state_close(st);
+    return 0;
+}
+
+/* In the forked child: a mount namespace of our own, a small tmpfs on dir,
+ * then this binary again to run full_disk_child() in a fresh process. */
+static void full_disk_exec(const char *dir, size_t cache_bytes)
+{
+    char cache[32];
+    snprintf(cache, sizeof cache, "%zu", cache_bytes);
+    alarm(120); /* kept across exec: a hang ends in SIGALRM, not a stuck test run */
+    if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+        mount("tmpfs", dir, "tmpfs", 0, "size=8m")) {
+        fprintf(stderr, "cannot mount a small tmpfs to fill (%s; needs CAP_SYS_ADMIN): "
+                        "full-disk test skipped\n", strerror(errno));
+        _exit(FULL_DISK_SKIP);
+    }
+    execl("/proc/self/exe", "test_state", FULL_DISK_ARG, dir, cache, (char *)NULL);
+    fprintf(stderr, "exec /proc/self/exe: %s\n", strerror(errno));
+    _exit(2);
+}
+
+static void full_disk(void **state, size_t cache_bytes)
+{
+    struct fx *f = *state;
+    fflush(NULL); /* the child must not write our buffered output again */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        full_disk_exec(f->dir, cache_bytes);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        fail_msg("full disk, cache %zu bytes: killed by signal %d (%s)", cache_bytes,
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    if (WEXITSTATUS(status) == FULL_DISK_SKIP)
+        skip();
+    if (WEXITSTATUS(status) != 0)
+        fail_msg("full disk, cache %zu bytes: exit %d (its message is above)", cache_bytes,
+                 WEXITSTATUS(status));
+}
+
+/* No budget (RocksDB's 64 MB memtables: the WAL append fails), eddy's
+ * default of 1 GiB (the same, with a memory budget), and 16 MiB (1 MiB
+ * memtables: a memtable flush fails first, a background error). */
+static void test_full_disk_unbudgeted(void **state) { full_disk(state, 0); }
+static void test_full_disk_default_budget(void **state) { full_disk(state, (size_t)1 << 30); }
+static void test_full_disk_small_budget(void **state) { full_disk(state, (size_t)16 << 20); }
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], FULL_DISK_ARG))
+        return full_disk_child(argv[2], (size_t)strtoull(argv[3], NULL, 10));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_behind_reads_see_commits, setup, teardown),
@@ -797,6 +968,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_campaigns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_survives_removals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_unbudgeted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_default_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_small_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,8 @@
+/* fuzz_import_movielens.c: libFuzzer target for import_movielens() (pipeline/import.c);
+ * the harness and its checks are in fuzz_import.h. */
+#include "tests/fuzz/fuzz_import.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_import(import_movielens, data, size);
+}
