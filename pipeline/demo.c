@@ -10,6 +10,7 @@
 #include "pipeline/gen.h"
 #include "pipeline/kafka.h"
 #include "pipeline/log.h"
+#include "pipeline/mockctl.h"
 #include "pipeline/runtime.h"
 
 #define TRACKED_USERS 3
@@ -24,6 +25,8 @@ struct demo {
     int gen_rc;
     struct timespec t0;
     int max_seconds;
+    rd_kafka_mock_cluster_t *faulty; /* --fault: broker 2 leads the outputs */
+    int fault_step;                  /* 0 before, 1 during, 2 after the outage */
     struct eddy_metrics last;   /* the pipeline's final counters */
     double last_print[TRACKED_USERS];
     char last_items[TRACKED_USERS][512];
@@ -100,11 +103,35 @@ static void finished(void *ctx, const struct eddy_metrics *m)
     d->last = *m;
 }
 
+/* The fault-injection commands of `eddy broker`'s control channel. */
+static void fault(struct demo *d, const char *command, const char *what)
+{
+    char reply[256];
+    mockctl_exec(d->faulty, command, reply, sizeof reply);
+    printf("[%5.1fs] fault     %s: %s\n", elapsed(d), what, reply);
+    fflush(stdout);
+}
+
+/* --fault: the output broker is down from 3 s to 8 s, shorter than
+ * message.timeout.ms: librdkafka retries, eddy's consuming pauses at its
+ * next checkpoint, and every output is delivered once it is back. */
+static void step_fault(struct demo *d)
+{
+    if (d->faulty && d->fault_step == 0 && elapsed(d) >= 3) {
+        fault(d, "down 2", "output broker 2 down");
+        d->fault_step = 1;
+    } else if (d->faulty && d->fault_step == 1 && elapsed(d) >= 8) {
+        fault(d, "up 2", "output broker 2 back");
+        d->fault_step = 2;
+    }
+}
+
 /* Stops once the pipeline has taken in every record the generator
  * delivered, or at the time limit. */
 static bool should_stop(void *ctx, const struct eddy_metrics *m)
 {
     struct demo *d = ctx;
+    step_fault(d);
     uint64_t seen = 0;
     for (int i = 0; i < IN_COUNT; i++)
         seen += m->events_in[i] + m->dlq[i];
@@ -112,7 +139,24 @@ static bool should_stop(void *ctx, const struct eddy_metrics *m)
         d->gen_stop = true;
         return true;
     }
-    return d->gen_done && seen >= d->produced;
+    return d->gen_done && seen >= d->produced && d->fault_step != 1;
+}
+
+static rd_kafka_mock_cluster_t *place_outputs_on_broker_2(struct kafka_mock *mock,
+                                                         const struct eddy_config *cfg)
+{
+    const char *outputs[] = {cfg->topic_recommendations, cfg->topic_decisions, cfg->topic_dlq};
+    const char *inputs[] = {cfg->topic_clicks, cfg->topic_ad_events, cfg->topic_campaigns};
+    char line[512], reply[256];
+    for (int i = 0; i < 3; i++) {
+        snprintf(line, sizeof line, "leader %s * 2", outputs[i]);
+        mockctl_exec(mock->cluster, line, reply, sizeof reply);
+        snprintf(line, sizeof line, "leader %s * 1", inputs[i]);
+        mockctl_exec(mock->cluster, line, reply, sizeof reply);
+    }
+    snprintf(line, sizeof line, "coordinator group %s 1", cfg->group_id);
+    mockctl_exec(mock->cluster, line, reply, sizeof reply);
+    return mock->cluster;
 }
 
 int demo_run(const struct demo_options *o)
@@ -130,11 +174,13 @@ int demo_run(const struct demo_options *o)
         config_free(&d.cfg);
         return 1;
     }
-    if (kafka_mock_new(&mock, &d.cfg, 1, 4, err, sizeof err)) {
+    if (kafka_mock_new(&mock, &d.cfg, o->fault ? 2 : 1, 4, err, sizeof err)) {
         log_error("demo: %s", err);
         config_free(&d.cfg);
         return 1;
     }
+    if (o->fault)
+        d.faulty = place_outputs_on_broker_2(&mock, &d.cfg);
     free(d.cfg.bootstrap_servers);
     d.cfg.bootstrap_servers = strdup(kafka_mock_bootstraps(&mock));
     free(d.cfg.state_dir);
@@ -161,12 +207,13 @@ int demo_run(const struct demo_options *o)
     const struct eddy_metrics *m = &d.last;
     printf("\neddy demo: %.1fs, %llu records produced; pipeline consumed %llu clicks, %llu ad "
            "events, %llu budgets; dead-lettered %llu; published %llu recommendations and %llu "
-           "budget decisions (exit %d). State kept in %s\n",
+           "budget decisions; %llu outputs undelivered (exit %d). State kept in %s\n",
            elapsed(&d), (unsigned long long)d.produced,
            (unsigned long long)m->events_in[IN_CLICKS], (unsigned long long)m->events_in[IN_AD_EVENTS],
            (unsigned long long)m->events_in[IN_CAMPAIGNS],
            (unsigned long long)(m->dlq[IN_CLICKS] + m->dlq[IN_AD_EVENTS] + m->dlq[IN_CAMPAIGNS]),
-           (unsigned long long)m->recommendations_out, (unsigned long long)m->decisions_out, rc,
+           (unsigned long long)m->recommendations_out, (unsigned long long)m->decisions_out,
+           (unsigned long long)m->produce_errors, rc,
            state_dir);
     kafka_mock_free(&mock);
     config_free(&d.cfg);

@@ -122,7 +122,7 @@ static const char usage_gen[] =
     "  -h, --help             show this help\n";
 
 static const char usage_demo[] =
-    "usage: eddy demo [--events N] [--rate R] [--seconds S]\n"
+    "usage: eddy demo [--events N] [--rate R] [--seconds S] [--fault]\n"
     "\n"
     "Runs an embedded mock Kafka cluster, the generator and the real pipeline in\n"
     "one process and prints recommendations for users u1-u3 and budget decisions\n"
@@ -131,6 +131,8 @@ static const char usage_demo[] =
     "  -n, --events N    events to generate (default 400000)\n"
     "  -r, --rate R      generator rate, records/s (default 40000)\n"
     "      --seconds S   hard time limit (default 50)\n"
+    "      --fault       put the output topics on a second broker and take it down\n"
+    "                    from 3 s to 8 s: consuming pauses, nothing is lost\n"
     "  -h, --help        show this help\n";
 
 static int parse_u64(const char *s, unsigned long long *out)
@@ -356,6 +358,7 @@ static int cmd_demo(int argc, char **argv)
     static const struct option opts[] = {{"events", required_argument, 0, 'n'},
                                          {"rate", required_argument, 0, 'r'},
                                          {"seconds", required_argument, 0, 'S'},
+                                         {"fault", no_argument, 0, 'F'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     struct demo_options o = {.events = 400000, .rate = 40000, .max_seconds = 50};
@@ -377,6 +380,7 @@ static int cmd_demo(int argc, char **argv)
                 return bad_option("demo", "--seconds", optarg);
             o.max_seconds = (int)u;
             break;
+        case 'F': o.fault = true; break;
         case 'h': fputs(usage_demo, stdout); return 0;
         default: return 2;
         }

@@ -7,9 +7,9 @@
 # It builds its own optimised eddy (build/soak/eddy: a soak measures the
 # binary that would ship, not the sanitizer build) and writes
 # build/soak/soak.md and build/soak/soak.svg. Other knobs, read from the
-# environment by soak.py: SOAK_RATE, SOAK_PARTITIONS, SOAK_USERS,
-# SOAK_BAD_EVERY, SOAK_FAULT_EVERY, SOAK_SAMPLE_S, SOAK_MESSAGE_TIMEOUT_MS,
-# SOAK_CHECK_EVERY.
+# environment by soak.py (its docstring says what each does): SOAK_RATE,
+# SOAK_PARTITIONS, SOAK_USERS, SOAK_BAD_EVERY, SOAK_FAULT_EVERY, SOAK_FAULTS,
+# SOAK_SAMPLE_S, SOAK_MESSAGE_TIMEOUT_MS, SOAK_CHECK_EVERY, SOAK_STALL_S.
 
 SOAK_MINUTES ?= 30
 

@@ -33,9 +33,19 @@ up, nothing may be lost:
 Clicks produced after the generator stopped (a short tail run that moves the
 watermarks past the last real click) are not checked.
 
-Exit status 0 only if nothing was lost and eddy's RSS and fd count did not
-grow more than RSS_TOLERANCE / FD_TOLERANCE over the second half of the generator's run
-(within eddy's last incarnation, since a restart resets both).
+Exit status 0 only if nothing was lost, eddy never stalled (no progress for
+SOAK_STALL_S with input waiting: it is then killed and restarted), and its RSS
+and fd count did not grow more than RSS_TOLERANCE / FD_TOLERANCE over the
+second half of its longest incarnation while the generator ran (a restart
+resets both, and the first half warms caches up).
+
+Knobs (environment): SOAK_MINUTES (30) of generator; SOAK_RATE (20000)
+records/s; SOAK_PARTITIONS (16) per topic; SOAK_USERS (100000);
+SOAK_BAD_EVERY (1000): every Nth record bad; SOAK_FAULT_EVERY seconds between
+faults (180, fewer in short runs); SOAK_FAULTS=none for a run without faults;
+SOAK_SAMPLE_S (10); SOAK_MESSAGE_TIMEOUT_MS (10000): eddy's producer
+message.timeout.ms; SOAK_CHECK_EVERY (8): users whose recommendations are
+decoded; SOAK_STALL_S (60).
 
 Writes OUTDIR/soak.md (parameters, the table, the checks), OUTDIR/soak.svg
 (RSS, fds and lag over time, fault windows shaded, restarts marked),
@@ -407,6 +417,7 @@ refresh.interval.ms = 0
 """)
         self.proc = None
         self.starts = 0
+        self.start_times = []
         self.exits = []        # (time, exit code, group)
         self.done = {}         # last metrics of the incarnations that exited
         self.last = {}         # last metrics of the current one
@@ -424,6 +435,7 @@ refresh.interval.ms = 0
                                      env={**os.environ, "EDDY_KAFKA_GROUP_ID": group, **self.env})
         self.group = group
         self.starts += 1
+        self.start_times.append(now())
         self.last = {}
         self.progress, self.progress_t = -1, now()
 
@@ -601,11 +613,10 @@ def svg_chart(rows, faults, restarts, path):
         f.write("\n".join(parts) + "\n")
 
 
-def growth(rows, key, lo, hi, last_start):
-    """(first, last, growth) of key over the samples in [lo, hi] of eddy's
-    last incarnation (a restart resets RSS and fds), comparing the means of
-    the first and last fifths; None when that leaves fewer than 6 samples."""
-    vals = [r[key] for r in rows if max(lo, last_start) <= r["t"] <= hi and r[key] is not None]
+def growth(rows, key, lo, hi):
+    """(first, last, growth) of key over the samples in [lo, hi], comparing
+    the means of the first and last fifths; None with fewer than 6 samples."""
+    vals = [r[key] for r in rows if lo <= r["t"] <= hi and r[key] is not None]
     if len(vals) < 6:
         return None
     k = max(1, len(vals) // 5)
@@ -814,12 +825,15 @@ def main():
     if gap_metric:
         problems.append(f"eddy skipped {gap_metric:.0f} records (offset.reset = earliest)")
 
-    # Steady state: the second half of the generator's run, not the final
-    # catch-up (whose backlog is a different load).
-    last_start = eddy.exits[-1][0] if eddy.exits else 0
-    half = (gen_t0 + gen_end) / 2
-    rss_g = growth(rows, "rss", half, gen_end, last_start)
-    fd_g = growth(rows, "fds", half, gen_end, last_start)
+    # Growth is judged in steady state: within one incarnation (a restart
+    # resets RSS and fds), the one that ran longest while the generator did,
+    # over the second half of that span (the first half warms caches up).
+    bounds = eddy.start_times + [float("inf")]
+    spans = [(max(a, gen_t0), min(b, gen_end)) for a, b in zip(bounds, bounds[1:])]
+    lo, hi = max(spans, key=lambda sp: sp[1] - sp[0])
+    window = ((lo + hi) / 2, hi)
+    rss_g = growth(rows, "rss", *window)
+    fd_g = growth(rows, "fds", *window)
     rss_allowed = None
     if rss_g:
         rss_allowed = max(RSS_TOLERANCE[0] * rss_g[0], RSS_TOLERANCE[1])
@@ -827,8 +841,9 @@ def main():
             problems.append(f"RSS grew {rss_g[2]:.1f} MB over the second half "
                             f"({rss_g[0]:.1f} -> {rss_g[1]:.1f}), allowed {rss_allowed:.1f}")
     else:
-        notes.append("RSS/fd growth not judged: too few samples of eddy's last incarnation in "
-                     "the second half of the generator's run")
+        notes.append(f"RSS/fd growth not judged: fewer than 6 samples in {window[0]:.0f}-"
+                     f"{window[1]:.0f} s, the second half of eddy's longest incarnation while "
+                     f"the generator ran")
     if fd_g and fd_g[2] > FD_TOLERANCE:
         problems.append(f"open fds grew {fd_g[2]:.0f} over the second half "
                         f"({fd_g[0]:.0f} -> {fd_g[1]:.0f}), allowed {FD_TOLERANCE}")
@@ -862,7 +877,8 @@ def main():
         f"- checked: {len(ends)} input partitions' offsets; {len(obs.click_users)} users with "
         f"{obs.clicks_checked} accepted clicks; {len(obs.click_times)} users "
         f"(id % {CHECK_EVERY} == 0) click by click, {checked_clicks} clicks",
-        "- RSS over the second half of the generator's run: "
+        f"- RSS in {window[0]:.0f}-{window[1]:.0f} s (second half of eddy's longest "
+        f"incarnation while the generator ran): "
         + (f"{rss_g[0]:.1f} -> {rss_g[1]:.1f} MB (allowed +{rss_allowed:.1f})" if rss_g else "n/a")
         + "; fds: " + (f"{fd_g[0]:.0f} -> {fd_g[1]:.0f} (allowed +{FD_TOLERANCE})" if fd_g
                         else "n/a"),
