@@ -28,6 +28,10 @@
  * librdkafka's default queue.buffering.max.messages, so that a batch's
  * outputs still fit and produce() rarely has to wait in place. */
 #define UNACKED_HIGH 50000
+/* librdkafka fails an output after message.timeout.ms; an output still not
+ * acknowledged well past that is stuck (seen once with the idempotent
+ * producer after an outage at start) and is failed by eddy. */
+#define ACK_GRACE_MS 10000
 
 /* Tag carried by each produced message to its delivery report. */
 enum out_kind { OUT_RECOMMENDATION = 1, OUT_DECISION, OUT_DLQ };
@@ -45,6 +49,7 @@ struct runtime {
     rd_kafka_topic_partition_list_t *assigned;  /* our current assignment */
     rd_kafka_topic_partition_list_t *to_commit; /* processed since last checkpoint */
     rd_kafka_topic_partition_list_t *writing;   /* in the state batch being written */
+    rd_kafka_topic_partition_list_t *gaps;      /* reset to the log start from .offset */
     struct eddy_codec *codec;
     struct eddy_state *st;
     struct http_server *http;
@@ -64,6 +69,8 @@ struct runtime {
     bool standby;
     bool started, stopping;
     bool checkpoint_waiting;          /* due, waiting for every output to be acknowledged */
+    uint64_t waiting_since_ms;
+    uint64_t ack_timeout_ms;          /* message.timeout.ms + ACK_GRACE_MS; 0: none */
     bool no_checkpoint;               /* outputs or state failed: store nothing more */
     bool consumer_closed;
     uint64_t shutdown_deadline_ms;    /* monotonic */
@@ -358,6 +365,21 @@ static void end_run(struct runtime *rt, struct partition_run *r)
     r->rkt = NULL;
 }
 
+/* The first record after a reset to the log start tells how many records
+ * the reset skipped. */
+static void count_gap(struct runtime *rt, const char *topic, int32_t partition, int64_t first)
+{
+    rd_kafka_topic_partition_t *g = rd_kafka_topic_partition_list_find(rt->gaps, topic, partition);
+    if (!g)
+        return;
+    int64_t gap = first > g->offset ? first - g->offset : 0;
+    rt->metrics.offset_gap += (uint64_t)gap;
+    log_warn("%s[%d]: skipped %lld records (offsets %lld to %lld, gone from the log), as "
+             "[kafka] offset.reset = earliest allows", topic, (int)partition, (long long)gap,
+             (long long)g->offset, (long long)first - 1);
+    rd_kafka_topic_partition_list_del(rt->gaps, topic, partition);
+}
+
 static void start_run(struct runtime *rt, struct partition_run *r, const rd_kafka_message_t *m)
 {
     *r = (struct partition_run){.rkt = m->rkt, .partition = m->partition,
@@ -367,6 +389,8 @@ static void start_run(struct runtime *rt, struct partition_run *r, const rd_kafk
     r->in = rd_kafka_topic_partition_list_find(rt->assigned, r->topic, r->partition)
                 ? input_of(rt, r->topic, &r->type)
                 : -1;
+    if (rt->gaps->cnt && r->in >= 0)
+        count_gap(rt, r->topic, r->partition, m->offset);
 }
 
 static uint64_t monotonic_ms(void)
@@ -432,39 +456,42 @@ static int restart_partition_at(struct runtime *rt, const char *topic, int32_t p
 /* librdkafka reports a fetch offset outside the partition's log (retention
  * passed it, or the topic was recreated) instead of jumping, because eddy
  * sets auto.offset.reset=error. Under [kafka] offset.reset = fail that stops
- * eddy; under earliest it resumes at the log start and counts the gap. */
+ * eddy; under earliest it resumes at the log start, and count_gap() counts
+ * what was skipped when the first record arrives: the log's bounds may not
+ * be known now (a leader moving, say). */
 static void on_offset_out_of_range(struct runtime *rt, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    int64_t lo = -1, hi = -1;
+    char bounds[128];
+    int64_t lo, hi;
     rd_kafka_resp_err_t e =
         rd_kafka_query_watermark_offsets(rt->consumer, topic, m->partition, &lo, &hi, 5000);
     if (e)
-        log_warn("%s[%d]: cannot read the log's bounds: %s", topic, (int)m->partition,
-                 rd_kafka_err2str(e));
-    if (!rt->cfg->offset_reset_earliest || e) {
-        log_error("%s[%d]: offset %lld is out of range: the log holds offsets %lld to %lld; "
-                  "stopping without skipping anything (exit %d). To resume at the log start "
-                  "and accept the gap, set [kafka] offset.reset = earliest",
-                  topic, (int)m->partition, (long long)m->offset, (long long)lo,
-                  (long long)hi - 1, RUNTIME_OFFSET_OUT_OF_RANGE);
+        snprintf(bounds, sizeof bounds, "the log's bounds are unknown (%s)", rd_kafka_err2str(e));
+    else
+        snprintf(bounds, sizeof bounds, "the log holds offsets %lld to %lld", (long long)lo,
+                 (long long)hi - 1);
+    if (!rt->cfg->offset_reset_earliest) {
+        log_error("%s[%d]: offset %lld is out of range: %s; stopping without skipping anything "
+                  "(exit %d). To resume at the log start and accept the gap, set [kafka] "
+                  "offset.reset = earliest",
+                  topic, (int)m->partition, (long long)m->offset, bounds,
+                  RUNTIME_OFFSET_OUT_OF_RANGE);
         begin_shutdown(rt, RUNTIME_OFFSET_OUT_OF_RANGE);
         return;
     }
-    int64_t gap = m->offset < lo ? lo - m->offset : 0;
-    rt->metrics.offset_resets++;
-    rt->metrics.offset_gap += (uint64_t)gap;
-    log_warn("%s[%d]: offset %lld is out of range (the log holds %lld to %lld): resuming at "
-             "%lld and skipping %lld records, as [kafka] offset.reset = earliest allows",
-             topic, (int)m->partition, (long long)m->offset, (long long)lo, (long long)hi - 1,
-             (long long)lo, (long long)gap);
-    if (restart_partition_at(rt, topic, m->partition, lo)) {
+    log_warn("%s[%d]: offset %lld is out of range (%s): resuming at the log start, as [kafka] "
+             "offset.reset = earliest allows", topic, (int)m->partition, (long long)m->offset,
+             bounds);
+    if (restart_partition_at(rt, topic, m->partition, RD_KAFKA_OFFSET_BEGINNING)) {
         begin_shutdown(rt, RUNTIME_ERROR);
         return;
     }
-    state_offset_set(rt->st, topic, m->partition, lo);
-    note_offset(rt->to_commit, topic, m->partition, lo);
-    rt->since_checkpoint++;
+    rt->metrics.offset_resets++;
+    rd_kafka_topic_partition_t *g =
+        rd_kafka_topic_partition_list_find(rt->gaps, topic, m->partition);
+    if (!g) /* a second reset before any record: the gap still starts at the first */
+        rd_kafka_topic_partition_list_add(rt->gaps, topic, m->partition)->offset = m->offset;
 }
 
 static void on_consumer_error(struct runtime *rt, const rd_kafka_message_t *m)
@@ -588,8 +615,23 @@ static bool checkpoint_due(const struct runtime *rt)
  * and signals meanwhile. finish_checkpoint() writes it once they are. */
 static void maybe_checkpoint(struct runtime *rt)
 {
-    if (!rt->checkpoint_waiting && checkpoint_due(rt))
+    if (!rt->checkpoint_waiting && checkpoint_due(rt)) {
         rt->checkpoint_waiting = true;
+        rt->waiting_since_ms = monotonic_ms();
+    }
+}
+
+/* A checkpoint that has waited past message.timeout.ms (+ a grace) for its
+ * acknowledgements will not get them: treated as a failed delivery. */
+static void check_ack_timeout(struct runtime *rt)
+{
+    if (rt->checkpoint_waiting && rt->ack_timeout_ms &&
+        monotonic_ms() - rt->waiting_since_ms > rt->ack_timeout_ms) {
+        char why[128];
+        snprintf(why, sizeof why, "%d outputs not acknowledged within %llu ms",
+                 outputs_unacked(rt), (unsigned long long)rt->ack_timeout_ms);
+        output_failed(rt, "the output topics", why);
+    }
 }
 
 static void finish_checkpoint(struct runtime *rt)
@@ -855,6 +897,7 @@ static void on_tick(uv_timer_t *t)
     rt->metrics.outputs_unacked = (uint64_t)outputs_unacked(rt);
     maybe_checkpoint(rt);
     finish_checkpoint(rt);
+    check_ack_timeout(rt);
     if (may_consume(rt))
         consume_available(rt);
     check_failed(rt);
@@ -1103,12 +1146,24 @@ static int start_consumer(struct runtime *rt, char *err, size_t errlen)
                        on_consumer_readable);
 }
 
+static uint64_t ack_timeout_of(rd_kafka_t *producer)
+{
+    char text[32];
+    size_t size = sizeof text;
+    unsigned long long ms = 0;
+    if (rd_kafka_conf_get(rd_kafka_conf(producer), "message.timeout.ms", text, &size) ==
+            RD_KAFKA_CONF_OK)
+        ms = strtoull(text, NULL, 10);
+    return ms ? ms + ACK_GRACE_MS : 0; /* 0: librdkafka retries forever, so does eddy */
+}
+
 static int start_outputs(struct runtime *rt, char *err, size_t errlen)
 {
     rt->producer = kafka_producer_new(rt->cfg, on_delivery, on_stats, rt, err, errlen);
     if (!rt->producer)
         return -1;
     rt->producer_q = rd_kafka_queue_get_main(rt->producer);
+    rt->ack_timeout_ms = ack_timeout_of(rt->producer);
     if (pipe_events(rt, rt->producer_q, rt->producer_pipe, &rt->producer_poll,
                     on_producer_readable))
         return -1;
@@ -1258,6 +1313,7 @@ static void runtime_free(struct runtime *rt)
     rd_kafka_topic_partition_list_destroy(rt->assigned);
     rd_kafka_topic_partition_list_destroy(rt->to_commit);
     rd_kafka_topic_partition_list_destroy(rt->writing);
+    rd_kafka_topic_partition_list_destroy(rt->gaps);
     free(rt->clocks);
     uv_loop_close(&rt->loop);
 }
@@ -1272,6 +1328,7 @@ int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *ob
         .assigned = rd_kafka_topic_partition_list_new(16),
         .to_commit = rd_kafka_topic_partition_list_new(16),
         .writing = rd_kafka_topic_partition_list_new(16),
+        .gaps = rd_kafka_topic_partition_list_new(4),
         .metrics.input_topic = {cfg->topic_clicks, cfg->topic_ad_events, cfg->topic_campaigns},
         .metrics.consumer_lag = -1,
     };

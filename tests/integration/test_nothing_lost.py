@@ -191,7 +191,7 @@ def test_out_of_range_offset_stops_or_is_counted(workdir, policy):
         # Accounted for: the gap, plus every record after it (garbage: the DLQ).
         assert eddy.consumed() + (start - stored) == end - stored
         assert eddy.stop() == 0
-        assert "skipping %d records" % (start - stored) in eddy.log_text()
+        assert "skipped %d records" % (start - stored) in eddy.log_text()
     finally:
         broker.stop()
 

@@ -75,7 +75,10 @@ def env_num(name, default, kind=int):
 
 MINUTES = env_num("SOAK_MINUTES", 30.0, float)
 RATE = env_num("SOAK_RATE", 20000)
-PARTITIONS = env_num("SOAK_PARTITIONS", 16)  # ~7 s of input kept per partition at 20k/s
+# The mock keeps ~5 MB, about 110k input records, per partition: with 16,
+# about 110 s of clicks at 20k records/s, room for an outage, eddy's restart
+# and its catch-up before unread input rolls out of the log.
+PARTITIONS = env_num("SOAK_PARTITIONS", 16)
 USERS = env_num("SOAK_USERS", 100000)
 BAD_EVERY = env_num("SOAK_BAD_EVERY", 1000)
 CHECK_EVERY = env_num("SOAK_CHECK_EVERY", 8)  # users whose recommendations are decoded
@@ -90,7 +93,7 @@ DURATION_S = MINUTES * 60
 # A fault every few minutes; a short run squeezes the five of the rotation in.
 FAULT_EVERY = env_num("SOAK_FAULT_EVERY", max(30.0, min(180.0, (DURATION_S - WARMUP_S - 10) / 5)),
                       float)
-RSS_TOLERANCE = (0.10, 32.0)  # growth allowed over the second half: 10% or 32 MB, the larger
+RSS_TOLERANCE = (0.10, 32.0)  # growth allowed in steady state: 10% or 32 MB, the larger
 FD_TOLERANCE = 16
 CAMPAIGNS = 5
 INPUTS = ("clicks", "ad-events", "campaigns")
@@ -562,7 +565,11 @@ def fmt_row(r):
             f(r["produced"], "d"), f(r["consumed"], ".0f"), str(r["restarts"]), r["fault"] or "-")
 
 
-def svg_chart(rows, faults, restarts, path):
+def compact(v):
+    return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e4 else f"{v:.0f}"
+
+
+def svg_chart(rows, faults, restarts, gen_end, path):
     """RSS, fds and lag over time: three panels of hand-written polylines."""
     W, H, L, R, PH, GAP, TOP = 900, 560, 70, 20, 140, 40, 30
     tmax = max([r["t"] for r in rows] + [1])
@@ -570,7 +577,7 @@ def svg_chart(rows, faults, restarts, path):
              f'font-family="sans-serif" font-size="11">',
              f'<rect width="{W}" height="{H}" fill="white"/>',
              f'<text x="{L}" y="18" font-size="13">eddy soak: {MINUTES:g} min at {RATE} '
-             f'records/s; shaded: faults, red lines: restarts</text>']
+             f'records/s; shaded: faults, red: restarts, grey: generator stops</text>']
 
     def x(t):
         return L + (W - L - R) * t / tmax
@@ -589,11 +596,14 @@ def svg_chart(rows, faults, restarts, path):
         for t in restarts:
             parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{top + PH}" '
                          f'stroke="red" stroke-dasharray="3,3"/>')
+        parts.append(f'<line x1="{x(gen_end):.1f}" x2="{x(gen_end):.1f}" y1="{top}" '
+                     f'y2="{top + PH}" stroke="#777"/>')
         for frac in (0, 0.5, 1):
             y = top + PH - PH * frac
             parts.append(f'<text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                         f'{vmax * frac:.0f}</text>')
-        parts.append(f'<text x="{L - 60}" y="{top + 12}" fill="{colour}">{label}</text>')
+                         f'{compact(vmax * frac)}</text>')
+        parts.append(f'<text x="{L + 6}" y="{top + 14}" fill="{colour}" font-size="12">'
+                     f'{label}</text>')
         # A gap in the samples (eddy restarting) breaks the line.
         seg = []
         for r in rows + [{"t": None, key: None}]:
@@ -705,6 +715,9 @@ def main():
         if not active and t >= next_fault and gen_rc is None and FAULTS != "none":
             name, start, hold, end = rotation[k % len(rotation)]
             hold = min(hold, FAULT_EVERY - 5)
+            if t + hold > gen_t0 + DURATION_S:
+                next_fault = float("inf")  # it would outlast the generator
+                continue
             log(f"fault: {name} for {hold:.0f} s")
             start()
             active = (name, t + hold, end)
@@ -868,7 +881,8 @@ def main():
         f"recommendations out {eddy.total('eddy_recommendations_out_total'):.0f}, "
         f"decisions out {eddy.total('eddy_decisions_out_total'):.0f}, "
         f"produce errors {eddy.total('eddy_produce_errors_total'):.0f}, "
-        f"rejected {eddy.total('eddy_rejected_total'):.0f} (each incarnation's last sample)",
+        f"rejected {eddy.total('eddy_rejected_total'):.0f} (each incarnation's last scrape, "
+        f"every 0.5 s: an incarnation that stops on a delivery failure may not show it)",
         f"- read by the soak: clicks {readers['clicks'].count}, "
         f"ad-events {readers['ad-events'].count}, "
         f"recommendations {readers['recommendations'].count}, "
@@ -889,8 +903,13 @@ def main():
              f"{MINUTES:g} minutes at {RATE} records/s, {PARTITIONS} partitions per topic, "
              f"{USERS} users, every {BAD_EVERY}th record bad, message.timeout.ms "
              f"{MSG_TIMEOUT_MS}, a fault every {FAULT_EVERY:.0f} s. "
-             f"Tolerances over the second half: RSS +{RSS_TOLERANCE[0]:.0%} or "
+             f"Tolerances in steady state (the second half of eddy's longest incarnation "
+             f"while the generator ran): RSS +{RSS_TOLERANCE[0]:.0%} or "
              f"+{RSS_TOLERANCE[1]:.0f} MB (the larger), fds +{FD_TOLERANCE}.", "",
+             "RSS and fds: of the running eddy; lag: `eddy_consumer_lag`; produced: input "
+             "records the soak has read so far; consumed: `eddy_events_in_total` + "
+             "`eddy_dlq_total` summed over eddy's incarnations (so replays count again); "
+             "fault: the one active at the sample.", "",
              "| " + " | ".join(COLS) + " |", "|" + "---|" * len(COLS)]
     lines += ["| " + " | ".join(fmt_row(r)) + " |" for r in rows]
     lines += ["", "## Summary", ""] + summary
@@ -899,7 +918,8 @@ def main():
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     with open(os.path.join(OUT, "soak.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    svg_chart(rows, fault_log, [t for t, _, _ in eddy.exits], os.path.join(OUT, "soak.svg"))
+    svg_chart(rows, fault_log, [t for t, _, _ in eddy.exits], gen_end,
+              os.path.join(OUT, "soak.svg"))
 
     widths = [max(len(c), *(len(fmt_row(r)[i]) for r in rows)) for i, c in enumerate(COLS)]
     print()
