@@ -44,7 +44,7 @@ records/s; SOAK_PARTITIONS (16) per topic; SOAK_USERS (100000);
 SOAK_BAD_EVERY (1000): every Nth record bad; SOAK_FAULT_EVERY seconds between
 faults (180, fewer in short runs); SOAK_FAULTS=none for a run without faults;
 SOAK_SAMPLE_S (10); SOAK_MESSAGE_TIMEOUT_MS (10000): eddy's producer
-message.timeout.ms; SOAK_CHECK_EVERY (8): users whose recommendations are
+message.timeout.ms; SOAK_CACHE_BYTES (256 MiB): eddy's [state] cache.bytes; SOAK_CHECK_EVERY (8): users whose recommendations are
 decoded; SOAK_STALL_S (60).
 
 Writes OUTDIR/soak.md (parameters, the table, the checks), OUTDIR/soak.svg
@@ -84,6 +84,9 @@ BAD_EVERY = env_num("SOAK_BAD_EVERY", 1000)
 CHECK_EVERY = env_num("SOAK_CHECK_EVERY", 8)  # users whose recommendations are decoded
 SAMPLE_S = env_num("SOAK_SAMPLE_S", 10.0, float)
 MSG_TIMEOUT_MS = env_num("SOAK_MESSAGE_TIMEOUT_MS", 10000)
+# eddy's state memory budget: small enough that the cache fills within the
+# first minutes, so that steady state (flat RSS) is what the second half sees.
+CACHE_BYTES = env_num("SOAK_CACHE_BYTES", 256 << 20)
 # No progress for this long with input waiting: eddy is stuck, and is killed
 # and restarted (and the soak fails) rather than left to hold the run up.
 STALL_S = env_num("SOAK_STALL_S", 60.0, float)
@@ -413,6 +416,7 @@ group.id = eddy-soak
 kafka.message.timeout.ms = {MSG_TIMEOUT_MS}
 [state]
 dir = {self.state}
+cache.bytes = {CACHE_BYTES}
 [http]
 listen = 127.0.0.1:{self.port}
 [recommend]
