@@ -40,7 +40,7 @@ second half of its longest incarnation while the generator ran (a restart
 resets both, and the first half warms caches up).
 
 Knobs (environment): SOAK_MINUTES (30) of generator; SOAK_RATE (20000)
-records/s; SOAK_PARTITIONS (16) per topic; SOAK_USERS (100000);
+records/s; SOAK_PARTITIONS (32) per topic; SOAK_USERS (100000);
 SOAK_BAD_EVERY (1000): every Nth record bad; SOAK_FAULT_EVERY seconds between
 faults (180, fewer in short runs); SOAK_FAULTS=none for a run without faults;
 SOAK_SAMPLE_S (10); SOAK_MESSAGE_TIMEOUT_MS (10000): eddy's producer
@@ -78,7 +78,7 @@ RATE = env_num("SOAK_RATE", 20000)
 # The mock keeps ~5 MB, about 110k input records, per partition: with 16,
 # about 110 s of clicks at 20k records/s, room for an outage, eddy's restart
 # and its catch-up before unread input rolls out of the log.
-PARTITIONS = env_num("SOAK_PARTITIONS", 16)
+PARTITIONS = env_num("SOAK_PARTITIONS", 32)
 USERS = env_num("SOAK_USERS", 100000)
 BAD_EVERY = env_num("SOAK_BAD_EVERY", 1000)
 CHECK_EVERY = env_num("SOAK_CHECK_EVERY", 8)  # users whose recommendations are decoded
