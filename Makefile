@@ -5,27 +5,37 @@ CC       ?= gcc
 B        ?= build
 PKGS     := rdkafka avro-c rocksdb openblas libuv inih jansson libcurl libxxhash
 OPT      ?= -O2 -g
-CFLAGS   += -std=gnu11 -D_GNU_SOURCE -ffp-contract=off $(OPT) -Wall -Wextra -Werror -I. -MMD -MP \
+CFLAGS   += -std=gnu11 -D_GNU_SOURCE -ffp-contract=off $(OPT) -Wall -Wextra -Werror \
+            -Wshadow -Wmissing-prototypes -Wstrict-prototypes -I. -MMD -MP \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
 endif
+# SAN=thread: ThreadSanitizer, for the state writer thread (`make tsan`).
+ifeq ($(SAN),thread)
+CFLAGS   += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=thread
+endif
 
 SRCS      := $(wildcard pipeline/*.c operators/*.c state/*.c backtest/*.c)
 OBJS      := $(SRCS:%.c=$(B)/%.o)
 LIB_OBJS  := $(filter-out $(B)/pipeline/main.o,$(OBJS))
 
-# Debian packages: to build, and extra ones the tests use.
+# Debian packages: to build; for the unit tests; for the integration tests.
+# OPTIONAL_DEBS only add checks (the report's render in a browser, the
+# compose file's syntax): when they cannot be installed, those checks skip.
 BUILD_DEBS := build-essential pkg-config librdkafka-dev libavro-dev librocksdb-dev \
               libopenblas-dev libuv1-dev libinih-dev libjansson-dev libcurl4-openssl-dev \
               libhttp-parser-dev uthash-dev libxxhash-dev
-TEST_DEBS  := libcmocka-dev python3-pytest python3-kafka python3-avro python3-prometheus-client \
-              kcat docker-compose curl chromium
+UNIT_DEBS  := libcmocka-dev
+TEST_DEBS  := python3-pytest python3-kafka python3-avro python3-prometheus-client kcat curl
+OPTIONAL_DEBS := docker-compose chromium
 PY         := /usr/bin/python3
 
-.PHONY: all deps test unit integration demo bench clean
+.PHONY: all deps deps-build deps-unit deps-test deps-optional test unit integration \
+        test-one tsan compose-check demo bench clean
 .DELETE_ON_ERROR:
 
 all: $(B)/eddy
@@ -74,32 +84,72 @@ $(B)/bench/%: bench/%.c $$(addprefix $(B)/,$$(BENCH_OBJS_$$*))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
-deps:
-	@missing=$$(for p in $(BUILD_DEBS) $(TEST_DEBS); do \
+# Installs what is missing of a package list (as root), or says what to run.
+# $(call install_debs,WHAT,PACKAGES,OPTIONAL): OPTIONAL=1 warns instead of failing.
+define install_debs
+	@missing=$$(for p in $(2); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
-	elif [ "$$(id -u)" = 0 ]; then \
-	    echo "deps: installing$$(echo $$missing | sed 's/^/ /')"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "deps: missing packages; run as root:"; \
+	if [ -z "$$missing" ]; then echo "deps ($(1)): all present"; \
+	elif [ "$$(id -u)" = 0 ] && { [ -n "$$EDDY_APT_UPDATED" ] || apt-get update -qq; } && \
+	     echo "deps ($(1)): installing$$(echo $$missing | sed 's/^/ /')" && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; then :; \
+	elif [ -n "$(3)" ]; then echo "deps ($(1)): could not install $$(echo $$missing); the checks that need them skip"; \
+	else echo "deps ($(1)): missing packages; run as root:"; \
 	    echo "  apt-get install -y $$(echo $$missing)"; exit 1; fi
+endef
+
+deps: deps-build deps-unit deps-test deps-optional
+deps-build:
+	$(call install_debs,build,$(BUILD_DEBS))
+deps-unit: deps-build
+	$(call install_debs,unit tests,$(UNIT_DEBS))
+deps-test: deps-build
+	$(call install_debs,tests,$(TEST_DEBS))
+deps-optional:
+	$(call install_debs,optional,$(OPTIONAL_DEBS),1)
 
 # Unit tests and integration tests run on an ASan+UBSan build; leaks fail.
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# `make test` is the four below in turn; each also runs on its own.
 test: deps
-	$(MAKE) --no-print-directory B=build/san SAN=1 build/san/eddy \
-	    $(addprefix build/san/tests/,$(UNIT_TESTS))
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory compose-check
+	@$(MAKE) --no-print-directory fuzz-short
+
+unit: deps-unit
+	$(MAKE) --no-print-directory B=build/san SAN=1 $(addprefix build/san/tests/,$(UNIT_TESTS))
 	@$(SAN_ENV) tests/run-unit.sh build/san/tests $(UNIT_TESTS)
+
+integration: deps-test
+	$(MAKE) --no-print-directory B=build/san SAN=1 build/san/eddy
 	@$(SAN_ENV) EDDY=$(CURDIR)/build/san/eddy PY=$(PY) tests/run-integration.sh
+
+# One test: `make test-one T=test_state` (a unit binary, all its cases), or
+# T=test_offsets.py, T=test_offsets.py::test_name (integration, pytest ids).
+test-one:
+	@test -n "$(T)" || { echo "usage: make test-one T=test_state | T=test_file.py[::test_name]"; exit 2; }
+	@case "$(T)" in \
+	  *.py*) $(MAKE) --no-print-directory B=build/san SAN=1 build/san/eddy && \
+	         $(SAN_ENV) EDDY=$(CURDIR)/build/san/eddy PY=$(PY) tests/run-integration.sh "$(T)" ;; \
+	  *) $(MAKE) --no-print-directory B=build/san SAN=1 build/san/tests/$(T) && \
+	     $(SAN_ENV) tests/run-unit.sh build/san/tests $(T) ;; esac
+
+# The unit tests under ThreadSanitizer (the state writer thread and its
+# callers), in build/tsan.
+tsan: deps-unit
+	$(MAKE) --no-print-directory B=build/tsan SAN=thread $(addprefix build/tsan/tests/,$(UNIT_TESTS))
+	@TSAN_OPTIONS=halt_on_error=1 tests/run-unit.sh build/tsan/tests $(UNIT_TESTS)
+
+compose-check:
 	@if command -v docker-compose >/dev/null; then \
 	    docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
 	else echo "docker-compose not installed: skipping docker-compose.yml check"; fi
-	@$(MAKE) --no-print-directory fuzz-short
 
-demo: deps
+demo: deps-build
 	$(MAKE) --no-print-directory $(B)/eddy
 	$(B)/eddy demo
 

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include <rocksdb/c.h>
@@ -1922,8 +1923,19 @@ static void check_background(struct eddy_state *st)
     rocksdb_writebatch_t *probe = rocksdb_writebatch_create();
     rocksdb_write(st->db, st->wopts, probe, &rerr);
     rocksdb_writebatch_destroy(probe);
-    if (rerr)
+    if (rerr) {
         fail(st, "state %s: RocksDB stopped writing: %s", st->dir, rerr);
+    } else {
+        /* A "soft" error: a flush or compaction failed, and RocksDB keeps
+         * taking writes into its log and memtables while it waits to
+         * resume. On a full disk that only lasts until the log's
+         * preallocated space or the memtables run out (then writes block),
+         * so stop now, while the state is whole, and say why. */
+        struct statvfs fs;
+        bool full = statvfs(st->dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < (1u << 20);
+        fail(st, "state %s: a RocksDB flush or compaction failed%s", st->dir,
+             full ? ": No space left on device" : "; restart eddy to retry");
+    }
     rocksdb_free(rerr);
 }
 

@@ -63,7 +63,7 @@ $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h \
 fuzz: $(FUZZ_BINS)
 	tests/fuzz/run.sh long $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
-fuzz-short: deps
+fuzz-short: deps-test
 	@$(MAKE) --no-print-directory fuzz-build
 	@tests/fuzz/run.sh short $(FUZZ_SHORT_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 

@@ -14,6 +14,10 @@
 
 extern char **environ;
 
+/* libFuzzer's entry points (it declares none in a header). */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 /* Aborts: a harness that cannot set itself up must not report "no bugs". */
 #define FUZZ_CHECK(cond)                                                              \
     do {                                                                              \

@@ -89,9 +89,19 @@ def test_full_disk_stops_with_an_error_and_the_state_survives(small_disk, cache_
         assert stored_offset(state_dir, "clicks") > 0
 
         filler = fill(disk, "filler")
-        # new users keep every checkpoint writing fresh values
-        gen(broker, "--events", 8000, "--users", 4000, "--no-budgets", *GEN)
-        rc = eddy.proc.wait(timeout=180)
+        # New users keep every checkpoint writing fresh values. How much it
+        # takes to hit the full disk depends on what RocksDB had preallocated
+        # (its log) and on when a memtable flush falls due, so write in rounds.
+        rc = None
+        for round_ in range(10):
+            gen(broker, "--events", 8000, "--users", 4000, "--no-budgets", *GEN,
+                "--seed", 100 + round_)
+            try:
+                rc = eddy.proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        assert rc is not None, "eddy kept running on a full disk: " + eddy.log_text()[-4000:]
         eddy.log.close()
         assert_stopped_cleanly(rc, eddy.log_text(), state_dir)
 
