@@ -14,6 +14,6 @@
 SOAK_MINUTES ?= 30
 
 .PHONY: soak
-soak: deps
+soak: deps-test
 	$(MAKE) --no-print-directory B=build/soak build/soak/eddy
 	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) tests/soak/soak.py build/soak/eddy build/soak
