@@ -52,7 +52,8 @@ $(B)/pipeline/schemas.o: $(wildcard schemas/*.avsc)
 
 # --- unit tests (cmocka): each lists the objects it links ----------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-TEST_OBJS_test_codec      = pipeline/codec.o pipeline/registry.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
+TEST_OBJS_test_codec      = pipeline/codec.o pipeline/avromap.o pipeline/registry.o pipeline/schemas.o \
+                            pipeline/log.o pipeline/validate.o
 TEST_OBJS_test_config     = pipeline/config.o
 TEST_OBJS_test_http       = pipeline/http.o pipeline/metrics.o
 TEST_OBJS_test_state      = state/state.o
@@ -60,14 +61,17 @@ TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
 TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o state/state.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o
-TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
+TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/avromap.o pipeline/schemas.o \
+                            pipeline/log.o pipeline/validate.o
 TEST_OBJS_test_prequential = backtest/prequential.o
 TEST_OBJS_test_auction    = backtest/auction.o
 TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o \
                             pipeline/log.o
 TEST_OBJS_test_chain      = pipeline/chain.o pipeline/config.o operators/embeddings.o \
                             operators/recommend.o operators/blas.o operators/budget.o state/state.o
-TEST_OBJS_test_mockctl    = pipeline/mockctl.o
+TEST_OBJS_test_mockctl    = pipeline/mockctl.o pipeline/kafka.o
+TEST_OBJS_test_cli        = pipeline/cli.o pipeline/log.o
+TEST_OBJS_test_merge      = pipeline/merge.o
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
@@ -77,8 +81,8 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 # --- benchmarks: each lists the objects it links -------------------------
 BENCH_OBJS_bench_state   = state/state.o
 BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
-BENCH_OBJS_bench_replay  = pipeline/logsource.o pipeline/eventlog.o pipeline/schemas.o \
-                           pipeline/log.o pipeline/validate.o
+BENCH_OBJS_bench_replay  = pipeline/logsource.o pipeline/merge.o pipeline/eventlog.o \
+                           pipeline/avromap.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
 
 $(B)/bench/%: bench/%.c $$(addprefix $(B)/,$$(BENCH_OBJS_$$*))
 	@mkdir -p $(dir $@)

@@ -10,8 +10,7 @@
 #include <uthash.h>
 
 #include "backtest/prequential.h"
-#include "operators/budget.h"
-#include "operators/recommend.h"
+#include "pipeline/chain.h"
 #include "pipeline/log.h"
 #include "state/state.h"
 
@@ -297,11 +296,19 @@ static void score_click(struct backtest *b, const struct click_event *c)
 {
     if (c->type == CLICK_VIEW || !preq_is_new(b->preq, c->user_id, c->item_id))
         return;
-    int n = recommend_user(b->st, c->user_id, b->o.k, b->top);
+    struct eddy_query q = {.kind = QUERY_USER_RECOMMENDATIONS,
+                           .u.recs = {.user_id = c->user_id, .k = b->o.k, .items = b->top}};
+    int n = chain_query(b->st, &q) ? q.u.recs.n : 0;
     for (int i = 0; i < n; i++)
         b->top_ids[i] = b->top[i].item_id;
-    preq_score(b->preq, c->timestamp_ms, c->user_id, c->item_id, b->top_ids,
-               n > 0 ? (size_t)n : 0);
+    preq_score(b->preq, c->timestamp_ms, c->user_id, c->item_id, b->top_ids, (size_t)n);
+}
+
+/* The campaign's ledger as the budget operator left it; NULL if unknown. */
+static const struct campaign_ledger *ledger_of(struct backtest *b, struct eddy_str id)
+{
+    struct eddy_query q = {.kind = QUERY_CAMPAIGN_LEDGER, .u.ledger = {.campaign_id = id}};
+    return chain_query(b->st, &q) ? q.u.ledger.ledger : NULL;
 }
 
 void backtest_before(struct backtest *b, const struct eddy_event *ev)
@@ -309,7 +316,7 @@ void backtest_before(struct backtest *b, const struct eddy_event *ev)
     if (ev->kind == EV_CLICK) {
         score_click(b, &ev->u.click);
     } else if (ev->kind == EV_AD) {
-        const struct campaign_ledger *l = budget_ledger(b->o.budget_op, ev->u.ad.campaign_id);
+        const struct campaign_ledger *l = ledger_of(b, ev->u.ad.campaign_id);
         camp_of(b, ev->u.ad.campaign_id)->wins_before = l ? (uint64_t)l->wins : 0;
     }
 }
@@ -318,7 +325,7 @@ static void after_ad(struct backtest *b, const struct ad_event *ev)
 {
     struct camp *c = camp_of(b, ev->campaign_id);
     struct fraction *f = fraction_of(b, ev->campaign_id);
-    const struct campaign_ledger *l = budget_ledger(b->o.budget_op, ev->campaign_id);
+    const struct campaign_ledger *l = ledger_of(b, ev->campaign_id);
     if (ev->type == AD_AUCTION) {
         c->r.auctions++;
         if (f)

@@ -33,7 +33,6 @@ struct backtest_options {
     int k;
     uint64_t window_events;
     int slots;                  /* the budget operator's slots per period */
-    void *budget_op;            /* the budget operator instance (budget_ledger()) */
 };
 
 struct backtest;

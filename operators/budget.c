@@ -447,11 +447,27 @@ static void budget_destroy(void *self)
     free(self);
 }
 
-const struct campaign_ledger *budget_ledger(void *self, struct eddy_str campaign_id)
+struct ledger_find {
+    struct eddy_str id;
+    const struct campaign_ledger *found;
+};
+
+static void match_campaign(struct campaign_state *c, void *ctx)
 {
-    struct budget *b = self;
-    const struct campaign_state *c = state_campaign(b->st, campaign_id, false, b->n_q);
-    return c ? &c->l : NULL;
+    struct ledger_find *f = ctx;
+    if (c->id.len == f->id.len && !memcmp(c->id.ptr, f->id.ptr, f->id.len))
+        f->found = &c->l;
+}
+
+/* A scan, not state_campaign(): that needs the Q-table size, which only an
+ * instance knows, and resets the table of a campaign stored with another
+ * size, while a query must change nothing. */
+static bool budget_query(struct eddy_state *st, struct eddy_query *q)
+{
+    struct ledger_find f = {q->u.ledger.campaign_id, NULL};
+    state_campaign_foreach(st, match_campaign, &f);
+    q->u.ledger.ledger = f.found;
+    return f.found != NULL;
 }
 
 const struct eddy_operator eddy_op_budget = {
@@ -461,4 +477,6 @@ const struct eddy_operator eddy_op_budget = {
     .flush = budget_flush,
     .destroy = budget_destroy,
     .clock = EV_AD,
+    .answers = QUERY_BIT(QUERY_CAMPAIGN_LEDGER),
+    .query = budget_query,
 };

@@ -8,7 +8,10 @@
  * multiplier, throttled by pacing_rate) and, when the clearing price is
  * known, books the win at that price; a win is only possible when the price
  * fits in the remaining budget, so spend never exceeds the budget. At every
- * slot boundary in event time it publishes a BudgetDecision. */
+ * slot boundary in event time it publishes a BudgetDecision.
+ *
+ * It answers QUERY_CAMPAIGN_LEDGER (operator.h): a campaign's ledger as the
+ * state holds it now (state/state.h); false if the campaign is unknown. */
 #ifndef EDDY_BUDGET_H
 #define EDDY_BUDGET_H
 
@@ -27,12 +30,5 @@ struct bid_params {
 };
 
 extern const struct eddy_operator eddy_op_budget;
-
-struct campaign_ledger;
-
-/* A campaign's ledger as the operator instance `self` sees it now (NULL if
- * unknown), for the backtest's bookkeeping; valid until the next state
- * commit. */
-const struct campaign_ledger *budget_ledger(void *self, struct eddy_str campaign_id);
 
 #endif

@@ -15,13 +15,21 @@
  * must not depend on where batches happen to end, so that the same input
  * gives the same state however it was batched or interrupted.
  * checkpoint() is called before each state commit, for operators that keep
- * something in memory only (they save it with state_blob_set()). */
+ * something in memory only (they save it with state_blob_set()).
+ *
+ * Queries: readers (the HTTP API, the backtest) ask the chain a typed
+ * question by kind (pipeline/chain.h: chain_query()); the operator that
+ * declares the kind answers it. An answer is read from the state alone, not
+ * from an operator instance, because the HTTP API holds the state but no
+ * chain; it changes nothing in the state. Pointers in an answer borrow from
+ * the state and are valid until the next state commit. */
 #ifndef EDDY_OPERATOR_H
 #define EDDY_OPERATOR_H
 
 #include "operators/records.h"
 
 struct eddy_state;
+struct campaign_ledger;
 
 struct eddy_emit {
     void (*recommendation)(void *ctx, const struct recommendation *rec);
@@ -32,6 +40,35 @@ struct eddy_emit {
     void (*rejected)(void *ctx, const char *operator_name, const char *reason);
     void *ctx;
 };
+
+enum eddy_query_kind {
+    QUERY_USER_RECOMMENDATIONS, /* u.recs */
+    QUERY_CAMPAIGN_LEDGER,      /* u.ledger */
+    QUERY_KINDS
+};
+
+/* A user's top k from live state, as the recommender would publish them. */
+struct user_recs_query {
+    struct eddy_str user_id;
+    int k;
+    struct rec_item *items;     /* room for k; filled best first */
+    int n;                      /* answer: items written */
+};
+
+struct campaign_ledger_query {
+    struct eddy_str campaign_id;
+    const struct campaign_ledger *ledger; /* answer */
+};
+
+struct eddy_query {
+    enum eddy_query_kind kind;
+    union {
+        struct user_recs_query recs;
+        struct campaign_ledger_query ledger;
+    } u;
+};
+
+#define QUERY_BIT(kind) (1u << (kind))
 
 struct eddy_operator {
     const char *name;
@@ -45,6 +82,11 @@ struct eddy_operator {
     void (*checkpoint)(void *self); /* optional */
     void (*destroy)(void *self);
     enum eddy_event_kind clock;     /* the input whose event time drives flush() */
+    /* The query kinds this operator answers, as QUERY_BIT()s; 0 if none. */
+    unsigned answers;
+    /* Answers q, whose kind is one of answers: true, or false when its
+     * subject (user, campaign) is unknown. NULL if answers is 0. */
+    bool (*query)(struct eddy_state *st, struct eddy_query *q);
 };
 
 #endif

@@ -626,20 +626,12 @@ static void *rec_create(const void *params, struct eddy_state *st,
     return r;
 }
 
-const struct eddy_operator eddy_op_recommend = {
-    .name = "recommend",
-    .create = rec_create,
-    .process = rec_process,
-    .flush = rec_flush,
-    .checkpoint = rec_checkpoint,
-    .destroy = rec_destroy,
-    .clock = EV_CLICK,
-};
-
 /* ---- one user, on demand ------------------------------------------------ */
 
-int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
-                   struct rec_item *out)
+/* Top-k for one user: up to k items into out (best first; item ids borrow
+ * from the state); how many, or -1 if the user is unknown. */
+static int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
+                          struct rec_item *out)
 {
     const struct user_state *u = state_user_find(st, user_id);
     if (!u)
@@ -669,3 +661,22 @@ int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
     free(x.kth);
     return ok ? (int)len : -1;
 }
+
+static bool rec_query(struct eddy_state *st, struct eddy_query *q)
+{
+    struct user_recs_query *r = &q->u.recs;
+    r->n = recommend_user(st, r->user_id, r->k, r->items);
+    return r->n >= 0;
+}
+
+const struct eddy_operator eddy_op_recommend = {
+    .name = "recommend",
+    .create = rec_create,
+    .process = rec_process,
+    .flush = rec_flush,
+    .checkpoint = rec_checkpoint,
+    .destroy = rec_destroy,
+    .clock = EV_CLICK,
+    .answers = QUERY_BIT(QUERY_USER_RECOMMENDATIONS),
+    .query = rec_query,
+};

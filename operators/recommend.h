@@ -7,7 +7,10 @@
  * batching. On flush(watermark), every refresh due by the watermark is
  * scored against the whole item matrix with one cblas_sgemm per batch of up
  * to batch_users users; items the user already interacted with are
- * excluded; the top k are emitted best first, stamped with the refresh time. */
+ * excluded; the top k are emitted best first, stamped with the refresh time.
+ *
+ * It answers QUERY_USER_RECOMMENDATIONS (operator.h): one user's top k,
+ * scored on demand from live state; false if the user is unknown. */
 #ifndef EDDY_RECOMMEND_H
 #define EDDY_RECOMMEND_H
 
@@ -20,11 +23,5 @@ struct rec_params {
 };
 
 extern const struct eddy_operator eddy_op_recommend;
-
-/* Top-k for one user from live state (for the HTTP API). Writes up to k
- * items to out (best first; item ids borrow from the state) and returns how
- * many, or -1 if the user is unknown. */
-int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
-                   struct rec_item *out);
 
 #endif

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "operators/recommend.h"
+#include "pipeline/chain.h"
 #include "pipeline/metrics.h"
-#include "state/state.h"
+#include "state/inspect.h"
 
 #define USERS "/users/"
 #define RECS "/recommendations"
@@ -17,27 +17,6 @@
 
 #define TEXT "text/plain; charset=utf-8"
 #define JSON "application/json"
-
-/* The ledger as JSON: one row per field; period_start_ms is null until set. */
-enum ledger_kind { L_INT, L_BOOL, L_REAL, L_TIME };
-#define L(field, kind) {#field, offsetof(struct campaign_ledger, field), kind}
-static const struct {
-    const char *name;
-    size_t off;
-    enum ledger_kind kind;
-} ledger_fields[] = {
-    L(configured, L_BOOL),         L(budget_micros, L_INT),
-    L(period_ms, L_INT),           L(base_bid_micros, L_INT),
-    L(period_start_ms, L_TIME),    L(slot, L_INT),
-    L(action, L_INT),              L(q_state, L_INT),
-    L(spent_micros, L_INT),        L(slot_spent_micros, L_INT),
-    L(slot_clicks, L_INT),         L(last_auction_won, L_BOOL),
-    L(auctions, L_INT),            L(wins, L_INT),
-    L(clicks, L_INT),              L(impressions, L_INT),
-    L(conversions, L_INT),         L(reported_cost_micros, L_INT),
-    L(conversion_value, L_REAL),   L(bid_multiplier, L_REAL),
-    L(pacing_rate, L_REAL),        L(decisions, L_INT),
-};
 
 static void set_text(struct http_response *r, int status, const char *text)
 {
@@ -120,61 +99,26 @@ static void user_recommendations(struct api_ctx *api, struct eddy_str id, json_t
         set_text(r, 500, "internal error\n");
         return;
     }
-    int n = recommend_user(api->st, id, api->k, items);
-    if (n < 0)
+    struct eddy_query q = {.kind = QUERY_USER_RECOMMENDATIONS,
+                           .u.recs = {.user_id = id, .k = api->k, .items = items}};
+    if (!chain_query(api->st, &q))
         set_error(r, 404, "unknown user", "user_id", jid);
     else
-        set_json(r, 200, json_pack("{s:O, s:o}", "user_id", jid, "items", items_json(items, n)));
+        set_json(r, 200, json_pack("{s:O, s:o}", "user_id", jid, "items",
+                                   items_json(items, q.u.recs.n)));
     free(items);
 }
 
-static json_t *ledger_json(const struct campaign_state *c, json_t *jid)
-{
-    json_t *doc = json_pack("{s:O}", "campaign_id", jid);
-    for (size_t i = 0; doc && i < sizeof ledger_fields / sizeof ledger_fields[0]; i++) {
-        const char *p = (const char *)&c->l + ledger_fields[i].off;
-        int64_t v;
-        double d;
-        json_t *value;
-        memcpy(&v, p, sizeof v);
-        memcpy(&d, p, sizeof d);
-        switch (ledger_fields[i].kind) {
-        case L_BOOL: value = json_boolean(v); break;
-        case L_REAL: value = json_real(d); break;
-        case L_TIME: value = v == INT64_MIN ? json_null() : json_integer(v); break;
-        default: value = json_integer(v); break;
-        }
-        if (json_object_set_new(doc, ledger_fields[i].name, value)) {
-            json_decref(doc);
-            return NULL;
-        }
-    }
-    return doc;
-}
-
-struct campaign_find {
-    struct eddy_str id;
-    const struct campaign_state *found;
-};
-
-static void match_campaign(struct campaign_state *c, void *ctx)
-{
-    struct campaign_find *f = ctx;
-    if (c->id.len == f->id.len && !memcmp(c->id.ptr, f->id.ptr, f->id.len))
-        f->found = c;
-}
-
-/* state_campaign() resizes the Q-table of a campaign whose n_q differs from
- * the one asked for, so a reader that does not know n_q scans instead. */
 static void campaign(struct api_ctx *api, struct eddy_str id, json_t *jid,
                      struct http_response *r)
 {
-    struct campaign_find f = {id, NULL};
-    state_campaign_foreach(api->st, match_campaign, &f);
-    if (!f.found)
+    struct eddy_query q = {.kind = QUERY_CAMPAIGN_LEDGER,
+                           .u.ledger = {.campaign_id = id}};
+    if (!chain_query(api->st, &q))
         set_error(r, 404, "unknown campaign", "campaign_id", jid);
     else
-        set_json(r, 200, ledger_json(f.found, jid));
+        set_json(r, 200, inspect_ledger_json(json_pack("{s:O}", "campaign_id", jid),
+                                             q.u.ledger.ledger, LEDGER_READABLE));
 }
 
 /* The raw id of path if it is prefix + id + suffix, with no '/' in id. */

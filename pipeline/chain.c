@@ -66,10 +66,10 @@ void chain_destroy(struct op_chain *c)
         }
 }
 
-void *chain_instance(struct op_chain *c, const struct eddy_operator *which)
+bool chain_query(struct eddy_state *st, struct eddy_query *q)
 {
     for (int i = 0; i < CHAIN_OPS; i++)
-        if (chain_operators[i] == which)
-            return c->op[i];
-    return NULL;
+        if (chain_operators[i]->answers & QUERY_BIT(q->kind))
+            return chain_operators[i]->query(st, q);
+    return false;
 }

@@ -29,7 +29,10 @@ void chain_process(struct op_chain *c, const struct eddy_event *ev);
 void chain_flush(struct op_chain *c, int64_t click_watermark_ms, int64_t ad_watermark_ms);
 void chain_checkpoint(struct op_chain *c);
 void chain_destroy(struct op_chain *c);
-/* The instance of one operator (e.g. &eddy_op_budget), NULL if absent. */
-void *chain_instance(struct op_chain *c, const struct eddy_operator *which);
+/* Asks the operator that answers q->kind (operator.h) and returns its
+ * answer: true, or false when q's subject is unknown. It takes the state,
+ * not a chain: answers come from the state alone, and the HTTP API holds no
+ * chain. */
+bool chain_query(struct eddy_state *st, struct eddy_query *q);
 
 #endif

@@ -3,14 +3,13 @@
  * stderr. */
 #include "pipeline/cmd_import.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "pipeline/cli.h"
 #include "pipeline/import.h"
 #include "pipeline/log.h"
 
@@ -65,44 +64,24 @@ static const char usage_import[] =
 
 enum { O_SKIP = 256, O_CODEC, O_CAMPAIGN, O_RATE, O_START, O_EPISODE, O_C0 };
 
-static int parse_u64(const char *s, uint64_t *v)
-{
-    char *end;
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    return *s >= '0' && *s <= '9' && !*end && !errno ? 0 : -1;
-}
-
-/* A positive number, or a fraction A/B such as 1/8. */
-static int parse_c0(const char *s, double *v)
-{
-    char *end;
-    *v = strtod(s, &end);
-    if (*end == '/') {
-        double den = strtod(end + 1, &end);
-        *v = den > 0 ? *v / den : -1;
-    }
-    return *s && !*end && *v > 0 ? 0 : -1;
-}
-
-/* Applies one ipinyou-only option; -1 when its value is invalid. */
-static int ipinyou_option(int c, const char *arg, struct import_options *o)
+/* Applies one ipinyou-only option; -1 with why when its value is invalid. */
+static int ipinyou_option(int c, const char *arg, struct import_options *o, char *why,
+                          size_t n)
 {
     uint64_t u;
     switch (c) {
-    case O_CAMPAIGN: o->campaign_id = arg; return *arg ? 0 : -1;
-    case O_RATE: if (parse_u64(arg, &u) || !u) return -1; o->rate_per_s = u; return 0;
-    case O_START: if (parse_u64(arg, &u) || u > INT64_MAX / 2) return -1; o->start_ms = (int64_t)u; return 0;
-    case O_EPISODE: if (parse_u64(arg, &u) || !u || u > UINT64_MAX / 1000) return -1; o->episode = u; return 0;
-    default: return parse_c0(arg, &o->budget_c0);
+    case O_CAMPAIGN:
+        o->campaign_id = arg;
+        return *arg ? 0 : errf(why, n, "is empty");
+    case O_RATE: return cli_parse_u64(arg, 1, UINT64_MAX, &o->rate_per_s, why, n);
+    case O_START:
+        if (cli_parse_u64(arg, 0, INT64_MAX / 2, &u, why, n))
+            return -1;
+        o->start_ms = (int64_t)u;
+        return 0;
+    case O_EPISODE: return cli_parse_u64(arg, 1, UINT64_MAX / 1000, &o->episode, why, n);
+    default: return cli_parse_fraction(arg, &o->budget_c0, why, n);
     }
-}
-
-static int bad_value(const char *opt, const char *value)
-{
-    fprintf(stderr, "eddy import: invalid value \"%s\" for --%s (see eddy import --help)\n",
-            value, opt);
-    return 2;
 }
 
 /* One line of counts: rows read, records per type, event-time range. */
@@ -173,6 +152,7 @@ int cmd_import(int argc, char **argv)
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     struct import_options o;
     const char *dir = NULL, *ipinyou_only = NULL;
+    char why[128];
     int c, idx;
 
     import_options_default(&o);
@@ -182,7 +162,7 @@ int cmd_import(int argc, char **argv)
         case O_SKIP: o.skip_bad = true; break;
         case O_CODEC:
             if (strcmp(optarg, "deflate") && strcmp(optarg, "null"))
-                return bad_value("codec", optarg);
+                return cli_bad_value("import", "codec", optarg, "is neither deflate nor null");
             o.codec = optarg;
             break;
         case 'h':
@@ -191,8 +171,8 @@ int cmd_import(int argc, char **argv)
         case '?': return 2;
         default:
             ipinyou_only = opts[idx].name;
-            if (ipinyou_option(c, optarg, &o))
-                return bad_value(opts[idx].name, optarg);
+            if (ipinyou_option(c, optarg, &o, why, sizeof why))
+                return cli_bad_value("import", opts[idx].name, optarg, why);
         }
     }
     if (argc - optind != 2 || !dir) {

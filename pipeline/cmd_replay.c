@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pipeline/cli.h"
 #include "pipeline/config.h"
 #include "pipeline/log.h"
 #include "pipeline/replay.h"
@@ -66,19 +67,17 @@ static const char usage_replay[] =
     "                             (the summary still goes to stdout)\n"
     "  -h, --help                 show this help\n";
 
-static int bad(const char *opt, const char *value)
+/* --speed N, also as "Nx", which the help's "N x pace" invites. */
+static int parse_speed(const char *s, double *speed, char *why, size_t whylen)
 {
-    fprintf(stderr, "eddy replay: invalid value \"%s\" for %s (see eddy replay --help)\n",
-            value, opt);
-    return 2;
-}
-
-static int parse_pos(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    *out = v;
-    return *s && *s != '-' && !*end && v > 0 ? 0 : -1;
+    char num[64];
+    size_t len = strlen(s);
+    if (len > 1 && s[len - 1] == 'x' && len <= sizeof num) {
+        memcpy(num, s, len - 1);
+        num[len - 1] = '\0';
+        s = num;
+    }
+    return cli_parse_positive(s, speed, why, whylen);
 }
 
 int cmd_replay(int argc, char **argv)
@@ -103,6 +102,7 @@ int cmd_replay(int argc, char **argv)
                                .progress = isatty(2) ? 1 : 0};
     const char *path = NULL, *state = NULL;
     char *tune[64];
+    char why[128];
     uint64_t u;
     int c;
     while ((c = getopt_long(argc, argv, "c:s:o:k:qh", opts, NULL)) != -1) {
@@ -113,36 +113,32 @@ int cmd_replay(int argc, char **argv)
         case O_TO_KAFKA: o.to_kafka = true; break;
         case O_NO_EVAL: o.evaluate = false; break;
         case 'k':
-            if (parse_pos(optarg, &u) || u > 10000)
-                return bad("--k", optarg);
+            if (cli_parse_u64(optarg, 1, 10000, &u, why, sizeof why))
+                return cli_bad_value("replay", "k", optarg, why);
             o.eval_k = (int)u;
             break;
         case O_WINDOW:
-            if (parse_pos(optarg, &u))
-                return bad("--window", optarg);
-            o.eval_window = u;
+            if (cli_parse_u64(optarg, 1, UINT64_MAX, &o.eval_window, why, sizeof why))
+                return cli_bad_value("replay", "window", optarg, why);
             break;
         case O_FRACTIONS: o.fractions = optarg; break;
         case O_TUNE:
             if (o.n_tune_logs == sizeof tune / sizeof tune[0])
-                return bad("--tune-on", optarg);
+                return cli_bad_value("replay", "tune-on", optarg,
+                                     "is one log too many (64 at most)");
             tune[o.n_tune_logs++] = optarg;
             break;
         case O_CKPT:
-            if (parse_pos(optarg, &u))
-                return bad("--checkpoint-events", optarg);
-            o.checkpoint_events = u;
+            if (cli_parse_u64(optarg, 1, UINT64_MAX, &o.checkpoint_events, why, sizeof why))
+                return cli_bad_value("replay", "checkpoint-events", optarg, why);
             break;
         case O_KAFKA: o.from_kafka = true; break;
         case O_FROM: o.from = optarg; break;
         case O_TO: o.to = optarg; break;
-        case O_SPEED: {
-            char *end;
-            o.speed = strtod(optarg, &end);
-            if (end == optarg || (*end && strcmp(end, "x")) || !(o.speed > 0))
-                return bad("--speed", optarg);
+        case O_SPEED:
+            if (parse_speed(optarg, &o.speed, why, sizeof why))
+                return cli_bad_value("replay", "speed", optarg, why);
             break;
-        }
         case O_PROGRESS: o.progress = 1; break;
         case O_NO_PROGRESS: o.progress = 0; break;
         case 'q': log_threshold = LOG_WARN; o.progress = -1; break;

@@ -6,14 +6,12 @@
  *   2. a small skipper walks the writer schema over the body and checks every
  *      length, count and index against the bytes present, because Avro C
  *      1.11.1 hands declared lengths straight to malloc;
- *   3. Avro C reads the body into the reader value, straight when the writer
- *      is eddy's own schema, else through the resolver cached for the
- *      (writer, reader) pair;
- *   4. fields are read by indexes looked up once, then validated.
+ *   3. the avromap reader cached for the (writer, record type) pair decodes
+ *      the body and maps it to the C struct, then it is validated
+ *      (pipeline/avromap.h).
  * Nothing on this path allocates, apart from what avro_value_read itself
  * does (each string). */
 #include "pipeline/log.h"
-#include "pipeline/validate.h"
 #include "pipeline/codec.h"
 
 #include <avro.h>
@@ -29,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pipeline/avromap.h"
 #include "pipeline/registry.h"
 
 #define DEFAULT_MAX_RECORD (1u << 20)
@@ -38,8 +37,6 @@
 #define WHY_LEN            256 /* cached failure reasons */
 #define SO_HDR             10  /* C3 01 + 8-byte little-endian fingerprint */
 #define CF_HDR             5   /* 00 + 4-byte big-endian schema id */
-#define MAX_FIELDS         8
-#define MAX_SYMS           8 /* symbols of records.h's enums */
 /* A registry lookup that failed is not retried sooner than this: with a 5 s
  * timeout per try, retrying per message would stall the pipeline. */
 #define REGISTRY_RETRY_MS 10000
@@ -647,58 +644,15 @@ static int check_body(const struct prog *p, const uint8_t *body, size_t len, cha
 
 /* ---- Schemas, readers, writers ------------------------------------------ */
 
-/* Field indexes, looked up by name once in codec_new. */
-enum { FC_USER, FC_ITEM, FC_TYPE, FC_TS, FC_SESSION };
-enum { FA_CAMPAIGN, FA_TYPE, FA_TS, FA_USER, FA_PCTR, FA_PRICE, FA_COST, FA_VALUE };
-enum { FB_CAMPAIGN, FB_BUDGET, FB_PERIOD, FB_BASE_BID };
-enum { FR_USER, FR_ITEMS, FR_TIME, FR_MODEL };
-enum { FI_ID, FI_SCORE };
-enum { FD_CAMPAIGN, FD_SLOT, FD_MULT, FD_PACING, FD_SPENT, FD_REMAINING, FD_TIME };
-
-static const char *const field_names[REC_TYPE_COUNT][MAX_FIELDS] = {
-    [REC_CLICK] = {"user_id", "item_id", "event_type", "timestamp", "session_id"},
-    [REC_AD] = {"campaign_id", "event_type", "timestamp", "user_id", "pctr", "market_price_micros",
-                "cost_micros", "value"},
-    [REC_CAMPAIGN] = {"campaign_id", "budget_micros", "period_ms", "base_bid_micros"},
-    [REC_RECOMMENDATION] = {"user_id", "items", "event_time", "model_version"},
-    [REC_DECISION] = {"campaign_id", "slot", "bid_multiplier", "pacing_rate", "spent_micros",
-                      "remaining_micros", "event_time"},
-};
-static const char *const item_field_names[] = {"item_id", "score"};
-
-/* Enum symbols in the order of records.h's C enums. Writers' symbols are
- * mapped by name, since Avro C 1.11.1 passes a writer's enum index through
- * to the reader unchanged. */
-static const char *const click_syms[CLICK_TYPE_COUNT] = {"VIEW", "CLICK", "ADD_TO_CART",
-                                                         "PURCHASE"};
-static const char *const ad_syms[AD_TYPE_COUNT] = {"AUCTION", "IMPRESSION", "CLICK", "CONVERSION"};
-_Static_assert(CLICK_TYPE_COUNT <= MAX_SYMS && AD_TYPE_COUNT <= MAX_SYMS, "raise MAX_SYMS");
-static const struct enum_field {
-    size_t field;
-    const char *const *syms;
-    int n; /* 0: the type has no enum */
-} enums[REC_TYPE_COUNT] = {
-    [REC_CLICK] = {FC_TYPE, click_syms, CLICK_TYPE_COUNT},
-    [REC_AD] = {FA_TYPE, ad_syms, AD_TYPE_COUNT},
-};
-
 struct reader {
-    avro_schema_t schema; /* eddy's schema for the type */
+    struct avromap *map; /* eddy's schema for the type */
     uint64_t fp;
-    avro_value_t dec, enc; /* decode into dec; encode from enc (so encoding
-                            * leaves decoded strings alone) */
-    size_t f[MAX_FIELDS];
-    size_t item_f[2];       /* RecommendedItem fields */
-    int enc_enum[MAX_SYMS]; /* C enum value -> symbol index in schema */
-    int64_t out_id;         /* Confluent id to encode with; -1: single-object */
+    int64_t out_id; /* Confluent id to encode with; -1: single-object */
 };
 
 struct resolver {
     int state;                 /* 0: not built yet; 1: ready; -1: failed, see why */
-    avro_value_iface_t *iface; /* resolved writer; NULL when writer == reader */
-    avro_value_t value;        /* an instance writing into the reader's dec */
-    int *enum_map;             /* writer symbol index -> C enum value or -1 */
-    size_t n_enum;
+    struct avromap_reader *rd; /* reads the writer's records as the type */
     char why[WHY_LEN];
 };
 
@@ -722,10 +676,6 @@ struct eddy_codec {
     avro_writer_t out;
     unsigned char *obuf; /* encoded message */
     size_t ocap;
-    char *scratch; /* NUL-terminated copy of a string being encoded */
-    size_t scap;
-    struct rec_item *items; /* decoded Recommendation items */
-    size_t icap;
 };
 
 static int64_t now_ms(void)
@@ -735,81 +685,18 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int reader_fields(struct reader *r, enum eddy_record_type t, char *err, size_t errlen)
-{
-    for (int i = 0; i < MAX_FIELDS && field_names[t][i]; i++) {
-        int idx = avro_schema_record_field_get_index(r->schema, field_names[t][i]);
-        if (idx < 0)
-            return errf(err, errlen, "schema %s has no field %s", avro_schema_name(r->schema),
-                        field_names[t][i]);
-        r->f[i] = (size_t)idx;
-    }
-    if (t == REC_RECOMMENDATION) {
-        avro_schema_t items = avro_schema_record_field_get_by_index(r->schema, (int)r->f[FR_ITEMS]);
-        avro_schema_t item = avro_schema_array_items(items);
-        for (int i = 0; i < 2; i++) {
-            int idx = avro_schema_record_field_get_index(item, item_field_names[i]);
-            if (idx < 0)
-                return errf(err, errlen, "RecommendedItem has no field %s", item_field_names[i]);
-            r->item_f[i] = (size_t)idx;
-        }
-    }
-    const struct enum_field *e = &enums[t];
-    avro_schema_t es =
-        e->n ? avro_schema_record_field_get_by_index(r->schema, (int)r->f[e->field]) : NULL;
-    for (int i = 0; i < e->n; i++)
-        if ((r->enc_enum[i] = avro_schema_enum_get_by_name(es, e->syms[i])) < 0)
-            return errf(err, errlen, "schema %s lacks enum symbol %s", avro_schema_name(r->schema),
-                        e->syms[i]);
-    return 0;
-}
-
 static int reader_init(struct reader *r, enum eddy_record_type t, char *err, size_t errlen)
 {
-    const char *json = codec_schema_json(t);
-    avro_value_iface_t *cls = NULL;
-    int rc = -1;
-
     r->out_id = -1;
-    if (avro_schema_from_json_length(json, strlen(json), &r->schema)) {
-        r->schema = NULL;
-        errf(err, errlen, "eddy schema %d: %s", (int)t, avro_strerror());
-        goto out;
-    }
-    if (schema_fingerprint(json, &r->fp, err, errlen))
-        goto out;
-    cls = avro_generic_class_from_schema(r->schema);
-    if (!cls || avro_generic_value_new(cls, &r->dec) || avro_generic_value_new(cls, &r->enc)) {
-        errf(err, errlen, "avro: %s", avro_strerror());
-        goto out;
-    }
-    rc = reader_fields(r, t, err, errlen);
-out:
-    if (cls)
-        avro_value_iface_decref(cls); /* the values hold their own references */
-    return rc;
-}
-
-static void reader_done(struct reader *r)
-{
-    if (r->dec.self)
-        avro_value_decref(&r->dec);
-    if (r->enc.self)
-        avro_value_decref(&r->enc);
-    if (r->schema)
-        avro_schema_decref(r->schema);
+    if (avromap_new(t, &r->map, err, errlen))
+        return -1;
+    return schema_fingerprint(codec_schema_json(t), &r->fp, err, errlen);
 }
 
 static void writer_free(struct writer *w)
 {
-    for (int t = 0; t < REC_TYPE_COUNT; t++) {
-        struct resolver *res = &w->res[t];
-        if (res->value.self)
-            avro_value_decref(&res->value);
-        if (res->iface)
-            avro_value_iface_decref(res->iface);
-        free(res->enum_map);
-    }
+    for (int t = 0; t < REC_TYPE_COUNT; t++)
+        avromap_reader_free(w->res[t].rd);
     if (w->schema)
         avro_schema_decref(w->schema);
     free(w->prog.node);
@@ -984,7 +871,7 @@ int codec_new(const struct codec_options *opt, struct eddy_codec **out, char *er
     for (int t = 0; t < REC_TYPE_COUNT; t++) {
         if (reader_init(&c->rd[t], t, err, errlen))
             goto out;
-        if (add_known(c, avro_schema_incref(c->rd[t].schema), c->rd[t].fp)) {
+        if (add_known(c, avro_schema_incref(avromap_schema(c->rd[t].map)), c->rd[t].fp)) {
             errf(err, errlen, "codec: out of memory");
             goto out;
         }
@@ -1010,15 +897,13 @@ void codec_free(struct eddy_codec *c)
         writer_free(c->w[i]);
     free(c->w);
     for (int t = 0; t < REC_TYPE_COUNT; t++)
-        reader_done(&c->rd[t]);
+        avromap_free(c->rd[t].map);
     if (c->in)
         avro_reader_free(c->in);
     if (c->out)
         avro_writer_free(c->out);
     registry_free(c->reg);
     free(c->obuf);
-    free(c->scratch);
-    free(c->items);
     free(c);
 }
 
@@ -1089,64 +974,19 @@ static int writer_by_id(struct eddy_codec *c, uint32_t id, struct writer **out, 
     return errf(reason, rlen, "%s", w->why);
 }
 
-/* Maps the writer's symbols of the type's enum field to C enum values. */
-static int build_enum_map(const struct writer *w, enum eddy_record_type t, struct resolver *res)
-{
-    const struct enum_field *e = &enums[t];
-    if (!e->n)
-        return 0;
-    avro_schema_t ws = avro_schema_record_field_get(w->schema, field_names[t][e->field]);
-    while (is_avro_link(ws))
-        ws = avro_schema_link_target(ws);
-    if (!is_avro_enum(ws))
-        return errf(res->why, sizeof res->why, "writer field %s is not an enum",
-                    field_names[t][e->field]);
-    res->n_enum = (size_t)avro_schema_enum_number_of_symbols(ws);
-    res->enum_map = calloc(res->n_enum ? res->n_enum : 1, sizeof *res->enum_map);
-    if (!res->enum_map)
-        return errf(res->why, sizeof res->why, "out of memory");
-    for (size_t i = 0; i < res->n_enum; i++) {
-        const char *sym = avro_schema_enum_get(ws, (int)i);
-        res->enum_map[i] = -1;
-        for (int k = 0; k < e->n; k++)
-            if (strcmp(sym, e->syms[k]) == 0)
-                res->enum_map[i] = k;
-    }
-    return 0;
-}
-
-static int build_resolver(struct eddy_codec *c, const struct writer *w, enum eddy_record_type t,
-                          struct resolver *res)
-{
-    struct reader *r = &c->rd[t];
-    const char *rname = avro_schema_name(r->schema);
-
-    /* Avro C matches record names without namespaces; so do we. */
-    if (!is_avro_record(w->schema) || strcmp(avro_schema_name(w->schema), rname) != 0)
-        return errf(res->why, sizeof res->why, "writer schema %s cannot be read as %s",
-                    avro_schema_type_name(w->schema), rname);
-    if (w->fp != r->fp) { /* else read straight into the reader's value */
-        res->iface = avro_resolved_writer_new(w->schema, r->schema);
-        if (!res->iface)
-            return errf(res->why, sizeof res->why, "writer schema %s does not resolve: %s", rname,
-                        avro_strerror());
-        if (avro_resolved_writer_new_value(res->iface, &res->value))
-            return errf(res->why, sizeof res->why, "avro: %s", avro_strerror());
-        avro_resolved_writer_set_dest(&res->value, &r->dec);
-    }
-    return build_enum_map(w, t, res);
-}
-
-/* The resolver for (w, t), built on first use; a failure is cached too. */
-static int resolver_for(struct eddy_codec *c, struct writer *w, enum eddy_record_type t,
-                        struct resolver **out, char *reason, size_t rlen)
+/* The reader of w's records as type t, built on first use; a failure is
+ * cached too. */
+static int reader_for(struct eddy_codec *c, struct writer *w, enum eddy_record_type t,
+                      struct avromap_reader **out, char *reason, size_t rlen)
 {
     struct resolver *res = &w->res[t];
-    if (res->state == 0)
-        res->state = build_resolver(c, w, t, res) ? -1 : 1;
+    if (res->state == 0) {
+        int rc = avromap_reader_new(c->rd[t].map, w->schema, &res->rd, res->why, sizeof res->why);
+        res->state = rc ? -1 : 1;
+    }
     if (res->state < 0)
         return errf(reason, rlen, "%s", res->why);
-    *out = res;
+    *out = res->rd;
     return 0;
 }
 
@@ -1182,15 +1022,15 @@ static int framing(struct eddy_codec *c, const uint8_t *p, size_t len, struct wr
     return errf(reason, rlen, "unknown framing byte 0x%02x", p[0]);
 }
 
-/* Decodes a framed message into c->rd[t].dec; *res is the resolver used. */
+/* Decodes a framed message of type t; *rd is the reader that holds it. */
 static int decode_value(struct eddy_codec *c, enum eddy_record_type t, const void *buf, size_t len,
-                        struct resolver **res, char *reason, size_t rlen)
+                        struct avromap_reader **rd, char *reason, size_t rlen)
 {
     const uint8_t *p = buf;
     struct writer *w;
     size_t hdr = 0;
 
-    if (framing(c, p, len, &w, &hdr, reason, rlen) || resolver_for(c, w, t, res, reason, rlen))
+    if (framing(c, p, len, &w, &hdr, reason, rlen) || reader_for(c, w, t, rd, reason, rlen))
         return -1;
     if (len - hdr > c->max_record)
         return errf(reason, rlen, "record of %zu bytes exceeds the limit of %zu", len - hdr,
@@ -1198,349 +1038,41 @@ static int decode_value(struct eddy_codec *c, enum eddy_record_type t, const voi
     if (check_body(&w->prog, p + hdr, len - hdr, reason, rlen))
         return -1;
     avro_reader_memory_set_source(c->in, (const char *)p + hdr, (int64_t)(len - hdr));
-    if (avro_value_read(c->in, (*res)->iface ? &(*res)->value : &c->rd[t].dec))
+    if (avro_value_read(c->in, avromap_reader_value(*rd)))
         return errf(reason, rlen, "avro: %s", avro_strerror());
-    return 0;
-}
-
-/* ---- Reading decoded values --------------------------------------------- */
-
-static int get(avro_value_t *rec, size_t i, avro_value_t *f)
-{
-    return avro_value_get_by_index(rec, i, f, NULL);
-}
-
-static int str_of(avro_value_t *f, struct eddy_str *s)
-{
-    const char *p;
-    size_t n;
-    if (avro_value_get_string(f, &p, &n))
-        return -1;
-    s->ptr = p;
-    s->len = n ? n - 1 : 0; /* Avro C's size counts the NUL */
-    return 0;
-}
-
-static int get_str(avro_value_t *rec, size_t i, struct eddy_str *s)
-{
-    avro_value_t f;
-    return get(rec, i, &f) || str_of(&f, s);
-}
-
-static int get_long(avro_value_t *rec, size_t i, int64_t *v)
-{
-    avro_value_t f;
-    return get(rec, i, &f) || avro_value_get_long(&f, v);
-}
-
-static int get_double(avro_value_t *rec, size_t i, double *v)
-{
-    avro_value_t f;
-    return get(rec, i, &f) || avro_value_get_double(&f, v);
-}
-
-/* An ["null", T] field: *present, and its value in *branch if so. */
-static int get_opt(avro_value_t *rec, size_t i, bool *present, avro_value_t *branch)
-{
-    avro_value_t f;
-    int d;
-    if (get(rec, i, &f) || avro_value_get_discriminant(&f, &d))
-        return -1;
-    *present = d != 0; /* eddy's unions put "null" first */
-    return *present ? avro_value_get_current_branch(&f, branch) : 0;
-}
-
-static int get_opt_str(avro_value_t *rec, size_t i, struct eddy_str *s)
-{
-    avro_value_t b;
-    bool present;
-    *s = (struct eddy_str){NULL, 0};
-    return get_opt(rec, i, &present, &b) || (present && str_of(&b, s));
-}
-
-static int get_opt_double(avro_value_t *rec, size_t i, bool *present, double *v)
-{
-    avro_value_t b;
-    *v = 0;
-    return get_opt(rec, i, present, &b) || (*present && avro_value_get_double(&b, v));
-}
-
-static int get_opt_long(avro_value_t *rec, size_t i, bool *present, int64_t *v)
-{
-    avro_value_t b;
-    *v = 0;
-    return get_opt(rec, i, present, &b) || (*present && avro_value_get_long(&b, v));
-}
-
-/* The C enum value of the type's enum field, or -1 for a symbol eddy lacks. */
-static int get_enum(avro_value_t *rec, size_t i, const struct resolver *res, int *v)
-{
-    avro_value_t f;
-    int idx;
-    if (get(rec, i, &f) || avro_value_get_enum(&f, &idx))
-        return -1;
-    *v = idx >= 0 && (size_t)idx < res->n_enum ? res->enum_map[idx] : -1;
-    return 0;
-}
-
-static int read_click(struct eddy_codec *c, const struct resolver *res, struct click_event *e,
-                      char *reason, size_t rlen)
-{
-    struct reader *r = &c->rd[REC_CLICK];
-    int type;
-    if (get_str(&r->dec, r->f[FC_USER], &e->user_id) ||
-        get_str(&r->dec, r->f[FC_ITEM], &e->item_id) ||
-        get_enum(&r->dec, r->f[FC_TYPE], res, &type) ||
-        get_long(&r->dec, r->f[FC_TS], &e->timestamp_ms) ||
-        get_opt_str(&r->dec, r->f[FC_SESSION], &e->session_id))
-        return errf(reason, rlen, "avro: cannot read ClickEvent fields");
-    if (type < 0)
-        return errf(reason, rlen, "unknown event_type symbol");
-    e->type = (enum click_type)type;
-    return 0;
-}
-
-static int read_ad(struct eddy_codec *c, const struct resolver *res, struct ad_event *e,
-                   char *reason, size_t rlen)
-{
-    struct reader *r = &c->rd[REC_AD];
-    int type;
-    if (get_str(&r->dec, r->f[FA_CAMPAIGN], &e->campaign_id) ||
-        get_enum(&r->dec, r->f[FA_TYPE], res, &type) ||
-        get_long(&r->dec, r->f[FA_TS], &e->timestamp_ms) ||
-        get_opt_str(&r->dec, r->f[FA_USER], &e->user_id) ||
-        get_opt_double(&r->dec, r->f[FA_PCTR], &e->has_pctr, &e->pctr) ||
-        get_opt_long(&r->dec, r->f[FA_PRICE], &e->has_market_price, &e->market_price_micros) ||
-        get_opt_long(&r->dec, r->f[FA_COST], &e->has_cost, &e->cost_micros) ||
-        get_opt_double(&r->dec, r->f[FA_VALUE], &e->has_value, &e->value))
-        return errf(reason, rlen, "avro: cannot read AdEvent fields");
-    if (type < 0)
-        return errf(reason, rlen, "unknown event_type symbol");
-    e->type = (enum ad_type)type;
-    return 0;
-}
-
-static int read_campaign(struct eddy_codec *c, struct campaign_budget *e, char *reason, size_t rlen)
-{
-    struct reader *r = &c->rd[REC_CAMPAIGN];
-    if (get_str(&r->dec, r->f[FB_CAMPAIGN], &e->campaign_id) ||
-        get_long(&r->dec, r->f[FB_BUDGET], &e->budget_micros) ||
-        get_long(&r->dec, r->f[FB_PERIOD], &e->period_ms) ||
-        get_long(&r->dec, r->f[FB_BASE_BID], &e->base_bid_micros))
-        return errf(reason, rlen, "avro: cannot read CampaignBudget fields");
     return 0;
 }
 
 int codec_decode(struct eddy_codec *c, enum eddy_record_type expect, const void *buf, size_t len,
                  struct eddy_event *ev, char *reason, size_t reasonlen)
 {
-    struct resolver *res;
+    struct avromap_reader *rd;
     if ((unsigned)expect > REC_CAMPAIGN)
         return errf(reason, reasonlen, "codec_decode: type %d is not an input record", expect);
-    if (decode_value(c, expect, buf, len, &res, reason, reasonlen))
-        return -1;
-    int rc;
-    ev->partition = 0; /* the caller sets the real one */
-    switch (expect) {
-    case REC_CLICK:
-        ev->kind = EV_CLICK;
-        rc = read_click(c, res, &ev->u.click, reason, reasonlen);
-        break;
-    case REC_AD:
-        ev->kind = EV_AD;
-        rc = read_ad(c, res, &ev->u.ad, reason, reasonlen);
-        break;
-    default:
-        ev->kind = EV_CAMPAIGN;
-        rc = read_campaign(c, &ev->u.campaign, reason, reasonlen);
-    }
-    const char *why = rc ? NULL : event_invalid(ev);
-    return why ? errf(reason, reasonlen, "%s", why) : rc;
-}
-
-static int read_items(struct eddy_codec *c, struct reader *r, struct recommendation *out)
-{
-    avro_value_t items, it, f;
-    size_t n;
-    if (get(&r->dec, r->f[FR_ITEMS], &items) || avro_value_get_size(&items, &n) ||
-        GROW(c->items, c->icap, n))
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (avro_value_get_by_index(&items, i, &it, NULL) ||
-            get_str(&it, r->item_f[FI_ID], &c->items[i].item_id) ||
-            get(&it, r->item_f[FI_SCORE], &f) || avro_value_get_float(&f, &c->items[i].score))
-            return -1;
-    out->items = c->items;
-    out->n_items = n;
-    return 0;
+    return decode_value(c, expect, buf, len, &rd, reason, reasonlen)
+               ? -1
+               : avromap_read_event(rd, ev, reason, reasonlen);
 }
 
 int codec_decode_recommendation(struct eddy_codec *c, const void *buf, size_t len,
                                 struct recommendation *out, char *reason, size_t reasonlen)
 {
-    struct reader *r = &c->rd[REC_RECOMMENDATION];
-    struct resolver *res;
-    if (decode_value(c, REC_RECOMMENDATION, buf, len, &res, reason, reasonlen))
-        return -1;
-    if (get_str(&r->dec, r->f[FR_USER], &out->user_id) || read_items(c, r, out) ||
-        get_long(&r->dec, r->f[FR_TIME], &out->event_time_ms) ||
-        get_long(&r->dec, r->f[FR_MODEL], &out->model_version))
-        return errf(reason, reasonlen, "avro: cannot read Recommendation fields");
-    return 0;
+    struct avromap_reader *rd;
+    return decode_value(c, REC_RECOMMENDATION, buf, len, &rd, reason, reasonlen)
+               ? -1
+               : avromap_read_recommendation(rd, out, reason, reasonlen);
 }
 
 int codec_decode_decision(struct eddy_codec *c, const void *buf, size_t len,
                           struct budget_decision *out, char *reason, size_t reasonlen)
 {
-    struct reader *r = &c->rd[REC_DECISION];
-    struct resolver *res;
-    avro_value_t slot;
-    if (decode_value(c, REC_DECISION, buf, len, &res, reason, reasonlen))
-        return -1;
-    if (get_str(&r->dec, r->f[FD_CAMPAIGN], &out->campaign_id) ||
-        get(&r->dec, r->f[FD_SLOT], &slot) || avro_value_get_int(&slot, &out->slot) ||
-        get_double(&r->dec, r->f[FD_MULT], &out->bid_multiplier) ||
-        get_double(&r->dec, r->f[FD_PACING], &out->pacing_rate) ||
-        get_long(&r->dec, r->f[FD_SPENT], &out->spent_micros) ||
-        get_long(&r->dec, r->f[FD_REMAINING], &out->remaining_micros) ||
-        get_long(&r->dec, r->f[FD_TIME], &out->event_time_ms))
-        return errf(reason, reasonlen, "avro: cannot read BudgetDecision fields");
-    return 0;
+    struct avromap_reader *rd;
+    return decode_value(c, REC_DECISION, buf, len, &rd, reason, reasonlen)
+               ? -1
+               : avromap_read_decision(rd, out, reason, reasonlen);
 }
 
 /* ---- Encoding ------------------------------------------------------------ */
-
-/* Avro C copies a string only from a NUL-terminated buffer whose size counts
- * the NUL; eddy's strings are not terminated, so go through c->scratch. */
-static int set_str(struct eddy_codec *c, avro_value_t *f, struct eddy_str s)
-{
-    if (GROW(c->scratch, c->scap, s.len + 1)) {
-        avro_set_error("out of memory");
-        return ENOMEM;
-    }
-    if (s.len)
-        memcpy(c->scratch, s.ptr, s.len);
-    c->scratch[s.len] = '\0';
-    return avro_value_set_string_len(f, c->scratch, s.len + 1);
-}
-
-static int put_str(struct eddy_codec *c, avro_value_t *rec, size_t i, struct eddy_str s)
-{
-    avro_value_t f;
-    return get(rec, i, &f) || set_str(c, &f, s);
-}
-
-static int put_long(avro_value_t *rec, size_t i, int64_t v)
-{
-    avro_value_t f;
-    return get(rec, i, &f) || avro_value_set_long(&f, v);
-}
-
-static int put_double(avro_value_t *rec, size_t i, double v)
-{
-    avro_value_t f;
-    return get(rec, i, &f) || avro_value_set_double(&f, v);
-}
-
-static int put_enum(const struct reader *r, avro_value_t *rec, size_t i, int v, int n)
-{
-    avro_value_t f;
-    if (v < 0 || v >= n) {
-        avro_set_error("event type %d out of range", v);
-        return EINVAL;
-    }
-    return get(rec, i, &f) || avro_value_set_enum(&f, r->enc_enum[v]);
-}
-
-/* Selects null (branch 0) or the value branch of an ["null", T] field. */
-static int put_opt(avro_value_t *rec, size_t i, bool present, avro_value_t *branch)
-{
-    avro_value_t f;
-    if (get(rec, i, &f) || avro_value_set_branch(&f, present, branch))
-        return -1;
-    return present ? 0 : avro_value_set_null(branch);
-}
-
-static int put_opt_str(struct eddy_codec *c, avro_value_t *rec, size_t i, struct eddy_str s)
-{
-    avro_value_t b;
-    return put_opt(rec, i, s.ptr != NULL, &b) || (s.ptr && set_str(c, &b, s));
-}
-
-static int put_opt_double(avro_value_t *rec, size_t i, bool present, double v)
-{
-    avro_value_t b;
-    return put_opt(rec, i, present, &b) || (present && avro_value_set_double(&b, v));
-}
-
-static int put_opt_long(avro_value_t *rec, size_t i, bool present, int64_t v)
-{
-    avro_value_t b;
-    return put_opt(rec, i, present, &b) || (present && avro_value_set_long(&b, v));
-}
-
-static int fill_click(struct eddy_codec *c, struct reader *r, const void *rec)
-{
-    const struct click_event *e = rec;
-    return put_str(c, &r->enc, r->f[FC_USER], e->user_id) ||
-           put_str(c, &r->enc, r->f[FC_ITEM], e->item_id) ||
-           put_enum(r, &r->enc, r->f[FC_TYPE], (int)e->type, CLICK_TYPE_COUNT) ||
-           put_long(&r->enc, r->f[FC_TS], e->timestamp_ms) ||
-           put_opt_str(c, &r->enc, r->f[FC_SESSION], e->session_id);
-}
-
-static int fill_ad(struct eddy_codec *c, struct reader *r, const void *rec)
-{
-    const struct ad_event *e = rec;
-    return put_str(c, &r->enc, r->f[FA_CAMPAIGN], e->campaign_id) ||
-           put_enum(r, &r->enc, r->f[FA_TYPE], (int)e->type, AD_TYPE_COUNT) ||
-           put_long(&r->enc, r->f[FA_TS], e->timestamp_ms) ||
-           put_opt_str(c, &r->enc, r->f[FA_USER], e->user_id) ||
-           put_opt_double(&r->enc, r->f[FA_PCTR], e->has_pctr, e->pctr) ||
-           put_opt_long(&r->enc, r->f[FA_PRICE], e->has_market_price, e->market_price_micros) ||
-           put_opt_long(&r->enc, r->f[FA_COST], e->has_cost, e->cost_micros) ||
-           put_opt_double(&r->enc, r->f[FA_VALUE], e->has_value, e->value);
-}
-
-static int fill_campaign(struct eddy_codec *c, struct reader *r, const void *rec)
-{
-    const struct campaign_budget *e = rec;
-    return put_str(c, &r->enc, r->f[FB_CAMPAIGN], e->campaign_id) ||
-           put_long(&r->enc, r->f[FB_BUDGET], e->budget_micros) ||
-           put_long(&r->enc, r->f[FB_PERIOD], e->period_ms) ||
-           put_long(&r->enc, r->f[FB_BASE_BID], e->base_bid_micros);
-}
-
-/* Appends to the array emptied by avro_value_reset, whose element storage
- * Avro C keeps for reuse. */
-static int fill_recommendation(struct eddy_codec *c, struct reader *r, const void *rec)
-{
-    const struct recommendation *e = rec;
-    avro_value_t items, it, f;
-    if (put_str(c, &r->enc, r->f[FR_USER], e->user_id) || get(&r->enc, r->f[FR_ITEMS], &items) ||
-        put_long(&r->enc, r->f[FR_TIME], e->event_time_ms) ||
-        put_long(&r->enc, r->f[FR_MODEL], e->model_version))
-        return -1;
-    for (size_t i = 0; i < e->n_items; i++)
-        if (avro_value_append(&items, &it, NULL) ||
-            put_str(c, &it, r->item_f[FI_ID], e->items[i].item_id) ||
-            get(&it, r->item_f[FI_SCORE], &f) || avro_value_set_float(&f, e->items[i].score))
-            return -1;
-    return 0;
-}
-
-static int fill_decision(struct eddy_codec *c, struct reader *r, const void *rec)
-{
-    const struct budget_decision *e = rec;
-    avro_value_t slot;
-    return put_str(c, &r->enc, r->f[FD_CAMPAIGN], e->campaign_id) ||
-           get(&r->enc, r->f[FD_SLOT], &slot) || avro_value_set_int(&slot, e->slot) ||
-           put_double(&r->enc, r->f[FD_MULT], e->bid_multiplier) ||
-           put_double(&r->enc, r->f[FD_PACING], e->pacing_rate) ||
-           put_long(&r->enc, r->f[FD_SPENT], e->spent_micros) ||
-           put_long(&r->enc, r->f[FD_REMAINING], e->remaining_micros) ||
-           put_long(&r->enc, r->f[FD_TIME], e->event_time_ms);
-}
 
 static size_t put_header(const struct reader *r, unsigned char *p)
 {
@@ -1557,31 +1089,43 @@ static size_t put_header(const struct reader *r, unsigned char *p)
     return SO_HDR;
 }
 
-int codec_encode(struct eddy_codec *c, enum eddy_record_type type, const void *record,
-                 const void **out, size_t *outlen, char *err, size_t errlen)
+/* The record's Avro body, after its framing header when `framed`. */
+static int encode(struct eddy_codec *c, enum eddy_record_type type, const void *record, bool framed,
+                  const void **out, size_t *outlen, char *err, size_t errlen)
 {
-    static int (*const fill[REC_TYPE_COUNT])(struct eddy_codec *, struct reader *, const void *) = {
-        fill_click, fill_ad, fill_campaign, fill_recommendation, fill_decision};
     unsigned char hdr[SO_HDR];
+    avro_value_t *value;
     size_t size, n;
 
     if ((unsigned)type >= REC_TYPE_COUNT)
         return errf(err, errlen, "codec_encode: bad record type %d", type);
     struct reader *r = &c->rd[type];
-    if (avro_value_reset(&r->enc) || fill[type](c, r, record) || avro_value_sizeof(&r->enc, &size))
-        return errf(err, errlen, "cannot encode %s: %s", avro_schema_name(r->schema),
+    if (avromap_encode(r->map, record, &value) || avro_value_sizeof(value, &size))
+        return errf(err, errlen, "cannot encode %s: %s", avromap_record_name(type),
                     avro_strerror());
-    n = put_header(r, hdr);
+    n = framed ? put_header(r, hdr) : 0;
     if (GROW(c->obuf, c->ocap, n + size))
         return errf(err, errlen, "codec: out of memory");
     memcpy(c->obuf, hdr, n);
     avro_writer_memory_set_dest(c->out, (const char *)c->obuf + n, (int64_t)size);
-    if (avro_value_write(c->out, &r->enc))
-        return errf(err, errlen, "cannot encode %s: %s", avro_schema_name(r->schema),
+    if (avro_value_write(c->out, value))
+        return errf(err, errlen, "cannot encode %s: %s", avromap_record_name(type),
                     avro_strerror());
     *out = c->obuf;
     *outlen = n + size;
     return 0;
+}
+
+int codec_encode(struct eddy_codec *c, enum eddy_record_type type, const void *record,
+                 const void **out, size_t *outlen, char *err, size_t errlen)
+{
+    return encode(c, type, record, true, out, outlen, err, errlen);
+}
+
+int codec_encode_body(struct eddy_codec *c, enum eddy_record_type type, const void *record,
+                      const void **out, size_t *outlen, char *err, size_t errlen)
+{
+    return encode(c, type, record, false, out, outlen, err, errlen);
 }
 
 int codec_register(struct eddy_codec *c, enum eddy_record_type type, const char *topic, char *err,
@@ -1602,7 +1146,8 @@ int codec_register(struct eddy_codec *c, enum eddy_record_type type, const char 
     struct writer *w = find_id(c, id);
     if (!w && !(w = writer_new(c, id)))
         return errf(err, errlen, "codec: out of memory");
-    if (!w->schema && writer_set(w, avro_schema_incref(c->rd[type].schema), c->rd[type].fp))
+    if (!w->schema &&
+        writer_set(w, avro_schema_incref(avromap_schema(c->rd[type].map)), c->rd[type].fp))
         return errf(err, errlen, "codec: out of memory");
     c->rd[type].out_id = id;
     return 0;

@@ -5,8 +5,9 @@
  *   00 + 4-byte big-endian schema id                      (Confluent)
  * The writer schema is looked up (by fingerprint among eddy's own schemas and
  * every *.avsc in writers_dir; by id in the schema registry, cached forever)
- * and resolved against eddy's reader schema for the expected record type, so
- * a producer whose schema adds optional fields or reorders fields decodes.
+ * and resolved against eddy's reader schema for the expected record type
+ * (pipeline/avromap.h), so a producer whose schema adds or reorders fields,
+ * or lacks a field that eddy's schema gives a default, decodes.
  * Lengths are checked against the bytes present before Avro C sees them.
  * Decoded records are validated (no empty ids, no NaN, no negative prices).
  *
@@ -64,6 +65,11 @@ int codec_decode_decision(struct eddy_codec *c, const void *buf, size_t len,
  * points into a codec buffer valid until the next encode. */
 int codec_encode(struct eddy_codec *c, enum eddy_record_type type, const void *record,
                  const void **out, size_t *outlen, char *err, size_t errlen);
+
+/* The same without the framing: the bare Avro body, as Object Container
+ * Files hold records. */
+int codec_encode_body(struct eddy_codec *c, enum eddy_record_type type, const void *record,
+                      const void **out, size_t *outlen, char *err, size_t errlen);
 
 /* With a registry: registers eddy's schema for `type` under subject
  * "<topic>-value" and encodes that type with Confluent framing from then on. */

@@ -7,8 +7,9 @@
  * truncated log under the final name.
  *
  * Reading takes the record type from the file's writer schema (by record
- * name) and resolves that schema against eddy's, so files written by other
- * producers whose schema adds or reorders fields read as well. Records read
+ * name) and resolves that schema against eddy's (pipeline/avromap.h), so
+ * files written by other producers whose schema adds or reorders fields, or
+ * lacks a field that eddy's schema gives a default, read as well. Records read
  * are validated like codec_decode's (no empty ids, no negative time or
  * prices, pctr in [0,1]).
  *

@@ -324,19 +324,11 @@ static const char *record_topic(const struct eddy_config *cfg, enum eddy_record_
 static int produce_one(rd_kafka_t *rk, const char *topic, struct eddy_str key,
                        const void *buf, size_t len)
 {
-    for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key.ptr, key.len),
-            RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
-        if (!e)
-            return 0;
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            log_error("gen: produce to %s failed: %s", topic, rd_kafka_err2str(e));
-            return -1;
-        }
-        rd_kafka_poll(rk, 10);
-    }
+    rd_kafka_resp_err_t e =
+        kafka_produce_copy(rk, topic, RD_KAFKA_PARTITION_UA, key.ptr, key.len, buf, len);
+    if (e)
+        log_error("gen: produce to %s failed: %s", topic, rd_kafka_err2str(e));
+    return e ? -1 : 0;
 }
 
 /* Event time = now, for --wall-time. */

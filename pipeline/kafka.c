@@ -63,6 +63,24 @@ rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
     return rk;
 }
 
+/* How long one wait for room in a full queue lasts at most; rd_kafka_poll()
+ * returns sooner, as soon as it has served a delivery report. */
+#define QUEUE_FULL_POLL_MS 10
+
+rd_kafka_resp_err_t kafka_produce_copy(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                       const void *key, size_t key_len, const void *value,
+                                       size_t len)
+{
+    rd_kafka_resp_err_t e;
+    while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                  RD_KAFKA_V_KEY(key, key_len),
+                                  RD_KAFKA_V_VALUE((void *)value, len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(rk, QUEUE_FULL_POLL_MS);
+    return e;
+}
+
 int kafka_stats_brokers_up(const char *json, size_t len)
 {
     json_t *root = json_loadb(json, len, 0, NULL);

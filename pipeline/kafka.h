@@ -26,6 +26,18 @@ rd_kafka_t *kafka_producer_new(const struct eddy_config *cfg,
                                void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                                kafka_stats_cb *stats_cb, void *opaque, char *err, size_t errlen);
 
+/* Queues a copy of one record for topic and partition (RD_KAFKA_PARTITION_UA:
+ * librdkafka's partitioner picks it from the key; key may be NULL). A full
+ * local queue is waited out in place, serving delivery reports with
+ * rd_kafka_poll() until there is room: the client's message.timeout.ms
+ * bounds that wait, because librdkafka fails (and reports) queued records
+ * it cannot deliver in time, which makes room. Returns 0, or the error that
+ * kept the record from being queued, for the caller to report; delivery
+ * errors come later, to the delivery report callback. */
+rd_kafka_resp_err_t kafka_produce_copy(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                       const void *key, size_t key_len, const void *value,
+                                       size_t len);
+
 /* Brokers in state UP in a librdkafka statistics document, or -1 if it
  * does not parse. */
 int kafka_stats_brokers_up(const char *json, size_t len);

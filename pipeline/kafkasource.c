@@ -10,6 +10,7 @@
 #include "pipeline/codec.h"
 #include "pipeline/kafka.h"
 #include "pipeline/log.h"
+#include "pipeline/merge.h"
 
 #define TIMEOUT_MS 10000
 #define STALL_MS 30000 /* no message for this long inside the range: give up */
@@ -296,6 +297,12 @@ static int fill(struct kafkasource *s, struct part *p, char *err, size_t errlen)
     return 0;
 }
 
+static const struct eddy_event *part_head(const void *parts, size_t i)
+{
+    const struct part *p = (const struct part *)parts + i;
+    return p->head ? &p->ev : NULL;
+}
+
 int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, size_t errlen)
 {
     if (s->last >= 0) {
@@ -305,19 +312,11 @@ int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, si
         p->head = NULL;
         s->last = -1;
     }
-    ssize_t best = -1;
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t i = 0; i < s->n; i++)
         if (fill(s, &s->p[i], err, errlen))
             return -1;
-        if (s->p[i].head &&
-            (best < 0 || eddy_event_time(&s->p[i].ev) < eddy_event_time(&s->p[best].ev)))
-            best = (ssize_t)i;
-    }
-    if (best < 0)
-        return 0;
-    *ev = s->p[best].ev;
-    s->last = best;
-    return 1;
+    s->last = merge_next(s->p, s->n, part_head, ev);
+    return s->last >= 0;
 }
 
 uint64_t kafkasource_size(const struct kafkasource *s)

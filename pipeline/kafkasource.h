@@ -13,10 +13,11 @@
  * Defaults: from the earliest offset; to the end of each partition when the
  * replay starts (its high watermark), so the range is fixed up front.
  *
- * Partitions are merged in event-time order (budgets, which carry no time,
- * first; ties by topic, then partition), so the same range gives the same
- * stream whatever the fetch timing. A record that does not decode is
- * skipped and counted (it is in the DLQ already from the live run). */
+ * Partitions are merged in event-time order (pipeline/merge.h: budgets,
+ * which carry no time, first; ties by topic, then partition), so the same
+ * range gives the same stream whatever the fetch timing. A record that does
+ * not decode is skipped and counted (it is in the DLQ already from the live
+ * run). */
 #ifndef EDDY_KAFKASOURCE_H
 #define EDDY_KAFKASOURCE_H
 

@@ -10,6 +10,7 @@
 
 #include "pipeline/eventlog.h"
 #include "pipeline/log.h"
+#include "pipeline/merge.h"
 
 struct head {
     struct eventlog_reader *r;
@@ -119,6 +120,12 @@ int logsource_open(char *const *paths, size_t n, struct logsource **out, char *e
     return 0;
 }
 
+static const struct eddy_event *file_head(const void *heads, size_t i)
+{
+    const struct head *h = (const struct head *)heads + i;
+    return h->has ? &h->ev : NULL;
+}
+
 int logsource_next(struct logsource *s, struct eddy_event *ev, char *err, size_t errlen)
 {
     if (s->last >= 0) { /* the event handed out last may be overwritten now */
@@ -129,16 +136,8 @@ int logsource_next(struct logsource *s, struct eddy_event *ev, char *err, size_t
         h->has = rc == 1;
         s->last = -1;
     }
-    ssize_t best = -1; /* the earliest head; budgets (no time) first */
-    for (size_t i = 0; i < s->n; i++)
-        if (s->h[i].has &&
-            (best < 0 || eddy_event_time(&s->h[i].ev) < eddy_event_time(&s->h[best].ev)))
-            best = (ssize_t)i;
-    if (best < 0)
-        return 0;
-    *ev = s->h[best].ev;
-    s->last = best;
-    return 1;
+    s->last = merge_next(s->h, s->n, file_head, ev);
+    return s->last >= 0;
 }
 
 uint64_t logsource_bytes(const struct logsource *s)

@@ -1,5 +1,5 @@
 /* logsource.h: several event-log files read as one stream in event-time
- * order (see replay.h for the order). */
+ * order (pipeline/merge.h; files listed first win ties). */
 #ifndef EDDY_LOGSOURCE_H
 #define EDDY_LOGSOURCE_H
 

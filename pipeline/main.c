@@ -1,13 +1,16 @@
 /* main.c: eddy's command line. Each command parses its own options with
  * getopt_long and has a --help that lists exactly those options. */
+#include <float.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "operators/blas.h"
+#include "pipeline/cli.h"
 #include "pipeline/cmd_import.h"
 #include "pipeline/cmd_replay.h"
 #include "pipeline/cmd_state.h"
@@ -135,25 +138,32 @@ static const char usage_demo[] =
     "                    from 3 s to 8 s: consuming pauses, nothing is lost\n"
     "  -h, --help        show this help\n";
 
-static int parse_u64(const char *s, unsigned long long *out)
+/* An int option's value, by cli.h's rules; min and max fit an int. */
+static int parse_int(const char *s, int min, int max, int *out, char *why, size_t whylen)
 {
-    char *end;
-    *out = strtoull(s, &end, 10);
-    return *s && !*end && *s != '-' ? 0 : -1;
+    uint64_t u;
+    if (cli_parse_u64(s, (uint64_t)min, (uint64_t)max, &u, why, whylen))
+        return -1;
+    *out = (int)u;
+    return 0;
 }
 
-static int parse_double(const char *s, double *out)
+/* An int64_t option's value from min up, by cli.h's rules. */
+static int parse_i64(const char *s, int64_t min, int64_t *out, char *why, size_t whylen)
 {
-    char *end;
-    *out = strtod(s, &end);
-    return *s && !*end ? 0 : -1;
+    uint64_t u;
+    if (cli_parse_u64(s, (uint64_t)min, INT64_MAX, &u, why, whylen))
+        return -1;
+    *out = (int64_t)u;
+    return 0;
 }
 
-static int bad_option(const char *cmd, const char *opt, const char *value)
+/* The long name of option c, so that an error names --events also for -n. */
+static const char *long_name(const struct option *opts, int c)
 {
-    fprintf(stderr, "eddy %s: invalid value \"%s\" for %s (see eddy %s --help)\n", cmd, value,
-            opt, cmd);
-    return 2;
+    while (opts->name && opts->val != c)
+        opts++;
+    return opts->name ? opts->name : "?";
 }
 
 static int load_config(const char *path, struct eddy_config *cfg)
@@ -210,18 +220,19 @@ static int cmd_broker(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *path = NULL;
-    unsigned long long brokers = 1, partitions = 4;
+    int brokers = 1, partitions = 4;
+    char why[128];
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
         case 'B':
-            if (parse_u64(optarg, &brokers) || brokers < 1 || brokers > 9)
-                return bad_option("broker", "--brokers", optarg);
+            if (parse_int(optarg, 1, 9, &brokers, why, sizeof why))
+                return cli_bad_value("broker", "brokers", optarg, why);
             break;
         case 'P':
-            if (parse_u64(optarg, &partitions) || partitions < 1 || partitions > 256)
-                return bad_option("broker", "--partitions", optarg);
+            if (parse_int(optarg, 1, 256, &partitions, why, sizeof why))
+                return cli_bad_value("broker", "partitions", optarg, why);
             break;
         case 'h': fputs(usage_broker, stdout); return 0;
         default: return 2;
@@ -240,7 +251,7 @@ static int cmd_broker(int argc, char **argv)
     char err[512];
     if (load_config(path, &cfg))
         return 1;
-    if (kafka_mock_new(&mock, &cfg, (int)brokers, (int)partitions, err, sizeof err)) {
+    if (kafka_mock_new(&mock, &cfg, brokers, partitions, err, sizeof err)) {
         fprintf(stderr, "eddy broker: %s\n", err);
         config_free(&cfg);
         return 1;
@@ -262,28 +273,27 @@ static int cmd_broker(int argc, char **argv)
     return 0;
 }
 
-static int gen_option(int c, const char *arg, struct gen_options *o)
+/* Applies one generator option; -1 with why when its value is invalid. */
+static int gen_option(int c, const char *arg, struct gen_options *o, char *why, size_t n)
 {
-    unsigned long long u;
-    double d;
     switch (c) {
-    case 'n': if (parse_u64(arg, &u)) return -1; o->events = u; return 0;
-    case 's': if (parse_u64(arg, &u)) return -1; o->seed = u; return 0;
-    case 'B': if (parse_u64(arg, &u)) return -1; o->bad_every = u; return 0;
-    case 'U': if (parse_u64(arg, &u) || !u || u > 1u << 30) return -1; o->users = (int)u; return 0;
-    case 'I': if (parse_u64(arg, &u) || !u || u > 1u << 30) return -1; o->items = (int)u; return 0;
-    case 'S': if (parse_u64(arg, &u) || !u || u > 1u << 20) return -1; o->segments = (int)u; return 0;
-    case 'C': if (parse_u64(arg, &u) || !u || u > 1u << 20) return -1; o->campaigns = (int)u; return 0;
-    case 'p': if (parse_u64(arg, &u) || !u) return -1; o->period_ms = (int64_t)u; return 0;
-    case 't': if (parse_u64(arg, &u) || !u) return -1; o->step_us = (int64_t)u; return 0;
-    case 'T': if (parse_u64(arg, &u)) return -1; o->start_ms = (int64_t)u; return 0;
-    case 'r': if (parse_double(arg, &d) || d < 0) return -1; o->rate = d; return 0;
-    case 'A': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->ad_fraction = d; return 0;
-    case 'a': if (parse_double(arg, &d) || d < 0 || d > 1) return -1; o->affinity = d; return 0;
+    case 'n': return cli_parse_u64(arg, 0, UINT64_MAX, &o->events, why, n);
+    case 's': return cli_parse_u64(arg, 0, UINT64_MAX, &o->seed, why, n);
+    case 'B': return cli_parse_u64(arg, 0, UINT64_MAX, &o->bad_every, why, n);
+    case 'U': return parse_int(arg, 1, 1 << 30, &o->users, why, n);
+    case 'I': return parse_int(arg, 1, 1 << 30, &o->items, why, n);
+    case 'S': return parse_int(arg, 1, 1 << 20, &o->segments, why, n);
+    case 'C': return parse_int(arg, 1, 1 << 20, &o->campaigns, why, n);
+    case 'p': return parse_i64(arg, 1, &o->period_ms, why, n);
+    case 't': return parse_i64(arg, 1, &o->step_us, why, n);
+    case 'T': return parse_i64(arg, 0, &o->start_ms, why, n);
+    case 'r': return cli_parse_double(arg, 0, DBL_MAX, &o->rate, why, n);
+    case 'A': return cli_parse_double(arg, 0, 1, &o->ad_fraction, why, n);
+    case 'a': return cli_parse_double(arg, 0, 1, &o->affinity, why, n);
     case 'N': o->no_budgets = true; return 0;
     case 'W': o->wall_time = true; return 0;
-    case 'k': if (parse_double(arg, &d) || d <= 0) return -1; o->budget_scale = d; return 0;
-    default: return -1;
+    case 'k': return cli_parse_positive(arg, &o->budget_scale, why, n);
+    default: return errf(why, n, "is for an option eddy gen does not know");
     }
 }
 
@@ -305,8 +315,9 @@ static int cmd_gen(int argc, char **argv)
     struct gen_options o;
     gen_options_default(&o);
     const char *path = NULL, *bootstrap = NULL, *out = NULL;
-    int c, idx;
-    while ((c = getopt_long(argc, argv, "c:b:n:r:s:o:h", opts, &idx)) != -1) {
+    char why[128];
+    int c;
+    while ((c = getopt_long(argc, argv, "c:b:n:r:s:o:h", opts, NULL)) != -1) {
         if (c == 'c') {
             path = optarg;
         } else if (c == 'o') {
@@ -319,8 +330,10 @@ static int cmd_gen(int argc, char **argv)
                    (long long)o.period_ms, o.budget_scale, (long long)o.step_us,
                    (long long)o.start_ms);
             return 0;
-        } else if (c == '?' || gen_option(c, optarg, &o)) {
-            return c == '?' ? 2 : bad_option("gen", argv[optind - 1], optarg);
+        } else if (c == '?') {
+            return 2;
+        } else if (gen_option(c, optarg, &o, why, sizeof why)) {
+            return cli_bad_value("gen", long_name(opts, c), optarg, why);
         }
     }
     if (out && o.wall_time) {
@@ -362,23 +375,21 @@ static int cmd_demo(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     struct demo_options o = {.events = 400000, .rate = 40000, .max_seconds = 50};
-    unsigned long long u;
+    char why[128];
     int c;
     while ((c = getopt_long(argc, argv, "n:r:h", opts, NULL)) != -1) {
         switch (c) {
         case 'n':
-            if (parse_u64(optarg, &u) || !u)
-                return bad_option("demo", "--events", optarg);
-            o.events = u;
+            if (cli_parse_u64(optarg, 1, UINT64_MAX, &o.events, why, sizeof why))
+                return cli_bad_value("demo", "events", optarg, why);
             break;
         case 'r':
-            if (parse_double(optarg, &o.rate) || o.rate <= 0)
-                return bad_option("demo", "--rate", optarg);
+            if (cli_parse_positive(optarg, &o.rate, why, sizeof why))
+                return cli_bad_value("demo", "rate", optarg, why);
             break;
         case 'S':
-            if (parse_u64(optarg, &u) || !u || u > 3600)
-                return bad_option("demo", "--seconds", optarg);
-            o.max_seconds = (int)u;
+            if (parse_int(optarg, 1, 3600, &o.max_seconds, why, sizeof why))
+                return cli_bad_value("demo", "seconds", optarg, why);
             break;
         case 'F': o.fault = true; break;
         case 'h': fputs(usage_demo, stdout); return 0;

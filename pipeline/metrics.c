@@ -40,7 +40,8 @@ static const struct {
      "Dead letters cut to [kafka] dlq.max.bytes (headers keep the original sizes).",
      M(dlq_truncated)},
     {"eddy_offset_resets_total", "counter",
-     "Stored offsets found out of range and reset to the log start (offset.reset = earliest).",
+     "Partitions resumed at the log start past a gap, their stored offset out of range "
+     "(offset.reset = earliest).",
      M(offset_resets)},
     {"eddy_offset_gap_records_total", "counter",
      "Input records skipped by those resets: they were gone from the log.", M(offset_gap)},

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pipeline/kafka.h"
+
 #define MAX_WORDS 8
 #define MAX_ERRORS 100000        /* "errors" COUNT: each is a pushed entry */
 #define MAX_PRODUCE 10000000     /* "produce" COUNT */
@@ -437,15 +439,8 @@ static int run_produce(rd_kafka_mock_cluster_t *mc, const struct mockctl_cmd *c,
             uint64_t r = next_random(&seed);
             memcpy(buf + j, &r, 8);
         }
-        rd_kafka_resp_err_t e;
-        /* A full local queue only means the cluster is slower than this
-         * loop: serve delivery reports until there is room. */
-        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(c->name),
-                                      RD_KAFKA_V_PARTITION(c->partition),
-                                      RD_KAFKA_V_VALUE(buf, (size_t)c->size),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(rk, 10);
+        rd_kafka_resp_err_t e =
+            kafka_produce_copy(rk, c->name, c->partition, NULL, 0, buf, (size_t)c->size);
         if (e) {
             snprintf(err, errlen, "record %lld of %lld not produced: %s", (long long)i + 1,
                      (long long)c->count, rd_kafka_err2str(e));

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "backtest/backtest.h"
-#include "operators/budget.h"
 #include "pipeline/chain.h"
 #include "pipeline/codec.h"
 #include "pipeline/eventlog.h"
@@ -25,7 +24,6 @@
 
 #define POSITION_TOPIC "replay" /* the log position, as an offset in the state */
 #define OUTPUTS_BLOB "replay.outputs"
-#define SINGLE_OBJECT_HEADER 10 /* C3 01 + 8-byte fingerprint */
 #define BLOCK_SIZE (64 * 1024)
 
 enum { OUT_RECS, OUT_DECS, N_OUT };
@@ -122,37 +120,40 @@ static int out_flush(struct replay *r, struct out_mark marks[N_OUT])
     return 0;
 }
 
-/* Produces a copy of buf, waiting for room when the local queue is full:
- * a replay never drops a record. Delivery errors are counted by
- * on_delivery(). */
-static void produce(rd_kafka_t *p, const char *topic, struct eddy_str key, const void *buf,
-                    size_t len)
+/* Produces a copy of buf, waiting for room when the local queue is full
+ * (kafka.h): a replay never drops a record. Returns the error that kept it
+ * from being queued; delivery errors are counted by on_delivery(). */
+static rd_kafka_resp_err_t produce(rd_kafka_t *p, const char *topic, struct eddy_str key,
+                                   const void *buf, size_t len)
 {
-    while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key.ptr, key.len),
-                             RD_KAFKA_V_VALUE((void *)buf, len),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(p, 50);
+    return kafka_produce_copy(p, topic, RD_KAFKA_PARTITION_UA, key.ptr, key.len, buf, len);
 }
 
-/* Appends the encoded record to its file, or produces it. */
+/* Appends the encoded record to its file (a bare body), or produces it
+ * (framed). */
 static void emit_record(struct replay *r, int i, struct eddy_str key, const void *record)
 {
     const void *buf;
     size_t len;
     char err[256];
-    if (codec_encode(r->codec, out_types[i], record, &buf, &len, err, sizeof err)) {
+    struct eddy_codec *c = r->codec;
+    int rc = r->producer ? codec_encode(c, out_types[i], record, &buf, &len, err, sizeof err)
+                         : codec_encode_body(c, out_types[i], record, &buf, &len, err, sizeof err);
+    if (rc) {
         log_error("encode: %s", err);
         r->failed = true;
         return;
     }
     if (r->producer) {
         const char *topic = i == OUT_RECS ? r->cfg->topic_recommendations : r->cfg->topic_decisions;
-        produce(r->producer, topic, key, buf, len);
+        rd_kafka_resp_err_t e = produce(r->producer, topic, key, buf, len);
+        if (e) {
+            log_error("output to %s failed: %s", topic, rd_kafka_err2str(e));
+            r->failed = true;
+        }
         return;
     }
-    if (avro_file_writer_append_encoded(r->out[i].fw, (const char *)buf + SINGLE_OBJECT_HEADER,
-                                        (int64_t)(len - SINGLE_OBJECT_HEADER))) {
+    if (avro_file_writer_append_encoded(r->out[i].fw, buf, (int64_t)len)) {
         log_error("%s: %s", r->out[i].path, avro_strerror());
         r->failed = true;
         return;
@@ -429,8 +430,7 @@ static int start(struct replay *r, char *err, size_t errlen)
         return -1;
     if (r->o->evaluate) {
         struct backtest_options bo = {.k = r->o->eval_k, .window_events = r->o->eval_window,
-                                      .slots = cfg->bid.slots,
-                                      .budget_op = chain_instance(&r->ops, &eddy_op_budget)};
+                                      .slots = cfg->bid.slots};
         if (!(r->bt = backtest_new(&bo, r->st, err, errlen)))
             return -1;
     }
@@ -575,7 +575,9 @@ static int replay_speed(struct replay *r, char *err, size_t errlen)
         size_t len;
         if (codec_encode(r->codec, type, &ev.u, &buf, &len, err, errlen))
             return -1;
-        produce(r->producer, topic, key, buf, len);
+        rd_kafka_resp_err_t e = produce(r->producer, topic, key, buf, len);
+        if (e)
+            return errf(err, errlen, "produce to %s failed: %s", topic, rd_kafka_err2str(e));
         rd_kafka_poll(r->producer, 0);
         r->last_ms = t != INT64_MIN ? t : r->last_ms;
         r->position++;

@@ -410,6 +410,17 @@ static int64_t start_offset(struct runtime *rt, const char *topic, int32_t parti
     return stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
 }
 
+/* Where a partition with no record fetched yet restarts: at the log start
+ * if it was reset there already and waits for its first record (its stored
+ * offset is out of range: going back to it would make two partitions out of
+ * range at once reset each other in turn, for good), else where it starts. */
+static int64_t resume_offset(struct runtime *rt, const char *topic, int32_t partition)
+{
+    return rd_kafka_topic_partition_list_find(rt->gaps, topic, partition)
+               ? RD_KAFKA_OFFSET_BEGINNING
+               : start_offset(rt, topic, partition);
+}
+
 static bool cooperative(rd_kafka_t *rk)
 {
     return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
@@ -438,7 +449,7 @@ static int restart_partition_at(struct runtime *rt, const char *topic, int32_t p
             if (p->partition == partition && !strcmp(p->topic, topic))
                 p->offset = offset;
             else if (p->offset < 0)
-                p->offset = start_offset(rt, p->topic, p->partition);
+                p->offset = resume_offset(rt, p->topic, p->partition);
         }
         rd_kafka_resp_err_t err = rd_kafka_assign(rt->consumer, parts);
         if (err)
@@ -487,11 +498,16 @@ static void on_offset_out_of_range(struct runtime *rt, const rd_kafka_message_t 
         begin_shutdown(rt, RUNTIME_ERROR);
         return;
     }
-    rt->metrics.offset_resets++;
+    /* A partition may be reported again before its first record: the log
+     * start moved on meanwhile, or librdkafka reports a fetch of the old
+     * assignment. It is restarted again, but it is still the same gap,
+     * which starts at the first offset reported and is counted once. */
     rd_kafka_topic_partition_t *g =
         rd_kafka_topic_partition_list_find(rt->gaps, topic, m->partition);
-    if (!g) /* a second reset before any record: the gap still starts at the first */
+    if (!g) {
+        rt->metrics.offset_resets++;
         rd_kafka_topic_partition_list_add(rt->gaps, topic, m->partition)->offset = m->offset;
+    }
 }
 
 static void on_consumer_error(struct runtime *rt, const rd_kafka_message_t *m)

@@ -175,39 +175,61 @@ static json_t *item_entry(struct eddy_state *st, struct eddy_str key, struct edd
                                            (size_t)state_dim(st)));
 }
 
-/* Every field of struct campaign_ledger in stored order, raw: the export
- * must show what is stored (api.c shows a friendlier view). */
-#define LEDGER(field, is_real) {#field, offsetof(struct campaign_ledger, field), is_real}
+/* The one table of struct campaign_ledger's fields, in stored order, for
+ * every JSON view of a ledger (the export and get here, the HTTP API). */
+enum ledger_kind {
+    L_INT,
+    L_FLAG,  /* 0 or 1 */
+    L_TIME,  /* ms; INT64_MIN: not set yet */
+    L_REAL,
+};
+#define LEDGER(field, kind) {#field, offsetof(struct campaign_ledger, field), kind}
 static const struct {
     const char *name;
     size_t off;
-    bool is_real;
+    enum ledger_kind kind;
 } ledger_fields[] = {
-    LEDGER(configured, false),           LEDGER(budget_micros, false),
-    LEDGER(period_ms, false),            LEDGER(base_bid_micros, false),
-    LEDGER(period_start_ms, false),      LEDGER(slot, false),
-    LEDGER(action, false),               LEDGER(q_state, false),
-    LEDGER(spent_micros, false),         LEDGER(slot_spent_micros, false),
-    LEDGER(slot_clicks, false),          LEDGER(last_auction_won, false),
-    LEDGER(auctions, false),             LEDGER(wins, false),
-    LEDGER(clicks, false),               LEDGER(impressions, false),
-    LEDGER(conversions, false),          LEDGER(reported_cost_micros, false),
-    LEDGER(priced_auctions, false),      LEDGER(price_sum_micros, false),
-    LEDGER(conversion_value, true),      LEDGER(bid_multiplier, true),
-    LEDGER(pacing_rate, true),           LEDGER(decisions, false),
+    LEDGER(configured, L_FLAG),          LEDGER(budget_micros, L_INT),
+    LEDGER(period_ms, L_INT),            LEDGER(base_bid_micros, L_INT),
+    LEDGER(period_start_ms, L_TIME),     LEDGER(slot, L_INT),
+    LEDGER(action, L_INT),               LEDGER(q_state, L_INT),
+    LEDGER(spent_micros, L_INT),         LEDGER(slot_spent_micros, L_INT),
+    LEDGER(slot_clicks, L_INT),          LEDGER(last_auction_won, L_FLAG),
+    LEDGER(auctions, L_INT),             LEDGER(wins, L_INT),
+    LEDGER(clicks, L_INT),               LEDGER(impressions, L_INT),
+    LEDGER(conversions, L_INT),          LEDGER(reported_cost_micros, L_INT),
+    LEDGER(priced_auctions, L_INT),      LEDGER(price_sum_micros, L_INT),
+    LEDGER(conversion_value, L_REAL),    LEDGER(bid_multiplier, L_REAL),
+    LEDGER(pacing_rate, L_REAL),         LEDGER(decisions, L_INT),
 };
 _Static_assert(sizeof ledger_fields / sizeof ledger_fields[0] * 8 ==
                    sizeof(struct campaign_ledger),
                "ledger_fields must list every field of struct campaign_ledger");
 
-static json_t *ledger_field_json(const struct campaign_ledger *l, size_t i)
+static json_t *ledger_field_json(const struct campaign_ledger *l, size_t i,
+                                 enum ledger_style style)
 {
     const char *p = (const char *)l + ledger_fields[i].off;
+    enum ledger_kind kind = ledger_fields[i].kind;
     int64_t v;
     double d;
     memcpy(&v, p, sizeof v);
     memcpy(&d, p, sizeof d);
-    return ledger_fields[i].is_real ? real_json(d) : json_integer(v);
+    if (kind == L_REAL)
+        return real_json(d);
+    if (style == LEDGER_READABLE && kind == L_FLAG)
+        return json_boolean(v);
+    if (style == LEDGER_READABLE && kind == L_TIME && v == INT64_MIN)
+        return json_null();
+    return json_integer(v);
+}
+
+json_t *inspect_ledger_json(json_t *doc, const struct campaign_ledger *l,
+                            enum ledger_style style)
+{
+    for (size_t i = 0; i < sizeof ledger_fields / sizeof ledger_fields[0]; i++)
+        doc = with(doc, ledger_fields[i].name, ledger_field_json(l, i, style));
+    return doc;
 }
 
 static json_t *campaign_entry(struct eddy_state *st, struct eddy_str key, struct eddy_str value,
@@ -219,8 +241,7 @@ static json_t *campaign_entry(struct eddy_state *st, struct eddy_str key, struct
         return NULL;
     json_t *doc = kind_json("campaign");
     doc = with(doc, "id", id_json(key));
-    for (size_t i = 0; i < sizeof ledger_fields / sizeof ledger_fields[0]; i++)
-        doc = with(doc, ledger_fields[i].name, ledger_field_json(&c.l, i));
+    doc = inspect_ledger_json(doc, &c.l, LEDGER_RAW);
     doc = with(doc, "q", doubles_json(c.q, c.n_q));
     free(c.q);
     return doc;

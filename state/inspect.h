@@ -1,5 +1,6 @@
 /* inspect.h: read-only views of a whole state, for `eddy state`: a summary,
- * one entry as JSON, a JSON Lines export and a backup.
+ * one entry as JSON, a JSON Lines export and a backup; and a campaign
+ * ledger as JSON, for those and for the HTTP API.
  *
  * They read committed values straight from RocksDB, not through the cache.
  * To inspect the state of a running eddy, open it with read_only set (no
@@ -13,6 +14,7 @@
 #ifndef EDDY_INSPECT_H
 #define EDDY_INSPECT_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -39,6 +41,17 @@ int inspect_get(struct eddy_state *st, enum inspect_kind kind, struct eddy_str i
  * integer) or blob (state_blob_set() bytes, in hex). Equal states give
  * byte-identical output, so it can compare two state directories. */
 int inspect_export_jsonl(struct eddy_state *st, FILE *out, char *err, size_t errlen);
+
+/* How a ledger shows: RAW as stored, every field a number (get, export);
+ * READABLE for people (the HTTP API): flags as true/false, a time not set
+ * yet as null. Reals are written as above in both. */
+enum ledger_style { LEDGER_RAW, LEDGER_READABLE };
+
+/* Sets every field of the ledger on the JSON object doc, in stored order.
+ * Returns doc, or NULL (doc freed) if jansson runs out of memory; a NULL
+ * doc gives NULL. */
+json_t *inspect_ledger_json(json_t *doc, const struct campaign_ledger *l,
+                            enum ledger_style style);
 
 /* Writes a RocksDB checkpoint of the state into dest, which must not exist.
  * The copy opens with state_open() like the original; its SST files are

@@ -27,14 +27,16 @@ FUZZ_CFLAGS   = $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) $(F
 # clang and its runtime (libFuzzer) on Debian 12, installed by `make deps`.
 TEST_DEBS    += clang libclang-rt-14-dev
 
-FUZZ_IMPORT_OBJS := pipeline/import.o pipeline/eventlog.o pipeline/schemas.o pipeline/log.o \
-                    pipeline/validate.o
+FUZZ_IMPORT_OBJS := pipeline/import.o pipeline/eventlog.o pipeline/avromap.o pipeline/schemas.o \
+                    pipeline/log.o pipeline/validate.o
 # The registry client is left out of the codec target: the harness stands in
 # for it, so Confluent ids resolve without any network.
-FUZZ_OBJS_codec  := pipeline/codec.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
+FUZZ_OBJS_codec  := pipeline/codec.o pipeline/avromap.o pipeline/schemas.o pipeline/log.o \
+                    pipeline/validate.o
 FUZZ_OBJS_config := pipeline/config.o
 FUZZ_OBJS_api    := pipeline/api.o pipeline/metrics.o pipeline/validate.o state/state.o \
-                    operators/recommend.o operators/blas.o
+                    state/inspect.o pipeline/chain.o pipeline/config.o operators/embeddings.o \
+                    operators/recommend.o operators/blas.o operators/budget.o
 FUZZ_OBJS_http   := pipeline/http.o
 FUZZ_OBJS_import_movielens := $(FUZZ_IMPORT_OBJS)
 FUZZ_OBJS_import_ipinyou   := $(FUZZ_IMPORT_OBJS)

@@ -138,14 +138,14 @@ def test_output_outage_longer_than_message_timeout_loses_nothing(workdir):
     assert a == b, state_diff(a, b)
 
 
-def push_log_start(broker, past):
-    """Appends records to clicks[0] until the mock's retention has deleted
-    everything before offset `past` (the mock keeps a few MB a partition)."""
+def push_log_start(broker, past, partition=0):
+    """Appends records to clicks[partition] until the mock's retention has
+    deleted everything before offset `past` (it keeps a few MB a partition)."""
     for _ in range(20):
-        broker.produce("clicks", 0, 200, 10000)
+        broker.produce("clicks", partition, 200, 10000)
         c = __import__("kafka").KafkaConsumer(bootstrap_servers=broker.bootstrap,
                                                api_version=(2, 5, 0))
-        tp = __import__("kafka").TopicPartition("clicks", 0)
+        tp = __import__("kafka").TopicPartition("clicks", partition)
         start = c.beginning_offsets([tp])[tp]
         end = c.end_offsets([tp])[tp]
         c.close()
@@ -156,11 +156,12 @@ def push_log_start(broker, past):
 
 @pytest.mark.parametrize("policy", ["fail", "earliest"])
 def test_out_of_range_offset_stops_or_is_counted(workdir, policy):
-    """A stored offset that fell out of the log (retention passed it while
-    eddy was down) stops eddy under offset.reset = fail, naming the partition,
-    the stored offset and the log start; under earliest eddy resumes at the
-    log start and counts the gap. Either way no record is skipped silently."""
-    broker = Broker(partitions=1)
+    """Stored offsets that fell out of the log (retention passed them while
+    eddy was down), in both partitions of clicks, stop eddy under
+    offset.reset = fail, naming the partition, the stored offset and the log
+    start; under earliest eddy resumes each at its log start, once, and
+    counts the gap. Either way no record is skipped silently."""
+    broker = Broker(partitions=2)
     try:
         extra = f"[kafka]\noffset.reset = {policy}\n"
         eddy = Eddy(broker, workdir, extra=extra)
@@ -168,30 +169,37 @@ def test_out_of_range_offset_stops_or_is_counted(workdir, policy):
         first = gen(broker, "--events", 1000, "--ad-fraction", 0, "--no-budgets")
         eddy.wait_consumed(first)
         assert eddy.stop() == 0
-        stored = first
-        start, end = push_log_start(broker, stored)
+        stored = end_offsets(broker, "clicks")
+        assert all(stored.values()), stored  # both partitions have input
+        bounds = {p: push_log_start(broker, stored[p], p) for p in stored}
 
         eddy.start(env={"EDDY_KAFKA_GROUP_ID": "g2"}, wait=False)
         if policy == "fail":
             rc = wait_exit(eddy, 60)
             log = eddy.log_text()
             assert rc == 4, log[-3000:]
-            assert re.search(rf"clicks\[0\]: offset {stored} is out of range: the log holds "
-                             rf"offsets {start} to {end - 1}", log), log[-3000:]
-            # Nothing was skipped: the stored offset is where it was.
+            found = re.search(r"clicks\[(\d)\]: offset (\d+) is out of range: the log holds "
+                              r"offsets (\d+) to (\d+)", log)
+            assert found, log[-3000:]
+            p, off, start, last = map(int, found.groups())
+            assert (off, start, last + 1) == (stored[p], *bounds[p]), log[-3000:]
+            # Nothing was skipped: the stored offsets are where they were.
             offs = [json.loads(x) for x in export(eddy.state_dir)]
-            assert [o["next_offset"] for o in offs
-                    if o["kind"] == "offset" and o["topic"] == "clicks"] == [stored]
+            assert {o["partition"]: o["next_offset"] for o in offs
+                    if o["kind"] == "offset" and o["topic"] == "clicks"} == stored
             return
         eddy.wait_healthy()
-        eddy.wait_consumed(end - start)
+        gap = sum(bounds[p][0] - stored[p] for p in stored)
+        kept = sum(bounds[p][1] - bounds[p][0] for p in stored)
+        eddy.wait_consumed(kept)
         m = eddy.metrics()
-        assert m[("eddy_offset_gap_records_total", frozenset())] == start - stored
-        assert m[("eddy_offset_resets_total", frozenset())] == 1
+        assert m[("eddy_offset_gap_records_total", frozenset())] == gap
+        assert m[("eddy_offset_resets_total", frozenset())] == 2, eddy.log_tail()
         # Accounted for: the gap, plus every record after it (garbage: the DLQ).
-        assert eddy.consumed() + (start - stored) == end - stored
+        assert eddy.consumed() + gap == sum(bounds[p][1] - stored[p] for p in stored)
         assert eddy.stop() == 0
-        assert "skipped %d records" % (start - stored) in eddy.log_text()
+        for p in stored:
+            assert "skipped %d records" % (bounds[p][0] - stored[p]) in eddy.log_text()
     finally:
         broker.stop()
 

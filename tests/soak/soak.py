@@ -40,7 +40,7 @@ second half of its longest incarnation while the generator ran (a restart
 resets both, and the first half warms caches up).
 
 Knobs (environment): SOAK_MINUTES (30) of generator; SOAK_RATE (20000)
-records/s; SOAK_PARTITIONS (64) per topic; SOAK_USERS (100000);
+records/s; SOAK_PARTITIONS (32) per topic; SOAK_USERS (100000);
 SOAK_BAD_EVERY (1000): every Nth record bad; SOAK_FAULT_EVERY seconds between
 faults (180, fewer in short runs); SOAK_FAULTS=none for a run without faults;
 SOAK_SAMPLE_S (10); SOAK_MESSAGE_TIMEOUT_MS (10000): eddy's producer
@@ -76,10 +76,10 @@ def env_num(name, default, kind=int):
 MINUTES = env_num("SOAK_MINUTES", 30.0, float)
 RATE = env_num("SOAK_RATE", 20000)
 # The mock keeps ~5 MB, about 110k input records, per partition (real Kafka
-# keeps by time, days by default). 16 and 32 partitions were tried: after
-# restarts close together, or 30 s of fetch errors that stall every reader for
-# a minute, eddy's lag outran that. 64 keep about 7 minutes of clicks.
-PARTITIONS = env_num("SOAK_PARTITIONS", 64)
+# keeps by time, days by default): with 32, some 3.5 minutes of clicks. 16
+# kept too little; 64 loaded the mock's one thread so much that eddy's
+# catch-up slowed down.
+PARTITIONS = env_num("SOAK_PARTITIONS", 32)
 USERS = env_num("SOAK_USERS", 100000)
 BAD_EVERY = env_num("SOAK_BAD_EVERY", 1000)
 CHECK_EVERY = env_num("SOAK_CHECK_EVERY", 8)  # users whose recommendations are decoded
@@ -103,7 +103,10 @@ FAULT_EVERY = env_num("SOAK_FAULT_EVERY", max(30.0, min(180.0, (DURATION_S - WAR
                       float)
 RSS_TOLERANCE = (0.10, 32.0)  # growth allowed in steady state: 10% or 32 MB, the larger
 FD_TOLERANCE = 16
-CAMPAIGNS = 5
+# Ad events are keyed by campaign, so campaigns spread them over partitions:
+# with 5, 800 ad events/s went to each of five partitions, whose logs then
+# kept only 140 s (the soak's runs 3 and 4 ran out of them).
+CAMPAIGNS = 64
 INPUTS = ("clicks", "ad-events", "campaigns")
 OUTPUTS = ("recommendations", "budget-decisions", "eddy-dlq")
 

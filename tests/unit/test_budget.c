@@ -526,6 +526,34 @@ static void test_unknown_campaign(void **s)
     assert_decision(f, 0, 2, 6000);
 }
 
+static const struct campaign_ledger *queried_ledger(struct fx *f, const char *id)
+{
+    assert_true(eddy_op_budget.answers & QUERY_BIT(QUERY_CAMPAIGN_LEDGER));
+    struct eddy_query q = {.kind = QUERY_CAMPAIGN_LEDGER,
+                           .u.ledger = {.campaign_id = eddy_str_c(id)}};
+    bool found = eddy_op_budget.query(f->st, &q);
+    assert_int_equal(found, q.u.ledger.ledger != NULL);
+    return q.u.ledger.ledger;
+}
+
+/* The ledger query answers from the state and changes nothing in it, not
+ * even the Q-table of a campaign stored under other params. */
+static void test_ledger_query(void **s)
+{
+    struct fx *f = *s;
+    configure(f, "a", 10000, 4000, 1000);
+    auction(f, "a", 1000, 1.0, 7);
+    assert_ptr_equal(queried_ledger(f, "a"), &campaign(f, "a")->l);
+    assert_int_equal(queried_ledger(f, "a")->wins, 1);
+    assert_null(queried_ledger(f, "nobody"));
+
+    struct campaign_state *other = state_campaign(f->st, eddy_str_c("other"), true, 3);
+    other->q[2] = 1.5;
+    assert_non_null(queried_ledger(f, "other"));
+    assert_int_equal(other->n_q, 3);
+    assert_true(other->q[2] == 1.5);
+}
+
 /* A jump of about 36 million years: the rest of the old period, then straight
  * to the new one, in a handful of decisions. */
 static void test_huge_time_jump(void **s)
@@ -632,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_restart),
         cmocka_unit_test_setup_teardown(test_unknown_campaign, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_time_jump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_change_keeps_spend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_click_attribution, setup, teardown),

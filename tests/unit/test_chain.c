@@ -1,5 +1,6 @@
-/* test_chain.c: the operator chain as the runtime and the replay drive it;
- * here, that watermarks trail the event time by [time] lateness.ms. */
+/* test_chain.c: the operator chain as the runtime and the replay drive it:
+ * that watermarks trail the event time by [time] lateness.ms, and that
+ * queries reach the operator that answers them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -100,11 +101,63 @@ static void test_no_watermark_stays_none(void **unused)
     fx_free(f);
 }
 
+/* A query kind no operator answers, or two do, would be a silent gap or an
+ * ambiguity: chain_query() asks the first. */
+static void test_each_query_kind_has_one_operator(void **unused)
+{
+    (void)unused;
+    for (int kind = 0; kind < QUERY_KINDS; kind++) {
+        int answering = 0;
+        for (int i = 0; i < CHAIN_OPS; i++)
+            answering += !!(chain_operators[i]->answers & QUERY_BIT(kind));
+        assert_int_equal(answering, 1);
+    }
+    for (int i = 0; i < CHAIN_OPS; i++)
+        assert_int_equal(!chain_operators[i]->answers, !chain_operators[i]->query);
+}
+
+static void configure(struct fx *f, const char *campaign, int64_t budget_micros)
+{
+    struct eddy_event ev = {.kind = EV_CAMPAIGN};
+    ev.u.campaign = (struct campaign_budget){.campaign_id = {campaign, strlen(campaign)},
+                                             .budget_micros = budget_micros,
+                                             .period_ms = 86400000};
+    chain_process(&f->chain, &ev);
+}
+
+static void test_queries_answer_from_the_state(void **unused)
+{
+    (void)unused;
+    struct fx *f = fx_new(0);
+    click(f, "u1", "i1", 1000);
+    click(f, "u2", "i2", 1000);
+    configure(f, "c1", 5000000);
+
+    struct rec_item items[4];
+    struct eddy_query q = {.kind = QUERY_USER_RECOMMENDATIONS,
+                           .u.recs = {.user_id = {"u1", 2}, .k = 4, .items = items}};
+    assert_true(chain_query(f->st, &q));
+    assert_int_equal(q.u.recs.n, 1); /* i2: i1 is u1's own */
+    assert_memory_equal(items[0].item_id.ptr, "i2", 2);
+    q.u.recs.user_id = (struct eddy_str){"nobody", 6};
+    assert_false(chain_query(f->st, &q));
+
+    q = (struct eddy_query){.kind = QUERY_CAMPAIGN_LEDGER, .u.ledger = {.campaign_id = {"c1", 2}}};
+    assert_true(chain_query(f->st, &q));
+    assert_int_equal(q.u.ledger.ledger->budget_micros, 5000000);
+    q.u.ledger.campaign_id = (struct eddy_str){"c2", 2};
+    assert_false(chain_query(f->st, &q));
+    assert_null(q.u.ledger.ledger);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lateness_delays_what_the_watermark_drives),
         cmocka_unit_test(test_no_watermark_stays_none),
+        cmocka_unit_test(test_each_query_kind_has_one_operator),
+        cmocka_unit_test(test_queries_answer_from_the_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

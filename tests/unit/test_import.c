@@ -428,27 +428,64 @@ static void write_foreign(const char *path, const char *schema_json)
     avro_schema_decref(s);
 }
 
-/* An extra field and another field order resolve; Avro C's resolver does not
- * fill fields missing from the writer from their defaults, so session_id is
- * there. */
-static void test_eventlog_resolves_foreign_schema(void **state)
+/* ClickEvent schemas as other producers might write them: an extra field
+ * first, then eddy's fields in another order, some of them left out. */
+#define FOREIGN_CLICK(fields)                                                           \
+    "{\"type\":\"record\",\"name\":\"ClickEvent\",\"namespace\":\"eddy\",\"fields\":["  \
+    "{\"name\":\"extra\",\"type\":\"int\"},{\"name\":\"user_id\",\"type\":\"string\"}," \
+    "{\"name\":\"timestamp\",\"type\":\"long\"}" fields "]}"
+#define ITEM_ID ",{\"name\":\"item_id\",\"type\":\"string\"}"
+#define EVENT_TYPE(symbols)                                                         \
+    ",{\"name\":\"event_type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\"," \
+    "\"symbols\":[" symbols "]}}"
+#define EDDYS_SYMBOLS     "\"VIEW\",\"CLICK\",\"ADD_TO_CART\",\"PURCHASE\""
+#define REORDERED_SYMBOLS "\"PURCHASE\",\"VIEW\",\"ADD_TO_CART\",\"CLICK\""
+#define SESSION_ID        ",{\"name\":\"session_id\",\"type\":[\"null\",\"string\"]}"
+
+/* Writes f->out/clicks.avro with write_foreign() and reads its one record. */
+static void read_foreign_click(struct fx *f, const char *schema_json, struct got *g)
 {
-    struct fx *f = *state;
-    struct got g[MAX_GOT];
     char path[256];
     assert_int_equal(mkdir(f->out, 0777), 0);
     snprintf(path, sizeof path, "%s/clicks.avro", f->out);
-    write_foreign(path, "{\"type\":\"record\",\"name\":\"ClickEvent\",\"namespace\":\"eddy\","
-                        "\"fields\":[{\"name\":\"extra\",\"type\":\"int\"},"
-                        "{\"name\":\"user_id\",\"type\":\"string\"},"
-                        "{\"name\":\"timestamp\",\"type\":\"long\"},"
-                        "{\"name\":\"item_id\",\"type\":\"string\"},"
-                        "{\"name\":\"event_type\",\"type\":{\"type\":\"enum\","
-                        "\"name\":\"EventType\",\"symbols\":[\"VIEW\",\"CLICK\","
-                        "\"ADD_TO_CART\",\"PURCHASE\"]}},"
-                        "{\"name\":\"session_id\",\"type\":[\"null\",\"string\"]}]}");
+    write_foreign(path, schema_json);
     assert_int_equal(read_all(f->out, "clicks.avro", REC_CLICK, g), 1);
+}
+
+/* An extra field and another field order resolve. */
+static void test_eventlog_resolves_foreign_schema(void **state)
+{
+    struct got g[MAX_GOT];
+    read_foreign_click(*state, FOREIGN_CLICK(ITEM_ID EVENT_TYPE(EDDYS_SYMBOLS) SESSION_ID), g);
     assert_click(&g[0], "u9", "i9", CLICK_PURCHASE, 42, "");
+}
+
+/* A file from an older writer without session_id reads it as the default of
+ * eddy's schema (null); one without item_id, which has no default, is refused
+ * with a reason naming the field. */
+static void test_eventlog_reads_older_schema(void **state)
+{
+    struct fx *f = *state;
+    struct eventlog_reader *r = NULL;
+    struct got g[MAX_GOT];
+    char path[256];
+    read_foreign_click(f, FOREIGN_CLICK(ITEM_ID EVENT_TYPE(EDDYS_SYMBOLS)), g);
+    assert_click(&g[0], "u9", "i9", CLICK_PURCHASE, 42, "");
+
+    snprintf(path, sizeof path, "%s/noitem.avro", f->out);
+    write_foreign(path, FOREIGN_CLICK(EVENT_TYPE(EDDYS_SYMBOLS) SESSION_ID));
+    assert_int_equal(eventlog_reader_new(path, &r, f->err, sizeof f->err), -1);
+    assert_null(r);
+    assert_non_null(strstr(f->err, "noitem.avro: writer schema ClickEvent lacks field item_id"));
+}
+
+/* Enum symbols map by name: Avro C 1.11.1's resolver passes the writer's
+ * index through, and write_foreign's symbol 3 is CLICK here. */
+static void test_eventlog_maps_enum_symbols_by_name(void **state)
+{
+    struct got g[MAX_GOT];
+    read_foreign_click(*state, FOREIGN_CLICK(ITEM_ID EVENT_TYPE(REORDERED_SYMBOLS) SESSION_ID), g);
+    assert_click(&g[0], "u9", "i9", CLICK_CLICK, 42, "");
 }
 
 static void test_eventlog_refuses_other_records(void **state)
@@ -510,6 +547,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_otto_bad_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eventlog_resolves_foreign_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eventlog_reads_older_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eventlog_maps_enum_symbols_by_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eventlog_refuses_other_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eventlog_rejects_invalid_utf8, setup, teardown),
     };

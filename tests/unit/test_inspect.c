@@ -211,6 +211,32 @@ static void test_get(void **state)
     state_close(st);
 }
 
+/* The HTTP API's view of a ledger: the export's fields, but flags as
+ * booleans and a time not set yet as null. */
+static void test_ledger_readable(void **state)
+{
+    (void)state;
+    struct campaign_ledger l = {.configured = 1, .period_start_ms = INT64_MIN, .slot = -1,
+                                .priced_auctions = 2, .bid_multiplier = 1.1, .pacing_rate = NAN};
+    json_t *doc = inspect_ledger_json(json_object(), &l, LEDGER_READABLE);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    assert_string_equal(text,
+        "{\"configured\":true,\"budget_micros\":0,\"period_ms\":0,\"base_bid_micros\":0,"
+        "\"period_start_ms\":null,\"slot\":-1,\"action\":0,\"q_state\":0,\"spent_micros\":0,"
+        "\"slot_spent_micros\":0,\"slot_clicks\":0,\"last_auction_won\":false,\"auctions\":0,"
+        "\"wins\":0,\"clicks\":0,\"impressions\":0,\"conversions\":0,"
+        "\"reported_cost_micros\":0,\"priced_auctions\":2,\"price_sum_micros\":0,"
+        "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,"
+        "\"pacing_rate\":\"NaN\",\"decisions\":0}");
+    l.period_start_ms = 0;
+    json_decref(doc);
+    doc = inspect_ledger_json(json_object(), &l, LEDGER_READABLE);
+    assert_int_equal(json_integer_value(json_object_get(doc, "period_start_ms")), 0);
+    json_decref(doc);
+    free(text);
+    assert_null(inspect_ledger_json(NULL, &l, LEDGER_RAW));
+}
+
 static void test_kind_parse(void **state)
 {
     (void)state;
@@ -314,6 +340,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_export_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
+        cmocka_unit_test(test_ledger_readable),
         cmocka_unit_test(test_kind_parse),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),

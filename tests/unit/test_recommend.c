@@ -98,6 +98,16 @@ static void *op_new(struct fx *f, int k, int64_t interval, int batch)
     return op;
 }
 
+/* The operator's answer to QUERY_USER_RECOMMENDATIONS: how many items it
+ * wrote to out, or -1 for an unknown user. */
+static int top_k(struct fx *f, const char *user, int k, struct rec_item *out)
+{
+    assert_true(eddy_op_recommend.answers & QUERY_BIT(QUERY_USER_RECOMMENDATIONS));
+    struct eddy_query q = {.kind = QUERY_USER_RECOMMENDATIONS,
+                           .u.recs = {.user_id = S(user), .k = k, .items = out}};
+    return eddy_op_recommend.query(f->st, &q) ? q.u.recs.n : -1;
+}
+
 static void click(void *op, const char *user, int64_t ts)
 {
     struct eddy_event ev = {.kind = EV_CLICK};
@@ -183,11 +193,11 @@ static void test_seen_excluded_k_large(void **state)
     expect(&f->recs[0], "alice", 4, (const char *const[]){"i5", "i0", "i1", "i3"},
            (const float[]){1.5f, 1, 1, 0});
     struct rec_item out[10];
-    assert_int_equal(recommend_user(f->st, S("alice"), 10, out), 4);
+    assert_int_equal(top_k(f, "alice", 10, out), 4);
     assert_int_equal(out[2].item_id.len, 2);
     assert_memory_equal(out[2].item_id.ptr, "i1", 2);
     assert_true(out[0].score == 1.5f);
-    assert_int_equal(recommend_user(f->st, S("nobody"), 10, out), -1);
+    assert_int_equal(top_k(f, "nobody", 10, out), -1);
     eddy_op_recommend.destroy(op);
 }
 
@@ -202,7 +212,7 @@ static void test_no_items(void **state)
     assert_int_equal(f->n, 1);
     assert_int_equal(f->recs[0].n, 0);
     struct rec_item out[3];
-    assert_int_equal(recommend_user(f->st, S("alice"), 3, out), 0);
+    assert_int_equal(top_k(f, "alice", 3, out), 0);
     eddy_op_recommend.destroy(op);
 }
 
@@ -343,7 +353,7 @@ static void test_batches_agree(void **state)
         assert_memory_equal(&x, &y, sizeof x);
         assert_memory_equal(&x, &z, sizeof x);
         struct rec_item out[7];
-        assert_int_equal(recommend_user(f->st, S(a->user), 7, out), 7);
+        assert_int_equal(top_k(f, a->user, 7, out), 7);
         for (int i = 0; i < 7; i++) {
             assert_int_equal(out[i].item_id.len, strlen(a->items[i]));
             assert_memory_equal(out[i].item_id.ptr, a->items[i], out[i].item_id.len);
