@@ -184,8 +184,22 @@ static void on_rejected(void *ctx, const char *op, const char *reason)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
-    if (m->err)
-        ((struct replay *)opaque)->produce_errors++;
+    struct replay *r = opaque;
+    if (m->err && r->produce_errors++ == 0)
+        log_error("output to %s failed: %s", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+}
+
+/* --to-kafka: as in `eddy run`, a checkpoint must not cover outputs the
+ * broker has not acknowledged. The wait is bounded by the producer's
+ * message.timeout.ms, after which librdkafka fails what is left. */
+static int outputs_delivered(struct replay *r)
+{
+    rd_kafka_flush(r->producer, -1);
+    if (!r->produce_errors)
+        return 0;
+    log_error("%" PRIu64 " outputs were not delivered: stopping without a checkpoint",
+              r->produce_errors);
+    return -1;
 }
 
 /* ---- checkpoints ----------------------------------------------------------- */
@@ -195,6 +209,8 @@ static int checkpoint(struct replay *r, bool durable)
     char err[512];
     struct out_mark marks[N_OUT];
     chain_checkpoint(&r->ops);
+    if (r->producer && outputs_delivered(r))
+        return -1;
     if (!r->producer) {
         if (out_flush(r, marks))
             return -1;

@@ -146,6 +146,19 @@ class Broker:
         self.proc.stdout.close()
 
 
+# Every `eddy run` started, so that a test failing half-way leaves none
+# running behind it (conftest.py kills them after each test).
+STARTED = []
+
+
+def kill_leftovers():
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Eddy:
     """One `eddy run` process with its own config file and state directory."""
 
@@ -176,6 +189,7 @@ refresh.interval.ms = 0
         self.proc = subprocess.Popen([EDDY, "run", "-c", self.config],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
+        STARTED.append(self.proc)
         return self.wait_healthy() if wait else self
 
     def wait_healthy(self, timeout=30):

@@ -229,3 +229,44 @@ def test_to_kafka_produces_the_same_records_as_the_files(workdir):
         assert not os.path.exists(os.path.join(workdir, "k", "recommendations.avro"))
     finally:
         broker.stop()
+
+
+def test_to_kafka_stops_without_a_checkpoint_when_outputs_are_not_delivered(workdir):
+    """The output topics' leader is down for longer than message.timeout.ms:
+    the replay must not checkpoint past outputs the broker never acknowledged.
+    It stops with an error; run again once the broker is back, it delivers
+    every output (at least once)."""
+    log = os.path.join(workdir, "log")
+    eddy("gen", "--out", log, "--events", 3000, "--campaigns", 2, "--seed", 5)
+    files = os.path.join(workdir, "files")
+    eddy("replay", "-q", "--no-eval", "--state", os.path.join(files, "state"), "-o", files, log)
+    broker = Broker(partitions=1, brokers=2)
+    try:
+        for t in ("recommendations", "budget-decisions"):
+            broker.leader(t, "*", 2)
+        conf = os.path.join(workdir, "k.conf")
+        with open(conf, "w") as f:
+            f.write(f"[kafka]\nbootstrap.servers = {broker.bootstrap}\n"
+                    "kafka.message.timeout.ms = 2000\n")
+        args = [EDDY, "replay", "-q", "--no-eval", "-c", conf, "--to-kafka", "--checkpoint-events",
+                500, "--state", os.path.join(workdir, "k-state"), "-o", os.path.join(workdir, "k"),
+                log]
+        broker.down(2)
+        r = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0, r.stdout + r.stderr
+        assert "outputs were not delivered: stopping without a checkpoint" in r.stderr, r.stderr
+        # No checkpoint: the replay's position in the state is still 0.
+        exported = [json.loads(x) for x in state_cli(
+            "export", "-d", os.path.join(workdir, "k-state")).splitlines()]
+        assert not [o for o in exported if o["kind"] == "offset" and o["next_offset"] > 0], \
+            [o for o in exported if o["kind"] == "offset"]
+
+        broker.up(2)
+        r = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        want = records(os.path.join(files, "recommendations.avro"))
+        got = {repr(decode_single_object(schema("Recommendation"), m.value))
+               for m in consume_all(broker, "recommendations")}
+        assert want and {repr(w) for w in want} <= got
+    finally:
+        broker.stop()
