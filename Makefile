@@ -70,7 +70,7 @@ TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/preque
 TEST_OBJS_test_chain      = pipeline/chain.o pipeline/config.o operators/embeddings.o \
                             operators/recommend.o operators/blas.o operators/budget.o state/state.o
 TEST_OBJS_test_mockctl    = pipeline/mockctl.o pipeline/kafka.o
-TEST_OBJS_test_cli        = pipeline/cli.o pipeline/log.o
+TEST_OBJS_test_cli       = pipeline/cli.o pipeline/config.o pipeline/log.o
 TEST_OBJS_test_merge      = pipeline/merge.o
 
 .SECONDEXPANSION:

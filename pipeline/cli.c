@@ -1,6 +1,7 @@
 #include "pipeline/cli.h"
 
 #include <ctype.h>
+#include <getopt.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pipeline/config.h"
 #include "pipeline/log.h"
 
 #define NOT_A_FRACTION "is neither a number above 0 nor a fraction A/B of two such numbers"
@@ -112,4 +114,40 @@ int cli_bad_value(const char *cmd, const char *opt, const char *value, const cha
     fprintf(stderr, "eddy %s: invalid value \"%s\" for --%s: %s (see eddy %s --help)\n", cmd,
             value, opt, why, cmd);
     return 2;
+}
+
+int cli_parse_int(const char *s, int min, int max, int *out, char *why, size_t whylen)
+{
+    uint64_t u;
+    if (cli_parse_u64(s, (uint64_t)min, (uint64_t)max, &u, why, whylen))
+        return -1;
+    *out = (int)u;
+    return 0;
+}
+
+int cli_parse_i64(const char *s, int64_t min, int64_t *out, char *why, size_t whylen)
+{
+    uint64_t u;
+    if (cli_parse_u64(s, (uint64_t)min, INT64_MAX, &u, why, whylen))
+        return -1;
+    *out = (int64_t)u;
+    return 0;
+}
+
+const char *cli_long_name(const struct option *opts, int c)
+{
+    while (opts->name && opts->val != c)
+        opts++;
+    return opts->name ? opts->name : "?";
+}
+
+int cli_load_config(const char *path, struct eddy_config *cfg)
+{
+    char err[512];
+    if (config_load(cfg, path, err, sizeof err)) {
+        fprintf(stderr, "eddy: %s\n", err);
+        config_free(cfg);
+        return -1;
+    }
+    return 0;
 }

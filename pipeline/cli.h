@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct option;
+struct eddy_config;
+
 /* An unsigned integer in [min, max]. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *why,
                   size_t whylen);
@@ -38,5 +41,16 @@ int cli_parse_fraction(const char *s, double *out, char *why, size_t whylen);
  * --help)` to stderr and returns 2, the exit code of a usage error. opt is
  * the option's long name ("events"), also when it was given as a short one. */
 int cli_bad_value(const char *cmd, const char *opt, const char *value, const char *why);
+
+/* An int option's value, by the rules above; min and max fit an int. */
+int cli_parse_int(const char *s, int min, int max, int *out, char *why, size_t whylen);
+/* An int64_t option's value from min up, by the rules above. */
+int cli_parse_i64(const char *s, int64_t min, int64_t *out, char *why, size_t whylen);
+/* The long name of option c in opts, so that an error names --events also
+ * when -n was typed. */
+const char *cli_long_name(const struct option *opts, int c);
+/* Loads the configuration (path NULL: built-in defaults and EDDY_*
+ * variables); on failure prints why and returns -1 with nothing to free. */
+int cli_load_config(const char *path, struct eddy_config *cfg);
 
 #endif

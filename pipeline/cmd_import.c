@@ -1,7 +1,7 @@
 /* cmd_import.c: `eddy import FORMAT FILE -o DIR`, the command line over
  * pipeline/import.h. Counts go to stdout, skipped rows and errors to
  * stderr. */
-#include "pipeline/cmd_import.h"
+#include "pipeline/commands.h"
 
 #include <getopt.h>
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 /* cmd_replay.c: the command line of `eddy replay` (pipeline/replay.h). */
-#include "pipeline/cmd_replay.h"
+#include "pipeline/commands.h"
 
 #include <getopt.h>
 #include <inttypes.h>

@@ -2,7 +2,7 @@
  * Every subcommand opens the state read-only: RocksDB takes no lock then, so
  * it works next to a running eddy. Usage errors are found before the state
  * is opened. */
-#include "pipeline/cmd_state.h"
+#include "pipeline/commands.h"
 
 #include <errno.h>
 #include <getopt.h>
