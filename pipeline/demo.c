@@ -25,7 +25,7 @@ struct demo {
     int gen_rc;
     struct timespec t0;
     int max_seconds;
-    rd_kafka_mock_cluster_t *faulty; /* --fault: broker 2 leads the outputs */
+    struct kafka_mock *faulty;   /* --fault: broker 2 leads the outputs */
     int fault_step;                  /* 0 before, 1 during, 2 after the outage */
     struct eddy_metrics last;   /* the pipeline's final counters */
     double last_print[TRACKED_USERS];
@@ -107,7 +107,7 @@ static void finished(void *ctx, const struct eddy_metrics *m)
 static void fault(struct demo *d, const char *command, const char *what)
 {
     char reply[256];
-    mockctl_exec(d->faulty, command, reply, sizeof reply);
+    mockctl_exec(d->faulty->cluster, command, reply, sizeof reply);
     printf("[%5.1fs] fault     %s: %s\n", elapsed(d), what, reply);
     fflush(stdout);
 }
@@ -142,8 +142,8 @@ static bool should_stop(void *ctx, const struct eddy_metrics *m)
     return d->gen_done && seen >= d->produced && d->fault_step != 1;
 }
 
-static rd_kafka_mock_cluster_t *place_outputs_on_broker_2(struct kafka_mock *mock,
-                                                         const struct eddy_config *cfg)
+static struct kafka_mock *place_outputs_on_broker_2(struct kafka_mock *mock,
+                                                    const struct eddy_config *cfg)
 {
     const char *outputs[] = {cfg->topic_recommendations, cfg->topic_decisions, cfg->topic_dlq};
     const char *inputs[] = {cfg->topic_clicks, cfg->topic_ad_events, cfg->topic_campaigns};
@@ -156,7 +156,7 @@ static rd_kafka_mock_cluster_t *place_outputs_on_broker_2(struct kafka_mock *moc
     }
     snprintf(line, sizeof line, "coordinator group %s 1", cfg->group_id);
     mockctl_exec(mock->cluster, line, reply, sizeof reply);
-    return mock->cluster;
+    return mock;
 }
 
 int demo_run(const struct demo_options *o)
