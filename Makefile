@@ -52,9 +52,12 @@ $(B)/pipeline/schemas.o: $(wildcard schemas/*.avsc)
 
 # --- unit tests (cmocka): each lists the objects it links ----------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+# The configuration takes its operators' keys from the chain.
+CONFIG_OBJS := pipeline/config.o pipeline/chain.o operators/embeddings.o operators/recommend.o \
+               operators/blas.o operators/budget.o state/state.o
 TEST_OBJS_test_codec      = pipeline/codec.o pipeline/avromap.o pipeline/registry.o pipeline/schemas.o \
                             pipeline/log.o pipeline/validate.o
-TEST_OBJS_test_config     = pipeline/config.o
+TEST_OBJS_test_config     = $(CONFIG_OBJS)
 TEST_OBJS_test_http       = pipeline/http.o pipeline/metrics.o
 TEST_OBJS_test_state      = state/state.o
 TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
@@ -67,10 +70,9 @@ TEST_OBJS_test_prequential = backtest/prequential.o
 TEST_OBJS_test_auction    = backtest/auction.o
 TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o \
                             pipeline/log.o
-TEST_OBJS_test_chain      = pipeline/chain.o pipeline/config.o operators/embeddings.o \
-                            operators/recommend.o operators/blas.o operators/budget.o state/state.o
+TEST_OBJS_test_chain      = $(CONFIG_OBJS)
 TEST_OBJS_test_mockctl    = pipeline/mockctl.o pipeline/kafka.o
-TEST_OBJS_test_cli       = pipeline/cli.o pipeline/config.o pipeline/log.o
+TEST_OBJS_test_cli       = pipeline/cli.o pipeline/log.o $(CONFIG_OBJS)
 TEST_OBJS_test_merge      = pipeline/merge.o
 
 .SECONDEXPANSION:

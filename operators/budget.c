@@ -470,8 +470,35 @@ static bool budget_query(struct eddy_state *st, struct eddy_query *q)
     return f.found != NULL;
 }
 
+/* The keys of [bidding], which the pipeline reads into struct bid_params. */
+#define BID(field) offsetof(struct bid_params, field)
+static const struct eddy_param bid_keys[] = {
+    {.key = "slots", .type = PARAM_INT, .def = "24", .off = BID(slots), .min = 1, .max = 1440,
+     .help = "Decision slots per budget period"},
+    {.key = "budget.buckets", .type = PARAM_INT, .def = "10", .off = BID(buckets), .min = 1,
+     .max = 100, .help = "Buckets of remaining budget in the Q-state"},
+    {.key = "multipliers", .type = PARAM_POSITIVE_LIST, .def = "0.5,0.75,1.0,1.25,1.5,2.0",
+     .off = BID(multipliers), .count_off = BID(n_actions), .max_count = BID_MAX_ACTIONS,
+     .help = "The actions: bid multipliers, comma separated, 1 to 16 values, each > 0"},
+    {.key = "alpha", .type = PARAM_DOUBLE, .def = "0.1", .off = BID(alpha), .min = 0, .max = 1,
+     .help = "Q-learning rate"},
+    {.key = "gamma", .type = PARAM_DOUBLE, .def = "0.95", .off = BID(gamma), .min = 0, .max = 1,
+     .help = "Discount of future rewards"},
+    {.key = "epsilon", .type = PARAM_DOUBLE, .def = "0.1", .off = BID(epsilon), .min = 0,
+     .max = 1, .help = "Probability of exploring a random action"},
+    {.key = "overspend.penalty", .type = PARAM_DOUBLE, .def = "1.0", .off = BID(overspend_penalty),
+     .min = 0, .max = INFINITY, .help = "Reward penalty for spending ahead of an even plan"},
+    {.key = "seed", .type = PARAM_UINT64, .def = "42", .off = BID(seed),
+     .help = "Seed of the exploration draws (mixed with event content)"},
+};
+
 const struct eddy_operator eddy_op_budget = {
     .name = "budget",
+    .section = "bidding",
+    .section_help = "Budget pacing by Q-learning (see docs/budget.md).",
+    .params = bid_keys,
+    .n_params = sizeof bid_keys / sizeof bid_keys[0],
+    .params_size = sizeof(struct bid_params),
     .create = budget_create,
     .process = budget_process,
     .flush = budget_flush,

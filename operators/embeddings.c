@@ -159,8 +159,38 @@ static void mf_destroy(void *self)
     free(self);
 }
 
+/* The keys of [embeddings], which the pipeline reads into struct mf_params. */
+#define MF(field) offsetof(struct mf_params, field)
+static const struct eddy_param mf_keys[] = {
+    {.key = "dim", .type = PARAM_INT, .def = "32", .off = MF(dim), .min = 1, .max = 1024,
+     .help = "Embedding dimension; must match existing state"},
+    {.key = "learning_rate", .type = PARAM_FLOAT, .def = "0.05", .off = MF(learning_rate),
+     .min = 0, .max = 1, .help = "SGD step size"},
+    {.key = "regularization", .type = PARAM_FLOAT, .def = "0.01", .off = MF(regularization),
+     .min = 0, .max = 1, .help = "L2 regularisation applied at each step"},
+    {.key = "negatives", .type = PARAM_INT, .def = "4", .off = MF(negatives), .min = 0,
+     .max = 64, .help = "Negative items sampled per event"},
+    {.key = "init_scale", .type = PARAM_FLOAT, .def = "0.1", .off = MF(init_scale), .min = 0,
+     .max = 1, .help = "Scale of the pseudo-random initial vectors"},
+    {.key = "weight.view", .type = PARAM_FLOAT, .def = "0.5", .off = MF(weight[CLICK_VIEW]),
+     .min = 0, .max = INFINITY, .help = "Confidence weight of a VIEW event"},
+    {.key = "weight.click", .type = PARAM_FLOAT, .def = "1.0", .off = MF(weight[CLICK_CLICK]),
+     .min = 0, .max = INFINITY, .help = "Confidence weight of a CLICK event"},
+    {.key = "weight.add_to_cart", .type = PARAM_FLOAT, .def = "2.0",
+     .off = MF(weight[CLICK_ADD_TO_CART]), .min = 0, .max = INFINITY,
+     .help = "Confidence weight of an ADD_TO_CART event"},
+    {.key = "weight.purchase", .type = PARAM_FLOAT, .def = "4.0",
+     .off = MF(weight[CLICK_PURCHASE]), .min = 0, .max = INFINITY,
+     .help = "Confidence weight of a PURCHASE event"},
+};
+
 const struct eddy_operator eddy_op_embeddings = {
     .name = "embeddings",
+    .section = "embeddings",
+    .section_help = "Online matrix factorisation of click events.",
+    .params = mf_keys,
+    .n_params = sizeof mf_keys / sizeof mf_keys[0],
+    .params_size = sizeof(struct mf_params),
     .create = mf_create,
     .process = mf_process,
     .flush = mf_flush,

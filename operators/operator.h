@@ -26,6 +26,7 @@
 #ifndef EDDY_OPERATOR_H
 #define EDDY_OPERATOR_H
 
+#include "operators/params.h"
 #include "operators/records.h"
 
 struct eddy_state;
@@ -72,8 +73,17 @@ struct eddy_query {
 
 struct eddy_operator {
     const char *name;
-    /* params: the operator's own parameter struct (see its header).
-     * Returns NULL and fills err on failure. */
+    /* Its configuration: the section [section], introduced by section_help
+     * (lines, each ending in a period), holds the keys params[0..n_params).
+     * The pipeline fills a zeroed parameter struct of params_size bytes from
+     * them (params.h) and hands it to create(). */
+    const char *section;
+    const char *section_help;
+    const struct eddy_param *params;
+    size_t n_params;
+    size_t params_size;
+    /* params: the operator's own parameter struct (see its header), filled
+     * as above. Returns NULL and fills err on failure. */
     void *(*create)(const void *params, struct eddy_state *st,
                     const struct eddy_emit *emit, char *err, size_t errlen);
     /* Ignores event kinds it does not handle. */

@@ -669,8 +669,25 @@ static bool rec_query(struct eddy_state *st, struct eddy_query *q)
     return r->n >= 0;
 }
 
+/* The keys of [recommend], which the pipeline reads into struct rec_params. */
+#define REC(field) offsetof(struct rec_params, field)
+static const struct eddy_param rec_keys[] = {
+    {.key = "k", .type = PARAM_INT, .def = "10", .off = REC(k), .min = 1, .max = 1000,
+     .help = "Items per recommendation"},
+    {.key = "refresh.interval.ms", .type = PARAM_INT64, .def = "1000",
+     .off = REC(refresh_interval_ms), .min = 0, .max = INFINITY,
+     .help = "Least event time between two recommendations for one user, in ms"},
+    {.key = "batch.users", .type = PARAM_INT, .def = "128", .off = REC(batch_users), .min = 1,
+     .max = 4096, .help = "Users scored together in one matrix product"},
+};
+
 const struct eddy_operator eddy_op_recommend = {
     .name = "recommend",
+    .section = "recommend",
+    .section_help = "Top-K recommendations.",
+    .params = rec_keys,
+    .n_params = sizeof rec_keys / sizeof rec_keys[0],
+    .params_size = sizeof(struct rec_params),
     .create = rec_create,
     .process = rec_process,
     .flush = rec_flush,

@@ -3,6 +3,7 @@
 #include "operators/budget.h"
 #include "operators/embeddings.h"
 #include "operators/recommend.h"
+#include "pipeline/config.h"
 
 const struct eddy_operator *const chain_operators[CHAIN_OPS] = {
     &eddy_op_embeddings,
@@ -10,18 +11,12 @@ const struct eddy_operator *const chain_operators[CHAIN_OPS] = {
     &eddy_op_budget,
 };
 
-static const void *params_of(const struct eddy_config *cfg, int i)
-{
-    const void *params[CHAIN_OPS] = {&cfg->mf, &cfg->rec, &cfg->bid};
-    return params[i];
-}
-
 int chain_create(struct op_chain *c, const struct eddy_config *cfg, struct eddy_state *st,
                  const struct eddy_emit *emit, char *err, size_t errlen)
 {
     *c = (struct op_chain){.lateness_ms = cfg->lateness_ms};
     for (int i = 0; i < CHAIN_OPS; i++) {
-        c->op[i] = chain_operators[i]->create(params_of(cfg, i), st, emit, err, errlen);
+        c->op[i] = chain_operators[i]->create(cfg->op_params[i], st, emit, err, errlen);
         if (!c->op[i]) {
             chain_destroy(c);
             return -1;

@@ -7,20 +7,24 @@
 #include <stddef.h>
 
 #include "operators/operator.h"
-#include "pipeline/config.h"
 
-enum { CHAIN_OPS = 3 };
+struct eddy_config;
+
+enum { CHAIN_OPS = 3 }; /* the length of chain_operators[] */
 
 struct op_chain {
     void *op[CHAIN_OPS];
     int64_t lateness_ms;      /* [time] lateness.ms: subtracted from watermarks */
 };
 
-/* The operators, embeddings first: the recommender scores updated vectors. */
+/* The operators, embeddings first: the recommender scores updated vectors.
+ * Each declares its configuration section (operator.h), which config.c
+ * reads from here. */
 extern const struct eddy_operator *const chain_operators[CHAIN_OPS];
 
-/* Creates every operator with its parameters from cfg. On failure the ones
- * created are destroyed, err says why, and -1 is returned. */
+/* Creates every operator with its parameter struct from cfg (config.h:
+ * op_params). On failure the ones created are destroyed, err says why, and
+ * -1 is returned. */
 int chain_create(struct op_chain *c, const struct eddy_config *cfg, struct eddy_state *st,
                  const struct eddy_emit *emit, char *err, size_t errlen);
 void chain_process(struct op_chain *c, const struct eddy_event *ev);

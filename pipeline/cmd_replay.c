@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "operators/recommend.h"
 #include "pipeline/cli.h"
 #include "pipeline/config.h"
 #include "pipeline/log.h"
@@ -166,8 +167,9 @@ int cmd_replay(int argc, char **argv)
         free(cfg.state_dir);
         cfg.state_dir = strdup(state);
     }
+    const struct rec_params *rec = config_op_params(&cfg, &eddy_op_recommend);
     if (!o.eval_k)
-        o.eval_k = cfg.rec.k;
+        o.eval_k = rec->k;
     if (!o.checkpoint_events)
         o.checkpoint_events = (uint64_t)cfg.checkpoint_events;
     int rc = replay_run(&cfg, &o);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "operators/embeddings.h"
 #include "pipeline/config.h"
 #include "state/inspect.h"
 #include "state/state.h"
@@ -148,8 +149,9 @@ static int run_on_state(const char *sub, state_fn fn, struct state_args *a)
     if (!a->dir) {
         if (config_load(&cfg, a->config, err, sizeof err))
             goto out;
+        const struct mf_params *mf = config_op_params(&cfg, &eddy_op_embeddings);
         a->dir = o.dir = cfg.state_dir;
-        o.dim = cfg.mf.dim;
+        o.dim = mf->dim;
     }
     if (state_open(&o, &st, err, sizeof err) || fn(st, a, err, sizeof err))
         goto out;

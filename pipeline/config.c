@@ -1,6 +1,8 @@
-/* config.c: one table of keys, filled from three sources in order: built-in
- * defaults, the INI file (parsed by inih) and EDDY_* environment variables.
- * The same table validates values and prints the documented key list. */
+/* config.c: the keys, eddy's own (the table below) and those each operator
+ * of the chain declares (operators/params.h), filled from three sources in
+ * order: built-in defaults, the INI file (parsed by inih) and EDDY_*
+ * environment variables. The same keys validate values and print the
+ * documented key list. */
 #include "pipeline/config.h"
 
 #include <ctype.h>
@@ -17,11 +19,11 @@
 #define PASS_PREFIX "kafka."          /* [kafka] keys handed to librdkafka */
 #define ENV_PASS_PREFIX "KAFKA_"      /* the same, after EDDY_KAFKA_ */
 
-struct key_def;
+struct key;
 /* Stores value in the field the key points at. On a bad value returns false
  * and writes why, phrased to follow the quoted value ("is not an integer"). */
-typedef bool (*key_setter)(const struct key_def *k, void *field, const char *value,
-                           char *why, size_t whylen);
+typedef bool (*key_setter)(const struct key *k, void *field, const char *value, char *why,
+                           size_t whylen);
 
 struct key_def {
     const char *section, *name;
@@ -32,19 +34,41 @@ struct key_def {
     const char *desc;     /* one line, no final period */
 };
 
-static bool set_str(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_name(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_int(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_i64(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_u64(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_float(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_double(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_multipliers(const struct key_def *, void *, const char *, char *, size_t);
-static bool set_offset_reset(const struct key_def *, void *, const char *, char *, size_t);
+enum { CORE = -1 };
 
-static const struct {
+/* A key of the combined list: one of eddy's own, or one an operator
+ * declares, described as eddy's own are (off then counts in the operator's
+ * parameter struct). */
+struct key {
+    struct key_def d;
+    int op;                         /* CORE, or the operator's index in chain_operators[] */
+    const struct eddy_param *param; /* the operator's descriptor; NULL for CORE */
+};
+
+static bool set_str(const struct key *, void *, const char *, char *, size_t);
+static bool set_name(const struct key *, void *, const char *, char *, size_t);
+static bool set_int(const struct key *, void *, const char *, char *, size_t);
+static bool set_i64(const struct key *, void *, const char *, char *, size_t);
+static bool set_u64(const struct key *, void *, const char *, char *, size_t);
+static bool set_float(const struct key *, void *, const char *, char *, size_t);
+static bool set_double(const struct key *, void *, const char *, char *, size_t);
+static bool set_positive_list(const struct key *, void *, const char *, char *, size_t);
+static bool set_offset_reset(const struct key *, void *, const char *, char *, size_t);
+
+static const key_setter param_setters[PARAM_TYPES] = {
+    [PARAM_INT] = set_int,       [PARAM_INT64] = set_i64,   [PARAM_UINT64] = set_u64,
+    [PARAM_FLOAT] = set_float,   [PARAM_DOUBLE] = set_double,
+    [PARAM_POSITIVE_LIST] = set_positive_list,
+};
+
+struct section {
     const char *name, *desc;
-} sections[] = {
+};
+
+/* Eddy's own sections, in the order --help lists them; OPERATOR_SECTIONS
+ * marks where the operators' go, in chain order. */
+#define OPERATOR_SECTIONS {NULL, NULL}
+static const struct section core_sections[] = {
     {"kafka", "Kafka connection. Any other key starting \"kafka.\" goes to librdkafka\n"
               "with the prefix stripped, for example:\n"
               "  kafka.security.protocol = SASL_SSL\n"
@@ -59,16 +83,14 @@ static const struct {
              "close their slots on it. A campaign's own ad event moves its clock at\n"
              "once; one older than its current slot counts in that slot, never dropped\n"
              "(docs/budget.md)."},
-    {"embeddings", "Online matrix factorisation of click events."},
-    {"recommend", "Top-K recommendations."},
-    {"bidding", "Budget pacing by Q-learning (see docs/budget.md)."},
+    OPERATOR_SECTIONS,
     {"http", "The HTTP endpoint: /metrics, /healthz, /readyz,\n"
              "/users/{id}/recommendations, /campaigns/{id}."},
     {"health", "What /healthz (liveness) and /readyz (readiness) report."},
 };
 
 #define INF INFINITY
-static const struct key_def keys[] = {
+static const struct key_def core_keys[] = {
     {"kafka", "bootstrap.servers", set_name, "localhost:9092", OFF(bootstrap_servers), 0, 0,
      "Brokers to bootstrap from: host:port, comma separated"},
     {"kafka", "group.id", set_name, "eddy", OFF(group_id), 0, 0,
@@ -111,51 +133,8 @@ static const struct key_def keys[] = {
      "Memory for state: cached users and campaigns plus RocksDB's memtables and block "
      "cache, in bytes; 0 = unlimited (the item matrix comes on top)"},
 
-    {"embeddings", "dim", set_int, "32", OFF(mf.dim), 1, 1024,
-     "Embedding dimension; must match existing state"},
-    {"embeddings", "learning_rate", set_float, "0.05", OFF(mf.learning_rate), 0, 1,
-     "SGD step size"},
-    {"embeddings", "regularization", set_float, "0.01", OFF(mf.regularization), 0, 1,
-     "L2 regularisation applied at each step"},
-    {"embeddings", "negatives", set_int, "4", OFF(mf.negatives), 0, 64,
-     "Negative items sampled per event"},
-    {"embeddings", "init_scale", set_float, "0.1", OFF(mf.init_scale), 0, 1,
-     "Scale of the pseudo-random initial vectors"},
-    {"embeddings", "weight.view", set_float, "0.5", OFF(mf.weight[CLICK_VIEW]), 0, INF,
-     "Confidence weight of a VIEW event"},
-    {"embeddings", "weight.click", set_float, "1.0", OFF(mf.weight[CLICK_CLICK]), 0, INF,
-     "Confidence weight of a CLICK event"},
-    {"embeddings", "weight.add_to_cart", set_float, "2.0", OFF(mf.weight[CLICK_ADD_TO_CART]),
-     0, INF, "Confidence weight of an ADD_TO_CART event"},
-    {"embeddings", "weight.purchase", set_float, "4.0", OFF(mf.weight[CLICK_PURCHASE]), 0, INF,
-     "Confidence weight of a PURCHASE event"},
-
     {"time", "lateness.ms", set_i64, "0", OFF(lateness_ms), 0, 86400000,
      "Out-of-order lateness the watermarks tolerate, in ms of event time"},
-
-    {"recommend", "k", set_int, "10", OFF(rec.k), 1, 1000,
-     "Items per recommendation"},
-    {"recommend", "refresh.interval.ms", set_i64, "1000", OFF(rec.refresh_interval_ms), 0, INF,
-     "Least event time between two recommendations for one user, in ms"},
-    {"recommend", "batch.users", set_int, "128", OFF(rec.batch_users), 1, 4096,
-     "Users scored together in one matrix product"},
-
-    {"bidding", "slots", set_int, "24", OFF(bid.slots), 1, 1440,
-     "Decision slots per budget period"},
-    {"bidding", "budget.buckets", set_int, "10", OFF(bid.buckets), 1, 100,
-     "Buckets of remaining budget in the Q-state"},
-    {"bidding", "multipliers", set_multipliers, "0.5,0.75,1.0,1.25,1.5,2.0", OFF(bid), 0, 0,
-     "The actions: bid multipliers, comma separated, 1 to 16 values, each > 0"},
-    {"bidding", "alpha", set_double, "0.1", OFF(bid.alpha), 0, 1,
-     "Q-learning rate"},
-    {"bidding", "gamma", set_double, "0.95", OFF(bid.gamma), 0, 1,
-     "Discount of future rewards"},
-    {"bidding", "epsilon", set_double, "0.1", OFF(bid.epsilon), 0, 1,
-     "Probability of exploring a random action"},
-    {"bidding", "overspend.penalty", set_double, "1.0", OFF(bid.overspend_penalty), 0, INF,
-     "Reward penalty for spending ahead of an even plan"},
-    {"bidding", "seed", set_u64, "42", OFF(bid.seed), 0, 0,
-     "Seed of the exploration draws (mixed with event content)"},
 
     {"http", "listen", set_str, "127.0.0.1:9464", OFF(http_listen), 0, 0,
      "host:port to serve on ([::1]:9464 for IPv6); empty disables the endpoint"},
@@ -173,22 +152,74 @@ static const struct key_def keys[] = {
     {"health", "loop.stall.ms", set_i64, "10000", OFF(loop_stall_ms), 100, INF,
      "/healthz fails once the event loop's 100 ms tick is this late, in ms"},
 };
-#define N_KEYS (sizeof keys / sizeof keys[0])
-#define N_SECTIONS (sizeof sections / sizeof sections[0])
+#define N_CORE_KEYS (sizeof core_keys / sizeof core_keys[0])
+#define N_CORE_SECTIONS (sizeof core_sections / sizeof core_sections[0])
+
+/* ---- the combined list -------------------------------------------------- */
+
+static size_t n_keys(void)
+{
+    size_t n = N_CORE_KEYS;
+    for (int i = 0; i < CHAIN_OPS; i++)
+        n += chain_operators[i]->n_params;
+    return n;
+}
+
+/* Key i < n_keys(): eddy's own first, then each operator's in chain order. */
+static struct key key_at(size_t i)
+{
+    if (i < N_CORE_KEYS)
+        return (struct key){core_keys[i], CORE, NULL};
+    i -= N_CORE_KEYS;
+    int op = 0;
+    while (i >= chain_operators[op]->n_params)
+        i -= chain_operators[op++]->n_params;
+    const struct eddy_operator *o = chain_operators[op];
+    const struct eddy_param *p = &o->params[i];
+    return (struct key){{o->section, p->key, param_setters[p->type], p->def, p->off, p->min,
+                         p->max, p->help},
+                        op, p};
+}
+
+static size_t n_sections(void)
+{
+    return N_CORE_SECTIONS - 1 + CHAIN_OPS; /* the marker stands for the operators */
+}
+
+/* Section i < n_sections(), in the order --help lists them. */
+static struct section section_at(size_t i)
+{
+    size_t ops_at = 0;
+    while (core_sections[ops_at].name)
+        ops_at++;
+    if (i < ops_at)
+        return core_sections[i];
+    if (i < ops_at + CHAIN_OPS)
+        return (struct section){chain_operators[i - ops_at]->section,
+                                chain_operators[i - ops_at]->section_help};
+    return core_sections[i - CHAIN_OPS + 1];
+}
+
+/* The field that holds k's value: in cfg, or in its operator's parameters. */
+static void *field_of(const struct eddy_config *cfg, const struct key *k)
+{
+    char *base = k->op == CORE ? (char *)cfg : cfg->op_params[k->op];
+    return base + k->d.off;
+}
 
 /* ---- values ------------------------------------------------------------- */
 
-static void range_text(const struct key_def *k, char *buf, size_t n)
+static void range_text(const struct key *k, char *buf, size_t n)
 {
-    if (isinf(k->max))
-        snprintf(buf, n, "at least %g", k->min);
+    if (isinf(k->d.max))
+        snprintf(buf, n, "at least %g", k->d.min);
     else
-        snprintf(buf, n, "between %g and %g", k->min, k->max);
+        snprintf(buf, n, "between %g and %g", k->d.min, k->d.max);
 }
 
-static bool out_of_range(const struct key_def *k, double v, char *why, size_t n)
+static bool out_of_range(const struct key *k, double v, char *why, size_t n)
 {
-    if (v >= k->min && v <= k->max)
+    if (v >= k->d.min && v <= k->d.max)
         return false;
     char range[64];
     range_text(k, range, sizeof range);
@@ -196,7 +227,7 @@ static bool out_of_range(const struct key_def *k, double v, char *why, size_t n)
     return true;
 }
 
-static bool set_offset_reset(const struct key_def *k, void *field, const char *value,
+static bool set_offset_reset(const struct key *k, void *field, const char *value,
                              char *why, size_t n)
 {
     (void)k;
@@ -208,8 +239,7 @@ static bool set_offset_reset(const struct key_def *k, void *field, const char *v
     return true;
 }
 
-static bool set_str(const struct key_def *k, void *field, const char *value, char *why,
-                    size_t n)
+static bool set_str(const struct key *k, void *field, const char *value, char *why, size_t n)
 {
     (void)k;
     char *copy = strdup(value);
@@ -223,8 +253,7 @@ static bool set_str(const struct key_def *k, void *field, const char *value, cha
 }
 
 /* A string eddy cannot run without: a broker list, a name, a directory. */
-static bool set_name(const struct key_def *k, void *field, const char *value, char *why,
-                     size_t n)
+static bool set_name(const struct key *k, void *field, const char *value, char *why, size_t n)
 {
     if (!*value) {
         snprintf(why, n, "must not be empty");
@@ -266,8 +295,7 @@ static bool parse_number(const char *s, double *out, char *why, size_t n)
     return true;
 }
 
-static bool set_int(const struct key_def *k, void *field, const char *value, char *why,
-                    size_t n)
+static bool set_int(const struct key *k, void *field, const char *value, char *why, size_t n)
 {
     long long v;
     if (!parse_ll(value, &v, why, n) || out_of_range(k, (double)v, why, n))
@@ -276,8 +304,7 @@ static bool set_int(const struct key_def *k, void *field, const char *value, cha
     return true;
 }
 
-static bool set_i64(const struct key_def *k, void *field, const char *value, char *why,
-                    size_t n)
+static bool set_i64(const struct key *k, void *field, const char *value, char *why, size_t n)
 {
     long long v;
     if (!parse_ll(value, &v, why, n) || out_of_range(k, (double)v, why, n))
@@ -286,8 +313,7 @@ static bool set_i64(const struct key_def *k, void *field, const char *value, cha
     return true;
 }
 
-static bool set_u64(const struct key_def *k, void *field, const char *value, char *why,
-                    size_t n)
+static bool set_u64(const struct key *k, void *field, const char *value, char *why, size_t n)
 {
     (void)k;
     char *end;
@@ -306,8 +332,7 @@ static bool set_u64(const struct key_def *k, void *field, const char *value, cha
     return true;
 }
 
-static bool set_float(const struct key_def *k, void *field, const char *value, char *why,
-                      size_t n)
+static bool set_float(const struct key *k, void *field, const char *value, char *why, size_t n)
 {
     double v;
     if (!parse_number(value, &v, why, n) || out_of_range(k, v, why, n))
@@ -316,8 +341,7 @@ static bool set_float(const struct key_def *k, void *field, const char *value, c
     return true;
 }
 
-static bool set_double(const struct key_def *k, void *field, const char *value, char *why,
-                       size_t n)
+static bool set_double(const struct key *k, void *field, const char *value, char *why, size_t n)
 {
     double v;
     if (!parse_number(value, &v, why, n) || out_of_range(k, v, why, n))
@@ -326,19 +350,27 @@ static bool set_double(const struct key_def *k, void *field, const char *value, 
     return true;
 }
 
-/* "0.5, 1, 2" -> bid->multipliers and bid->n_actions; all or nothing. */
-static bool set_multipliers(const struct key_def *k, void *field, const char *value,
-                            char *why, size_t n)
+/* The int that holds the number of values of list k, whose values are at
+ * field: both are in the same parameter struct. */
+static int *list_count(const struct key *k, const void *field)
 {
-    (void)k;
-    struct bid_params *bid = field;
-    double m[BID_MAX_ACTIONS];
+    return (int *)((const char *)field - k->d.off + k->param->count_off);
+}
+
+/* "0.5, 1, 2" -> the values and their number. The values are written as
+ * they are read: a bad one fails the whole load, so a list cut short is never
+ * seen. */
+static bool set_positive_list(const struct key *k, void *field, const char *value, char *why,
+                              size_t n)
+{
+    int max_count = k->param->max_count;
+    double *values = field;
     int count = 0;
     const char *p = value;
     for (;;) {
         char *end;
-        if (count == BID_MAX_ACTIONS) {
-            snprintf(why, n, "has more than %d values", BID_MAX_ACTIONS);
+        if (count == max_count) {
+            snprintf(why, n, "has more than %d values", max_count);
             return false;
         }
         errno = 0;
@@ -351,7 +383,7 @@ static bool set_multipliers(const struct key_def *k, void *field, const char *va
             snprintf(why, n, "has a value that is not > 0");
             return false;
         }
-        m[count++] = v;
+        values[count++] = v;
         p = end + strspn(end, " \t");
         if (!*p)
             break;
@@ -360,8 +392,7 @@ static bool set_multipliers(const struct key_def *k, void *field, const char *va
             return false;
         }
     }
-    memcpy(bid->multipliers, m, sizeof m[0] * (size_t)count);
-    bid->n_actions = count;
+    *list_count(k, field) = count;
     return true;
 }
 
@@ -371,13 +402,13 @@ static bool is_secret(const char *name)
     return strstr(name, "password") || strstr(name, "secret") || strstr(name, "key");
 }
 
-static bool key_set(const struct key_def *k, struct eddy_config *cfg, const char *value,
-                    char *msg, size_t n)
+static bool key_set(const struct key *k, struct eddy_config *cfg, const char *value, char *msg,
+                    size_t n)
 {
     char why[128];
-    if (k->set(k, (char *)cfg + k->off, value, why, sizeof why))
+    if (k->d.set(k, field_of(cfg, k), value, why, sizeof why))
         return true;
-    if (is_secret(k->name))
+    if (is_secret(k->d.name))
         snprintf(msg, n, "the value %s", why);
     else
         snprintf(msg, n, "\"%s\" %s", value, why);
@@ -388,18 +419,21 @@ static bool key_set(const struct key_def *k, struct eddy_config *cfg, const char
 
 static bool section_known(const char *section)
 {
-    for (size_t i = 0; i < N_SECTIONS; i++)
-        if (!strcmp(sections[i].name, section))
+    for (size_t i = 0; i < n_sections(); i++)
+        if (!strcmp(section_at(i).name, section))
             return true;
     return false;
 }
 
-static const struct key_def *key_find(const char *section, const char *name)
+/* Finds [section] name: true, and its index in the combined list in *i. */
+static bool key_find(const char *section, const char *name, size_t *i)
 {
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
-            return &keys[i];
-    return NULL;
+    for (*i = 0; *i < n_keys(); (*i)++) {
+        struct key k = key_at(*i);
+        if (!strcmp(k.d.section, section) && !strcmp(k.d.name, name))
+            return true;
+    }
+    return false;
 }
 
 static struct kv *pass_find(struct eddy_config *cfg, const char *key)
@@ -420,7 +454,8 @@ static bool pass_set(struct eddy_config *cfg, const char *key, const char *value
         snprintf(msg, n, "names no librdkafka property");
         return false;
     }
-    if (key_find("kafka", key)) {
+    size_t i;
+    if (key_find("kafka", key, &i)) {
         snprintf(msg, n, "is eddy's own key: set [kafka] %s instead", key);
         return false;
     }
@@ -463,7 +498,7 @@ struct file_ctx {
     const char *path;
     FILE *f;
     int line;               /* of the line read last: inih does not tell handlers */
-    int set_line[N_KEYS];   /* where each key was set, 0 if not yet */
+    int *set_line;          /* where each key was set, 0 if not yet; as key_at() */
     int err_line;           /* of the first error, 0 if none */
     int read_errno;         /* of a failed read, 0 if none */
     char *err;
@@ -483,18 +518,19 @@ static bool file_value(struct file_ctx *c, const char *section, const char *name
     }
     if (!strcmp(section, "kafka") && !strncmp(name, PASS_PREFIX, strlen(PASS_PREFIX)))
         return pass_set(c->cfg, name + strlen(PASS_PREFIX), value, false, msg, n);
-    const struct key_def *k = key_find(section, name);
-    if (!k) {
+    size_t i;
+    if (!key_find(section, name, &i)) {
         snprintf(msg, n, "unknown key");
         return false;
     }
-    int *first = &c->set_line[k - keys];
+    int *first = &c->set_line[i];
     if (*first) {
         snprintf(msg, n, "is set more than once (first on line %d)", *first);
         return false;
     }
     *first = c->line;
-    return key_set(k, c->cfg, value, msg, n);
+    struct key k = key_at(i);
+    return key_set(&k, c->cfg, value, msg, n);
 }
 
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
@@ -550,8 +586,15 @@ static int load_file(struct eddy_config *cfg, const char *path, char *err, size_
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
+    c.set_line = calloc(n_keys(), sizeof *c.set_line);
+    if (!c.set_line) {
+        fclose(c.f);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
     int rc = ini_parse_stream(read_line, &c, on_ini_value, &c);
     fclose(c.f);
+    free(c.set_line);
     if (c.read_errno) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(c.read_errno));
         return -1;
@@ -589,24 +632,25 @@ static bool env_value(struct eddy_config *cfg, const char *var, const char *valu
                       size_t n)
 {
     char want[256];
-    for (size_t s = 0; s < N_SECTIONS; s++) {
-        env_name(sections[s].name, "", want, sizeof want);
+    for (size_t s = 0; s < n_sections(); s++) {
+        const char *section = section_at(s).name;
+        env_name(section, "", want, sizeof want);
         if (strncmp(var, want, strlen(want)))
             continue;
         const char *rest = var + strlen(want);
-        if (!strcmp(sections[s].name, "kafka") &&
+        if (!strcmp(section, "kafka") &&
             !strncmp(rest, ENV_PASS_PREFIX, strlen(ENV_PASS_PREFIX))) {
             pass_key(rest + strlen(ENV_PASS_PREFIX), want, sizeof want);
             return pass_set(cfg, want, value, true, msg, n);
         }
-        for (size_t i = 0; i < N_KEYS; i++) {
-            env_name(keys[i].section, keys[i].name, want, sizeof want);
+        for (size_t i = 0; i < n_keys(); i++) {
+            struct key k = key_at(i);
+            env_name(k.d.section, k.d.name, want, sizeof want);
             if (!strcmp(var, want))
-                return key_set(&keys[i], cfg, value, msg, n);
+                return key_set(&k, cfg, value, msg, n);
         }
-        snprintf(msg, n, "matches no key of [%s]%s", sections[s].name,
-                 strcmp(sections[s].name, "kafka") ? ""
-                                                   : " (librdkafka properties are EDDY_KAFKA_KAFKA_*)");
+        snprintf(msg, n, "matches no key of [%s]%s", section,
+                 strcmp(section, "kafka") ? "" : " (librdkafka properties are EDDY_KAFKA_KAFKA_*)");
         return false;
     }
     return true;
@@ -632,34 +676,49 @@ static int load_env(struct eddy_config *cfg, char *err, size_t errlen)
 
 /* ---- the interface ------------------------------------------------------ */
 
+/* A zeroed parameter struct for each operator, to fill from its keys. */
+static int alloc_op_params(struct eddy_config *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < CHAIN_OPS; i++)
+        if (!(cfg->op_params[i] = calloc(1, chain_operators[i]->params_size))) {
+            snprintf(err, errlen, "parameters of [%s]: out of memory", chain_operators[i]->section);
+            return -1;
+        }
+    return 0;
+}
+
 static int load_defaults(struct eddy_config *cfg, char *err, size_t errlen)
 {
     char msg[384];
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (!key_set(&keys[i], cfg, keys[i].def, msg, sizeof msg)) {
-            snprintf(err, errlen, "built-in default of [%s] %s: %s", keys[i].section,
-                     keys[i].name, msg);
+    for (size_t i = 0; i < n_keys(); i++) {
+        struct key k = key_at(i);
+        if (!key_set(&k, cfg, k.d.def, msg, sizeof msg)) {
+            snprintf(err, errlen, "built-in default of [%s] %s: %s", k.d.section, k.d.name, msg);
             return -1;
         }
+    }
     return 0;
 }
 
 int config_load(struct eddy_config *cfg, const char *path, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
-    if (load_defaults(cfg, err, errlen) || (path && load_file(cfg, path, err, errlen)) ||
-        load_env(cfg, err, errlen)) {
+    if (alloc_op_params(cfg, err, errlen) || load_defaults(cfg, err, errlen) ||
+        (path && load_file(cfg, path, err, errlen)) || load_env(cfg, err, errlen)) {
         config_free(cfg);
         return -1;
     }
     return 0;
 }
 
+/* Operators declare no string keys (params.h): only eddy's own hold memory. */
 void config_free(struct eddy_config *cfg)
 {
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (keys[i].set == set_str || keys[i].set == set_name)
-            free(*(char **)((char *)cfg + keys[i].off));
+    for (size_t i = 0; i < N_CORE_KEYS; i++)
+        if (core_keys[i].set == set_str || core_keys[i].set == set_name)
+            free(*(char **)((char *)cfg + core_keys[i].off));
+    for (int i = 0; i < CHAIN_OPS; i++)
+        free(cfg->op_params[i]);
     for (size_t i = 0; i < cfg->n_kafka_props; i++) {
         free(cfg->kafka_props[i].key);
         free(cfg->kafka_props[i].value);
@@ -691,30 +750,45 @@ static void print_key(FILE *out, const struct key_def *k)
 }
 
 /* The value of key k in cfg, as text. */
-static void format_value(const struct eddy_config *cfg, const struct key_def *k, char *buf,
+static void format_value(const struct eddy_config *cfg, const struct key *k, char *buf,
                          size_t len)
 {
-    const void *field = (const char *)cfg + k->off;
-    if (k->set == set_str || k->set == set_name) {
+    const void *field = field_of(cfg, k);
+    key_setter set = k->d.set;
+    if (set == set_str || set == set_name) {
         const char *v = *(char *const *)field;
         snprintf(buf, len, "%s", v ? v : "");
-    } else if (k->set == set_int) {
+    } else if (set == set_int) {
         snprintf(buf, len, "%d", *(const int *)field);
-    } else if (k->set == set_i64) {
+    } else if (set == set_i64) {
         snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
-    } else if (k->set == set_u64) {
+    } else if (set == set_u64) {
         snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)field);
-    } else if (k->set == set_float) {
+    } else if (set == set_float) {
         snprintf(buf, len, "%.7g", (double)*(const float *)field);
-    } else if (k->set == set_double) {
+    } else if (set == set_double) {
         snprintf(buf, len, "%.15g", *(const double *)field);
-    } else { /* set_multipliers */
-        const struct bid_params *b = field;
+    } else { /* set_positive_list */
+        const double *v = field;
+        int count = *list_count(k, field);
         size_t used = 0;
         buf[0] = '\0';
-        for (int i = 0; i < b->n_actions && used < len; i++)
-            used += (size_t)snprintf(buf + used, len - used, "%s%g", i ? "," : "",
-                                     b->multipliers[i]);
+        for (int i = 0; i < count && used < len; i++)
+            used += (size_t)snprintf(buf + used, len - used, "%s%g", i ? "," : "", v[i]);
+    }
+}
+
+static void each_value_of(const struct eddy_config *cfg, const char *section,
+                          void (*fn)(void *ctx, const char *key, const char *value), void *ctx)
+{
+    for (size_t i = 0; i < n_keys(); i++) {
+        struct key k = key_at(i);
+        if (strcmp(k.d.section, section))
+            continue;
+        char key[96], value[256];
+        snprintf(key, sizeof key, "%s.%s", k.d.section, k.d.name);
+        format_value(cfg, &k, value, sizeof value);
+        fn(ctx, key, value);
     }
 }
 
@@ -722,27 +796,31 @@ void config_each_model_value(const struct eddy_config *cfg,
                              void (*fn)(void *ctx, const char *key, const char *value),
                              void *ctx)
 {
-    static const char *const model_sections[] = {"embeddings", "recommend", "bidding", "state"};
-    for (size_t s = 0; s < sizeof model_sections / sizeof model_sections[0]; s++)
-        for (size_t i = 0; i < N_KEYS; i++) {
-            if (strcmp(keys[i].section, model_sections[s]))
-                continue;
-            char key[96], value[256];
-            snprintf(key, sizeof key, "%s.%s", keys[i].section, keys[i].name);
-            format_value(cfg, &keys[i], value, sizeof value);
-            fn(ctx, key, value);
-        }
+    for (int i = 0; i < CHAIN_OPS; i++)
+        each_value_of(cfg, chain_operators[i]->section, fn, ctx);
+    each_value_of(cfg, "state", fn, ctx);
 }
 
 void config_print_keys(FILE *out)
 {
-    for (size_t s = 0; s < N_SECTIONS; s++) {
-        fprintf(out, "%s[%s]\n", s ? "\n" : "", sections[s].name);
-        print_comment(out, sections[s].desc);
-        for (size_t i = 0; i < N_KEYS; i++)
-            if (!strcmp(keys[i].section, sections[s].name)) {
+    for (size_t s = 0; s < n_sections(); s++) {
+        struct section sec = section_at(s);
+        fprintf(out, "%s[%s]\n", s ? "\n" : "", sec.name);
+        print_comment(out, sec.desc);
+        for (size_t i = 0; i < n_keys(); i++) {
+            struct key k = key_at(i);
+            if (!strcmp(k.d.section, sec.name)) {
                 fputc('\n', out);
-                print_key(out, &keys[i]);
+                print_key(out, &k.d);
             }
+        }
     }
+}
+
+void *config_op_params(const struct eddy_config *cfg, const struct eddy_operator *op)
+{
+    for (int i = 0; i < CHAIN_OPS; i++)
+        if (chain_operators[i] == op)
+            return cfg->op_params[i];
+    return NULL;
 }

@@ -1,7 +1,9 @@
 /* config.h: eddy's configuration, from an INI file plus EDDY_SECTION_KEY
- * environment overrides. One table in config.c declares every key with its
- * type, default and description; it drives parsing, validation, the
- * commented config/eddy.conf and `eddy run --help`. */
+ * environment overrides. Its keys are those of the table in config.c (the
+ * connections, topics, state, time, HTTP and health) and those each operator
+ * of the chain declares for its own section (operators/params.h). Each key
+ * has its type, default and description; the keys drive parsing,
+ * validation, the commented config/eddy.conf and `eddy run --help`. */
 #ifndef EDDY_CONFIG_H
 #define EDDY_CONFIG_H
 
@@ -9,9 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "operators/budget.h"
-#include "operators/embeddings.h"
-#include "operators/recommend.h"
+#include "pipeline/chain.h"
 
 struct kv {
     char *key;
@@ -40,10 +40,9 @@ struct eddy_config {
     uint64_t cache_bytes;
     /* [time] */
     int64_t lateness_ms;      /* watermarks trail the event time seen by this much */
-    /* [embeddings] [recommend] [bidding] */
-    struct mf_params mf;
-    struct rec_params rec;
-    struct bid_params bid;
+    /* The parameter struct of each operator, as chain_operators[]: read one
+     * with config_op_params(). */
+    void *op_params[CHAIN_OPS];
     /* [http] */
     char *http_listen;        /* host:port; empty disables the endpoint */
     int http_max_connections;
@@ -59,9 +58,13 @@ struct eddy_config {
  * On failure cfg is left empty: config_free() on it is harmless. */
 int config_load(struct eddy_config *cfg, const char *path, char *err, size_t errlen);
 void config_free(struct eddy_config *cfg);
+/* The parameter struct of op, as loaded, for example
+ *   const struct rec_params *rec = config_op_params(cfg, &eddy_op_recommend);
+ * NULL if op is not one of chain_operators[]. */
+void *config_op_params(const struct eddy_config *cfg, const struct eddy_operator *op);
 /* Calls fn with "section.key" and the effective value of every key that
- * shapes results: [embeddings], [recommend], [bidding] and [state]; not the
- * connection sections, which may carry credentials. For reports. */
+ * shapes results: each operator's section, in chain order, and [state]; not
+ * the connection sections, which may carry credentials. For reports. */
 void config_each_model_value(const struct eddy_config *cfg,
                              void (*fn)(void *ctx, const char *key, const char *value),
                              void *ctx);

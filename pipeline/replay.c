@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "backtest/backtest.h"
+#include "operators/budget.h"
+#include "operators/embeddings.h"
 #include "pipeline/chain.h"
 #include "pipeline/codec.h"
 #include "pipeline/eventlog.h"
@@ -417,7 +419,8 @@ static int start(struct replay *r, char *err, size_t errlen)
         return -1;
     if (mkdir(r->o->out_dir, 0777) && errno != EEXIST)
         return errf(err, errlen, "%s: %s", r->o->out_dir, strerror(errno));
-    struct state_options so = {.dir = cfg->state_dir, .dim = cfg->mf.dim,
+    const struct mf_params *mf = config_op_params(cfg, &eddy_op_embeddings);
+    struct state_options so = {.dir = cfg->state_dir, .dim = mf->dim,
                                .create_if_missing = true, .cache_bytes = cfg->cache_bytes};
     rc = state_open(&so, &r->st, err, errlen);
     if (rc == STATE_BUSY)
@@ -445,8 +448,9 @@ static int start(struct replay *r, char *err, size_t errlen)
     if (chain_create(&r->ops, cfg, r->st, &r->emit, err, errlen))
         return -1;
     if (r->o->evaluate) {
+        const struct bid_params *bid = config_op_params(cfg, &eddy_op_budget);
         struct backtest_options bo = {.k = r->o->eval_k, .window_events = r->o->eval_window,
-                                      .slots = cfg->bid.slots};
+                                      .slots = bid->slots};
         if (!(r->bt = backtest_new(&bo, r->st, err, errlen)))
             return -1;
     }

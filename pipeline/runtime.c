@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "operators/embeddings.h"
+#include "operators/recommend.h"
 #include "pipeline/api.h"
 #include "pipeline/chain.h"
 #include "pipeline/codec.h"
@@ -1194,9 +1196,9 @@ static int start_outputs(struct runtime *rt, char *err, size_t errlen)
 /* Returns 0, -1 or STATE_BUSY (another process owns the state directory). */
 static int open_state(struct runtime *rt, char *err, size_t errlen)
 {
-    struct state_options so = {
-        .dir = rt->cfg->state_dir, .dim = rt->cfg->mf.dim, .create_if_missing = true,
-        .cache_bytes = rt->cfg->cache_bytes};
+    const struct mf_params *mf = config_op_params(rt->cfg, &eddy_op_embeddings);
+    struct state_options so = {.dir = rt->cfg->state_dir, .dim = mf->dim,
+                               .create_if_missing = true, .cache_bytes = rt->cfg->cache_bytes};
     int rc = state_open(&so, &rt->st, err, errlen);
     return rc ? rc : restore_clocks(rt, err, errlen);
 }
@@ -1234,7 +1236,8 @@ static int start_http(struct runtime *rt, char *err, size_t errlen)
     static const char *const probes[] = {"/healthz", "/readyz", "/metrics", NULL};
     if (!rt->cfg->http_listen[0])
         return 0;
-    rt->api = (struct api_ctx){.metrics = &rt->metrics, .k = rt->cfg->rec.k,
+    const struct rec_params *rec = config_op_params(rt->cfg, &eddy_op_recommend);
+    rt->api = (struct api_ctx){.metrics = &rt->metrics, .k = rec->k,
                                .live = is_live, .ready = is_ready, .health_ctx = rt};
     struct http_options ho = {.max_connections = rt->cfg->http_max_connections,
                               .idle_timeout_ms = (uint64_t)rt->cfg->http_idle_timeout_ms,

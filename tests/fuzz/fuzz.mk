@@ -33,10 +33,9 @@ FUZZ_IMPORT_OBJS := pipeline/import.o pipeline/eventlog.o pipeline/avromap.o pip
 # for it, so Confluent ids resolve without any network.
 FUZZ_OBJS_codec  := pipeline/codec.o pipeline/avromap.o pipeline/schemas.o pipeline/log.o \
                     pipeline/validate.o
-FUZZ_OBJS_config := pipeline/config.o
-FUZZ_OBJS_api    := pipeline/api.o pipeline/metrics.o pipeline/validate.o state/state.o \
-                    state/inspect.o pipeline/chain.o pipeline/config.o operators/embeddings.o \
-                    operators/recommend.o operators/blas.o operators/budget.o
+FUZZ_OBJS_config := $(CONFIG_OBJS)
+FUZZ_OBJS_api    := pipeline/api.o pipeline/metrics.o pipeline/validate.o state/inspect.o \
+                    $(CONFIG_OBJS)
 FUZZ_OBJS_http   := pipeline/http.o
 FUZZ_OBJS_import_movielens := $(FUZZ_IMPORT_OBJS)
 FUZZ_OBJS_import_ipinyou   := $(FUZZ_IMPORT_OBJS)

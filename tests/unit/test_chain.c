@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "operators/embeddings.h"
+#include "operators/recommend.h"
 #include "pipeline/chain.h"
 #include "pipeline/config.h"
 #include "state/state.h"
@@ -44,8 +46,10 @@ static struct fx *fx_new(int64_t lateness_ms)
     if (config_load(&f->cfg, NULL, err, sizeof err))
         fail_msg("config: %s", err);
     f->cfg.lateness_ms = lateness_ms;
-    f->cfg.rec.refresh_interval_ms = 0;
-    struct state_options so = {.dir = f->dir, .dim = f->cfg.mf.dim, .create_if_missing = true};
+    struct rec_params *rec = config_op_params(&f->cfg, &eddy_op_recommend);
+    rec->refresh_interval_ms = 0;
+    const struct mf_params *mf = config_op_params(&f->cfg, &eddy_op_embeddings);
+    struct state_options so = {.dir = f->dir, .dim = mf->dim, .create_if_missing = true};
     if (state_open(&so, &f->st, err, sizeof err))
         fail_msg("state_open: %s", err);
     struct eddy_emit emit = {.recommendation = on_rec, .decision = on_dec, .ctx = f};

@@ -14,6 +14,9 @@
 
 #include <cmocka.h>
 
+#include "operators/budget.h"
+#include "operators/embeddings.h"
+#include "operators/recommend.h"
 #include "pipeline/config.h"
 
 #define SHIPPED "config/eddy.conf"
@@ -82,24 +85,27 @@ static void assert_defaults(const struct eddy_config *c)
     assert_string_equal(c->registry_url, "");
     assert_string_equal(c->writers_dir, "");
     assert_string_equal(c->state_dir, "eddy-state");
-    assert_int_equal(c->mf.dim, 32);
-    assert_true(c->mf.learning_rate == 0.05f && c->mf.regularization == 0.01f);
-    assert_int_equal(c->mf.negatives, 4);
-    assert_true(c->mf.init_scale == 0.1f);
-    assert_true(c->mf.weight[CLICK_VIEW] == 0.5f && c->mf.weight[CLICK_CLICK] == 1.0f &&
-                c->mf.weight[CLICK_ADD_TO_CART] == 2.0f && c->mf.weight[CLICK_PURCHASE] == 4.0f);
-    assert_int_equal(c->rec.k, 10);
-    assert_int_equal(c->rec.refresh_interval_ms, 1000);
-    assert_int_equal(c->rec.batch_users, 128);
-    assert_int_equal(c->bid.slots, 24);
-    assert_int_equal(c->bid.buckets, 10);
+    const struct mf_params *mf = config_op_params(c, &eddy_op_embeddings);
+    const struct rec_params *rec = config_op_params(c, &eddy_op_recommend);
+    const struct bid_params *bid = config_op_params(c, &eddy_op_budget);
+    assert_int_equal(mf->dim, 32);
+    assert_true(mf->learning_rate == 0.05f && mf->regularization == 0.01f);
+    assert_int_equal(mf->negatives, 4);
+    assert_true(mf->init_scale == 0.1f);
+    assert_true(mf->weight[CLICK_VIEW] == 0.5f && mf->weight[CLICK_CLICK] == 1.0f &&
+                mf->weight[CLICK_ADD_TO_CART] == 2.0f && mf->weight[CLICK_PURCHASE] == 4.0f);
+    assert_int_equal(rec->k, 10);
+    assert_int_equal(rec->refresh_interval_ms, 1000);
+    assert_int_equal(rec->batch_users, 128);
+    assert_int_equal(bid->slots, 24);
+    assert_int_equal(bid->buckets, 10);
     static const double m[] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0};
-    assert_int_equal(c->bid.n_actions, 6);
+    assert_int_equal(bid->n_actions, 6);
     for (int i = 0; i < 6; i++)
-        assert_true(c->bid.multipliers[i] == m[i]);
-    assert_true(c->bid.alpha == 0.1 && c->bid.gamma == 0.95 && c->bid.epsilon == 0.1);
-    assert_true(c->bid.overspend_penalty == 1.0);
-    assert_int_equal(c->bid.seed, 42);
+        assert_true(bid->multipliers[i] == m[i]);
+    assert_true(bid->alpha == 0.1 && bid->gamma == 0.95 && bid->epsilon == 0.1);
+    assert_true(bid->overspend_penalty == 1.0);
+    assert_int_equal(bid->seed, 42);
     assert_string_equal(c->http_listen, "127.0.0.1:9464");
 }
 
@@ -110,6 +116,18 @@ static void test_defaults(void **state)
     char err[512];
     assert_int_equal(config_load(&c, NULL, err, sizeof err), 0);
     assert_defaults(&c);
+    config_free(&c);
+}
+
+/* Parameters exist only for the operators of the chain. */
+static void test_op_params_of_an_operator_outside_the_chain(void **state)
+{
+    (void)state;
+    static const struct eddy_operator stranger = {.name = "stranger"};
+    struct eddy_config c;
+    char err[512];
+    assert_int_equal(config_load(&c, NULL, err, sizeof err), 0);
+    assert_null(config_op_params(&c, &stranger));
     config_free(&c);
 }
 
@@ -177,14 +195,17 @@ static void test_file_overrides(void **state)
         fail_msg("%s", err);
     assert_string_equal(c.bootstrap_servers, "b1:9092,b2:9092");
     assert_string_equal(c.group_id, "eddy");
-    assert_int_equal(c.mf.dim, 64);
-    assert_int_equal(c.mf.negatives, 0);
-    assert_true(c.mf.weight[CLICK_ADD_TO_CART] == 3.5f);
-    assert_int_equal(c.rec.refresh_interval_ms, 0);
-    assert_int_equal(c.bid.n_actions, 3);
-    assert_true(c.bid.multipliers[0] == 1 && c.bid.multipliers[1] == 2 &&
-                c.bid.multipliers[2] == 3);
-    assert_true(c.bid.seed == UINT64_MAX);
+    const struct mf_params *mf = config_op_params(&c, &eddy_op_embeddings);
+    const struct rec_params *rec = config_op_params(&c, &eddy_op_recommend);
+    const struct bid_params *bid = config_op_params(&c, &eddy_op_budget);
+    assert_int_equal(mf->dim, 64);
+    assert_int_equal(mf->negatives, 0);
+    assert_true(mf->weight[CLICK_ADD_TO_CART] == 3.5f);
+    assert_int_equal(rec->refresh_interval_ms, 0);
+    assert_int_equal(bid->n_actions, 3);
+    assert_true(bid->multipliers[0] == 1 && bid->multipliers[1] == 2 &&
+                bid->multipliers[2] == 3);
+    assert_true(bid->seed == UINT64_MAX);
     assert_string_equal(c.registry_url, "http://registry:8081");
     assert_string_equal(c.http_listen, "");
     config_free(&c);
@@ -252,6 +273,7 @@ static void test_errors_name_file_line_key(void **state)
         /* A failed load leaves nothing to free. */
         assert_null(c.bootstrap_servers);
         assert_null(c.kafka_props);
+        assert_null(c.op_params[0]);
         config_free(&c);
     }
 }
@@ -359,16 +381,19 @@ static void test_env_overrides_file(void **state)
     if (rc)
         fail_msg("%s", err);
     assert_string_equal(c.bootstrap_servers, "env:9092");
-    assert_int_equal(c.mf.dim, 128);
-    assert_true(c.mf.weight[CLICK_VIEW] == 0.25f);
-    assert_true(c.mf.weight[CLICK_ADD_TO_CART] == 3.0f);
-    assert_int_equal(c.bid.n_actions, 2);
+    const struct mf_params *mf = config_op_params(&c, &eddy_op_embeddings);
+    const struct bid_params *bid = config_op_params(&c, &eddy_op_budget);
+    assert_int_equal(mf->dim, 128);
+    assert_true(mf->weight[CLICK_VIEW] == 0.25f);
+    assert_true(mf->weight[CLICK_ADD_TO_CART] == 3.0f);
+    assert_int_equal(bid->n_actions, 2);
     assert_string_equal(c.http_listen, "");
     config_free(&c);
 
     /* Without a file: defaults plus the environment. */
     assert_int_equal(config_load(&c, NULL, err, sizeof err), 0);
-    assert_int_equal(c.mf.dim, 128);
+    mf = config_op_params(&c, &eddy_op_embeddings);
+    assert_int_equal(mf->dim, 128);
     config_free(&c);
 }
 
@@ -443,6 +468,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_op_params_of_an_operator_outside_the_chain,
+                                        clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_shipped_config, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_file_overrides, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_errors_name_file_line_key, clear_env, clear_env),
