@@ -25,7 +25,7 @@
 
 #include "backtest/auction.h"
 #include "backtest/report.h"
-#include "operators/records.h"
+#include "schemas/records.h"
 
 struct eddy_state;
 

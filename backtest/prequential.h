@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 
 struct preq_metrics {
     uint64_t events;            /* scored events */

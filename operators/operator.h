@@ -27,7 +27,7 @@
 #define EDDY_OPERATOR_H
 
 #include "operators/params.h"
-#include "operators/records.h"
+#include "schemas/records.h"
 
 struct eddy_state;
 struct campaign_ledger;

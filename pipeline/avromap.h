@@ -1,5 +1,5 @@
 /* avromap.h: the one mapping between eddy's Avro records and the C structs of
- * operators/records.h. codec.c (Kafka messages) and eventlog.c (Object
+ * schemas/records.h. codec.c (Kafka messages) and eventlog.c (Object
  * Container Files) both encode and decode through it.
  *
  * An avromap holds eddy's schema for one record type (from schemas/), its
@@ -22,7 +22,7 @@
 #include <avro.h>
 #include <stddef.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 #include "pipeline/codec.h"
 
 struct avromap;

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 
 enum eddy_record_type {
     REC_CLICK,

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 #include "pipeline/codec.h"
 #include "pipeline/config.h"
 

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 
 struct import_options {
     const char *codec; /* Avro block codec: "deflate" or "null" */

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 #include "pipeline/config.h"
 
 struct kafkasource;

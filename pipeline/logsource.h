@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 
 struct logsource;
 

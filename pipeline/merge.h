@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 
 /* Input i's head, or NULL when input i has none (it is exhausted). */
 typedef const struct eddy_event *merge_head_fn(const void *inputs, size_t i);

@@ -9,7 +9,7 @@
 
 #include <stdbool.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 #include "pipeline/config.h"
 #include "pipeline/metrics.h"
 

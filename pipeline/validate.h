@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 
 /* NULL when ev is valid, else a short reason that names the field at fault
  * ("empty user_id", "item_id is not valid UTF-8", ...). Every string field

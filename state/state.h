@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "operators/records.h"
+#include "schemas/records.h"
 
 #define STATE_FORMAT_VERSION 3 /* 2: users keyed by partition; 3: ledger price sums */
 #define STATE_NO_OFFSET (-1)

@@ -1,6 +1,7 @@
-/* records.h: eddy's domain records, as operators see them.
+/* records.h: eddy's domain records, as operators see them: the C form of
+ * the Avro schemas beside this file, shared by every layer.
  *
- * These are plain C views of the Avro records in schemas/. Strings are
+ * These are plain C views of the Avro records. Strings are
  * borrowed (pointer + length, not NUL-terminated): they stay valid only for
  * the duration of the call that hands the record over. Operators never see
  * Avro or Kafka; pipeline/codec.c converts between the two worlds. */
