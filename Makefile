@@ -145,10 +145,14 @@ test-one:
 	     $(SAN_ENV) tests/run-unit.sh build/san/tests $(T) ;; esac
 
 # The unit tests under ThreadSanitizer (the state writer thread and its
-# callers), in build/tsan.
+# callers), in build/tsan. Not test_mockctl: librdkafka starts its threads
+# with C11 thrd_create(), which GCC 12's ThreadSanitizer does not intercept,
+# so its first allocation on such a thread crashes.
+TSAN_TESTS := $(filter-out test_mockctl,$(UNIT_TESTS))
 tsan: deps-unit
-	$(MAKE) --no-print-directory B=build/tsan SAN=thread $(addprefix build/tsan/tests/,$(UNIT_TESTS))
-	@TSAN_OPTIONS=halt_on_error=1 tests/run-unit.sh build/tsan/tests $(UNIT_TESTS)
+	$(MAKE) --no-print-directory B=build/tsan SAN=thread $(addprefix build/tsan/tests/,$(TSAN_TESTS))
+	@TSAN_OPTIONS=halt_on_error=1:suppressions=$(CURDIR)/tests/tsan.supp \
+	    tests/run-unit.sh build/tsan/tests $(TSAN_TESTS)
 
 compose-check:
 	@if command -v docker-compose >/dev/null; then \

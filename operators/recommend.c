@@ -161,7 +161,11 @@ static size_t offer_each(const float *sc0, uint32_t lo, uint32_t hi, struct cand
  * (-INFINITY if none). This is the one pass over every score: 16
  * independent lanes, which GCC vectorises; built for AVX2 and AVX-512 too,
  * picked at run time. */
+#if !defined(__SANITIZE_THREAD__)
+/* Not under ThreadSanitizer: the clones' resolver runs while the program is
+ * relocated, before its runtime is up, and its instrumentation crashes. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 static void chunk_maxima(const float *sc, uint32_t n, float *cmax)
 {
     uint32_t row = 0, c = 0;
