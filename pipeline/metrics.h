@@ -26,6 +26,7 @@ struct eddy_metrics {
     uint64_t assigned_partitions;
     uint64_t state_bytes, state_users, state_items, state_campaigns;
     uint64_t cache_hits, cache_misses, cache_evictions, cache_bytes, dirty_entries;
+    uint64_t memtable_bytes, block_cache_bytes;
     uint64_t checkpoint_us, checkpoint_bytes, restore_us;
     uint64_t lat_bucket[METRICS_LAT_BUCKETS];       /* non-cumulative counts */
     uint64_t lat_count;

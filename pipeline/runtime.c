@@ -873,6 +873,8 @@ static void update_state_metrics(struct runtime *rt)
     rt->metrics.cache_misses = s.cache_misses;
     rt->metrics.cache_evictions = s.cache_evictions;
     rt->metrics.cache_bytes = s.cache_bytes;
+    rt->metrics.memtable_bytes = s.memtable_bytes;
+    rt->metrics.block_cache_bytes = s.block_cache_bytes;
     rt->metrics.dirty_entries = s.dirty;
     rt->metrics.checkpoint_us = s.checkpoint_us;
     rt->metrics.checkpoint_bytes = s.checkpoint_bytes;

@@ -1992,7 +1992,11 @@ void state_stats(struct eddy_state *st, struct state_stats *out)
         uint64_t v = 0;
         if (rocksdb_property_int_cf(st->db, st->cf[k], "rocksdb.estimate-live-data-size", &v) == 0)
             out->disk_bytes += v;
+        if (rocksdb_property_int_cf(st->db, st->cf[k], "rocksdb.cur-size-all-mem-tables", &v) == 0)
+            out->memtable_bytes += v;
     }
+    if (st->block_cache)
+        out->block_cache_bytes = rocksdb_cache_get_usage(st->block_cache);
 }
 
 /* ---- close -------------------------------------------------------------- */

@@ -100,6 +100,8 @@ struct state_stats {
     uint64_t cache_misses;       /* lookups that read RocksDB, found or not */
     uint64_t cache_evictions;
     uint64_t cache_bytes;        /* estimated bytes of cached users and campaigns */
+    uint64_t memtable_bytes;     /* RocksDB's memtables, all column families */
+    uint64_t block_cache_bytes;  /* RocksDB's block cache in use */
     uint64_t checkpoint_us;      /* duration of the last commit that wrote anything */
     uint64_t checkpoint_bytes;   /* size of its WriteBatch */
     int64_t checkpoint_unix_ms;  /* wall time it ended; 0 if none since state_open() */
