@@ -33,6 +33,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 #include <xxhash.h>
@@ -926,6 +928,47 @@ static int load_items(struct eddy_state *st, char *err, size_t errlen)
     return rc;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* A new state is made whole in a sibling directory, then renamed into
+ * place: RocksDB writes CURRENT before it adds the column families, and the
+ * meta record comes after them, so a process killed while creating the
+ * state in place left a database that later opens refused. Killed here, it
+ * leaves DIR.creating.PID, which no open looks at. */
+static int create_state(const struct state_options *opt, char *err, size_t errlen)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.creating.%ld", opt->dir, (long)getpid()) >=
+        (int)sizeof tmp) {
+        fmt_err(err, errlen, "state %s: path too long", opt->dir);
+        return -1;
+    }
+    nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* a pid's leftover */
+    struct eddy_state *st = xcalloc(sizeof *st);
+    st->dir = xstrdup(tmp);
+    st->dim = opt->dim;
+    st->max_partition = -1;
+    make_options(st, true, opt->cache_bytes);
+    int rc = open_db(st, err, errlen);
+    if (rc == 0)
+        rc = init_meta(st, err, errlen);
+    state_close(st);
+    if (rc == 0 && rename(tmp, opt->dir)) {
+        fmt_err(err, errlen, "state %s: cannot move the new state into place: %s", opt->dir,
+                strerror(errno));
+        rc = -1;
+    }
+    if (rc)
+        nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc == STATE_BUSY ? STATE_BUSY : rc ? -1 : 0;
+}
+
 int state_open(const struct state_options *opt, struct eddy_state **out,
                char *err, size_t errlen)
 {
@@ -950,19 +993,20 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
                 opt->read_only ? "" : " (create_if_missing is off)");
         return -1;
     }
+    if (fresh) {
+        int created = create_state(opt, err, errlen);
+        if (created)
+            return created;
+    }
     struct eddy_state *st = xcalloc(sizeof *st);
     st->dir = xstrdup(opt->dir);
     st->dim = opt->dim;
     st->read_only = opt->read_only;
     st->max_partition = -1;
-    make_options(st, fresh, opt->cache_bytes);
-    int rc = 0;
-    if (!fresh)
-        rc = check_column_families(st, opt->create_if_missing && !opt->read_only, err, errlen);
+    make_options(st, false, opt->cache_bytes);
+    int rc = check_column_families(st, opt->create_if_missing && !opt->read_only, err, errlen);
     if (rc == 0)
         rc = open_db(st, err, errlen);
-    if (rc == 0 && fresh)
-        rc = init_meta(st, err, errlen);
     if (rc == 0)
         rc = check_meta(st, err, errlen);
     if (rc == 0)
