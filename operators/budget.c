@@ -447,27 +447,13 @@ static void budget_destroy(void *self)
     free(self);
 }
 
-struct ledger_find {
-    struct eddy_str id;
-    const struct campaign_ledger *found;
-};
-
-static void match_campaign(struct campaign_state *c, void *ctx)
-{
-    struct ledger_find *f = ctx;
-    if (c->id.len == f->id.len && !memcmp(c->id.ptr, f->id.ptr, f->id.len))
-        f->found = &c->l;
-}
-
-/* A scan, not state_campaign(): that needs the Q-table size, which only an
- * instance knows, and resets the table of a campaign stored with another
- * size, while a query must change nothing. */
+/* A lookup that changes nothing: state_campaign() would resize the Q-table
+ * of a campaign stored with another size, and only an instance knows it. */
 static bool budget_query(struct eddy_state *st, struct eddy_query *q)
 {
-    struct ledger_find f = {q->u.ledger.campaign_id, NULL};
-    state_campaign_foreach(st, match_campaign, &f);
-    q->u.ledger.ledger = f.found;
-    return f.found != NULL;
+    const struct campaign_state *c = state_campaign_find(st, q->u.ledger.campaign_id);
+    q->u.ledger.ledger = c ? &c->l : NULL;
+    return c != NULL;
 }
 
 /* The keys of [bidding], which the pipeline reads into struct bid_params. */

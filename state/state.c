@@ -1565,24 +1565,40 @@ static void campaign_insert(struct eddy_state *st, struct campaign_entry *e)
     st->campaigns_sorted = false;
 }
 
-struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
-                                      bool create, uint32_t n_q)
+/* The cached entry of key, loaded from RocksDB on a miss, or created with
+ * n_q Q-values if create; NULL if none. */
+static struct campaign_entry *campaign_lookup(struct eddy_state *st, struct eddy_str key,
+                                              bool create, uint32_t n_q)
 {
     struct campaign_entry *e;
-    struct eddy_str key = nonnull(id);
     HASH_FIND(hh, st->campaigns, key.ptr, key.len, e);
     if (e) {
         st->hits++;
         cache_touch(st, &e->m, &st->stale_campaigns);
-    } else {
-        st->misses++;
-        e = campaign_load(st, key);
-        if (!e && create)
-            e = campaign_new(key, n_q);
-        if (!e)
-            return NULL;
-        campaign_insert(st, e);
+        return e;
     }
+    st->misses++;
+    e = campaign_load(st, key);
+    if (!e && create)
+        e = campaign_new(key, n_q);
+    if (e)
+        campaign_insert(st, e);
+    return e;
+}
+
+const struct campaign_state *state_campaign_find(struct eddy_state *st, struct eddy_str id)
+{
+    struct campaign_entry *e = campaign_lookup(st, nonnull(id), false, 0);
+    cache_trim(st);
+    return e ? &e->c : NULL;
+}
+
+struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
+                                      bool create, uint32_t n_q)
+{
+    struct campaign_entry *e = campaign_lookup(st, nonnull(id), create, n_q);
+    if (!e)
+        return NULL;
     if (e->c.n_q != n_q) {
         free(e->c.q);
         e->c.n_q = n_q;

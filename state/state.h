@@ -147,6 +147,8 @@ struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row);
  * campaign with another size has its table reset to zeros. */
 struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
                                       bool create, uint32_t n_q);
+/* The campaign as stored, for reading: neither created nor resized. */
+const struct campaign_state *state_campaign_find(struct eddy_state *st, struct eddy_str id);
 void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c);
 void state_campaign_foreach(struct eddy_state *st,
                             void (*fn)(struct campaign_state *c, void *ctx), void *ctx);
