@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -34,6 +35,8 @@
  * acknowledged well past that is stuck (seen once with the idempotent
  * producer after an outage at start) and is failed by eddy. */
 #define ACK_GRACE_MS 10000
+/* How often freed heap memory is handed back to the kernel (below). */
+#define MEMORY_TRIM_MS 10000
 
 /* Tag carried by each produced message to its delivery report. */
 enum out_kind { OUT_RECOMMENDATION = 1, OUT_DECISION, OUT_DLQ };
@@ -79,6 +82,7 @@ struct runtime {
     /* Health (monotonic ms; 0: not so) */
     uint64_t last_progress_ms;        /* a record was processed */
     uint64_t last_tick_ms;
+    uint64_t last_trim_ms;
     uint64_t loop_stalled_until_ms;   /* /healthz fails until then */
     uint64_t brokers_down_since[2];   /* consumer, producer: none reachable since */
     char state_error[512];            /* the state write that failed, for /healthz */
@@ -904,10 +908,28 @@ static void note_loop_stall(struct runtime *rt, uint64_t now)
     rt->last_tick_ms = now;
 }
 
+/* glibc returns freed memory to the kernel only from the top of a heap, and
+ * librdkafka's threads allocate in arenas of their own: after a catch-up,
+ * freed messages stay resident for good and RSS shows the peak, not what
+ * eddy holds. malloc_trim() releases every arena's free pages. */
+static void trim_memory(struct runtime *rt, uint64_t now)
+{
+#ifdef __GLIBC__
+    if (now - rt->last_trim_ms < MEMORY_TRIM_MS)
+        return;
+    rt->last_trim_ms = now;
+    malloc_trim(0);
+#else
+    (void)rt, (void)now;
+#endif
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct runtime *rt = t->data;
-    note_loop_stall(rt, monotonic_ms());
+    uint64_t now = monotonic_ms();
+    note_loop_stall(rt, now);
+    trim_memory(rt, now);
     update_http_metrics(rt);
     if (!rt->started || rt->stopping)
         return;
@@ -1133,6 +1155,11 @@ static int start_consumer(struct runtime *rt, char *err, size_t errlen)
          * jump: see on_offset_out_of_range(). */
         {"auto.offset.reset", "error"},
         {"statistics.interval.ms", "1000"}, /* broker reachability for /readyz */
+        /* Prefetch a few batches, not librdkafka's 100,000 messages and
+         * 64 MB: a catch-up would otherwise fill that much, and the heap
+         * keeps the high-water mark (see docs/reliability.md, Soak). */
+        {"queued.min.messages", "20000"},
+        {"queued.max.messages.kbytes", "16384"},
     };
     rd_kafka_conf_t *conf =
         kafka_conf_new(rt->cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);
