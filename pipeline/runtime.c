@@ -1155,11 +1155,6 @@ static int start_consumer(struct runtime *rt, char *err, size_t errlen)
          * jump: see on_offset_out_of_range(). */
         {"auto.offset.reset", "error"},
         {"statistics.interval.ms", "1000"}, /* broker reachability for /readyz */
-        /* Prefetch a few batches, not librdkafka's 100,000 messages and
-         * 64 MB: a catch-up would otherwise fill that much, and the heap
-         * keeps the high-water mark (see docs/reliability.md, Soak). */
-        {"queued.min.messages", "20000"},
-        {"queued.max.messages.kbytes", "16384"},
     };
     rd_kafka_conf_t *conf =
         kafka_conf_new(rt->cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);

@@ -156,6 +156,7 @@ struct eddy_state {
     rocksdb_writeoptions_t *wopts;
     rocksdb_writebatch_t *batch;    /* the next commit's, filled here */
     rocksdb_writebatch_t *spare;    /* swapped with batch at each hand-over */
+    size_t spare_bytes;             /* what the spare held when handed over */
     struct writer w;
     bool writer_started;
     bool in_flight;                 /* a batch was handed over, not yet waited for */
@@ -745,12 +746,24 @@ static void wait_writes(struct eddy_state *st)
     st->ckpt_unix_ms = (int64_t)(clock_us(CLOCK_REALTIME) / 1000);
 }
 
-/* Hands st->batch to the writer; the spare becomes the one to fill. */
-static void hand_over(struct eddy_state *st)
+/* A written batch is cleared for reuse, and clearing keeps its buffer at
+ * its high-water mark. A catch-up's checkpoints are many times a steady
+ * one's, so two such buffers stayed resident for good (the soak's memory
+ * grew with each catch-up): a batch that held more than this is freed. */
+#define BATCH_KEEP_BYTES (8u << 20)
+
+/* Hands st->batch (bytes long) to the writer; the spare, written and
+ * cleared by then, becomes the one to fill. */
+static void hand_over(struct eddy_state *st, size_t bytes)
 {
     rocksdb_writebatch_t *b = st->batch;
     st->batch = st->spare;
+    if (st->spare_bytes > BATCH_KEEP_BYTES) {
+        rocksdb_writebatch_destroy(st->batch);
+        st->batch = rocksdb_writebatch_create();
+    }
     st->spare = b;
+    st->spare_bytes = bytes;
     pthread_mutex_lock(&st->w.mu);
     st->w.batch = b;
     pthread_cond_broadcast(&st->w.cv);
@@ -1960,7 +1973,7 @@ static int checkpoint(struct eddy_state *st, char *err, size_t errlen)
     if (!st->writer_started)
         start_writer(st);
     st->ckpt_bytes = bytes;
-    hand_over(st);
+    hand_over(st, bytes);
     clear_dirty(st);
     return 0;
 }
