@@ -74,6 +74,7 @@ TEST_OBJS_test_chain      = $(CONFIG_OBJS)
 TEST_OBJS_test_mockctl    = pipeline/mockctl.o pipeline/kafka.o
 TEST_OBJS_test_cli       = pipeline/cli.o pipeline/log.o $(CONFIG_OBJS)
 TEST_OBJS_test_merge      = pipeline/merge.o
+TEST_OBJS_test_driver     = pipeline/driver.o pipeline/log.o $(CONFIG_OBJS)
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
@@ -83,7 +84,7 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 # --- benchmarks: each lists the objects it links -------------------------
 BENCH_OBJS_bench_state   = state/state.o
 BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
-BENCH_OBJS_bench_replay  = pipeline/logsource.o pipeline/merge.o pipeline/eventlog.o \
+BENCH_OBJS_bench_replay  = pipeline/source_logs.o pipeline/merge.o pipeline/eventlog.o \
                            pipeline/avromap.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
 
 $(B)/bench/%: bench/%.c $$(addprefix $(B)/,$$(BENCH_OBJS_$$*))

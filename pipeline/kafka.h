@@ -1,6 +1,7 @@
 /* kafka.h: librdkafka client construction from eddy's config, and the
- * embedded mock cluster. The only place besides runtime.c and the CLI
- * commands that touches librdkafka. */
+ * embedded mock cluster, for the Kafka sources and sink (source_kafka.c,
+ * source_kafka_range.c, sink_kafka.c), `eddy broker`, `eddy gen` and
+ * `replay --speed`: the only places that touch librdkafka. */
 #ifndef EDDY_KAFKA_H
 #define EDDY_KAFKA_H
 

@@ -44,3 +44,10 @@ int errf(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
     return -1;
 }
+
+uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -21,6 +21,9 @@ int errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(prin
  * out of gmtime's range. */
 void fmt_utc(char *buf, size_t len, int64_t ms, const char *fmt);
 
+/* CLOCK_MONOTONIC in milliseconds, for deadlines and intervals. */
+uint64_t monotonic_ms(void);
+
 #define log_error(...) eddy_log(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) eddy_log(LOG_WARN, __VA_ARGS__)
 #define log_info(...) eddy_log(LOG_INFO, __VA_ARGS__)

@@ -1,8 +1,7 @@
-/* replay.c: see replay.h. One thread, no event loop: the log is read, run
- * through the operator chain and checkpointed as fast as the parts go. */
+/* replay.c: see replay.h. Opens the source, the state and the sink for the
+ * pull driver (pipeline/driver.h), evaluates in the same pass, reports. */
 #include "pipeline/replay.h"
 
-#include <avro.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,58 +9,35 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "backtest/backtest.h"
 #include "operators/budget.h"
 #include "operators/embeddings.h"
-#include "pipeline/chain.h"
 #include "pipeline/codec.h"
-#include "pipeline/eventlog.h"
+#include "pipeline/driver.h"
 #include "pipeline/kafka.h"
-#include "pipeline/kafkasource.h"
 #include "pipeline/log.h"
-#include "pipeline/logsource.h"
+#include "pipeline/sink_files.h"
+#include "pipeline/sink_kafka.h"
+#include "pipeline/source_kafka_range.h"
+#include "pipeline/source_logs.h"
 #include "state/state.h"
-
-#define POSITION_TOPIC "replay" /* the log position, as an offset in the state */
-#define OUTPUTS_BLOB "replay.outputs"
-#define BLOCK_SIZE (64 * 1024)
-
-enum { OUT_RECS, OUT_DECS, N_OUT };
-
-static const char *const out_names[N_OUT] = {"recommendations.avro", "decisions.avro"};
-static const enum eddy_record_type out_types[N_OUT] = {REC_RECOMMENDATION, REC_DECISION};
-
-/* An output file, appended to and truncated back to its checkpointed
- * length after a crash. */
-struct outfile {
-    char *path;
-    avro_file_writer_t fw;
-    uint64_t records;
-};
 
 struct replay {
     const struct eddy_config *cfg;
     const struct replay_options *o;
     struct eddy_state *st;
-    struct eddy_codec *codec;
-    struct op_chain ops;
-    struct eddy_emit emit;
+    struct eddy_source *src;     /* log files or a Kafka range */
+    struct eddy_sink *sink;      /* files or topics */
+    struct eddy_sink *files;     /* sink, when it is the files */
+    struct driver drv;
     struct backtest *bt;
-    struct logsource *src;       /* the stream: log files ... */
-    struct kafkasource *ksrc;    /* ... or a Kafka range */
-    struct outfile out[N_OUT];
-    rd_kafka_t *producer;        /* to_kafka */
-    uint64_t position;           /* log events consumed */
-    uint64_t resumed_at;
-    uint64_t since_checkpoint;
-    int64_t wm_click, wm_ad;     /* watermarks: highest event time per clock input */
-    int64_t first_ms, last_ms;
-    uint64_t by_kind[3], rejected, produce_errors;
+    struct logsource *log;       /* src, when it is log files */
+    /* --speed */
+    struct eddy_codec *codec;
+    uint64_t produced, produce_errors;
     double t0;
     double last_progress;
-    bool failed;
 };
 
 static double now_s(void)
@@ -69,185 +45,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- outputs ------------------------------------------------------------- */
-
-static int out_open(struct outfile *f, const char *dir, int i, uint64_t keep_bytes,
-                    uint64_t keep_records, char *err, size_t errlen)
-{
-    if (asprintf(&f->path, "%s/%s", dir, out_names[i]) < 0) {
-        f->path = NULL;
-        return errf(err, errlen, "out of memory");
-    }
-    f->records = keep_records;
-    if (keep_bytes) { /* resume: drop what was written after the checkpoint */
-        if (truncate(f->path, (off_t)keep_bytes))
-            return errf(err, errlen, "%s: cannot truncate to the checkpoint: %s", f->path,
-                        strerror(errno));
-        if (avro_file_writer_open_bs(f->path, &f->fw, BLOCK_SIZE))
-            return errf(err, errlen, "%s: %s", f->path, avro_strerror());
-        return 0;
-    }
-    if (eventlog_ocf_create(f->path, out_types[i], "deflate", err, errlen))
-        return -1;
-    if (avro_file_writer_open_bs(f->path, &f->fw, BLOCK_SIZE))
-        return errf(err, errlen, "%s: %s", f->path, avro_strerror());
-    return 0;
-}
-
-static void out_close(struct outfile *f)
-{
-    if (f->fw)
-        avro_file_writer_close(f->fw);
-    free(f->path);
-    *f = (struct outfile){0};
-}
-
-/* The blob: per output file, its length and record count at the checkpoint. */
-struct out_mark {
-    uint64_t bytes, records;
-};
-
-static int out_flush(struct replay *r, struct out_mark marks[N_OUT])
-{
-    for (int i = 0; i < N_OUT; i++) {
-        struct stat sb;
-        if (avro_file_writer_flush(r->out[i].fw) || stat(r->out[i].path, &sb)) {
-            log_error("%s: cannot flush: %s", r->out[i].path, avro_strerror());
-            return -1;
-        }
-        marks[i] = (struct out_mark){(uint64_t)sb.st_size, r->out[i].records};
-    }
-    return 0;
-}
-
-/* Produces a copy of buf, waiting for room when the local queue is full
- * (kafka.h): a replay never drops a record. Returns the error that kept it
- * from being queued; delivery errors are counted by on_delivery(). */
-static rd_kafka_resp_err_t produce(rd_kafka_t *p, const char *topic, struct eddy_str key,
-                                   const void *buf, size_t len)
-{
-    return kafka_produce_copy(p, topic, RD_KAFKA_PARTITION_UA, key.ptr, key.len, buf, len);
-}
-
-/* Appends the encoded record to its file (a bare body), or produces it
- * (framed). */
-static void emit_record(struct replay *r, int i, struct eddy_str key, const void *record)
-{
-    const void *buf;
-    size_t len;
-    char err[256];
-    struct eddy_codec *c = r->codec;
-    int rc = r->producer ? codec_encode(c, out_types[i], record, &buf, &len, err, sizeof err)
-                         : codec_encode_body(c, out_types[i], record, &buf, &len, err, sizeof err);
-    if (rc) {
-        log_error("encode: %s", err);
-        r->failed = true;
-        return;
-    }
-    if (r->producer) {
-        const char *topic = i == OUT_RECS ? r->cfg->topic_recommendations : r->cfg->topic_decisions;
-        rd_kafka_resp_err_t e = produce(r->producer, topic, key, buf, len);
-        if (e) {
-            log_error("output to %s failed: %s", topic, rd_kafka_err2str(e));
-            r->failed = true;
-        }
-        return;
-    }
-    if (avro_file_writer_append_encoded(r->out[i].fw, buf, (int64_t)len)) {
-        log_error("%s: %s", r->out[i].path, avro_strerror());
-        r->failed = true;
-        return;
-    }
-    r->out[i].records++;
-}
-
-static void on_recommendation(void *ctx, const struct recommendation *rec)
-{
-    emit_record(ctx, OUT_RECS, rec->user_id, rec);
-}
-
-static void on_decision(void *ctx, const struct budget_decision *d)
-{
-    struct replay *r = ctx;
-    if (r->bt)
-        backtest_decision(r->bt, d);
-    emit_record(r, OUT_DECS, d->campaign_id, d);
-}
-
-static void on_rejected(void *ctx, const char *op, const char *reason)
-{
-    struct replay *r = ctx;
-    r->rejected++;
-    log_warn("%s rejected a record: %s", op, reason);
-}
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    struct replay *r = opaque;
-    if (m->err && r->produce_errors++ == 0)
-        log_error("output to %s failed: %s", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-}
-
-/* --to-kafka: as in `eddy run`, a checkpoint must not cover outputs the
- * broker has not acknowledged. The wait is bounded by the producer's
- * message.timeout.ms, after which librdkafka fails what is left. */
-static int outputs_delivered(struct replay *r)
-{
-    rd_kafka_flush(r->producer, -1);
-    if (!r->produce_errors)
-        return 0;
-    log_error("%" PRIu64 " outputs were not delivered: stopping without a checkpoint",
-              r->produce_errors);
-    return -1;
-}
-
-/* ---- checkpoints ----------------------------------------------------------- */
-
-static int checkpoint(struct replay *r, bool durable)
-{
-    char err[512];
-    struct out_mark marks[N_OUT];
-    chain_checkpoint(&r->ops);
-    if (r->producer && outputs_delivered(r))
-        return -1;
-    if (!r->producer) {
-        if (out_flush(r, marks))
-            return -1;
-        state_blob_set(r->st, OUTPUTS_BLOB, marks, sizeof marks);
-    }
-    state_offset_set(r->st, POSITION_TOPIC, 0, (int64_t)r->position);
-    if (state_commit(r->st, err, sizeof err) || (durable && state_sync(r->st, err, sizeof err))) {
-        log_error("state commit failed: %s", err);
-        return -1;
-    }
-    r->since_checkpoint = 0;
-    return 0;
-}
-
-/* Where a previous replay into this state stopped, and its outputs then. */
-static int resume_point(struct replay *r, struct out_mark marks[N_OUT], char *err,
-                        size_t errlen)
-{
-    memset(marks, 0, N_OUT * sizeof *marks);
-    int64_t pos = state_offset_get(r->st, POSITION_TOPIC, 0);
-    r->position = pos > 0 ? (uint64_t)pos : 0;
-    if (r->position == 0 || r->o->to_kafka)
-        return 0;
-    void *blob;
-    size_t len;
-    int rc = state_blob_get(r->st, OUTPUTS_BLOB, &blob, &len);
-    if (rc == 0 && len == N_OUT * sizeof *marks)
-        memcpy(marks, blob, len);
-    if (rc == 0)
-        free(blob);
-    if (rc != 0 || len != N_OUT * sizeof *marks)
-        return errf(err, errlen, "state %s: replay position %" PRIu64 " but no record of the "
-                    "output files: resume with --to-kafka, or use a fresh state directory",
-                    r->cfg->state_dir, r->position);
-    return 0;
 }
 
 /* ---- progress ----------------------------------------------------------- */
@@ -261,24 +58,10 @@ static void fmt_time(char *buf, size_t len, int64_t ms)
         fmt_utc(buf, len, ms, "%Y-%m-%d %H:%M:%S");
 }
 
-/* How much of this run's input is done, 0..1; -1 when unknown. (A resumed
- * file replay re-reads what it skips, so that counts as progress too.) */
-static double done_fraction(const struct replay *r)
-{
-    if (r->ksrc) {
-        uint64_t size = kafkasource_size(r->ksrc);
-        return size > r->resumed_at ? (double)(r->position - r->resumed_at) /
-                                          (double)(size - r->resumed_at)
-                                    : -1;
-    }
-    uint64_t total = r->src ? logsource_bytes(r->src) : 0;
-    return total ? (double)logsource_bytes_read(r->src) / (double)total : -1;
-}
-
 /* "ETA 1m05s" from the progress made since the start of this run. */
 static void fmt_eta(const struct replay *r, double secs, char *buf, size_t len)
 {
-    double f = done_fraction(r);
+    double f = r->src ? r->src->ops->done(r->src, r->drv.resumed_at) : -1;
     if (f <= 0 || secs <= 0) {
         snprintf(buf, len, "ETA -");
         return;
@@ -289,88 +72,55 @@ static void fmt_eta(const struct replay *r, double secs, char *buf, size_t len)
     snprintf(buf, len, "ETA %dm%02ds", (int)eta / 60, (int)eta % 60);
 }
 
-static void progress(struct replay *r, bool final)
+/* position: events taken from the source; last_ms: the last one's time. */
+static void progress(struct replay *r, uint64_t position, int64_t last_ms, bool final)
 {
     double now = now_s();
     if (r->o->progress < 0 || (!final && now - r->last_progress < (r->o->progress ? 0.2 : 5)))
         return;
     r->last_progress = now;
-    double secs = now - r->t0, rate = (double)(r->position - r->resumed_at) / (secs > 0 ? secs : 1);
+    double secs = now - r->t0;
+    double rate = (double)(position - r->drv.resumed_at) / (secs > 0 ? secs : 1);
     char at[32];
-    fmt_time(at, sizeof at, r->last_ms);
+    fmt_time(at, sizeof at, last_ms);
     char eta[32];
     fmt_eta(r, secs, eta, sizeof eta);
     if (r->o->progress > 0) {
-        fprintf(stderr, "\r%12" PRIu64 " events  %9.0f ev/s  event time %s  %s  ", r->position,
+        fprintf(stderr, "\r%12" PRIu64 " events  %9.0f ev/s  event time %s  %s  ", position,
                 rate, at, final ? "done\n" : eta);
     } else {
         fprintf(stderr, "replay: %" PRIu64 " events, %.0f ev/s, event time %s, %s\n",
-                r->position, rate, at, final ? "done" : eta);
+                position, rate, at, final ? "done" : eta);
     }
     fflush(stderr);
 }
 
-/* ---- the loop ----------------------------------------------------------- */
+/* ---- the driver's hooks: the evaluation and progress ------------------------ */
 
-/* Runs one log event (or its protocol fan-out) through the chain. The
- * watermark moves per event: the log is in event-time order. */
-static void run_event(struct replay *r, const struct eddy_event *ev)
+/* Runs one log event, or its protocol fan-out, through the chain, scoring
+ * around each. */
+static void evaluate_event(void *ctx, struct op_chain *ops, const struct eddy_event *ev)
 {
+    struct replay *r = ctx;
     const struct eddy_event *evs = ev;
-    size_t n = r->bt ? backtest_expand(r->bt, ev, &evs) : 1;
+    size_t n = backtest_expand(r->bt, ev, &evs);
     for (size_t i = 0; i < n; i++) {
-        if (r->bt)
-            backtest_before(r->bt, &evs[i]);
-        chain_process(&r->ops, &evs[i]);
-        if (r->bt)
-            backtest_after(r->bt, &evs[i]);
+        backtest_before(r->bt, &evs[i]);
+        chain_process(ops, &evs[i]);
+        backtest_after(r->bt, &evs[i]);
     }
-    int64_t t = eddy_event_time(ev);
-    if (ev->kind == EV_CLICK && t > r->wm_click)
-        r->wm_click = t;
-    if (ev->kind == EV_AD && t > r->wm_ad)
-        r->wm_ad = t;
-    if (t != INT64_MIN) {
-        if (r->first_ms == INT64_MIN)
-            r->first_ms = t;
-        r->last_ms = t;
-    }
-    r->by_kind[ev->kind]++;
 }
 
-static int source_next(struct replay *r, struct eddy_event *ev, char *err, size_t errlen)
+static void evaluate_decision(void *ctx, const struct budget_decision *d)
 {
-    return r->ksrc ? kafkasource_next(r->ksrc, ev, err, errlen)
-                   : logsource_next(r->src, ev, err, errlen);
+    struct replay *r = ctx;
+    backtest_decision(r->bt, d);
 }
 
-static int replay_loop(struct replay *r, char *err, size_t errlen)
+static void on_progress(void *ctx)
 {
-    struct eddy_event ev;
-    int rc;
-    uint64_t skip = r->position;
-    for (uint64_t i = 0; i < skip; i++) /* resume: the merge order is deterministic */
-        if ((rc = source_next(r, &ev, err, errlen)) <= 0)
-            return rc < 0 ? -1 : errf(err, errlen, "the log has fewer events (%" PRIu64 ") than "
-                                      "the state's replay position (%" PRIu64 "): another log?",
-                                      i, skip);
-    while ((rc = source_next(r, &ev, err, errlen)) == 1) {
-        run_event(r, &ev);
-        r->position++;
-        /* Flush per event: operators see the same watermarks however the
-         * log is cut into checkpoints. */
-        chain_flush(&r->ops, r->wm_click, r->wm_ad);
-        if (r->failed)
-            return errf(err, errlen, "output failed (see above)");
-        if (++r->since_checkpoint >= r->o->checkpoint_events || state_commit_due(r->st))
-            if (checkpoint(r, false))
-                return errf(err, errlen, "checkpoint failed");
-        if ((r->position & 1023) == 0)
-            progress(r, false);
-    }
-    if (rc < 0)
-        return -1;
-    return checkpoint(r, true) ? errf(err, errlen, "checkpoint failed") : 0;
+    struct replay *r = ctx;
+    progress(r, r->drv.position, r->drv.last_ms, false);
 }
 
 /* ---- set-up -------------------------------------------------------------- */
@@ -406,46 +156,50 @@ static int start_protocol(struct replay *r, char *err, size_t errlen)
     return rc;
 }
 
+static int open_input(struct replay *r, char *err, size_t errlen)
+{
+    if (r->o->from_kafka)
+        return kafkasource_open(r->cfg, r->o->from, r->o->to, &r->src, err, errlen);
+    if (logsource_open(r->o->logs, r->o->n_logs, &r->log, err, errlen))
+        return -1;
+    r->src = logsource_source(r->log);
+    return 0;
+}
+
+/* The outputs, resumed at the state's last checkpoint. */
+static int open_output(struct replay *r, char *err, size_t errlen)
+{
+    if (r->o->to_kafka)
+        return sink_kafka_open(r->cfg, &(struct codec_options){0}, NULL, &r->sink, err, errlen);
+    if (sink_files_open(r->cfg, r->o->out_dir, r->st, driver_stored_position(r->st), &r->sink,
+                        err, errlen))
+        return -1;
+    r->files = r->sink;
+    return 0;
+}
+
 static int start(struct replay *r, char *err, size_t errlen)
 {
     const struct eddy_config *cfg = r->cfg;
     if (r->o->fractions && (!r->o->evaluate || r->o->from_kafka))
         return errf(err, errlen, "--budget-fractions needs the evaluation and log files");
     /* The input first: a bad path creates no output or state directory. */
-    int rc = r->o->from_kafka
-                 ? kafkasource_open(cfg, r->o->from, r->o->to, &r->ksrc, err, errlen)
-                 : logsource_open(r->o->logs, r->o->n_logs, &r->src, err, errlen);
-    if (rc)
+    if (open_input(r, err, errlen))
         return -1;
     if (mkdir(r->o->out_dir, 0777) && errno != EEXIST)
         return errf(err, errlen, "%s: %s", r->o->out_dir, strerror(errno));
     const struct mf_params *mf = config_op_params(cfg, &eddy_op_embeddings);
     struct state_options so = {.dir = cfg->state_dir, .dim = mf->dim,
                                .create_if_missing = true, .cache_bytes = cfg->cache_bytes};
-    rc = state_open(&so, &r->st, err, errlen);
+    int rc = state_open(&so, &r->st, err, errlen);
     if (rc == STATE_BUSY)
         return errf(err, errlen, "state %s is in use by another eddy", cfg->state_dir);
-    if (rc)
+    if (rc || open_output(r, err, errlen))
         return -1;
-    struct codec_options co = {0};
-    if (codec_new(&co, &r->codec, err, errlen))
-        return -1;
-    struct out_mark marks[N_OUT];
-    if (resume_point(r, marks, err, errlen))
-        return -1;
-    r->resumed_at = r->position;
-    if (r->o->to_kafka) {
-        r->producer = kafka_producer_new(cfg, on_delivery, NULL, r, err, errlen);
-        if (!r->producer)
-            return -1;
-    } else {
-        for (int i = 0; i < N_OUT; i++)
-            if (out_open(&r->out[i], r->o->out_dir, i, marks[i].bytes, marks[i].records, err,
-                         errlen))
-                return -1;
-    }
-    r->emit = (struct eddy_emit){on_recommendation, on_decision, on_rejected, r};
-    if (chain_create(&r->ops, cfg, r->st, &r->emit, err, errlen))
+    struct driver_hooks hooks = {.process = r->o->evaluate ? evaluate_event : NULL,
+                                 .decision = r->o->evaluate ? evaluate_decision : NULL,
+                                 .progress = on_progress, .ctx = r};
+    if (driver_open(&r->drv, cfg, r->st, r->sink, &hooks, err, errlen))
         return -1;
     if (r->o->evaluate) {
         const struct bid_params *bid = config_op_params(cfg, &eddy_op_budget);
@@ -485,27 +239,29 @@ static void config_list_free(struct config_list *cl)
     }
 }
 
+/* How many outputs went to files; none are counted when they go to topics. */
+static uint64_t written(const struct replay *r, enum eddy_record_type type)
+{
+    return r->files ? sink_files_records(r->files, type) : 0;
+}
+
 static int write_report(struct replay *r, double wall_s, char *err, size_t errlen)
 {
+    const struct driver *d = &r->drv;
     char buf[12][256];
     char from[32], to[32];
-    fmt_time(from, sizeof from, r->first_ms);
-    fmt_time(to, sizeof to, r->last_ms);
-    snprintf(buf[0], sizeof buf[0], "%" PRIu64, r->position);
-    snprintf(buf[1], sizeof buf[1], "%" PRIu64, r->by_kind[EV_CLICK]);
-    snprintf(buf[2], sizeof buf[2], "%" PRIu64, r->by_kind[EV_AD]);
-    snprintf(buf[3], sizeof buf[3], "%" PRIu64, r->by_kind[EV_CAMPAIGN]);
+    fmt_time(from, sizeof from, d->first_ms);
+    fmt_time(to, sizeof to, d->last_ms);
+    snprintf(buf[0], sizeof buf[0], "%" PRIu64, d->position);
+    snprintf(buf[1], sizeof buf[1], "%" PRIu64, d->by_kind[EV_CLICK]);
+    snprintf(buf[2], sizeof buf[2], "%" PRIu64, d->by_kind[EV_AD]);
+    snprintf(buf[3], sizeof buf[3], "%" PRIu64, d->by_kind[EV_CAMPAIGN]);
     snprintf(buf[4], sizeof buf[4], "%s to %s UTC", from, to);
     snprintf(buf[5], sizeof buf[5], "%.2f s", wall_s);
-    snprintf(buf[6], sizeof buf[6], "%" PRIu64, r->resumed_at);
-    snprintf(buf[7], sizeof buf[7], "%" PRIu64, r->out[OUT_RECS].records);
-    snprintf(buf[8], sizeof buf[8], "%" PRIu64, r->out[OUT_DECS].records);
-    if (r->ksrc)
-        snprintf(buf[9], sizeof buf[9], "the input topics, from %s to %s (%" PRIu64
-                 " undecodable records skipped)", r->o->from ? r->o->from : "the start",
-                 r->o->to ? r->o->to : "the end", kafkasource_skipped(r->ksrc));
-    else
-        snprintf(buf[9], sizeof buf[9], "%zu log files", logsource_files(r->src));
+    snprintf(buf[6], sizeof buf[6], "%" PRIu64, d->resumed_at);
+    snprintf(buf[7], sizeof buf[7], "%" PRIu64, written(r, REC_RECOMMENDATION));
+    snprintf(buf[8], sizeof buf[8], "%" PRIu64, written(r, REC_DECISION));
+    r->src->ops->describe(r->src, buf[9], sizeof buf[9]);
     struct report_kv run[] = {
         {"input", buf[9]},               {"events", buf[0]},
         {"click events", buf[1]},        {"ad events", buf[2]},
@@ -530,16 +286,12 @@ static int write_report(struct replay *r, double wall_s, char *err, size_t errle
 
 static void finish(struct replay *r)
 {
-    if (r->producer) {
-        rd_kafka_flush(r->producer, 30000);
-        rd_kafka_destroy(r->producer);
-    }
-    for (int i = 0; i < N_OUT; i++)
-        out_close(&r->out[i]);
+    if (r->sink)
+        r->sink->ops->free(r->sink);
     backtest_free(r->bt);
-    chain_destroy(&r->ops);
-    logsource_free(r->src);
-    kafkasource_free(r->ksrc);
+    driver_close(&r->drv);
+    if (r->src)
+        r->src->ops->free(r->src);
     codec_free(r->codec);
     state_close(r->st);
 }
@@ -574,20 +326,24 @@ static void pace(double speed, int64_t first_ms, int64_t t, double start_s)
     }
 }
 
-static int replay_speed(struct replay *r, char *err, size_t errlen)
+static void on_speed_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    struct codec_options co = {0};
-    if (codec_new(&co, &r->codec, err, errlen) ||
-        logsource_open(r->o->logs, r->o->n_logs, &r->src, err, errlen) ||
-        !(r->producer = kafka_producer_new(r->cfg, on_delivery, NULL, r, err, errlen)))
-        return -1;
+    (void)rk;
+    struct replay *r = opaque;
+    if (m->err && r->produce_errors++ == 0)
+        log_error("output to %s failed: %s", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+}
+
+static int produce_log(struct replay *r, rd_kafka_t *producer, char *err, size_t errlen)
+{
     struct eddy_event ev;
     int rc;
-    while ((rc = logsource_next(r->src, &ev, err, errlen)) == 1) {
+    int64_t first_ms = INT64_MIN, last_ms = INT64_MIN;
+    while ((rc = logsource_next(r->log, &ev, err, errlen)) == 1) {
         int64_t t = eddy_event_time(&ev);
-        if (r->first_ms == INT64_MIN && t != INT64_MIN)
-            r->first_ms = t;
-        pace(r->o->speed, r->first_ms, t, r->t0);
+        if (first_ms == INT64_MIN && t != INT64_MIN)
+            first_ms = t;
+        pace(r->o->speed, first_ms, t, r->t0);
         struct eddy_str key;
         enum eddy_record_type type;
         const char *topic = input_topic(r->cfg, &ev, &key, &type);
@@ -595,29 +351,47 @@ static int replay_speed(struct replay *r, char *err, size_t errlen)
         size_t len;
         if (codec_encode(r->codec, type, &ev.u, &buf, &len, err, errlen))
             return -1;
-        rd_kafka_resp_err_t e = produce(r->producer, topic, key, buf, len);
+        rd_kafka_resp_err_t e = kafka_produce_copy(producer, topic, RD_KAFKA_PARTITION_UA,
+                                                   key.ptr, key.len, buf, len);
         if (e)
             return errf(err, errlen, "produce to %s failed: %s", topic, rd_kafka_err2str(e));
-        rd_kafka_poll(r->producer, 0);
-        r->last_ms = t != INT64_MIN ? t : r->last_ms;
-        r->position++;
-        if ((r->position & 1023) == 0)
-            progress(r, false);
+        rd_kafka_poll(producer, 0);
+        last_ms = t != INT64_MIN ? t : last_ms;
+        r->produced++;
+        if ((r->produced & 1023) == 0)
+            progress(r, r->produced, last_ms, false);
     }
     if (rc < 0)
         return -1;
-    if (rd_kafka_flush(r->producer, 60000) || r->produce_errors)
+    if (rd_kafka_flush(producer, 60000) || r->produce_errors)
         return errf(err, errlen, "%" PRIu64 " records were not delivered", r->produce_errors);
-    progress(r, true);
-    printf("replay: %" PRIu64 " records produced at %gx in %.1f s\n", r->position, r->o->speed,
-           now_s() - r->t0);
+    progress(r, r->produced, last_ms, true);
     return 0;
+}
+
+static int replay_speed(struct replay *r, char *err, size_t errlen)
+{
+    struct codec_options co = {0};
+    if (codec_new(&co, &r->codec, err, errlen) ||
+        logsource_open(r->o->logs, r->o->n_logs, &r->log, err, errlen))
+        return -1;
+    r->src = logsource_source(r->log);
+    rd_kafka_t *producer = kafka_producer_new(r->cfg, on_speed_delivery, NULL, r, err, errlen);
+    if (!producer)
+        return -1;
+    int rc = produce_log(r, producer, err, errlen);
+    rd_kafka_flush(producer, 30000);
+    rd_kafka_destroy(producer);
+    if (!rc)
+        printf("replay: %" PRIu64 " records produced at %gx in %.1f s\n", r->produced,
+               r->o->speed, now_s() - r->t0);
+    return rc;
 }
 
 int replay_run(const struct eddy_config *cfg, const struct replay_options *o)
 {
-    struct replay r = {.cfg = cfg, .o = o, .wm_click = INT64_MIN, .wm_ad = INT64_MIN,
-                       .first_ms = INT64_MIN, .last_ms = INT64_MIN};
+    struct replay r = {.cfg = cfg, .o = o};
+    const struct driver *d = &r.drv;
     char err[1024];
     r.t0 = now_s();
     if (o->speed > 0) {
@@ -628,23 +402,23 @@ int replay_run(const struct eddy_config *cfg, const struct replay_options *o)
         return rc ? 1 : 0;
     }
     int rc = start(&r, err, sizeof err);
-    if (!rc && r.position)
-        log_info("resuming the replay after event %" PRIu64, r.position);
+    if (!rc && d->position)
+        log_info("resuming the replay after event %" PRIu64, d->position);
     if (!rc)
-        rc = replay_loop(&r, err, sizeof err);
+        rc = driver_run(&r.drv, r.src, o->checkpoint_events, err, sizeof err);
     double wall = now_s() - r.t0;
     if (!rc) {
-        progress(&r, true);
+        progress(&r, d->position, d->last_ms, true);
         printf("replay: %" PRIu64 " events (%" PRIu64 " clicks, %" PRIu64 " ad events, %" PRIu64
                " budgets) in %.2f s, %.0f events/s; %" PRIu64 " recommendations, %" PRIu64
                " decisions%s%s\n",
-               r.position, r.by_kind[EV_CLICK], r.by_kind[EV_AD], r.by_kind[EV_CAMPAIGN], wall,
-               (double)(r.position - r.resumed_at) / (wall > 0 ? wall : 1),
-               r.out[OUT_RECS].records, r.out[OUT_DECS].records,
+               d->position, d->by_kind[EV_CLICK], d->by_kind[EV_AD], d->by_kind[EV_CAMPAIGN], wall,
+               (double)(d->position - d->resumed_at) / (wall > 0 ? wall : 1),
+               written(&r, REC_RECOMMENDATION), written(&r, REC_DECISION),
                o->to_kafka ? "" : " written to ", o->to_kafka ? "" : o->out_dir);
-        if (r.rejected)
+        if (d->rejected)
             printf("replay: %" PRIu64 " records rejected by operators (see the log)\n",
-                   r.rejected);
+                   d->rejected);
     }
     if (!rc && r.bt)
         rc = write_report(&r, wall, err, sizeof err);

@@ -1,4 +1,6 @@
-/* replay.h: `eddy replay`, the real operators over a historical event log.
+/* replay.h: `eddy replay`, the real operators over a historical event log:
+ * the pull driver (pipeline/driver.h) from a source (log files, or a Kafka
+ * range) to a sink (files, or topics), plus the evaluation and --speed.
  *
  * The log is a list of Avro Object Container Files (pipeline/eventlog.h);
  * a directory stands for the *.avro files in it. The files are merged into
@@ -20,8 +22,8 @@
  * writes report.json and report.html into out_dir.
  *
  * With from_kafka the stream is a bounded range of the input topics
- * (pipeline/kafkasource.h) instead of files; with speed > 0 the files are
- * produced into the input topics at speed times their original pace, for
+ * (pipeline/source_kafka_range.h) instead of files; with speed > 0 the
+ * files are produced into the input topics at speed times their original pace, for
  * demos and load tests, and nothing is run. */
 #ifndef EDDY_REPLAY_H
 #define EDDY_REPLAY_H
@@ -36,7 +38,7 @@ struct replay_options {
     char *const *logs;          /* files or directories */
     size_t n_logs;
     bool from_kafka;            /* read a bounded range of the input topics instead */
-    const char *from, *to;      /* its bounds (pipeline/kafkasource.h); NULL: default */
+    const char *from, *to;      /* its bounds (pipeline/source_kafka_range.h); NULL: default */
     double speed;               /* > 0: produce the logs into the input topics at
                                  * speed x their event-time pace, nothing else */
     const char *out_dir;        /* outputs and report; created if missing */

@@ -1,9 +1,12 @@
-/* runtime.h: the live pipeline. One libuv loop drives librdkafka's queue
- * events (consumer and producer), a 100 ms housekeeping timer, SIGINT/SIGTERM
- * and the HTTP endpoint. Input records are decoded, run through the
- * operators, and after every batch the state and the offsets it covers are
- * committed in one RocksDB WriteBatch; only then are the offsets committed
- * to Kafka (for lag monitoring: RocksDB is the source of truth). */
+/* runtime.h: the live pipeline, the event-loop driver. One libuv loop
+ * drives the live Kafka source (pipeline/source_kafka.h) and the topic sink
+ * (pipeline/sink_kafka.h) by their event descriptors, a 100 ms housekeeping
+ * timer, SIGINT/SIGTERM and the HTTP endpoint. Input records are decoded by
+ * the source, run through the operators, and at every checkpoint, once the
+ * sink's barrier holds (every output acknowledged), the state and the
+ * offsets it covers are committed in one RocksDB WriteBatch; only then are
+ * the offsets committed to Kafka (for lag monitoring: RocksDB is the source
+ * of truth). */
 #ifndef EDDY_RUNTIME_H
 #define EDDY_RUNTIME_H
 

@@ -1,4 +1,4 @@
-#include "pipeline/logsource.h"
+#include "pipeline/source_logs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +19,7 @@ struct head {
 };
 
 struct logsource {
+    struct eddy_source base;
     struct head *h;
     size_t n;
     ssize_t last;   /* head handed out last: advanced at the next call */
@@ -166,4 +167,37 @@ void logsource_free(struct logsource *s)
         eventlog_reader_free(s->h[i].r);
     free(s->h);
     free(s);
+}
+
+/* ---- as a source ---------------------------------------------------------- */
+
+static int next(struct eddy_source *s, struct eddy_event *ev, char *err, size_t errlen)
+{
+    return logsource_next((struct logsource *)s, ev, err, errlen);
+}
+
+/* A resumed replay reads again what it skips, so that counts as progress. */
+static double done(const struct eddy_source *s, uint64_t resumed_at)
+{
+    (void)resumed_at;
+    const struct logsource *l = (const struct logsource *)s;
+    return l->bytes ? (double)logsource_bytes_read(l) / (double)l->bytes : -1;
+}
+
+static void describe(const struct eddy_source *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%zu log files", logsource_files((const struct logsource *)s));
+}
+
+static void source_free(struct eddy_source *s)
+{
+    logsource_free((struct logsource *)s);
+}
+
+static const struct eddy_source_ops logs_ops = {next, done, describe, source_free};
+
+struct eddy_source *logsource_source(struct logsource *s)
+{
+    s->base.ops = &logs_ops;
+    return &s->base;
 }

@@ -1,4 +1,4 @@
-#include "pipeline/kafkasource.h"
+#include "pipeline/source_kafka_range.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -32,11 +32,14 @@ struct part {
 };
 
 struct kafkasource {
+    struct eddy_source base;
+    const char *from, *to;       /* as given, for describe() */
     rd_kafka_t *rk;
     struct part *p;
     size_t n;
     ssize_t last;                /* the part whose head was handed out */
     uint64_t size, skipped;
+    uint64_t taken;              /* messages handed out */
 };
 
 /* ---- bounds ----------------------------------------------------------------- */
@@ -216,8 +219,11 @@ static int start_partitions(struct kafkasource *s, char *err, size_t errlen)
     return 0;
 }
 
+static void source_free(struct eddy_source *src);
+static const struct eddy_source_ops range_ops;
+
 int kafkasource_open(const struct eddy_config *cfg, const char *from, const char *to,
-                     struct kafkasource **out, char *err, size_t errlen)
+                     struct eddy_source **out, char *err, size_t errlen)
 {
     static const char *const defaults[][2] = {
         {"enable.auto.commit", "false"}, {"enable.partition.eof", "false"},
@@ -227,7 +233,7 @@ int kafkasource_open(const struct eddy_config *cfg, const char *from, const char
     *out = NULL;
     if (!s)
         return errf(err, errlen, "out of memory");
-    s->last = -1;
+    *s = (struct kafkasource){.base.ops = &range_ops, .from = from, .to = to, .last = -1};
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, defaults, 3, err, errlen);
     if (conf && !(s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen)))
         rd_kafka_conf_destroy(conf);
@@ -245,10 +251,10 @@ int kafkasource_open(const struct eddy_config *cfg, const char *from, const char
         rc = resolve(s, from, false, err, errlen) || resolve(s, to, true, err, errlen) ||
              start_partitions(s, err, errlen);
     if (rc) {
-        kafkasource_free(s);
+        source_free(&s->base);
         return -1;
     }
-    *out = s;
+    *out = &s->base;
     return 0;
 }
 
@@ -303,8 +309,9 @@ static const struct eddy_event *part_head(const void *parts, size_t i)
     return p->head ? &p->ev : NULL;
 }
 
-int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, size_t errlen)
+static int next(struct eddy_source *src, struct eddy_event *ev, char *err, size_t errlen)
 {
+    struct kafkasource *s = (struct kafkasource *)src;
     if (s->last >= 0) {
         struct part *p = &s->p[s->last];
         p->done = p->head->offset + 1 >= p->end;
@@ -316,21 +323,29 @@ int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, si
         if (fill(s, &s->p[i], err, errlen))
             return -1;
     s->last = merge_next(s->p, s->n, part_head, ev);
+    s->taken += s->last >= 0;
     return s->last >= 0;
 }
 
-uint64_t kafkasource_size(const struct kafkasource *s)
+/* The range is fixed when opened, so its size is known. */
+static double done(const struct eddy_source *src, uint64_t resumed_at)
 {
-    return s->size;
+    const struct kafkasource *s = (const struct kafkasource *)src;
+    return s->size > resumed_at
+               ? (double)(s->taken - resumed_at) / (double)(s->size - resumed_at)
+               : -1;
 }
 
-uint64_t kafkasource_skipped(const struct kafkasource *s)
+static void describe(const struct eddy_source *src, char *buf, size_t len)
 {
-    return s->skipped;
+    const struct kafkasource *s = (const struct kafkasource *)src;
+    snprintf(buf, len, "the input topics, from %s to %s (%" PRIu64 " undecodable records skipped)",
+             s->from ? s->from : "the start", s->to ? s->to : "the end", s->skipped);
 }
 
-void kafkasource_free(struct kafkasource *s)
+static void source_free(struct eddy_source *src)
 {
+    struct kafkasource *s = (struct kafkasource *)src;
     if (!s)
         return;
     for (size_t i = 0; i < s->n; i++) {
@@ -350,3 +365,5 @@ void kafkasource_free(struct kafkasource *s)
     free(s->p);
     free(s);
 }
+
+static const struct eddy_source_ops range_ops = {next, done, describe, source_free};

@@ -1,12 +1,14 @@
-/* logsource.h: several event-log files read as one stream in event-time
- * order (pipeline/merge.h; files listed first win ties). */
-#ifndef EDDY_LOGSOURCE_H
-#define EDDY_LOGSOURCE_H
+/* source_logs.h: the log-file source (pipeline/source.h): several
+ * event-log files read as one stream in event-time order (pipeline/merge.h;
+ * files listed first win ties). */
+#ifndef EDDY_SOURCE_LOGS_H
+#define EDDY_SOURCE_LOGS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "schemas/records.h"
+#include "pipeline/source.h"
 
 struct logsource;
 
@@ -27,5 +29,8 @@ size_t logsource_files(const struct logsource *s);
 
 /* NULL is a no-op. */
 void logsource_free(struct logsource *s);
+
+/* s as a struct eddy_source: its free frees s. */
+struct eddy_source *logsource_source(struct logsource *s);
 
 #endif

@@ -1,5 +1,6 @@
-/* kafkasource.h: a bounded range of eddy's input topics, read as one
- * stream, for `eddy replay --kafka`.
+/* source_kafka_range.h: the bounded-Kafka-range source (pipeline/source.h):
+ * a range of eddy's input topics, read as one stream, for
+ * `eddy replay --kafka`.
  *
  * Bounds (--from, inclusive; --to, exclusive), each either
  *   a time: milliseconds since the epoch, or UTC "YYYY-MM-DDTHH:MM:SSZ",
@@ -18,25 +19,19 @@
  * range gives the same stream whatever the fetch timing. A record that does
  * not decode is skipped and counted (it is in the DLQ already from the live
  * run). */
-#ifndef EDDY_KAFKASOURCE_H
-#define EDDY_KAFKASOURCE_H
+#ifndef EDDY_SOURCE_KAFKA_RANGE_H
+#define EDDY_SOURCE_KAFKA_RANGE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "schemas/records.h"
 #include "pipeline/config.h"
+#include "pipeline/source.h"
 
-struct kafkasource;
-
+/* Opens the range; from and to must outlive the source (its description
+ * names them). */
 int kafkasource_open(const struct eddy_config *cfg, const char *from, const char *to,
-                     struct kafkasource **out, char *err, size_t errlen);
-/* 1 an event, 0 the end of the range, -1 error. ev's strings stay valid
- * until the next call. */
-int kafkasource_next(struct kafkasource *s, struct eddy_event *ev, char *err, size_t errlen);
-/* Messages in the range (fixed when opened), and those skipped as bad. */
-uint64_t kafkasource_size(const struct kafkasource *s);
-uint64_t kafkasource_skipped(const struct kafkasource *s);
-void kafkasource_free(struct kafkasource *s);
+                     struct eddy_source **out, char *err, size_t errlen);
 
 #endif
