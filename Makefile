@@ -54,7 +54,7 @@ $(B)/pipeline/schemas.o: $(wildcard schemas/*.avsc)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 # The configuration takes its operators' keys from the chain.
 CONFIG_OBJS := pipeline/config.o pipeline/chain.o operators/embeddings.o operators/recommend.o \
-               operators/blas.o operators/budget.o state/state.o
+               operators/blas.o operators/budget.o state/state.o state/json.o
 TEST_OBJS_test_codec      = pipeline/codec.o pipeline/avromap.o pipeline/registry.o pipeline/schemas.o \
                             pipeline/log.o pipeline/validate.o
 TEST_OBJS_test_config     = $(CONFIG_OBJS)
@@ -62,8 +62,8 @@ TEST_OBJS_test_http       = pipeline/http.o pipeline/metrics.o
 TEST_OBJS_test_state      = state/state.o
 TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
 TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o state/state.o
-TEST_OBJS_test_budget     = operators/budget.o state/state.o
-TEST_OBJS_test_inspect    = state/inspect.o state/state.o
+TEST_OBJS_test_budget     = operators/budget.o state/state.o state/json.o
+TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o
 TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/avromap.o pipeline/schemas.o \
                             pipeline/log.o pipeline/validate.o
 TEST_OBJS_test_prequential = backtest/prequential.o
@@ -82,7 +82,7 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 # --- benchmarks: each lists the objects it links -------------------------
-BENCH_OBJS_bench_state   = state/state.o
+BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o
 BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
 BENCH_OBJS_bench_replay  = pipeline/source_logs.o pipeline/merge.o pipeline/eventlog.o \
                            pipeline/avromap.o pipeline/schemas.o pipeline/log.o pipeline/validate.o

@@ -10,6 +10,7 @@
 #include <uthash.h>
 
 #include "backtest/prequential.h"
+#include "operators/budget.h"
 #include "pipeline/chain.h"
 #include "pipeline/log.h"
 #include "state/state.h"

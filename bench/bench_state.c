@@ -48,6 +48,7 @@
 #include <rocksdb/c.h>
 
 #include "bench/bench.h"
+#include "operators/budget.h"
 #include "state/state.h"
 
 #define DIM 64
@@ -186,8 +187,11 @@ static void run_dir(char *buf, size_t len, const struct cfg *c, const char *name
 
 static struct eddy_state *open_state(const char *dir, size_t cache_bytes)
 {
+    /* The stores eddy opens its state with (pipeline/chain.c), so that
+     * restart opens what eddy's does. */
+    static const struct state_codec *const stores[] = {&budget_campaigns, NULL};
     struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
-                              .cache_bytes = cache_bytes};
+                              .cache_bytes = cache_bytes, .stores = stores};
     struct eddy_state *st;
     char err[512];
     if (state_open(&o, &st, err, sizeof err))

@@ -2,7 +2,8 @@
  *
  * The model and every rule below are written down in docs/budget.md; this
  * file follows it. All a campaign's state lives in its ledger and Q-table in
- * the state store, so the operator itself holds only its parameters, and a
+ * the state's campaigns store, whose value layout, encoding and JSON are
+ * defined here; the operator itself holds only its parameters, and a
  * restart from committed state continues exactly where it left off. */
 #include "operators/budget.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "state/json.h"
 #include "state/state.h"
 
 /* Domain tags keep the draws made for different purposes independent even
@@ -23,7 +25,7 @@ enum draw_tag { DRAW_EXPLORE = 1, DRAW_ACTION, DRAW_THROTTLE };
 
 struct budget {
     struct bid_params p;
-    struct eddy_state *st;
+    struct state_store *store;
     struct eddy_emit emit;
     int64_t n_states; /* slots * buckets */
     uint32_t n_q;     /* n_states * n_actions */
@@ -110,7 +112,7 @@ static double pacing_rate(const struct campaign_ledger *l, int64_t at)
 /* A ledger written under other params (slots, buckets, actions) may point
  * outside this Q-table; such a clock is restarted rather than trusted. The
  * table itself has this operator's size: every caller got c from
- * state_campaign() with n_q, or checked it. */
+ * campaign(), which sizes it, or checked it. */
 static bool clock_fits(const struct budget *b, const struct campaign_state *c)
 {
     const struct campaign_ledger *l = &c->l;
@@ -125,7 +127,7 @@ static void publish(struct budget *b, struct campaign_state *c, int64_t event_ti
 {
     struct campaign_ledger *l = &c->l;
     struct budget_decision d = {
-        .campaign_id = c->id,
+        .campaign_id = state_key(c),
         .slot = (int32_t)l->slot,
         .bid_multiplier = l->bid_multiplier,
         .pacing_rate = l->pacing_rate,
@@ -134,7 +136,7 @@ static void publish(struct budget *b, struct campaign_state *c, int64_t event_ti
         .event_time_ms = event_time,
     };
     l->decisions++;
-    state_campaign_dirty(b->st, c);
+    state_dirty(b->store, c);
     b->emit.decision(b->emit.ctx, &d);
 }
 
@@ -156,8 +158,9 @@ static int64_t choose_action(const struct budget *b, struct campaign_state *c)
 {
     const struct campaign_ledger *l = &c->l;
     uint64_t period = (uint64_t)l->period_start_ms, slot = (uint64_t)l->slot;
-    if (draw(b, c->id, DRAW_EXPLORE, period, slot, 0) < b->p.epsilon)
-        return (int64_t)(draw(b, c->id, DRAW_ACTION, period, slot, 0) * b->p.n_actions);
+    struct eddy_str id = state_key(c);
+    if (draw(b, id, DRAW_EXPLORE, period, slot, 0) < b->p.epsilon)
+        return (int64_t)(draw(b, id, DRAW_ACTION, period, slot, 0) * b->p.n_actions);
     return greedy(b, q_row(b, c, l->q_state));
 }
 
@@ -240,9 +243,28 @@ static void advance(struct budget *b, struct campaign_state *c, int64_t t)
 
 /* --- events ------------------------------------------------------------ */
 
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "eddy budget: out of memory\n");
+        abort(); /* as the state does */
+    }
+    return p;
+}
+
+/* The campaign, created if new. A Q-table of another size (stored under
+ * other params, or new) is replaced by zeros of this operator's size. */
 static struct campaign_state *campaign(struct budget *b, struct eddy_str id)
 {
-    return state_campaign(b->st, id, true, b->n_q);
+    struct campaign_state *c = state_get(b->store, id, true);
+    if (c->n_q != b->n_q) {
+        free(c->q);
+        c->n_q = b->n_q;
+        c->q = xcalloc(b->n_q, sizeof *c->q);
+        state_dirty(b->store, c);
+    }
+    return c;
 }
 
 /* Period lengths below one ms per slot would make empty slots, and longer
@@ -281,7 +303,7 @@ static void on_campaign(struct budget *b, const struct campaign_budget *cb)
     l->budget_micros = cb->budget_micros;
     l->period_ms = cb->period_ms;
     l->base_bid_micros = cb->base_bid_micros;
-    state_campaign_dirty(b->st, c);
+    state_dirty(b->store, c);
 }
 
 /* The throttle: a deterministic coin with P(heads) = pacing_rate, keyed by
@@ -291,7 +313,7 @@ static bool participates(const struct budget *b, const struct campaign_state *c,
 {
     uint64_t pctr_bits;
     memcpy(&pctr_bits, &ev->pctr, sizeof pctr_bits);
-    return draw(b, c->id, DRAW_THROTTLE, (uint64_t)ev->timestamp_ms,
+    return draw(b, state_key(c), DRAW_THROTTLE, (uint64_t)ev->timestamp_ms,
                 (uint64_t)ev->market_price_micros, pctr_bits) < c->l.pacing_rate;
 }
 
@@ -358,7 +380,7 @@ static void on_ad(struct budget *b, const struct ad_event *ev)
     case AD_TYPE_COUNT:
         break;
     }
-    state_campaign_dirty(b->st, c);
+    state_dirty(b->store, c);
 }
 
 /* --- the operator ------------------------------------------------------ */
@@ -395,13 +417,19 @@ static void *budget_create(const void *params, struct eddy_state *st,
         snprintf(err, errlen, "budget: no decision output");
         return NULL;
     }
+    struct state_store *store = state_store(st, &budget_campaigns);
+    if (!store) {
+        snprintf(err, errlen, "budget: the state was opened without the %s store",
+                 budget_campaigns.name);
+        return NULL;
+    }
     struct budget *b = calloc(1, sizeof *b);
     if (!b) {
         snprintf(err, errlen, "budget: out of memory");
         return NULL;
     }
     b->p = *p;
-    b->st = st;
+    b->store = store;
     b->emit = *emit;
     b->n_states = (int64_t)p->slots * p->buckets;
     b->n_q = (uint32_t)(b->n_states * p->n_actions);
@@ -423,8 +451,9 @@ struct flush_ctx {
 
 /* A campaign whose Q-table still has another size (params changed since it
  * was stored) is skipped: its next record resizes the table first. */
-static void flush_campaign(struct campaign_state *c, void *ctx)
+static void flush_campaign(void *value, void *ctx)
 {
+    struct campaign_state *c = value;
     struct flush_ctx *f = ctx;
     /* Only running clocks: a clock starts at the campaign's own first event,
      * never at a flush, whose watermark depends on where batches end. */
@@ -439,7 +468,7 @@ static void budget_flush(void *self, int64_t watermark_ms)
     struct budget *b = self;
     struct flush_ctx f = {b, watermark_ms};
     if (watermark_ms != INT64_MIN)
-        state_campaign_foreach(b->st, flush_campaign, &f);
+        state_foreach(b->store, flush_campaign, &f);
 }
 
 static void budget_destroy(void *self)
@@ -447,14 +476,154 @@ static void budget_destroy(void *self)
     free(self);
 }
 
-/* A lookup that changes nothing: state_campaign() would resize the Q-table
- * of a campaign stored with another size, and only an instance knows it. */
+/* A lookup that changes nothing: campaign() would resize the Q-table of a
+ * campaign stored with another size, and only an instance knows the size. */
 static bool budget_query(struct eddy_state *st, struct eddy_query *q)
 {
-    const struct campaign_state *c = state_campaign_find(st, q->u.ledger.campaign_id);
+    struct state_store *store = state_store(st, &budget_campaigns);
+    const struct campaign_state *c =
+        store ? state_find(store, q->u.ledger.campaign_id) : NULL;
     q->u.ledger.ledger = c ? &c->l : NULL;
     return c != NULL;
 }
+
+/* --- the campaigns store ---------------------------------------------- */
+
+_Static_assert(sizeof(struct campaign_ledger) % 8 == 0,
+               "campaign_ledger must hold 8-byte fields only (no padding)");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the campaign encoding is little-endian memcpy; add byte swaps for this host");
+
+#define Q_AT (sizeof(struct campaign_ledger) + 4) /* where the Q-table starts */
+
+static void campaign_init(void *value)
+{
+    struct campaign_ledger *l = &((struct campaign_state *)value)->l;
+    l->period_start_ms = INT64_MIN;
+    l->slot = -1;
+    l->bid_multiplier = 1.0;
+    l->pacing_rate = 1.0;
+}
+
+static size_t campaign_encoded_size(const void *value)
+{
+    return Q_AT + (size_t)((const struct campaign_state *)value)->n_q * sizeof(double);
+}
+
+static void campaign_encode(const void *value, char *out)
+{
+    const struct campaign_state *c = value;
+    memcpy(out, &c->l, sizeof c->l);
+    memcpy(out + sizeof c->l, &c->n_q, 4);
+    if (c->n_q)
+        memcpy(out + Q_AT, c->q, (size_t)c->n_q * sizeof(double));
+}
+
+static bool campaign_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+{
+    struct campaign_state *c = value;
+    uint32_t n_q = 0;
+    if (len >= Q_AT)
+        memcpy(&n_q, in + sizeof c->l, 4);
+    if (len < Q_AT || len != Q_AT + (size_t)n_q * sizeof(double)) {
+        snprintf(why, whylen, "value is %zu bytes, expected %zu", len + 1,
+                 Q_AT + (size_t)n_q * sizeof(double) + 1); /* counting the version byte */
+        return false;
+    }
+    memcpy(&c->l, in, sizeof c->l);
+    c->n_q = n_q;
+    c->q = xcalloc(n_q, sizeof *c->q);
+    memcpy(c->q, in + Q_AT, (size_t)n_q * sizeof(double));
+    return true;
+}
+
+static size_t campaign_heap_bytes(const void *value)
+{
+    return (size_t)((const struct campaign_state *)value)->n_q * sizeof(double);
+}
+
+static void campaign_free(void *value)
+{
+    free(((struct campaign_state *)value)->q);
+}
+
+/* The one table of struct campaign_ledger's fields, in stored order, for
+ * every JSON view of a ledger (`eddy state`, the HTTP API). */
+enum ledger_kind {
+    L_INT,
+    L_FLAG,  /* 0 or 1 */
+    L_TIME,  /* ms; INT64_MIN: not set yet */
+    L_REAL,
+};
+#define LEDGER(field, kind) {#field, offsetof(struct campaign_ledger, field), kind}
+static const struct {
+    const char *name;
+    size_t off;
+    enum ledger_kind kind;
+} ledger_fields[] = {
+    LEDGER(configured, L_FLAG),          LEDGER(budget_micros, L_INT),
+    LEDGER(period_ms, L_INT),            LEDGER(base_bid_micros, L_INT),
+    LEDGER(period_start_ms, L_TIME),     LEDGER(slot, L_INT),
+    LEDGER(action, L_INT),               LEDGER(q_state, L_INT),
+    LEDGER(spent_micros, L_INT),         LEDGER(slot_spent_micros, L_INT),
+    LEDGER(slot_clicks, L_INT),          LEDGER(last_auction_won, L_FLAG),
+    LEDGER(auctions, L_INT),             LEDGER(wins, L_INT),
+    LEDGER(clicks, L_INT),               LEDGER(impressions, L_INT),
+    LEDGER(conversions, L_INT),          LEDGER(reported_cost_micros, L_INT),
+    LEDGER(priced_auctions, L_INT),      LEDGER(price_sum_micros, L_INT),
+    LEDGER(conversion_value, L_REAL),    LEDGER(bid_multiplier, L_REAL),
+    LEDGER(pacing_rate, L_REAL),         LEDGER(decisions, L_INT),
+};
+_Static_assert(sizeof ledger_fields / sizeof ledger_fields[0] * 8 ==
+                   sizeof(struct campaign_ledger),
+               "ledger_fields must list every field of struct campaign_ledger");
+
+static json_t *ledger_field_json(const struct campaign_ledger *l, size_t i,
+                                 enum ledger_style style)
+{
+    const char *p = (const char *)l + ledger_fields[i].off;
+    enum ledger_kind kind = ledger_fields[i].kind;
+    int64_t v;
+    double d;
+    memcpy(&v, p, sizeof v);
+    memcpy(&d, p, sizeof d);
+    if (kind == L_REAL)
+        return sjson_real(d);
+    if (style == LEDGER_READABLE && kind == L_FLAG)
+        return json_boolean(v);
+    if (style == LEDGER_READABLE && kind == L_TIME && v == INT64_MIN)
+        return json_null();
+    return json_integer(v);
+}
+
+json_t *budget_ledger_json(json_t *doc, const struct campaign_ledger *l,
+                           enum ledger_style style)
+{
+    for (size_t i = 0; i < sizeof ledger_fields / sizeof ledger_fields[0]; i++)
+        doc = sjson_with(doc, ledger_fields[i].name, ledger_field_json(l, i, style));
+    return doc;
+}
+
+static json_t *campaign_json(json_t *doc, const void *value)
+{
+    const struct campaign_state *c = value;
+    doc = budget_ledger_json(doc, &c->l, LEDGER_RAW);
+    return sjson_with(doc, "q", sjson_doubles(c->q, c->n_q));
+}
+
+const struct state_codec budget_campaigns = {
+    .name = "campaigns",
+    .kind = "campaign",
+    .version = 1,
+    .value_size = sizeof(struct campaign_state),
+    .init = campaign_init,
+    .encoded_size = campaign_encoded_size,
+    .encode = campaign_encode,
+    .decode = campaign_decode,
+    .heap_bytes = campaign_heap_bytes,
+    .free = campaign_free,
+    .to_json = campaign_json,
+};
 
 /* The keys of [bidding], which the pipeline reads into struct bid_params. */
 #define BID(field) offsetof(struct bid_params, field)

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "operators/budget.h"
 #include "pipeline/chain.h"
 #include "pipeline/metrics.h"
-#include "state/inspect.h"
 
 #define USERS "/users/"
 #define RECS "/recommendations"
@@ -117,8 +117,8 @@ static void campaign(struct api_ctx *api, struct eddy_str id, json_t *jid,
     if (!chain_query(api->st, &q))
         set_error(r, 404, "unknown campaign", "campaign_id", jid);
     else
-        set_json(r, 200, inspect_ledger_json(json_pack("{s:O}", "campaign_id", jid),
-                                             q.u.ledger.ledger, LEDGER_READABLE));
+        set_json(r, 200, budget_ledger_json(json_pack("{s:O}", "campaign_id", jid),
+                                            q.u.ledger.ledger, LEDGER_READABLE));
 }
 
 /* The raw id of path if it is prefix + id + suffix, with no '/' in id. */

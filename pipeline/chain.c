@@ -11,6 +11,11 @@ const struct eddy_operator *const chain_operators[CHAIN_OPS] = {
     &eddy_op_budget,
 };
 
+const struct state_codec *const chain_stores[] = {
+    &budget_campaigns,
+    NULL,
+};
+
 int chain_create(struct op_chain *c, const struct eddy_config *cfg, struct eddy_state *st,
                  const struct eddy_emit *emit, char *err, size_t errlen)
 {

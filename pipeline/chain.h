@@ -9,6 +9,7 @@
 #include "operators/operator.h"
 
 struct eddy_config;
+struct state_codec;
 
 enum { CHAIN_OPS = 3 }; /* the length of chain_operators[] */
 
@@ -21,6 +22,10 @@ struct op_chain {
  * Each declares its configuration section (operator.h), which config.c
  * reads from here. */
 extern const struct eddy_operator *const chain_operators[CHAIN_OPS];
+
+/* The operators' keyed stores (state.h), NULL-terminated: what
+ * state_options.stores takes, for every state the chain runs on. */
+extern const struct state_codec *const chain_stores[];
 
 /* Creates every operator with its parameter struct from cfg (config.h:
  * op_params). On failure the ones created are destroyed, err says why, and

@@ -377,7 +377,7 @@ static void update_state_metrics(struct runtime *rt)
     rt->metrics.state_bytes = s.disk_bytes;
     rt->metrics.state_users = s.users_cached;
     rt->metrics.state_items = s.items;
-    rt->metrics.state_campaigns = s.campaigns;
+    rt->metrics.state_campaigns = s.keyed_cached; /* the one store: campaigns */
     rt->metrics.cache_hits = s.cache_hits;
     rt->metrics.cache_misses = s.cache_misses;
     rt->metrics.cache_evictions = s.cache_evictions;
@@ -649,7 +649,8 @@ static int open_state(struct runtime *rt, char *err, size_t errlen)
 {
     const struct mf_params *mf = config_op_params(rt->cfg, &eddy_op_embeddings);
     struct state_options so = {.dir = rt->cfg->state_dir, .dim = mf->dim,
-                               .create_if_missing = true, .cache_bytes = rt->cfg->cache_bytes};
+                               .create_if_missing = true, .cache_bytes = rt->cfg->cache_bytes,
+                               .stores = chain_stores};
     return state_open(&so, &rt->st, err, errlen);
 }
 

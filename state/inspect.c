@@ -1,7 +1,8 @@
 /* inspect.c: see inspect.h. One function per column family turns a stored
  * (key, value) into a JSON object; get and export both go through it, so a
  * `get` line is exactly the line `export` writes for that entry. Values are
- * decoded with state.c's own decoders (state_internal.h). */
+ * decoded with state.c's own decoders (state_internal.h), a keyed store's
+ * with its codec, which also renders them. */
 #include "state/inspect.h"
 
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "state/json.h"
 #include "state/state_internal.h"
 
 /* Compact, keys in insertion order; 17 digits round-trip floats and doubles. */
@@ -36,28 +38,6 @@ static int key_quote_len(struct eddy_str key)
 
 /* ---- JSON values ---------------------------------------------------------- */
 
-/* Sets doc[key] = value and returns doc. jansson frees value when it cannot
- * be set (also when doc is NULL); then doc is freed too and NULL returned,
- * so calls chain and the first failure carries through. */
-static json_t *with(json_t *doc, const char *key, json_t *value)
-{
-    if (json_object_set_new(doc, key, value)) {
-        json_decref(doc);
-        return NULL;
-    }
-    return doc;
-}
-
-/* The array-append counterpart of with(). */
-static json_t *append(json_t *arr, json_t *value)
-{
-    if (json_array_append_new(arr, value)) {
-        json_decref(arr);
-        return NULL;
-    }
-    return arr;
-}
-
 static json_t *hex_json(struct eddy_str bytes)
 {
     static const char digits[] = "0123456789abcdef";
@@ -77,38 +57,12 @@ static json_t *hex_json(struct eddy_str bytes)
 static json_t *id_json(struct eddy_str id)
 {
     json_t *s = json_stringn(id.ptr ? id.ptr : "", id.len);
-    return s ? s : with(json_object(), "hex", hex_json(id));
-}
-
-/* JSON has no NaN or infinities; json_real() refuses them. */
-static json_t *real_json(double d)
-{
-    if (isnan(d))
-        return json_string("NaN");
-    if (isinf(d))
-        return json_string(d > 0 ? "Infinity" : "-Infinity");
-    return json_real(d);
-}
-
-static json_t *floats_json(const float *v, size_t n)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        arr = append(arr, real_json(v[i]));
-    return arr;
-}
-
-static json_t *doubles_json(const double *v, size_t n)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        arr = append(arr, real_json(v[i]));
-    return arr;
+    return s ? s : sjson_with(json_object(), "hex", hex_json(id));
 }
 
 static json_t *kind_json(const char *kind)
 {
-    return with(json_object(), "kind", json_string(kind));
+    return sjson_with(json_object(), "kind", json_string(kind));
 }
 
 /* ---- one function per column family ---------------------------------------
@@ -121,8 +75,8 @@ static json_t *with_key(json_t *doc, struct eddy_str key)
     int32_t partition = 0;
     struct eddy_str id = key;
     state_key_split(key, &partition, &id);
-    doc = with(doc, "partition", json_integer(partition));
-    return with(doc, "id", id_json(id));
+    doc = sjson_with(doc, "partition", json_integer(partition));
+    return sjson_with(doc, "id", id_json(id));
 }
 
 typedef json_t *(*entry_fn)(struct eddy_state *st, struct eddy_str key, struct eddy_str value,
@@ -132,7 +86,7 @@ static json_t *seen_json(struct eddy_state *st, const struct user_state *u)
 {
     json_t *arr = json_array();
     for (uint32_t i = 0; arr && i < u->n_seen; i++)
-        arr = append(arr, id_json(state_item_id(st, u->seen[i])));
+        arr = sjson_append(arr, id_json(state_item_id(st, u->seen[i])));
     return arr;
 }
 
@@ -146,11 +100,11 @@ static json_t *user_entry(struct eddy_state *st, struct eddy_str key, struct edd
         goto out;
     doc = kind_json("user");
     doc = with_key(doc, key);
-    doc = with(doc, "last_refresh_ms", json_integer(u.last_refresh_ms));
-    doc = with(doc, "last_event_ms", json_integer(u.last_event_ms));
-    doc = with(doc, "n_events", json_integer((json_int_t)u.n_events));
-    doc = with(doc, "vector", floats_json(u.vec, dim));
-    doc = with(doc, "seen", seen_json(st, &u));
+    doc = sjson_with(doc, "last_refresh_ms", json_integer(u.last_refresh_ms));
+    doc = sjson_with(doc, "last_event_ms", json_integer(u.last_event_ms));
+    doc = sjson_with(doc, "n_events", json_integer((json_int_t)u.n_events));
+    doc = sjson_with(doc, "vector", sjson_floats(u.vec, dim));
+    doc = sjson_with(doc, "seen", seen_json(st, &u));
 out:
     free(u.seen);
     free(u.vec);
@@ -169,81 +123,26 @@ static json_t *item_entry(struct eddy_state *st, struct eddy_str key, struct edd
         return NULL;
     }
     json_t *doc = kind_json("item");
-    doc = with(doc, "id", id_json(key));
-    doc = with(doc, "row", json_integer(row));
-    return with(doc, "vector", floats_json(state_item_vec(st, (uint32_t)row),
+    doc = sjson_with(doc, "id", id_json(key));
+    doc = sjson_with(doc, "row", json_integer(row));
+    return sjson_with(doc, "vector", sjson_floats(state_item_vec(st, (uint32_t)row),
                                            (size_t)state_dim(st)));
 }
 
-/* The one table of struct campaign_ledger's fields, in stored order, for
- * every JSON view of a ledger (the export and get here, the HTTP API). */
-enum ledger_kind {
-    L_INT,
-    L_FLAG,  /* 0 or 1 */
-    L_TIME,  /* ms; INT64_MIN: not set yet */
-    L_REAL,
-};
-#define LEDGER(field, kind) {#field, offsetof(struct campaign_ledger, field), kind}
-static const struct {
-    const char *name;
-    size_t off;
-    enum ledger_kind kind;
-} ledger_fields[] = {
-    LEDGER(configured, L_FLAG),          LEDGER(budget_micros, L_INT),
-    LEDGER(period_ms, L_INT),            LEDGER(base_bid_micros, L_INT),
-    LEDGER(period_start_ms, L_TIME),     LEDGER(slot, L_INT),
-    LEDGER(action, L_INT),               LEDGER(q_state, L_INT),
-    LEDGER(spent_micros, L_INT),         LEDGER(slot_spent_micros, L_INT),
-    LEDGER(slot_clicks, L_INT),          LEDGER(last_auction_won, L_FLAG),
-    LEDGER(auctions, L_INT),             LEDGER(wins, L_INT),
-    LEDGER(clicks, L_INT),               LEDGER(impressions, L_INT),
-    LEDGER(conversions, L_INT),          LEDGER(reported_cost_micros, L_INT),
-    LEDGER(priced_auctions, L_INT),      LEDGER(price_sum_micros, L_INT),
-    LEDGER(conversion_value, L_REAL),    LEDGER(bid_multiplier, L_REAL),
-    LEDGER(pacing_rate, L_REAL),         LEDGER(decisions, L_INT),
-};
-_Static_assert(sizeof ledger_fields / sizeof ledger_fields[0] * 8 ==
-                   sizeof(struct campaign_ledger),
-               "ledger_fields must list every field of struct campaign_ledger");
-
-static json_t *ledger_field_json(const struct campaign_ledger *l, size_t i,
-                                 enum ledger_style style)
+/* A keyed store's value, rendered by its codec. */
+static json_t *store_entry(const struct state_codec *c, struct eddy_str key,
+                           struct eddy_str value, char *why, size_t whylen)
 {
-    const char *p = (const char *)l + ledger_fields[i].off;
-    enum ledger_kind kind = ledger_fields[i].kind;
-    int64_t v;
-    double d;
-    memcpy(&v, p, sizeof v);
-    memcpy(&d, p, sizeof d);
-    if (kind == L_REAL)
-        return real_json(d);
-    if (style == LEDGER_READABLE && kind == L_FLAG)
-        return json_boolean(v);
-    if (style == LEDGER_READABLE && kind == L_TIME && v == INT64_MIN)
-        return json_null();
-    return json_integer(v);
-}
-
-json_t *inspect_ledger_json(json_t *doc, const struct campaign_ledger *l,
-                            enum ledger_style style)
-{
-    for (size_t i = 0; i < sizeof ledger_fields / sizeof ledger_fields[0]; i++)
-        doc = with(doc, ledger_fields[i].name, ledger_field_json(l, i, style));
-    return doc;
-}
-
-static json_t *campaign_entry(struct eddy_state *st, struct eddy_str key, struct eddy_str value,
-                              char *why, size_t whylen)
-{
-    (void)st;
-    struct campaign_state c = {0};
-    if (!state_campaign_decode(value.ptr, value.len, &c, why, whylen))
-        return NULL;
-    json_t *doc = kind_json("campaign");
-    doc = with(doc, "id", id_json(key));
-    doc = inspect_ledger_json(doc, &c.l, LEDGER_RAW);
-    doc = with(doc, "q", doubles_json(c.q, c.n_q));
-    free(c.q);
+    void *v = calloc(1, c->value_size);
+    json_t *doc = NULL;
+    if (v && state_value_decode(c, value.ptr, value.len, v, why, whylen)) {
+        doc = kind_json(c->kind);
+        doc = sjson_with(doc, "id", id_json(key));
+        doc = c->to_json(doc, v);
+    }
+    if (v && c->free)
+        c->free(v);
+    free(v);
     return doc;
 }
 
@@ -273,9 +172,9 @@ static json_t *offset_entry(struct eddy_state *st, struct eddy_str key, struct e
     if (!offset_decode(key, value, &topic, &partition, &next, why, whylen))
         return NULL;
     json_t *doc = kind_json("offset");
-    doc = with(doc, "topic", id_json(topic));
-    doc = with(doc, "partition", json_integer(partition));
-    return with(doc, "next_offset", json_integer(next));
+    doc = sjson_with(doc, "topic", id_json(topic));
+    doc = sjson_with(doc, "partition", json_integer(partition));
+    return sjson_with(doc, "next_offset", json_integer(next));
 }
 
 /* meta holds int64 values, except blobs, whose bytes are opaque here. */
@@ -286,43 +185,68 @@ static json_t *meta_entry(struct eddy_state *st, struct eddy_str key, struct edd
     const size_t plen = strlen(STATE_BLOB_PREFIX);
     if (key.len >= plen && !memcmp(key.ptr, STATE_BLOB_PREFIX, plen)) {
         json_t *doc = kind_json("blob");
-        doc = with(doc, "key", id_json((struct eddy_str){key.ptr + plen, key.len - plen}));
-        return with(doc, "hex", hex_json(value));
+        doc = sjson_with(doc, "key", id_json((struct eddy_str){key.ptr + plen, key.len - plen}));
+        return sjson_with(doc, "hex", hex_json(value));
     }
     int64_t x;
     if (!state_i64_decode(value.ptr, value.len, &x, why, whylen))
         return NULL;
     json_t *doc = kind_json("meta");
-    doc = with(doc, "key", id_json(key));
-    return with(doc, "value", json_integer(x));
+    doc = sjson_with(doc, "key", id_json(key));
+    return sjson_with(doc, "value", json_integer(x));
 }
 
-/* In export order; the first ones are indexed by enum inspect_kind. */
+/* The state's own column families with entries to show; the keyed stores'
+ * show through their codecs. */
 static const struct {
     const char *cf;
+    const char *kind; /* for inspect_kind_cf(); NULL: not for `get` */
     entry_fn entry;
-} column_families[] = {
-    [INSPECT_USER] = {"users", user_entry},
-    [INSPECT_ITEM] = {"items", item_entry},
-    [INSPECT_CAMPAIGN] = {"campaigns", campaign_entry},
-    {"offsets", offset_entry},
-    {"meta", meta_entry},
+} own_cfs[] = {
+    {"users", "user", user_entry},
+    {"items", "item", item_entry},
+    {"offsets", NULL, offset_entry},
+    {"meta", NULL, meta_entry},
 };
-#define N_EXPORTED (sizeof column_families / sizeof column_families[0])
+#define N_OWN (sizeof own_cfs / sizeof own_cfs[0])
 
-/* Writes the JSON line of one stored entry of column_families[cf]. */
-static int entry_line(struct eddy_state *st, size_t cf, struct eddy_str key,
+/* The entry's JSON object; NULL with why set if it is corrupt, with why
+ * empty if jansson ran out of memory, and for a column family not shown
+ * ("default"). */
+static json_t *entry_json(struct eddy_state *st, const char *cf, struct eddy_str key,
+                          struct eddy_str value, char *why, size_t whylen)
+{
+    const struct state_codec *c = state_cf_codec(st, cf);
+    if (c)
+        return store_entry(c, key, value, why, whylen);
+    for (size_t i = 0; i < N_OWN; i++)
+        if (!strcmp(own_cfs[i].cf, cf))
+            return own_cfs[i].entry(st, key, value, why, whylen);
+    return NULL;
+}
+
+static bool shown(struct eddy_state *st, const char *cf)
+{
+    if (state_cf_codec(st, cf))
+        return true;
+    for (size_t i = 0; i < N_OWN; i++)
+        if (!strcmp(own_cfs[i].cf, cf))
+            return true;
+    return false;
+}
+
+/* Writes the JSON line of one stored entry of the column family cf. */
+static int entry_line(struct eddy_state *st, const char *cf, struct eddy_str key,
                       struct eddy_str value, FILE *out, char *err, size_t errlen)
 {
     char why[160] = "";
-    json_t *doc = column_families[cf].entry(st, key, value, why, sizeof why);
+    json_t *doc = entry_json(st, cf, key, value, why, sizeof why);
     int rc = -1;
     if (!doc && why[0])
-        fmt_err(err, errlen, "state %s: corrupt %s/%.*s: %s", state_dir(st),
-                column_families[cf].cf, key_quote_len(key), key.ptr, why);
+        fmt_err(err, errlen, "state %s: corrupt %s/%.*s: %s", state_dir(st), cf,
+                key_quote_len(key), key.ptr, why);
     else if (!doc)
-        fmt_err(err, errlen, "state %s: out of memory writing %s as JSON", state_dir(st),
-                column_families[cf].cf);
+        fmt_err(err, errlen, "state %s: out of memory writing %s as JSON", state_dir(st), cf);
     else if (json_dumpf(doc, out, JSON_FLAGS) || fputc('\n', out) == EOF)
         fmt_err(err, errlen, "state %s: writing JSON: %s", state_dir(st), strerror(errno));
     else
@@ -364,7 +288,7 @@ static int scan_cf(struct eddy_state *st, const char *cf, visit_fn fn, void *ctx
 }
 
 struct export_ctx {
-    size_t cf;
+    const char *cf;
     FILE *out;
 };
 
@@ -377,27 +301,28 @@ static int export_visit(struct eddy_state *st, struct eddy_str key, struct eddy_
 
 int inspect_export_jsonl(struct eddy_state *st, FILE *out, char *err, size_t errlen)
 {
-    struct export_ctx x = {0, out};
+    struct export_ctx x = {NULL, out};
     int rc = 0;
-    for (; rc == 0 && x.cf < N_EXPORTED; x.cf++)
-        rc = scan_cf(st, column_families[x.cf].cf, export_visit, &x, err, errlen);
+    for (size_t k = 0; rc == 0 && (x.cf = state_cf_name(st, k)); k++)
+        if (shown(st, x.cf))
+            rc = scan_cf(st, x.cf, export_visit, &x, err, errlen);
     return rc;
 }
 
-int inspect_kind_parse(const char *name)
+const char *inspect_kind_cf(const char *kind, const struct state_codec *const *stores)
 {
-    static const char *const kinds[] = {
-        [INSPECT_USER] = "user", [INSPECT_ITEM] = "item", [INSPECT_CAMPAIGN] = "campaign"};
-    for (int k = 0; k < (int)(sizeof kinds / sizeof kinds[0]); k++)
-        if (!strcmp(name, kinds[k]))
-            return k;
-    return -1;
+    for (size_t i = 0; i < N_OWN; i++)
+        if (own_cfs[i].kind && !strcmp(kind, own_cfs[i].kind))
+            return own_cfs[i].cf;
+    for (; stores && *stores; stores++)
+        if (!strcmp(kind, (*stores)->kind))
+            return (*stores)->name;
+    return NULL;
 }
 
-static int get_one(struct eddy_state *st, enum inspect_kind kind, struct eddy_str key,
-                   FILE *out, char *err, size_t errlen)
+static int get_one(struct eddy_state *st, const char *cf, struct eddy_str key, FILE *out,
+                   char *err, size_t errlen)
 {
-    const char *cf = column_families[kind].cf;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     char *rerr = NULL;
     size_t len = 0;
@@ -408,7 +333,7 @@ static int get_one(struct eddy_state *st, enum inspect_kind kind, struct eddy_st
                 key_quote_len(key), key.ptr, rerr);
         rc = -1;
     } else if (v) {
-        rc = entry_line(st, kind, key, (struct eddy_str){v, len}, out, err, errlen);
+        rc = entry_line(st, cf, key, (struct eddy_str){v, len}, out, err, errlen);
     }
     rocksdb_free(rerr);
     rocksdb_free(v);
@@ -417,11 +342,15 @@ static int get_one(struct eddy_state *st, enum inspect_kind kind, struct eddy_st
 }
 
 /* Users: one line per partition holding the id. */
-int inspect_get(struct eddy_state *st, enum inspect_kind kind, struct eddy_str id,
-                FILE *out, char *err, size_t errlen)
+int inspect_get(struct eddy_state *st, const char *cf, struct eddy_str id, FILE *out,
+                char *err, size_t errlen)
 {
-    if (kind != INSPECT_USER)
-        return get_one(st, kind, id, out, err, errlen);
+    if (!state_cf(st, cf) || !shown(st, cf)) {
+        fmt_err(err, errlen, "state %s: no column family '%s' to show", state_dir(st), cf);
+        return -1;
+    }
+    if (strcmp(cf, "users"))
+        return get_one(st, cf, id, out, err, errlen);
     int rc = 1;
     for (int32_t p = 0; p >= 0;) {
         p = state_stored_partition(st, id, p);
@@ -436,7 +365,7 @@ int inspect_get(struct eddy_state *st, enum inspect_kind kind, struct eddy_str i
         memcpy(key, &be, 4);
         if (id.len)
             memcpy(key + 4, id.ptr, id.len);
-        int one = get_one(st, kind, (struct eddy_str){key, 4 + id.len}, out, err, errlen);
+        int one = get_one(st, cf, (struct eddy_str){key, 4 + id.len}, out, err, errlen);
         free(key);
         if (one < 0)
             return -1;
@@ -461,7 +390,7 @@ static int print_key_counts(struct eddy_state *st, FILE *out, char *err, size_t 
 {
     const char *cf;
     fprintf(out, "keys            ");
-    for (int k = 0; (cf = state_cf_name(k)); k++) {
+    for (size_t k = 0; (cf = state_cf_name(st, k)); k++) {
         uint64_t n = 0;
         if (scan_cf(st, cf, count_visit, &n, err, errlen))
             return -1;
@@ -477,7 +406,7 @@ static uint64_t sst_bytes(struct eddy_state *st)
 {
     const char *cf;
     uint64_t sum = 0;
-    for (int k = 0; (cf = state_cf_name(k)); k++) {
+    for (size_t k = 0; (cf = state_cf_name(st, k)); k++) {
         uint64_t v = 0;
         if (rocksdb_property_int_cf(state_db(st), state_cf(st, cf),
                                     "rocksdb.total-sst-files-size", &v) == 0)

@@ -5,12 +5,16 @@
  * little-endian fields; a value of the wrong size or version is reported as
  * corruption, never read past.
  *
- * Cache: users and campaigns are loaded on first access; all items are
+ * Keyed stores (state.h: struct state_codec) have a column family each,
+ * between items and offsets; their values are the codec's version byte and
+ * the codec's bytes, opaque here.
+ *
+ * Cache: users and keyed values are loaded on first access; all items are
  * loaded at open into one dense row-major matrix so the recommender can run
  * sgemm over it. Changed entries are listed as dirty until state_commit()
  * writes them, the model version and the offsets in one WriteBatch.
- * Cached users and campaigns share one byte budget, evicted with CLOCK: a
- * hand over the users' index slots and one over the campaigns' ring. Each
+ * Cached users and keyed values share one byte budget, evicted with CLOCK: a
+ * hand over the users' index slots and one over the keyed values' ring. Each
  * commit starts a new epoch; an entry handed out in the current epoch is
  * never evicted, which keeps every pointer valid until the next commit (the
  * contract in state.h) and, as dirty entries were handed out in it too,
@@ -54,8 +58,6 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "value encodings are little-endian memcpy; add byte swaps for this host");
-_Static_assert(sizeof(struct campaign_ledger) % 8 == 0,
-               "campaign_ledger must hold 8-byte fields only (no padding)");
 
 #define ENC_VERSION 1
 #define ITEM_INITIAL_ROWS 1024
@@ -64,9 +66,10 @@ _Static_assert(sizeof(struct campaign_ledger) % 8 == 0,
 /* rocksdb::InfoLogLevel::HEADER_LEVEL (rocksdb/env.h); the C API has no name for it. */
 #define ROCKSDB_LOG_HEADER_ONLY 5
 
-enum cf_index { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_CAMPAIGNS, CF_OFFSETS, CF_META, CF_COUNT };
-static const char *const cf_names[CF_COUNT] = {"default", "users", "items",
-                                               "campaigns", "offsets", "meta"};
+/* The state's own column families; the stores' come between items and
+ * offsets (cf_at()), where `eddy state` lists them. */
+enum cf_index { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_OFFSETS, CF_META, CF_COUNT };
+static const char *const cf_names[CF_COUNT] = {"default", "users", "items", "offsets", "meta"};
 
 /* A cached entry's bookkeeping for CLOCK, the budget and the commit. */
 struct cache_meta {
@@ -106,14 +109,25 @@ struct item_entry {
     char id[];
 };
 
-struct campaign_entry {
+/* A cached value of a keyed store. */
+struct keyed_entry {
     UT_hash_handle hh;
-    struct campaign_entry *prev, *next; /* the campaigns' CLOCK ring, circular */
+    struct keyed_entry *prev, *next; /* the keyed values' CLOCK ring, circular */
     struct cache_meta m;
-    struct campaign_entry *dirty_next;
+    struct keyed_entry *dirty_next;
+    struct state_store *store;
+    char *key;             /* after the value */
     size_t key_len;
-    struct campaign_state c;
-    char key[];            /* the id; c.id points to it */
+    max_align_t value[];   /* the codec's value_size bytes, then the key */
+};
+
+struct state_store {
+    struct eddy_state *st;
+    const struct state_codec *codec;
+    rocksdb_column_family_handle_t *cf;
+    struct keyed_entry *entries;
+    bool scanned;          /* all stored values are cached */
+    bool sorted;           /* the hash's iteration order is by key */
 };
 
 struct offset_entry {
@@ -165,9 +179,9 @@ struct eddy_state {
     rocksdb_cache_t *block_cache;   /* NULL: RocksDB's default one */
 
     struct user_index users;
-    struct campaign_entry *campaigns, *dirty_campaigns;
-    bool campaigns_scanned;   /* all stored campaigns are cached */
-    bool campaigns_sorted;    /* the hash's iteration order is by id */
+    struct state_store *stores;
+    size_t n_stores;
+    struct keyed_entry *dirty_keyed;
     struct offset_entry *offsets;
 
     struct item_entry *items;        /* by id */
@@ -186,12 +200,12 @@ struct eddy_state {
     struct sort_rec *sorted;  /* the dirty users, sorted at commit */
     size_t n_dirty_users, sorted_cap;
 
-    size_t user_hand;                    /* CLOCK hands: a slot of the users' index */
-    struct campaign_entry *campaign_hand; /* and the campaigns' ring; NULL: none */
+    size_t user_hand;                 /* CLOCK hands: a slot of the users' index */
+    struct keyed_entry *keyed_hand;   /* and the keyed values' ring; NULL: none */
     size_t cache_bytes, cache_limit;
     size_t dirty_bytes, dirty_limit;  /* encoded size of what the next commit writes */
     uint64_t epoch;           /* number of successful commits */
-    uint64_t stale_users, stale_campaigns; /* cached, not handed out in this epoch */
+    uint64_t stale_users, stale_keyed; /* cached, not handed out in this epoch */
     uint64_t hits, misses, evictions;
     uint64_t ckpt_us, ckpt_bytes, restore_us;
     int64_t ckpt_unix_ms;
@@ -297,9 +311,9 @@ static const char *get(const char *p, void *dst, size_t n)
     return p + n;
 }
 
-/* Users and campaigns are keyed by input partition, then id: the partition
- * as 4 bytes big-endian, so that one partition's entries are one contiguous
- * key range that a scale-out can hand to another instance. */
+/* Users are keyed by input partition, then id: the partition as 4 bytes
+ * big-endian, so that one partition's entries are one contiguous key range
+ * that a scale-out can hand to another instance. */
 #define PART_PREFIX 4
 
 static struct eddy_str part_key(struct eddy_state *st, int32_t partition, struct eddy_str id)
@@ -432,36 +446,26 @@ static size_t item_encode(struct eddy_state *st, uint32_t row)
     return n;
 }
 
-static size_t campaign_value_size(uint32_t n_q)
+/* A keyed value: the codec's version byte, then the codec's bytes. */
+static size_t keyed_encode(struct eddy_state *st, const struct state_codec *c,
+                           const void *value)
 {
-    return 1 + sizeof(struct campaign_ledger) + 4 + (size_t)n_q * 8;
-}
-
-static size_t campaign_encode(struct eddy_state *st, const struct campaign_state *c)
-{
-    size_t n = campaign_value_size(c->n_q);
+    size_t n = 1 + c->encoded_size(value);
     char *p = scratch(st, n);
-    *p++ = ENC_VERSION;
-    p = put(p, &c->l, sizeof c->l);
-    p = put(p, &c->n_q, 4);
-    put(p, c->q, (size_t)c->n_q * 8);
+    p[0] = (char)c->version;
+    c->encode(value, p + 1);
     return n;
 }
 
-static bool campaign_decode(const char *v, size_t len, struct campaign_state *c,
-                            char *why, size_t whylen)
+static bool keyed_decode(const struct state_codec *c, const char *v, size_t len, void *value,
+                         char *why, size_t whylen)
 {
-    size_t fixed = campaign_value_size(0);
-    uint32_t n_q = 0;
-    if (len >= fixed)
-        memcpy(&n_q, v + fixed - 4, 4);
-    if (!value_ok(v, len, campaign_value_size(n_q), why, whylen))
+    if (len < 1 || (uint8_t)v[0] != c->version) {
+        snprintf(why, whylen, "value version %d, this eddy reads %s values of version %d",
+                 len ? (uint8_t)v[0] : -1, c->kind, c->version);
         return false;
-    const char *p = get(v + 1, &c->l, sizeof c->l) + 4;
-    c->n_q = n_q;
-    c->q = xrealloc(NULL, (size_t)n_q * 8);
-    get(p, c->q, (size_t)n_q * 8);
-    return true;
+    }
+    return c->decode(v + 1, len - 1, value, why, whylen);
 }
 
 /* int64 values (offsets, meta): version byte + 8 bytes. */
@@ -510,8 +514,52 @@ static int dir_is_fresh(const char *dir, bool *fresh, char *err, size_t errlen)
     return 0;
 }
 
+/* The stores of the codecs in opt, in their order. */
+static void init_stores(struct eddy_state *st, const struct state_options *opt)
+{
+    while (opt->stores && opt->stores[st->n_stores])
+        st->n_stores++;
+    st->stores = xcalloc(st->n_stores * sizeof *st->stores);
+    for (size_t i = 0; i < st->n_stores; i++)
+        st->stores[i] = (struct state_store){.st = st, .codec = opt->stores[i]};
+}
+
+static size_t cf_count(const struct eddy_state *st)
+{
+    return CF_COUNT + st->n_stores;
+}
+
+/* The k-th column family, in the order `eddy state` shows them: sets its
+ * name and returns where its handle is kept. k < cf_count(). */
+static rocksdb_column_family_handle_t **cf_at(struct eddy_state *st, size_t k,
+                                              const char **name)
+{
+    if (k >= CF_OFFSETS && k - CF_OFFSETS < st->n_stores) {
+        struct state_store *s = &st->stores[k - CF_OFFSETS];
+        *name = s->codec->name;
+        return &s->cf;
+    }
+    k = k < CF_OFFSETS ? k : k - st->n_stores;
+    *name = cf_names[k];
+    return &st->cf[k];
+}
+
+/* The index of the column family of that name; cf_count() if none. */
+static size_t cf_find(struct eddy_state *st, const char *name)
+{
+    size_t k = 0;
+    const char *n;
+    for (; k < cf_count(st); k++) {
+        cf_at(st, k, &n);
+        if (!strcmp(n, name))
+            break;
+    }
+    return k;
+}
+
 /* An existing directory must hold a RocksDB whose column families are all
- * eddy's, including `meta`; missing ones are created only when allowed. */
+ * eddy's (the state's own and the stores'), including `meta`; missing ones
+ * are created only when allowed. */
 static int check_column_families(struct eddy_state *st, bool may_create,
                                  char *err, size_t errlen)
 {
@@ -524,13 +572,11 @@ static int check_column_families(struct eddy_state *st, bool may_create,
         rocksdb_free(rerr);
         return -1;
     }
-    bool present[CF_COUNT] = {false};
+    bool *present = xcalloc(cf_count(st) * sizeof *present);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        int k = 0;
-        while (k < CF_COUNT && strcmp(names[i], cf_names[k]))
-            k++;
-        if (k == CF_COUNT) {
+        size_t k = cf_find(st, names[i]);
+        if (k == cf_count(st)) {
             fmt_err(err, errlen, "state %s: not an eddy state database "
                     "(unexpected column family '%s')", st->dir, names[i]);
             rc = -1;
@@ -539,17 +585,20 @@ static int check_column_families(struct eddy_state *st, bool may_create,
         }
     }
     rocksdb_list_column_families_destroy(names, n);
-    if (rc == 0 && !present[CF_META]) {
+    if (rc == 0 && !present[cf_find(st, "meta")]) {
         fmt_err(err, errlen, "state %s: not an eddy state database (no 'meta' column family)",
                 st->dir);
-        return -1;
+        rc = -1;
     }
-    for (int k = 0; k < CF_COUNT && rc == 0; k++) {
+    for (size_t k = 0; k < cf_count(st) && rc == 0; k++) {
+        const char *name;
+        cf_at(st, k, &name);
         if (!present[k] && !may_create) {
-            fmt_err(err, errlen, "state %s: column family '%s' is missing", st->dir, cf_names[k]);
+            fmt_err(err, errlen, "state %s: column family '%s' is missing", st->dir, name);
             rc = -1;
         }
     }
+    free(present);
     return rc;
 }
 
@@ -585,7 +634,7 @@ static void make_options(struct eddy_state *st, bool create, size_t budget)
     rocksdb_options_set_create_if_missing(st->opts, create);
     rocksdb_options_set_error_if_exists(st->opts, create);
     rocksdb_options_set_create_missing_column_families(st->opts, !st->read_only);
-    /* Bloom filters: first accesses of new users/campaigns are point misses;
+    /* Bloom filters: first accesses of new users and keys are point misses;
      * and a cache miss is a point lookup that a memtable bloom filter lets
      * skip the memtable's skiplist (measured: a miss ~30% cheaper). */
     rocksdb_block_based_table_options_t *bbo = rocksdb_block_based_options_create();
@@ -617,16 +666,26 @@ static void make_options(struct eddy_state *st, bool create, size_t budget)
 
 static int open_db(struct eddy_state *st, char *err, size_t errlen)
 {
-    const rocksdb_options_t *cf_opts[CF_COUNT];
+    size_t n = cf_count(st);
+    const char **names = xcalloc(n * sizeof *names);
+    const rocksdb_options_t **cf_opts = xcalloc(n * sizeof *cf_opts);
+    rocksdb_column_family_handle_t **cf = xcalloc(n * sizeof *cf);
     char *rerr = NULL;
-    for (int k = 0; k < CF_COUNT; k++)
+    for (size_t k = 0; k < n; k++) {
+        cf_at(st, k, &names[k]);
         cf_opts[k] = st->opts;
+    }
     if (st->read_only)
         st->db = rocksdb_open_for_read_only_column_families(
-            st->opts, st->dir, CF_COUNT, cf_names, cf_opts, st->cf, 0, &rerr);
+            st->opts, st->dir, (int)n, names, cf_opts, cf, 0, &rerr);
     else
-        st->db = rocksdb_open_column_families(st->opts, st->dir, CF_COUNT, cf_names,
-                                              cf_opts, st->cf, &rerr);
+        st->db = rocksdb_open_column_families(st->opts, st->dir, (int)n, names, cf_opts, cf,
+                                              &rerr);
+    for (size_t k = 0; k < n && !rerr; k++)
+        *cf_at(st, k, &names[k]) = cf[k];
+    free(names);
+    free(cf_opts);
+    free(cf);
     if (rerr) {
         /* RocksDB's LOCK file: another process (or handle) owns the state. */
         int rc = strstr(rerr, "lock") ? STATE_BUSY : -1;
@@ -967,6 +1026,7 @@ static int create_state(const struct state_options *opt, char *err, size_t errle
     st->dir = xstrdup(tmp);
     st->dim = opt->dim;
     st->max_partition = -1;
+    init_stores(st, opt);
     make_options(st, true, opt->cache_bytes);
     int rc = open_db(st, err, errlen);
     if (rc == 0)
@@ -1016,6 +1076,7 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
     st->dim = opt->dim;
     st->read_only = opt->read_only;
     st->max_partition = -1;
+    init_stores(st, opt);
     make_options(st, false, opt->cache_bytes);
     int rc = check_column_families(st, opt->create_if_missing && !opt->read_only, err, errlen);
     if (rc == 0)
@@ -1127,17 +1188,17 @@ static void index_del(struct user_index *ix, const struct user_entry *e)
     ix->count--;
 }
 
-/* ---- cache: CLOCK over users and campaigns ------------------------------- */
+/* ---- cache: CLOCK over users and keyed values ---------------------------- */
 
 /* Memory an entry costs besides its own fields: glibc's chunk header and
  * rounding per allocation, and its share of the index (8-byte slots at most
- * 3/4 full: 11 to 21 bytes a user) or of uthash's buckets (campaigns).
+ * 3/4 full: 11 to 21 bytes a user) or of uthash's buckets (keyed values).
  * An estimate; `make bench` compares the budget with peak RSS. */
 #define MALLOC_OVERHEAD 16
 #define BUCKET_OVERHEAD 16
 
 static void user_free(struct user_entry *e);
-static void campaign_free(struct campaign_entry *e);
+static void keyed_free(struct keyed_entry *e);
 static void dirty_users_push(struct eddy_state *st, struct user_entry *e);
 
 static size_t user_bytes(const struct eddy_state *st, const struct user_entry *e)
@@ -1147,13 +1208,15 @@ static size_t user_bytes(const struct eddy_state *st, const struct user_entry *e
            BUCKET_OVERHEAD + seen;
 }
 
-static size_t campaign_bytes(const struct campaign_entry *e)
+static size_t keyed_bytes(const struct keyed_entry *e)
 {
-    return sizeof *e + e->key_len + (size_t)e->c.n_q * sizeof(double) +
-           2 * MALLOC_OVERHEAD + BUCKET_OVERHEAD;
+    const struct state_codec *c = e->store->codec;
+    size_t heap = c->heap_bytes ? c->heap_bytes(e->value) : 0;
+    return sizeof *e + c->value_size + e->key_len + MALLOC_OVERHEAD + BUCKET_OVERHEAD +
+           (heap ? heap + MALLOC_OVERHEAD : 0);
 }
 
-/* Re-counts an entry whose size changed (seen set grown, Q-table resized). */
+/* Re-counts an entry whose size changed (seen set grown, keyed value resized). */
 static void cache_account(struct eddy_state *st, struct cache_meta *m, size_t bytes)
 {
     st->cache_bytes = st->cache_bytes - m->bytes + bytes;
@@ -1162,7 +1225,7 @@ static void cache_account(struct eddy_state *st, struct cache_meta *m, size_t by
 
 /* An entry handed out: CLOCK gives it a second chance, and it stays until
  * the next commit at least, since the caller may hold its pointer until
- * then. stale is the count of its kind (users or campaigns). */
+ * then. stale is the count of its kind (users or keyed values). */
 static void cache_touch(struct eddy_state *st, struct cache_meta *m, uint64_t *stale)
 {
     m->ref = true;
@@ -1181,12 +1244,12 @@ static void cache_add(struct eddy_state *st, struct cache_meta *m, size_t bytes)
     st->cache_bytes += bytes;
 }
 
-/* Puts a new campaign just behind the campaigns' hand: swept last. */
-static void campaign_link(struct eddy_state *st, struct campaign_entry *e)
+/* Puts a new keyed value just behind the keyed values' hand: swept last. */
+static void keyed_link(struct eddy_state *st, struct keyed_entry *e)
 {
-    struct campaign_entry *h = st->campaign_hand;
+    struct keyed_entry *h = st->keyed_hand;
     if (!h) {
-        e->prev = e->next = st->campaign_hand = e;
+        e->prev = e->next = st->keyed_hand = e;
         return;
     }
     e->next = h;
@@ -1195,7 +1258,7 @@ static void campaign_link(struct eddy_state *st, struct campaign_entry *e)
     h->prev = e;
 }
 
-/* Frees a stale user or campaign. A stale entry is clean: marking dirty
+/* Frees a stale user or keyed value. A stale entry is clean: marking dirty
  * needs a pointer handed out in this epoch, and a commit cleans all before
  * a new epoch. */
 static void evict_user(struct eddy_state *st, struct user_entry *e)
@@ -1207,22 +1270,22 @@ static void evict_user(struct eddy_state *st, struct user_entry *e)
     user_free(e);
 }
 
-static void evict_campaign(struct eddy_state *st, struct campaign_entry *e)
+static void evict_keyed(struct eddy_state *st, struct keyed_entry *e)
 {
     if (e->next == e) {
-        st->campaign_hand = NULL;
+        st->keyed_hand = NULL;
     } else {
-        if (st->campaign_hand == e)
-            st->campaign_hand = e->next;
+        if (st->keyed_hand == e)
+            st->keyed_hand = e->next;
         e->prev->next = e->next;
         e->next->prev = e->prev;
     }
     st->cache_bytes -= e->m.bytes;
-    st->stale_campaigns--;
+    st->stale_keyed--;
     st->evictions++;
-    HASH_DEL(st->campaigns, e);
-    campaign_free(e);
-    st->campaigns_scanned = false; /* state_campaign_foreach() must read it again */
+    HASH_DEL(e->store->entries, e);
+    e->store->scanned = false; /* state_foreach() must read it again */
+    keyed_free(e);
 }
 
 /* One step of the users' CLOCK hand, which sweeps the index's slots (no
@@ -1243,30 +1306,38 @@ static void sweep_user(struct eddy_state *st)
     st->user_hand = i;
 }
 
-static void sweep_campaign(struct eddy_state *st)
+static void sweep_keyed(struct eddy_state *st)
 {
-    struct campaign_entry *e = st->campaign_hand;
-    st->campaign_hand = e->next;
+    struct keyed_entry *e = st->keyed_hand;
+    st->keyed_hand = e->next;
     if (e->m.epoch == st->epoch)
         return;
     if (e->m.ref)
         e->m.ref = false;
     else
-        evict_campaign(st, e);
+        evict_keyed(st, e);
 }
 
 /* CLOCK: while over budget, a hand clears reference bits and evicts the
  * first stale entry found with its bit clear. Entries of this epoch are
  * passed over; with a stale entry left, the hand finds a victim within two
- * turns. Users go first: campaigns are few, small and hot. */
+ * turns. Users go first: keyed values are few, small and hot. */
 static void cache_trim(struct eddy_state *st)
 {
-    while (st->cache_bytes > st->cache_limit && (st->stale_users || st->stale_campaigns)) {
+    while (st->cache_bytes > st->cache_limit && (st->stale_users || st->stale_keyed)) {
         if (st->stale_users)
             sweep_user(st);
         else
-            sweep_campaign(st);
+            sweep_keyed(st);
     }
+}
+
+static uint64_t keyed_cached(const struct eddy_state *st)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < st->n_stores; i++)
+        n += HASH_COUNT(st->stores[i].entries);
+    return n;
 }
 
 /* After a commit nothing is dirty and no pointer handed out before is valid:
@@ -1275,7 +1346,7 @@ static void cache_new_epoch(struct eddy_state *st)
 {
     st->epoch++;
     st->stale_users = st->users.count;
-    st->stale_campaigns = HASH_COUNT(st->campaigns);
+    st->stale_keyed = keyed_cached(st);
     cache_trim(st);
 }
 
@@ -1508,157 +1579,158 @@ struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row)
     return (struct eddy_str){e->id, e->id_len};
 }
 
-/* ---- campaigns ---------------------------------------------------------- */
+/* ---- keyed stores -------------------------------------------------------- */
 
-static struct campaign_entry *campaign_alloc(struct eddy_str key)
+struct state_store *state_store(struct eddy_state *st, const struct state_codec *codec)
 {
-    struct campaign_entry *e = xcalloc(sizeof *e + key.len);
+    for (size_t i = 0; i < st->n_stores; i++)
+        if (!strcmp(st->stores[i].codec->name, codec->name))
+            return &st->stores[i];
+    return NULL;
+}
+
+static struct keyed_entry *entry_of(const void *value)
+{
+    return (struct keyed_entry *)((char *)value - offsetof(struct keyed_entry, value));
+}
+
+struct eddy_str state_key(const void *value)
+{
+    const struct keyed_entry *e = entry_of(value);
+    return (struct eddy_str){e->key, e->key_len};
+}
+
+/* A zeroed value. */
+static struct keyed_entry *keyed_alloc(struct state_store *s, struct eddy_str key)
+{
+    size_t size = s->codec->value_size;
+    struct keyed_entry *e = xcalloc(sizeof *e + size + key.len);
+    e->store = s;
+    e->key = (char *)e->value + size;
     e->key_len = key.len;
     put(e->key, key.ptr, key.len);
-    e->c.id = (struct eddy_str){e->key, key.len};
     return e;
 }
 
-static void campaign_free(struct campaign_entry *e)
+static void keyed_free(struct keyed_entry *e)
 {
-    free(e->c.q);
+    if (e->store->codec->free)
+        e->store->codec->free(e->value);
     free(e);
 }
 
-static struct campaign_entry *campaign_new(struct eddy_str key, uint32_t n_q)
-{
-    struct campaign_entry *e = campaign_alloc(key);
-    e->c.l.period_start_ms = INT64_MIN;
-    e->c.l.slot = -1;
-    e->c.l.bid_multiplier = 1.0;
-    e->c.l.pacing_rate = 1.0;
-    e->c.n_q = n_q;
-    e->c.q = xcalloc((size_t)n_q * sizeof(double));
-    return e;
-}
-
-/* Decodes a stored campaign; NULL and a sticky error if it is corrupt. */
-static struct campaign_entry *campaign_from_value(struct eddy_state *st, struct eddy_str key,
-                                                  const char *v, size_t len)
+/* Decodes a stored value; NULL and a sticky error if it is corrupt. */
+static struct keyed_entry *keyed_from_value(struct state_store *s, struct eddy_str key,
+                                            const char *v, size_t len)
 {
     char why[128];
-    struct campaign_entry *e = campaign_alloc(key);
-    struct eddy_str id = e->c.id;
-    if (!campaign_decode(v, len, &e->c, why, sizeof why)) {
-        fail(st, "state %s: corrupt campaigns/%.*s: %s", st->dir, id_quote_len(id.len),
-             id.ptr, why);
-        campaign_free(e);
+    struct keyed_entry *e = keyed_alloc(s, key);
+    if (!keyed_decode(s->codec, v, len, e->value, why, sizeof why)) {
+        fail(s->st, "state %s: corrupt %s/%.*s: %s", s->st->dir, s->codec->name,
+             id_quote_len(key.len), key.ptr, why);
+        keyed_free(e);
         return NULL;
     }
     return e;
 }
 
-static struct campaign_entry *campaign_load(struct eddy_state *st, struct eddy_str key)
+static struct keyed_entry *keyed_load(struct state_store *s, struct eddy_str key)
 {
     char *rerr = NULL;
     size_t len = 0;
-    char *v = db_get(st, st->cf[CF_CAMPAIGNS], key.ptr, key.len, &len, &rerr);
-    struct campaign_entry *e = NULL;
-    struct eddy_str id = key;
+    char *v = db_get(s->st, s->cf, key.ptr, key.len, &len, &rerr);
+    struct keyed_entry *e = NULL;
     if (rerr)
-        fail(st, "state %s: reading campaigns/%.*s: %s", st->dir, id_quote_len(id.len),
-             id.ptr, rerr);
+        fail(s->st, "state %s: reading %s/%.*s: %s", s->st->dir, s->codec->name,
+             id_quote_len(key.len), key.ptr, rerr);
     else if (v)
-        e = campaign_from_value(st, key, v, len);
+        e = keyed_from_value(s, key, v, len);
     rocksdb_free(rerr);
     rocksdb_free(v);
     return e;
 }
 
-static void campaign_insert(struct eddy_state *st, struct campaign_entry *e)
+static void keyed_insert(struct state_store *s, struct keyed_entry *e)
 {
-    HASH_ADD_KEYPTR(hh, st->campaigns, e->key, e->key_len, e);
-    campaign_link(st, e);
-    cache_add(st, &e->m, campaign_bytes(e));
-    st->campaigns_sorted = false;
+    HASH_ADD_KEYPTR(hh, s->entries, e->key, e->key_len, e);
+    keyed_link(s->st, e);
+    cache_add(s->st, &e->m, keyed_bytes(e));
+    s->sorted = false;
 }
 
-/* The cached entry of key, loaded from RocksDB on a miss, or created with
- * n_q Q-values if create; NULL if none. */
-static struct campaign_entry *campaign_lookup(struct eddy_state *st, struct eddy_str key,
-                                              bool create, uint32_t n_q)
+/* The cached entry of key, loaded from RocksDB on a miss, or made by the
+ * codec's init() if create; NULL if none. */
+static struct keyed_entry *keyed_lookup(struct state_store *s, struct eddy_str key, bool create)
 {
-    struct campaign_entry *e;
-    HASH_FIND(hh, st->campaigns, key.ptr, key.len, e);
+    struct eddy_state *st = s->st;
+    struct keyed_entry *e;
+    HASH_FIND(hh, s->entries, key.ptr, key.len, e);
     if (e) {
         st->hits++;
-        cache_touch(st, &e->m, &st->stale_campaigns);
+        cache_touch(st, &e->m, &st->stale_keyed);
         return e;
     }
     st->misses++;
-    e = campaign_load(st, key);
-    if (!e && create)
-        e = campaign_new(key, n_q);
+    e = keyed_load(s, key);
+    if (!e && create) {
+        e = keyed_alloc(s, key);
+        if (s->codec->init)
+            s->codec->init(e->value);
+    }
     if (e)
-        campaign_insert(st, e);
+        keyed_insert(s, e);
     return e;
 }
 
-const struct campaign_state *state_campaign_find(struct eddy_state *st, struct eddy_str id)
+void *state_get(struct state_store *s, struct eddy_str key, bool create)
 {
-    struct campaign_entry *e = campaign_lookup(st, nonnull(id), false, 0);
-    cache_trim(st);
-    return e ? &e->c : NULL;
+    struct keyed_entry *e = keyed_lookup(s, nonnull(key), create);
+    cache_trim(s->st);
+    return e ? e->value : NULL;
 }
 
-struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
-                                      bool create, uint32_t n_q)
+const void *state_find(struct state_store *s, struct eddy_str key)
 {
-    struct campaign_entry *e = campaign_lookup(st, nonnull(id), create, n_q);
-    if (!e)
-        return NULL;
-    if (e->c.n_q != n_q) {
-        free(e->c.q);
-        e->c.n_q = n_q;
-        e->c.q = xcalloc((size_t)n_q * sizeof(double));
-        cache_account(st, &e->m, campaign_bytes(e));
-        state_campaign_dirty(st, &e->c);
-    }
-    cache_trim(st);
-    return &e->c;
+    return state_get(s, key, false);
 }
 
-void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c)
+void state_dirty(struct state_store *s, void *value)
 {
-    struct campaign_entry *e =
-        (struct campaign_entry *)((char *)c - offsetof(struct campaign_entry, c));
+    struct eddy_state *st = s->st;
+    struct keyed_entry *e = entry_of(value);
+    cache_account(st, &e->m, keyed_bytes(e)); /* the value may have grown */
     if (e->m.dirty)
         return;
     e->m.dirty = true;
-    e->dirty_next = st->dirty_campaigns;
-    st->dirty_campaigns = e;
+    e->dirty_next = st->dirty_keyed;
+    st->dirty_keyed = e;
     st->n_dirty++;
-    st->dirty_bytes += campaign_value_size(c->n_q) + e->key_len;
+    st->dirty_bytes += 1 + s->codec->encoded_size(value) + e->key_len;
 }
 
-/* Caches every stored campaign not cached yet (cached ones may be newer). */
-static void campaigns_scan(struct eddy_state *st)
+/* Caches every stored value not cached yet (cached ones may be newer). */
+static void keyed_scan(struct state_store *s)
 {
-    rocksdb_iterator_t *it = db_iterator(st, st->cf[CF_CAMPAIGNS]);
+    rocksdb_iterator_t *it = db_iterator(s->st, s->cf);
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        const char *v = rocksdb_iter_value(it, &vlen);
-        struct campaign_entry *e;
-        HASH_FIND(hh, st->campaigns, k, klen, e);
-        if (!e && (e = campaign_from_value(st, (struct eddy_str){k, klen}, v, vlen)))
-            campaign_insert(st, e);
+        struct eddy_str key, v;
+        key.ptr = rocksdb_iter_key(it, &key.len);
+        v.ptr = rocksdb_iter_value(it, &v.len);
+        struct keyed_entry *e;
+        HASH_FIND(hh, s->entries, key.ptr, key.len, e);
+        if (!e && (e = keyed_from_value(s, key, v.ptr, v.len)))
+            keyed_insert(s, e);
     }
     char *rerr = NULL;
     rocksdb_iter_get_error(it, &rerr);
     rocksdb_iter_destroy(it);
     if (rerr)
-        fail(st, "state %s: reading campaigns: %s", st->dir, rerr);
+        fail(s->st, "state %s: reading %s: %s", s->st->dir, s->codec->name, rerr);
     rocksdb_free(rerr);
-    st->campaigns_scanned = true;
+    s->scanned = true;
 }
 
-static int campaign_cmp(const struct campaign_entry *a, const struct campaign_entry *b)
+static int keyed_cmp(const struct keyed_entry *a, const struct keyed_entry *b)
 {
     size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
     int c = memcmp(a->key, b->key, n);
@@ -1667,22 +1739,20 @@ static int campaign_cmp(const struct campaign_entry *a, const struct campaign_en
     return (a->key_len > b->key_len) - (a->key_len < b->key_len);
 }
 
-/* Visits all campaigns, stored or cached, in key order: the order must not
- * depend on what happens to be cached, or replays would publish differently. */
-void state_campaign_foreach(struct eddy_state *st,
-                            void (*fn)(struct campaign_state *c, void *ctx), void *ctx)
+/* In key order, so that replays publish alike whatever is cached. */
+void state_foreach(struct state_store *s, void (*fn)(void *value, void *ctx), void *ctx)
 {
-    if (!st->campaigns_scanned)
-        campaigns_scan(st);
-    if (!st->campaigns_sorted) {
-        HASH_SRT(hh, st->campaigns, campaign_cmp);
-        st->campaigns_sorted = true;
+    if (!s->scanned)
+        keyed_scan(s);
+    if (!s->sorted) {
+        HASH_SRT(hh, s->entries, keyed_cmp);
+        s->sorted = true;
     }
-    /* Every campaign is handed out, so none may go while fn runs. */
-    for (struct campaign_entry *e = st->campaigns; e; e = e->hh.next)
-        cache_touch(st, &e->m, &st->stale_campaigns);
-    for (struct campaign_entry *e = st->campaigns; e; e = e->hh.next)
-        fn(&e->c, ctx);
+    /* Every value is handed out, so none may go while fn runs. */
+    for (struct keyed_entry *e = s->entries; e; e = e->hh.next)
+        cache_touch(s->st, &e->m, &s->st->stale_keyed);
+    for (struct keyed_entry *e = s->entries; e; e = e->hh.next)
+        fn(e->value, ctx);
 }
 
 /* ---- model version and offsets ------------------------------------------ */
@@ -1915,10 +1985,9 @@ static void batch_add_dirty(struct eddy_state *st)
         size_t n = item_encode(st, e->row);
         rocksdb_writebatch_put_cf(st->batch, st->cf[CF_ITEMS], e->id, e->id_len, st->buf, n);
     }
-    for (struct campaign_entry *e = st->dirty_campaigns; e; e = e->dirty_next) {
-        size_t n = campaign_encode(st, &e->c);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_CAMPAIGNS], e->key, e->key_len,
-                                  st->buf, n);
+    for (struct keyed_entry *e = st->dirty_keyed; e; e = e->dirty_next) {
+        size_t n = keyed_encode(st, e->store->codec, e->value);
+        rocksdb_writebatch_put_cf(st->batch, e->store->cf, e->key, e->key_len, st->buf, n);
     }
     for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
         if (e->dirty)
@@ -1935,18 +2004,18 @@ static void clear_dirty(struct eddy_state *st)
         cache_account(st, &u->m, user_bytes(st, u)); /* seen rows added since marked */
         u->m.dirty = false;
     }
-    struct campaign_entry *c, *cn;
-    for (c = st->dirty_campaigns; c; c = cn) {
-        cn = c->dirty_next;
-        c->m.dirty = false;
-        c->dirty_next = NULL;
+    struct keyed_entry *k, *kn;
+    for (k = st->dirty_keyed; k; k = kn) {
+        kn = k->dirty_next;
+        k->m.dirty = false;
+        k->dirty_next = NULL;
     }
     for (uint32_t i = 0; i < st->n_dirty_rows; i++)
         st->item_by_row[st->dirty_rows[i]]->dirty = false;
     for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
         e->dirty = false;
     st->n_dirty_users = 0;
-    st->dirty_campaigns = NULL;
+    st->dirty_keyed = NULL;
     st->n_dirty_rows = 0;
     st->model_dirty = false;
     st->n_dirty = 0;
@@ -2042,7 +2111,7 @@ int state_commit(struct eddy_state *st, char *err, size_t errlen)
 bool state_commit_due(const struct eddy_state *st)
 {
     return st->dirty_bytes >= st->dirty_limit ||
-           (st->cache_bytes > st->cache_limit && st->stale_users + st->stale_campaigns == 0);
+           (st->cache_bytes > st->cache_limit && st->stale_users + st->stale_keyed == 0);
 }
 
 void state_stats(struct eddy_state *st, struct state_stats *out)
@@ -2050,7 +2119,7 @@ void state_stats(struct eddy_state *st, struct state_stats *out)
     memset(out, 0, sizeof *out);
     out->users_cached = st->users.count;
     out->items = st->n_items;
-    out->campaigns = HASH_COUNT(st->campaigns);
+    out->keyed_cached = keyed_cached(st);
     out->dirty = st->n_dirty;
     out->model_version = st->model_version;
     out->cache_hits = st->hits;
@@ -2061,11 +2130,13 @@ void state_stats(struct eddy_state *st, struct state_stats *out)
     out->checkpoint_bytes = st->ckpt_bytes;
     out->checkpoint_unix_ms = st->ckpt_unix_ms;
     out->restore_us = st->restore_us;
-    for (int k = 0; k < CF_COUNT; k++) {
+    for (size_t k = 0; k < cf_count(st); k++) {
+        const char *name;
+        rocksdb_column_family_handle_t *cf = *cf_at(st, k, &name);
         uint64_t v = 0;
-        if (rocksdb_property_int_cf(st->db, st->cf[k], "rocksdb.estimate-live-data-size", &v) == 0)
+        if (rocksdb_property_int_cf(st->db, cf, "rocksdb.estimate-live-data-size", &v) == 0)
             out->disk_bytes += v;
-        if (rocksdb_property_int_cf(st->db, st->cf[k], "rocksdb.cur-size-all-mem-tables", &v) == 0)
+        if (rocksdb_property_int_cf(st->db, cf, "rocksdb.cur-size-all-mem-tables", &v) == 0)
             out->memtable_bytes += v;
     }
     if (st->block_cache)
@@ -2085,10 +2156,12 @@ static void free_cache(struct eddy_state *st)
         HASH_DEL(st->items, i);
         free(i);
     }
-    struct campaign_entry *c, *ct;
-    HASH_ITER(hh, st->campaigns, c, ct) {
-        HASH_DEL(st->campaigns, c);
-        campaign_free(c);
+    for (size_t s = 0; s < st->n_stores; s++) {
+        struct keyed_entry *k, *kt;
+        HASH_ITER(hh, st->stores[s].entries, k, kt) {
+            HASH_DEL(st->stores[s].entries, k);
+            keyed_free(k);
+        }
     }
     struct offset_entry *o, *ot;
     HASH_ITER(hh, st->offsets, o, ot) {
@@ -2116,8 +2189,9 @@ void state_close(struct eddy_state *st)
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         char *rerr = NULL;
         rocksdb_flushoptions_set_wait(fo, 1);
-        for (int k = 0; k < CF_COUNT; k++) {
-            rocksdb_flush_cf(st->db, fo, st->cf[k], &rerr);
+        const char *name;
+        for (size_t k = 0; k < cf_count(st); k++) {
+            rocksdb_flush_cf(st->db, fo, *cf_at(st, k, &name), &rerr);
             rocksdb_free(rerr); /* best effort: the WAL still has everything */
             rerr = NULL;
         }
@@ -2125,9 +2199,13 @@ void state_close(struct eddy_state *st)
     }
     free_cache(st);
     free_blobs(st);
-    for (int k = 0; k < CF_COUNT; k++)
-        if (st->cf[k])
-            rocksdb_column_family_handle_destroy(st->cf[k]);
+    for (size_t k = 0; k < cf_count(st); k++) {
+        const char *name;
+        rocksdb_column_family_handle_t *cf = *cf_at(st, k, &name);
+        if (cf)
+            rocksdb_column_family_handle_destroy(cf);
+    }
+    free(st->stores);
     if (st->db)
         rocksdb_close(st->db);
     rocksdb_writebatch_destroy(st->batch);
@@ -2155,16 +2233,25 @@ rocksdb_t *state_db(struct eddy_state *st)
     return st->db;
 }
 
-const char *state_cf_name(int k)
+const char *state_cf_name(struct eddy_state *st, size_t k)
 {
-    return k >= 0 && k < CF_COUNT ? cf_names[k] : NULL;
+    const char *name = NULL;
+    if (k < cf_count(st))
+        cf_at(st, k, &name);
+    return name;
 }
 
 rocksdb_column_family_handle_t *state_cf(struct eddy_state *st, const char *name)
 {
-    for (int k = 0; k < CF_COUNT; k++)
-        if (!strcmp(cf_names[k], name))
-            return st->cf[k];
+    size_t k = cf_find(st, name);
+    return k < cf_count(st) ? *cf_at(st, k, &name) : NULL;
+}
+
+const struct state_codec *state_cf_codec(struct eddy_state *st, const char *name)
+{
+    for (size_t i = 0; i < st->n_stores; i++)
+        if (!strcmp(st->stores[i].codec->name, name))
+            return st->stores[i].codec;
     return NULL;
 }
 
@@ -2174,10 +2261,10 @@ bool state_user_decode(struct eddy_state *st, const char *v, size_t len,
     return user_decode(st, v, len, u, why, whylen);
 }
 
-bool state_campaign_decode(const char *v, size_t len, struct campaign_state *c,
-                           char *why, size_t whylen)
+bool state_value_decode(const struct state_codec *c, const char *v, size_t len, void *value,
+                        char *why, size_t whylen)
 {
-    return campaign_decode(v, len, c, why, whylen);
+    return keyed_decode(c, v, len, value, why, whylen);
 }
 
 bool state_i64_decode(const char *v, size_t len, int64_t *x, char *why, size_t whylen)

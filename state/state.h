@@ -7,17 +7,23 @@
  * atomic WriteBatch (WAL on). So after a crash the state and the offsets it
  * covers always agree: exactly-once state.
  *
- * Ownership: entries returned by state_user()/state_campaign() (and passed
- * to a state_campaign_foreach() callback) belong to the state; their pointers
+ * Besides the users and items the recommender shares, the state offers
+ * keyed stores: a column family of values whose layout, encoding and JSON
+ * rendering belong to the operator that declares the store (struct
+ * state_codec); the state caches, writes and checkpoints them without
+ * knowing what they hold.
+ *
+ * Ownership: entries returned by state_user()/state_get()/state_find() (and
+ * passed to a state_foreach() callback) belong to the state; their pointers
  * stay valid until the next state_commit() or state_close(), and no longer.
- * The cache keeps users and campaigns within their share of
+ * The cache keeps users and keyed values within their share of
  * state_options.cache_bytes by evicting, with CLOCK, clean entries not
  * handed out since the last commit.
  * So an operator may hold entries across further state_user() and
- * state_campaign() calls within one process() or flush(), but must not keep
+ * state_get() calls within one process() or flush(), but must not keep
  * them across a commit. The cache exceeds its budget only when the entries
  * touched since the last commit alone do (dirty ones are among them). The
- * foreach callback must not call state_user() or state_campaign().
+ * foreach callback must not call state_user() or state_get().
  *
  * Item vectors are not part of that budget: they live, all of them, in
  * one dense row-major float matrix (rows x dim) so the recommender can score
@@ -39,6 +45,7 @@
 #define STATE_BUSY (-2)      /* state_open(): another process holds the database */
 
 struct eddy_state;
+struct state_store;
 
 struct state_options {
     const char *dir;
@@ -46,9 +53,40 @@ struct state_options {
                               0 takes the stored one (an existing state only) */
     bool create_if_missing;
     bool read_only;        /* for inspection tools */
-    size_t cache_bytes;    /* memory budget: cached users and campaigns and RocksDB's
+    size_t cache_bytes;    /* memory budget: cached users and keyed values and RocksDB's
                               memtables and block cache, not the item matrix;
                               0 = unlimited (and RocksDB's default sizes) */
+    /* The keyed stores, NULL-terminated (NULL: none). A stored database must
+     * hold exactly these besides the state's own column families; a new
+     * one gets them. */
+    const struct state_codec *const *stores;
+};
+
+struct json_t; /* jansson's */
+
+/* A keyed store's values: the operator that owns the store owns this. The
+ * state keeps each value in memory as a struct of value_size bytes (zeroed,
+ * then init() or decode()), stores it as one version byte followed by what
+ * encode() writes, and refuses a stored value of another version. */
+struct state_codec {
+    const char *name;      /* its column family, e.g. "campaigns" */
+    const char *kind;      /* one value, e.g. "campaign": the "kind" of its JSON
+                              and the kind `eddy state get` takes */
+    uint8_t version;       /* of the encoding; 0 is not valid */
+    size_t value_size;
+    void (*init)(void *value);                /* a value new to the store */
+    size_t (*encoded_size)(const void *value);
+    void (*encode)(const void *value, char *out); /* encoded_size() bytes */
+    /* Reads what encode() wrote (the version byte stripped); false and why
+     * if it is corrupt. value may own memory even then: free() frees it. */
+    bool (*decode)(const char *in, size_t len, void *value, char *why, size_t whylen);
+    size_t (*heap_bytes)(const void *value);  /* held outside value_size, for
+                                                 the cache budget; NULL: none */
+    void (*free)(void *value);                /* what the value owns; NULL: nothing */
+    /* Sets the value's fields on the JSON object doc (whose "kind" and "id"
+     * are set) as `eddy state get/export` show them; returns doc, or NULL
+     * (doc freed) if jansson runs out of memory. */
+    struct json_t *(*to_json)(struct json_t *doc, const void *value);
 };
 
 struct user_state {
@@ -61,45 +99,14 @@ struct user_state {
     bool is_new;              /* created by this call, vector not initialised yet */
 };
 
-/* Campaign ledger: plain 8-byte fields only, so it serialises as is. */
-struct campaign_ledger {
-    int64_t configured;        /* 1 once a CampaignBudget record was seen */
-    int64_t budget_micros;
-    int64_t period_ms;
-    int64_t base_bid_micros;
-    int64_t period_start_ms;   /* INT64_MIN before the first event */
-    int64_t slot;              /* current slot within the period, -1 before the first */
-    int64_t action;            /* index of the bid multiplier in force */
-    int64_t q_state;           /* Q-table state index the action was chosen in */
-    int64_t spent_micros;      /* in the current period */
-    int64_t slot_spent_micros;
-    int64_t slot_clicks;
-    int64_t last_auction_won;  /* 1 if the latest AUCTION was won (CLICKs attribute to it) */
-    int64_t auctions, wins, clicks, impressions, conversions; /* lifetime counters */
-    int64_t reported_cost_micros; /* sum of IMPRESSION cost_micros, for reconciliation */
-    int64_t priced_auctions;   /* AUCTIONs with a market price, and the sum of those */
-    int64_t price_sum_micros;  /* prices: their mean is a typical win's cost */
-    double conversion_value;
-    double bid_multiplier;     /* current decision */
-    double pacing_rate;
-    int64_t decisions;         /* decisions published so far */
-};
-
-struct campaign_state {
-    struct eddy_str id;        /* owned by the state */
-    struct campaign_ledger l;
-    uint32_t n_q;              /* Q-table size: slots * buckets * actions */
-    double *q;                 /* owned by the state; sized by state_campaign() */
-};
-
 struct state_stats {
-    uint64_t users_cached, items, campaigns, dirty; /* campaigns: cached ones */
+    uint64_t users_cached, items, keyed_cached, dirty; /* keyed: cached store values */
     uint64_t disk_bytes;       /* RocksDB estimate of live data size */
     uint64_t model_version;
-    uint64_t cache_hits;         /* user/campaign lookups served from memory */
+    uint64_t cache_hits;         /* user and keyed lookups served from memory */
     uint64_t cache_misses;       /* lookups that read RocksDB, found or not */
     uint64_t cache_evictions;
-    uint64_t cache_bytes;        /* estimated bytes of cached users and campaigns */
+    uint64_t cache_bytes;        /* estimated bytes of cached users and keyed values */
     uint64_t memtable_bytes;     /* RocksDB's memtables, all column families */
     uint64_t block_cache_bytes;  /* RocksDB's block cache in use */
     uint64_t checkpoint_us;      /* duration of the last commit that wrote anything */
@@ -118,9 +125,8 @@ int state_dim(const struct eddy_state *st);
 
 /* Users are keyed by (clicks partition, user id): one partition's users
  * are one contiguous key range, ready to be handed to another instance.
- * Log files (replay) are partition 0. Items (one shared model) and
- * campaigns (configured from the campaigns topic, a global table of one
- * partition) are keyed by id alone.
+ * Log files (replay) are partition 0. Items (one shared model) are keyed
+ * by id alone.
  *
  * Users. Returns NULL only when !create and the user is unknown. A new
  * user's vector is zeroed and is_new is set: the caller initialises it. */
@@ -143,15 +149,22 @@ void state_item_dirty(struct eddy_state *st, uint32_t row);
 const float *state_item_matrix(const struct eddy_state *st, uint32_t *n_rows);
 struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row);
 
-/* Campaigns. n_q sizes the Q-table of a new campaign (zeroed); an existing
- * campaign with another size has its table reset to zeros. */
-struct campaign_state *state_campaign(struct eddy_state *st, struct eddy_str id,
-                                      bool create, uint32_t n_q);
-/* The campaign as stored, for reading: neither created nor resized. */
-const struct campaign_state *state_campaign_find(struct eddy_state *st, struct eddy_str id);
-void state_campaign_dirty(struct eddy_state *st, struct campaign_state *c);
-void state_campaign_foreach(struct eddy_state *st,
-                            void (*fn)(struct campaign_state *c, void *ctx), void *ctx);
+/* Keyed stores. The store of a codec given to state_open() (matched by
+ * name), valid until state_close(); NULL if it was not given. */
+struct state_store *state_store(struct eddy_state *st, const struct state_codec *codec);
+/* The value of key (cached, or read from RocksDB), or a new one made by
+ * init() if create; NULL if none. */
+void *state_get(struct state_store *s, struct eddy_str key, bool create);
+/* state_get() without create, for readers that change nothing. */
+const void *state_find(struct state_store *s, struct eddy_str key);
+/* Marks a value from state_get() changed: the next commit writes it. Call
+ * it again after the value's heap_bytes() changed, so the budget counts it. */
+void state_dirty(struct state_store *s, void *value);
+/* The key of a value handed out by the state. */
+struct eddy_str state_key(const void *value);
+/* Visits every value of the store, stored or cached, in key order: the
+ * order must not depend on what happens to be cached. */
+void state_foreach(struct state_store *s, void (*fn)(void *value, void *ctx), void *ctx);
 
 /* Splits a stored user key; false if it is too short. */
 bool state_key_split(struct eddy_str key, int32_t *partition, struct eddy_str *id);
@@ -178,7 +191,7 @@ int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *
  * which wait for it. It fails with the error of the previous batch's write,
  * if that failed (then nothing after the last durable commit is kept; the
  * caller must stop). After it succeeds (even with nothing to write), every
- * user/campaign pointer handed out is invalid and the cache is shrunk to its
+ * user and keyed value pointer handed out is invalid and the cache is shrunk to its
  * budget. */
 int state_commit(struct eddy_state *st, char *err, size_t errlen);
 

@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "operators/blas.h"
+#include "operators/budget.h"
+#include "pipeline/chain.h"
 #include "pipeline/api.h"
 #include "pipeline/metrics.h"
 #include "pipeline/validate.h"
@@ -89,8 +91,11 @@ static void fill_state(void)
         state_user_dirty(st, u);
     }
     for (int i = 0; i < 4; i++) {
-        struct campaign_state *c = state_campaign(st, S(campaigns[i]), true, N_Q);
+        struct state_store *store = state_store(st, &budget_campaigns);
+        struct campaign_state *c = state_get(store, S(campaigns[i]), true);
         FUZZ_CHECK(c);
+        c->n_q = N_Q;
+        c->q = calloc(N_Q, sizeof *c->q);
         c->l.configured = i != 3;
         c->l.budget_micros = 1000000 * (i + 1);
         c->l.period_ms = 86400000;
@@ -98,7 +103,7 @@ static void fill_state(void)
         c->l.bid_multiplier = 1.0 + i / 10.0;
         c->l.pacing_rate = 0.5;
         c->l.conversion_value = i == 2 ? 1e300 : -0.0;
-        state_campaign_dirty(st, c);
+        state_dirty(store, c);
     }
     if (state_commit(st, err, sizeof err) || state_sync(st, err, sizeof err)) {
         fprintf(stderr, "state: %s\n", err);
@@ -112,7 +117,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char dir[128], err[512];
     blas_threads_for(0); /* one OpenBLAS thread: the products here are tiny */
     snprintf(dir, sizeof dir, "%s/state", fuzz_scratch_dir());
-    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true};
+    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
+                              .stores = chain_stores};
     if (state_open(&o, &st, err, sizeof err)) {
         fprintf(stderr, "state_open: %s\n", err);
         abort();

@@ -11,6 +11,7 @@
 #include "tests/unit/tmpdir.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,9 @@ static void on_rejected(void *ctx, const char *op, const char *reason)
 static void fx_open(struct fx *f)
 {
     char err[256];
-    struct state_options opt = {.dir = f->dir, .dim = 4, .create_if_missing = true};
+    static const struct state_codec *const stores[] = {&budget_campaigns, NULL};
+    struct state_options opt = {.dir = f->dir, .dim = 4, .create_if_missing = true,
+                                .stores = stores};
     assert_int_equal(state_open(&opt, &f->st, err, sizeof err), 0);
     struct eddy_emit emit = {.decision = on_decision, .rejected = on_rejected, .ctx = f};
     f->op = eddy_op_budget.create(&f->p, f->st, &emit, err, sizeof err);
@@ -147,11 +150,17 @@ static void auction(struct fx *f, const char *id, int64_t t, double pctr, int64_
     eddy_op_budget.process(f->op, &ev);
 }
 
+static struct state_store *store(struct fx *f)
+{
+    return state_store(f->st, &budget_campaigns);
+}
+
+/* A campaign the operator made: its Q-table has the operator's size. */
 static struct campaign_state *campaign(struct fx *f, const char *id)
 {
-    uint32_t n_q = (uint32_t)(f->p.slots * f->p.buckets * f->p.n_actions);
-    struct campaign_state *c = state_campaign(f->st, eddy_str_c(id), false, n_q);
+    struct campaign_state *c = state_get(store(f), eddy_str_c(id), false);
     assert_non_null(c);
+    assert_int_equal(c->n_q, f->p.slots * f->p.buckets * f->p.n_actions);
     return c;
 }
 
@@ -499,7 +508,7 @@ static void test_unusable_budget_is_reported(void **s)
     configure(f, "c", 1000, 3, 10);  /* 3 ms for 4 slots */
     configure(f, "d", 0, 4000, 10);  /* no budget */
     assert_int_equal(f->n_rejected, 2);
-    assert_null(state_campaign(f->st, eddy_str_c("c"), false, 0));
+    assert_null(state_get(store(f), eddy_str_c("c"), false));
 }
 
 /* A campaign with no CampaignBudget record is counted but never bids; once
@@ -547,7 +556,9 @@ static void test_ledger_query(void **s)
     assert_int_equal(queried_ledger(f, "a")->wins, 1);
     assert_null(queried_ledger(f, "nobody"));
 
-    struct campaign_state *other = state_campaign(f->st, eddy_str_c("other"), true, 3);
+    struct campaign_state *other = state_get(store(f), eddy_str_c("other"), true);
+    other->n_q = 3;
+    other->q = calloc(3, sizeof *other->q);
     other->q[2] = 1.5;
     assert_non_null(queried_ledger(f, "other"));
     assert_int_equal(other->n_q, 3);
@@ -645,6 +656,32 @@ static void test_rejects_bad_params(void **s)
     assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
 }
 
+/* The HTTP API's view of a ledger: the export's fields, but flags as
+ * booleans and a time not set yet as null. */
+static void test_ledger_readable(void **state)
+{
+    (void)state;
+    struct campaign_ledger l = {.configured = 1, .period_start_ms = INT64_MIN, .slot = -1,
+                                .priced_auctions = 2, .bid_multiplier = 1.1, .pacing_rate = NAN};
+    json_t *doc = budget_ledger_json(json_object(), &l, LEDGER_READABLE);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    assert_string_equal(text,
+        "{\"configured\":true,\"budget_micros\":0,\"period_ms\":0,\"base_bid_micros\":0,"
+        "\"period_start_ms\":null,\"slot\":-1,\"action\":0,\"q_state\":0,\"spent_micros\":0,"
+        "\"slot_spent_micros\":0,\"slot_clicks\":0,\"last_auction_won\":false,\"auctions\":0,"
+        "\"wins\":0,\"clicks\":0,\"impressions\":0,\"conversions\":0,"
+        "\"reported_cost_micros\":0,\"priced_auctions\":2,\"price_sum_micros\":0,"
+        "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,"
+        "\"pacing_rate\":\"NaN\",\"decisions\":0}");
+    l.period_start_ms = 0;
+    json_decref(doc);
+    doc = budget_ledger_json(json_object(), &l, LEDGER_READABLE);
+    assert_int_equal(json_integer_value(json_object_get(doc, "period_start_ms")), 0);
+    json_decref(doc);
+    free(text);
+    assert_null(budget_ledger_json(NULL, &l, LEDGER_RAW));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -666,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_click_attribution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_period_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejects_bad_params, setup, teardown),
+        cmocka_unit_test(test_ledger_readable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

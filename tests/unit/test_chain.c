@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "operators/budget.h"
 #include "operators/embeddings.h"
 #include "operators/recommend.h"
 #include "pipeline/chain.h"
@@ -49,7 +50,8 @@ static struct fx *fx_new(int64_t lateness_ms)
     struct rec_params *rec = config_op_params(&f->cfg, &eddy_op_recommend);
     rec->refresh_interval_ms = 0;
     const struct mf_params *mf = config_op_params(&f->cfg, &eddy_op_embeddings);
-    struct state_options so = {.dir = f->dir, .dim = mf->dim, .create_if_missing = true};
+    struct state_options so = {.dir = f->dir, .dim = mf->dim, .create_if_missing = true,
+                               .stores = chain_stores};
     if (state_open(&so, &f->st, err, sizeof err))
         fail_msg("state_open: %s", err);
     struct eddy_emit emit = {.recommendation = on_rec, .decision = on_dec, .ctx = f};

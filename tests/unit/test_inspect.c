@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "operators/budget.h"
 #include "state/inspect.h"
 #include "state/state.h"
 #include "state/state_internal.h"
@@ -24,6 +25,8 @@
 
 #define DIM 2
 #define S(s) eddy_str_c(s)
+
+static const struct state_codec *const stores[] = {&budget_campaigns, NULL};
 
 struct fx {
     char dir[64];
@@ -54,7 +57,7 @@ static int teardown(void **state)
 static struct eddy_state *open_at(struct fx *f, const char *dir, int dim, bool ro)
 {
     struct state_options o = {.dir = dir, .dim = dim, .create_if_missing = !ro,
-                              .read_only = ro};
+                              .read_only = ro, .stores = stores};
     struct eddy_state *st = NULL;
     f->err[0] = '\0';
     if (state_open(&o, &st, f->err, sizeof f->err))
@@ -88,14 +91,17 @@ static void build(struct fx *f, const char *dir, float u1_v0)
     add_user(st, "u1", u1_v0, -1.25f, seen, 2);
     add_user(st, "\xff", NAN, -INFINITY, NULL, 0);
     add_user(st, "u0", 0.0f, 2.0f, seen, 1);
-    struct campaign_state *c = state_campaign(st, S("c1"), true, 3);
+    struct state_store *campaigns = state_store(st, &budget_campaigns);
+    struct campaign_state *c = state_get(campaigns, S("c1"), true);
+    c->n_q = 3;
+    c->q = calloc(3, sizeof *c->q);
     c->l.configured = 1;
     c->l.budget_micros = 5000000;
     c->l.spent_micros = 1234;
     c->l.bid_multiplier = 1.1;
     c->q[0] = 0.1;
     c->q[1] = -2.5;
-    state_campaign_dirty(st, c);
+    state_dirty(campaigns, c);
     state_offset_set(st, "clicks", 1, 11);
     state_offset_set(st, "clicks", 0, 10);
     state_offset_set(st, "ads", 2, 7);
@@ -171,14 +177,14 @@ static void test_export_exact(void **state)
 }
 
 /* Runs inspect_get into a string; returns what it wrote (caller frees). */
-static char *get(struct fx *f, struct eddy_state *st, enum inspect_kind kind, const char *id,
+static char *get(struct fx *f, struct eddy_state *st, const char *cf, const char *id,
                  int want_rc)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     assert_non_null(out);
-    int rc = inspect_get(st, kind, S(id), out, f->err, sizeof f->err);
+    int rc = inspect_get(st, cf, S(id), out, f->err, sizeof f->err);
     fclose(out);
     if (rc != want_rc)
         fail_msg("get %s: rc %d, expected %d: %s", id, rc, want_rc, f->err);
@@ -191,59 +197,33 @@ static void test_get(void **state)
     build(f, f->a, 0.5f);
     struct eddy_state *st = open_at(f, f->a, 0, true);
     const struct {
-        enum inspect_kind kind;
-        const char *id, *line;
-    } cases[] = {{INSPECT_USER, "u1", U1_LINE}, {INSPECT_ITEM, "i2", I2_LINE},
-                 {INSPECT_CAMPAIGN, "c1", CAMPAIGN_LINE}};
+        const char *cf, *id, *line;
+    } cases[] = {{"users", "u1", U1_LINE}, {"items", "i2", I2_LINE},
+                 {"campaigns", "c1", CAMPAIGN_LINE}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *text = get(f, st, cases[i].kind, cases[i].id, 0);
+        char *text = get(f, st, cases[i].cf, cases[i].id, 0);
         assert_string_equal(text, cases[i].line);
         free(text);
     }
     /* An id of another kind is absent, and nothing is written. */
     const char *absent[] = {"u1", "i2", "c9"};
-    const enum inspect_kind kinds[] = {INSPECT_ITEM, INSPECT_CAMPAIGN, INSPECT_CAMPAIGN};
+    const char *cfs[] = {"items", "campaigns", "campaigns"};
     for (size_t i = 0; i < 3; i++) {
-        char *text = get(f, st, kinds[i], absent[i], 1);
+        char *text = get(f, st, cfs[i], absent[i], 1);
         assert_string_equal(text, "");
         free(text);
     }
     state_close(st);
 }
 
-/* The HTTP API's view of a ledger: the export's fields, but flags as
- * booleans and a time not set yet as null. */
-static void test_ledger_readable(void **state)
+static void test_kind_cf(void **state)
 {
     (void)state;
-    struct campaign_ledger l = {.configured = 1, .period_start_ms = INT64_MIN, .slot = -1,
-                                .priced_auctions = 2, .bid_multiplier = 1.1, .pacing_rate = NAN};
-    json_t *doc = inspect_ledger_json(json_object(), &l, LEDGER_READABLE);
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    assert_string_equal(text,
-        "{\"configured\":true,\"budget_micros\":0,\"period_ms\":0,\"base_bid_micros\":0,"
-        "\"period_start_ms\":null,\"slot\":-1,\"action\":0,\"q_state\":0,\"spent_micros\":0,"
-        "\"slot_spent_micros\":0,\"slot_clicks\":0,\"last_auction_won\":false,\"auctions\":0,"
-        "\"wins\":0,\"clicks\":0,\"impressions\":0,\"conversions\":0,"
-        "\"reported_cost_micros\":0,\"priced_auctions\":2,\"price_sum_micros\":0,"
-        "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,"
-        "\"pacing_rate\":\"NaN\",\"decisions\":0}");
-    l.period_start_ms = 0;
-    json_decref(doc);
-    doc = inspect_ledger_json(json_object(), &l, LEDGER_READABLE);
-    assert_int_equal(json_integer_value(json_object_get(doc, "period_start_ms")), 0);
-    json_decref(doc);
-    free(text);
-    assert_null(inspect_ledger_json(NULL, &l, LEDGER_RAW));
-}
-
-static void test_kind_parse(void **state)
-{
-    (void)state;
-    assert_int_equal(inspect_kind_parse("user"), INSPECT_USER);
-    assert_int_equal(inspect_kind_parse("item"), INSPECT_ITEM);
-    assert_int_equal(inspect_kind_parse("campaign"), INSPECT_CAMPAIGN);
-    assert_int_equal(inspect_kind_parse("users"), -1);
+    assert_string_equal(inspect_kind_cf("user", NULL), "users");
+    assert_string_equal(inspect_kind_cf("item", stores), "items");
+    assert_string_equal(inspect_kind_cf("campaign", stores), "campaigns");
+    assert_null(inspect_kind_cf("campaign", NULL));
+    assert_null(inspect_kind_cf("users", stores));
 }
 
 static void test_stats(void **state)
@@ -322,7 +302,8 @@ static void test_dim_zero(void **state)
 {
     struct fx *f = *state;
     struct eddy_state *st = NULL;
-    struct state_options o = {.dir = f->a, .dim = 0, .create_if_missing = true};
+    struct state_options o = {.dir = f->a, .dim = 0, .create_if_missing = true,
+                              .stores = stores};
     assert_int_equal(state_open(&o, &st, f->err, sizeof f->err), -1);
     assert_non_null(strstr(f->err, "creating a state needs a dim"));
     build(f, f->a, 0.5f);
@@ -340,8 +321,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_export_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
-        cmocka_unit_test(test_ledger_readable),
-        cmocka_unit_test(test_kind_parse),
+        cmocka_unit_test(test_kind_cf),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_states, setup, teardown),

@@ -25,6 +25,88 @@
 
 #define DIM 8
 
+/* A keyed store for these tests, shaped like the budget's campaigns: fixed
+ * fields, then a table of doubles that the value owns. */
+struct tally {
+    int64_t n;     /* -1 when new */
+    double x;
+    uint32_t n_q;
+    double *q;
+};
+
+#define TALLY_Q_AT 20 /* n, x, n_q */
+
+static void tally_init(void *value)
+{
+    ((struct tally *)value)->n = -1;
+}
+
+static size_t tally_encoded_size(const void *value)
+{
+    return TALLY_Q_AT + (size_t)((const struct tally *)value)->n_q * 8;
+}
+
+static void tally_encode(const void *value, char *out)
+{
+    const struct tally *t = value;
+    memcpy(out, &t->n, 8);
+    memcpy(out + 8, &t->x, 8);
+    memcpy(out + 16, &t->n_q, 4);
+    if (t->n_q)
+        memcpy(out + TALLY_Q_AT, t->q, (size_t)t->n_q * 8);
+}
+
+static bool tally_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+{
+    struct tally *t = value;
+    if (len < TALLY_Q_AT) {
+        snprintf(why, whylen, "short");
+        return false;
+    }
+    memcpy(&t->n, in, 8);
+    memcpy(&t->x, in + 8, 8);
+    memcpy(&t->n_q, in + 16, 4);
+    t->q = calloc(t->n_q + 1, 8);
+    if (len != TALLY_Q_AT + (size_t)t->n_q * 8) {
+        snprintf(why, whylen, "table size");
+        return false;
+    }
+    memcpy(t->q, in + TALLY_Q_AT, (size_t)t->n_q * 8);
+    return true;
+}
+
+static size_t tally_heap_bytes(const void *value)
+{
+    return (size_t)((const struct tally *)value)->n_q * 8;
+}
+
+static void tally_free(void *value)
+{
+    free(((struct tally *)value)->q);
+}
+
+static const struct state_codec tallies = {
+    .name = "tallies",
+    .kind = "tally",
+    .version = 1,
+    .value_size = sizeof(struct tally),
+    .init = tally_init,
+    .encoded_size = tally_encoded_size,
+    .encode = tally_encode,
+    .decode = tally_decode,
+    .heap_bytes = tally_heap_bytes,
+    .free = tally_free,
+};
+static const struct state_codec *const stores[] = {&tallies, NULL};
+
+/* Gives a tally a zeroed table of n doubles. */
+static void tally_resize(struct tally *t, uint32_t n)
+{
+    free(t->q);
+    t->n_q = n;
+    t->q = calloc(n, 8);
+}
+
 struct fx {
     char dir[64];
     char err[512];
@@ -50,7 +132,7 @@ static int teardown(void **state)
 static struct eddy_state *open_dim(struct fx *f, int dim, bool create, bool ro)
 {
     struct state_options o = {.dir = f->dir, .dim = dim, .create_if_missing = create,
-                              .read_only = ro};
+                              .read_only = ro, .stores = stores};
     struct eddy_state *st = NULL;
     f->err[0] = '\0';
     if (state_open(&o, &st, f->err, sizeof f->err) != 0)
@@ -74,6 +156,23 @@ static void commit_ok(struct fx *f, struct eddy_state *st)
 
 #define S(s) eddy_str_c(s)
 
+static struct tally *tally(struct eddy_state *st, const char *id, bool create)
+{
+    return state_get(state_store(st, &tallies), S(id), create);
+}
+
+static struct state_stats stats_of(struct eddy_state *st)
+{
+    struct state_stats s;
+    state_stats(st, &s);
+    return s;
+}
+
+static void tally_dirty(struct eddy_state *st, struct tally *t)
+{
+    state_dirty(state_store(st, &tallies), t);
+}
+
 static void fill(float *v, float base)
 {
     for (int j = 0; j < DIM; j++)
@@ -85,7 +184,7 @@ static void raw_put(const char *dir, int cf_index, const char *key, size_t klen,
                     const char *val, size_t vlen)
 {
     static const char *const names[] = {"default", "users", "items",
-                                        "campaigns", "offsets", "meta"};
+                                        "tallies", "offsets", "meta"};
     const rocksdb_options_t *cfo[6];
     rocksdb_column_family_handle_t *cf[6];
     rocksdb_options_t *o = rocksdb_options_create();
@@ -129,14 +228,14 @@ static void populate(struct eddy_state *st)
     fill(u->vec, 3.0f);
     state_user_dirty(st, u);
 
-    struct campaign_state *c = state_campaign(st, S("camp"), true, 6);
-    c->l.configured = 1;
-    c->l.budget_micros = 123456789;
-    c->l.conversion_value = 2.5;
-    c->l.decisions = -3;
-    for (uint32_t i = 0; i < c->n_q; i++)
-        c->q[i] = 0.5 * i - 1;
-    state_campaign_dirty(st, c);
+    struct tally *t = tally(st, "camp", true);
+    assert_int_equal(t->n, -1);
+    t->n = 123456789;
+    t->x = 2.5;
+    tally_resize(t, 6);
+    for (uint32_t i = 0; i < t->n_q; i++)
+        t->q[i] = 0.5 * i - 1;
+    tally_dirty(st, t);
 
     state_offset_set(st, "clicks", 0, 100);
     state_offset_set(st, "clicks", 3, 7);
@@ -177,14 +276,13 @@ static void check_populated(struct eddy_state *st)
     assert_true(u->last_refresh_ms == INT64_MIN);
     assert_int_equal(u->n_seen, 0);
 
-    struct campaign_state *c = state_campaign(st, S("camp"), false, 6);
-    assert_non_null(c);
-    assert_int_equal(c->l.budget_micros, 123456789);
-    assert_true(c->l.conversion_value == 2.5);
-    assert_int_equal(c->l.decisions, -3);
-    assert_true(c->l.period_start_ms == INT64_MIN);
+    struct tally *t = tally(st, "camp", false);
+    assert_non_null(t);
+    assert_int_equal(t->n, 123456789);
+    assert_true(t->x == 2.5);
+    assert_int_equal(t->n_q, 6);
     for (uint32_t i = 0; i < 6; i++)
-        assert_true(c->q[i] == 0.5 * i - 1);
+        assert_true(t->q[i] == 0.5 * i - 1);
 
     assert_int_equal(state_offset_get(st, "clicks", 0), 100);
     assert_int_equal(state_offset_get(st, "clicks", 3), 7);
@@ -213,7 +311,7 @@ static void test_roundtrip(void **state)
     check_populated(st);
     assert_false(state_user(st, 0, S("alice"), false)->is_new);
     assert_null(state_user(st, 0, S("nobody"), false));
-    assert_null(state_campaign(st, S("nocamp"), false, 6));
+    assert_null(tally(st, "nocamp", false));
     state_stats(st, &ss);
     assert_int_equal(ss.users_cached, 2);
     assert_int_equal(ss.model_version, 2);
@@ -235,9 +333,9 @@ static void test_uncommitted_lost(void **state)
     state_item_add(st, S("item9"), v);
     state_item_vec(st, 0)[0] = 42.0f;
     state_item_dirty(st, 0);
-    struct campaign_state *c = state_campaign(st, S("camp"), true, 6);
-    c->l.budget_micros = 1;
-    state_campaign_dirty(st, c);
+    struct tally *t = tally(st, "camp", true);
+    t->n = 1;
+    tally_dirty(st, t);
     state_offset_set(st, "clicks", 0, 999);
     state_model_version_bump(st);
     state_close(st);
@@ -434,45 +532,72 @@ static void test_matrix_growth(void **state)
     state_close(st);
 }
 
-static void collect(struct campaign_state *c, void *ctx)
+static void collect(void *value, void *ctx)
 {
-    char *out = ctx;
-    strncat(out, c->id.ptr, c->id.len);
-    strcat(out, ",");
+    struct eddy_str id = state_key(value);
+    strncat(ctx, id.ptr, id.len);
+    strcat(ctx, ",");
 }
 
-static void test_campaigns(void **state)
+static void test_keyed_store(void **state)
 {
     struct fx *f = *state;
     struct eddy_state *st = open_ok(f);
     const char *ids[] = {"c3", "c1", "c20"};
     for (int i = 0; i < 3; i++) {
-        struct campaign_state *c = state_campaign(st, S(ids[i]), true, 4);
-        assert_int_equal(c->l.slot, -1);
-        c->q[3] = i + 1;
-        state_campaign_dirty(st, c);
+        struct tally *t = tally(st, ids[i], true);
+        tally_resize(t, 4);
+        t->q[3] = i + 1;
+        tally_dirty(st, t);
     }
     commit_ok(f, st);
     state_close(st);
 
     st = open_ok(f);
     /* cached first, then the rest from disk: order is by id regardless */
-    struct campaign_state *c = state_campaign(st, S("c3"), true, 4);
-    assert_true(c->q[3] == 1);
-    state_campaign(st, S("c0"), true, 4);
+    assert_true(tally(st, "c3", true)->q[3] == 1);
+    tally(st, "c0", true);
     char seen[64] = "";
-    state_campaign_foreach(st, collect, seen);
+    state_foreach(state_store(st, &tallies), collect, seen);
     assert_string_equal(seen, "c0,c1,c20,c3,");
-    /* another Q-table size resets the table */
-    c = state_campaign(st, S("c1"), false, 8);
-    assert_int_equal(c->n_q, 8);
-    for (int i = 0; i < 8; i++)
-        assert_true(c->q[i] == 0);
+    /* a value that grew is counted again when marked dirty */
+    uint64_t before = stats_of(st).cache_bytes;
+    struct tally *t = tally(st, "c1", false);
+    tally_resize(t, 8);
+    tally_dirty(st, t);
+    assert_int_equal(stats_of(st).cache_bytes, before + 4 * 8);
     commit_ok(f, st);
     state_close(st);
     st = open_ok(f);
-    assert_int_equal(state_campaign(st, S("c1"), false, 8)->n_q, 8);
+    assert_int_equal(tally(st, "c1", false)->n_q, 8);
+    assert_null(state_store(st, &(struct state_codec){.name = "other"}));
     state_close(st);
+}
+
+/* A stored value of another version is refused, naming it; so is a state
+ * whose stores are not the ones it was made with. */
+static void test_keyed_version(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    tally_dirty(st, tally(st, "t", true));
+    commit_ok(f, st);
+    state_close(st);
+
+    struct state_codec v2 = tallies;
+    v2.version = 2;
+    const struct state_codec *const v2_stores[] = {&v2, NULL};
+    struct state_options o = {.dir = f->dir, .dim = DIM, .stores = v2_stores};
+    assert_int_equal(state_open(&o, &st, f->err, sizeof f->err), 0);
+    assert_null(state_get(state_store(st, &v2), S("t"), false));
+    assert_int_equal(state_commit(st, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "corrupt tallies/t: value version 1, this eddy reads "
+                                   "tally values of version 2"));
+    state_close(st);
+
+    o.stores = NULL;
+    assert_int_equal(state_open(&o, &st, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "unexpected column family 'tallies'"));
 }
 
 /* ---- bounded cache ------------------------------------------------------- */
@@ -483,7 +608,7 @@ static void test_campaigns(void **state)
 static struct eddy_state *open_budget(struct fx *f)
 {
     struct state_options o = {.dir = f->dir, .dim = DIM, .create_if_missing = true,
-                              .cache_bytes = CACHE_BUDGET};
+                              .cache_bytes = CACHE_BUDGET, .stores = stores};
     struct eddy_state *st = NULL;
     if (state_open(&o, &st, f->err, sizeof f->err) != 0)
         fail_msg("state_open: %s", f->err);
@@ -504,13 +629,6 @@ static void user_bits(float *v, int i)
         x ^= x >> 13;
         memcpy(&v[j], &x, sizeof x);
     }
-}
-
-static struct state_stats stats_of(struct eddy_state *st)
-{
-    struct state_stats s;
-    state_stats(st, &s);
-    return s;
 }
 
 static void check_user(struct eddy_state *st, int i)
@@ -629,37 +747,40 @@ static void test_cache_dirty_survives(void **state)
     state_close(st);
 }
 
-/* Campaign "c%03d" of number i has q[1] == i. */
-static void check_q(struct campaign_state *c, void *ctx)
+/* Tally "c%03d" of number i has q[1] == i. */
+static void check_q(void *value, void *ctx)
 {
+    const struct tally *t = value;
+    struct eddy_str key = state_key(t);
     int *n = ctx;
     char id[16];
     snprintf(id, sizeof id, "c%03d", *n);
-    assert_int_equal(c->id.len, strlen(id));
-    assert_memory_equal(c->id.ptr, id, c->id.len);
-    assert_true(c->q[1] == *n);
+    assert_int_equal(key.len, strlen(id));
+    assert_memory_equal(key.ptr, id, key.len);
+    assert_true(t->q[1] == *n);
     (*n)++;
 }
 
-/* foreach visits evicted campaigns too, reading them back from RocksDB. */
-static void test_cache_campaigns(void **state)
+/* foreach visits evicted values too, reading them back from RocksDB. */
+static void test_cache_keyed(void **state)
 {
     struct fx *f = *state;
     struct eddy_state *st = open_budget(f);
     char id[16];
     for (int i = 0; i < 200; i++) {
         snprintf(id, sizeof id, "c%03d", i);
-        struct campaign_state *c = state_campaign(st, S(id), true, 64); /* ~700 B */
-        c->q[1] = i;
-        state_campaign_dirty(st, c);
+        struct tally *t = tally(st, id, true);
+        tally_resize(t, 64); /* ~700 B */
+        t->q[1] = i;
+        tally_dirty(st, t);
     }
     commit_ok(f, st);
     struct state_stats s = stats_of(st);
-    assert_true(s.campaigns < 200);
+    assert_true(s.keyed_cached < 200);
     assert_true(s.cache_evictions > 0);
     for (int round = 0; round < 2; round++) {
         int n = 0;
-        state_campaign_foreach(st, check_q, &n);
+        state_foreach(state_store(st, &tallies), check_q, &n);
         assert_int_equal(n, 200);
         commit_ok(f, st); /* evicts again: the next round reads them back */
         assert_true(stats_of(st).cache_bytes <= CACHE_BUDGET);
@@ -962,10 +1083,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
         cmocka_unit_test(test_seen_set),
         cmocka_unit_test_setup_teardown(test_matrix_growth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_campaigns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_campaigns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_keyed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_survives_removals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_unbudgeted, setup, teardown),
