@@ -294,13 +294,24 @@ def end_offsets(broker, topic):
     return ends
 
 
-def consume_all(broker, topic, idle_ms=3000):
-    c = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, api_version=KAFKA_API,
-                      auto_offset_reset="earliest", enable_auto_commit=False,
-                      consumer_timeout_ms=idle_ms, group_id=None)
-    msgs = list(c)
+def consume_all(broker, topic, timeout_s=60):
+    """Every record the topic holds when called, by partition and offset. It
+    reads up to each partition's end offset, not until the reads go quiet: a
+    fetch retried on a loaded machine once paused a read for longer than
+    its idle limit, and the test saw an older record as the last."""
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=KAFKA_API,
+                      enable_auto_commit=False, group_id=None)
+    parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+    c.assign(parts)
+    c.seek_to_beginning(*parts)
+    ends = c.end_offsets(parts)
+    msgs, deadline = [], time.time() + timeout_s
+    while any(c.position(tp) < ends[tp] for tp in parts):
+        assert time.time() < deadline, f"{topic}: not read to its end in {timeout_s} s"
+        for records in c.poll(timeout_ms=500).values():
+            msgs.extend(records)
     c.close()
-    return msgs
+    return sorted(msgs, key=lambda m: (m.partition, m.offset))
 
 
 def producer(broker):
