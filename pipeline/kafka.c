@@ -81,21 +81,38 @@ rd_kafka_resp_err_t kafka_produce_copy(rd_kafka_t *rk, const char *topic, int32_
     return e;
 }
 
-int kafka_stats_brokers_up(const char *json, size_t len)
+/* fetchq_size: bytes fetched and not yet consumed. A group consumer's
+ * partitions all forward to its one queue, and each reports that queue's
+ * size, so the largest is the total (a sum would count it per partition). */
+static int64_t prefetched_bytes(json_t *topics)
 {
+    int64_t max = 0;
+    const char *name, *id;
+    json_t *t, *p;
+    json_object_foreach(topics, name, t) {
+        json_object_foreach(json_object_get(t, "partitions"), id, p) {
+            json_int_t size = json_integer_value(json_object_get(p, "fetchq_size"));
+            max = size > max ? size : max;
+        }
+    }
+    return max;
+}
+
+void kafka_stats_read(const char *json, size_t len, struct kafka_stats *out)
+{
+    *out = (struct kafka_stats){.brokers_up = -1};
     json_t *root = json_loadb(json, len, 0, NULL);
     json_t *brokers = json_object_get(root, "brokers");
-    if (!json_is_object(brokers)) {
-        json_decref(root);
-        return -1;
+    if (json_is_object(brokers)) {
+        const char *name;
+        json_t *b;
+        out->brokers_up = 0;
+        json_object_foreach(brokers, name, b)
+            out->brokers_up += !strcmp(json_string_value(json_object_get(b, "state")) ?: "", "UP");
+        out->queued_bytes = json_integer_value(json_object_get(root, "msg_size")) +
+                            prefetched_bytes(json_object_get(root, "topics"));
     }
-    int up = 0;
-    const char *name;
-    json_t *b;
-    json_object_foreach(brokers, name, b)
-        up += !strcmp(json_string_value(json_object_get(b, "state")) ?: "", "UP");
     json_decref(root);
-    return up;
 }
 
 int kafka_mock_new(struct kafka_mock *m, const struct eddy_config *cfg, int brokers,

@@ -39,9 +39,13 @@ rd_kafka_resp_err_t kafka_produce_copy(rd_kafka_t *rk, const char *topic, int32_
                                        const void *key, size_t key_len, const void *value,
                                        size_t len);
 
-/* Brokers in state UP in a librdkafka statistics document, or -1 if it
- * does not parse. */
-int kafka_stats_brokers_up(const char *json, size_t len);
+/* What eddy reads from a librdkafka statistics document (every second). */
+struct kafka_stats {
+    int brokers_up;         /* brokers in state UP; -1: the document did not parse */
+    int64_t queued_bytes;   /* messages held: the producer's queue, the consumer's prefetch */
+};
+
+void kafka_stats_read(const char *json, size_t len, struct kafka_stats *out);
 
 /* An in-process mock cluster with eddy's topics created. Caller frees with
  * kafka_mock_free(). */

@@ -27,6 +27,8 @@ struct eddy_metrics {
     uint64_t state_bytes, state_users, state_items, state_campaigns;
     uint64_t cache_hits, cache_misses, cache_evictions, cache_bytes, dirty_entries;
     uint64_t memtable_bytes, block_cache_bytes;
+    uint64_t consumer_queued_bytes, producer_queued_bytes; /* librdkafka's, every second */
+    uint64_t heap_in_use_bytes, heap_free_bytes;           /* malloc's, after each trim */
     uint64_t checkpoint_us, checkpoint_bytes, restore_us;
     uint64_t lat_bucket[METRICS_LAT_BUCKETS];       /* non-cumulative counts */
     uint64_t lat_count;

@@ -360,14 +360,18 @@ static void note_brokers(struct runtime *rt, int client, int up)
         *since = monotonic_ms();
 }
 
-static void consumer_brokers_up(void *ctx, int up)
+static void consumer_stats(void *ctx, int brokers_up, int64_t queued_bytes)
 {
-    note_brokers(ctx, CONSUMER, up);
+    struct runtime *rt = ctx;
+    note_brokers(rt, CONSUMER, brokers_up);
+    rt->metrics.consumer_queued_bytes = (uint64_t)queued_bytes;
 }
 
-static void producer_brokers_up(void *ctx, int up)
+static void producer_stats(void *ctx, int brokers_up, int64_t queued_bytes)
 {
-    note_brokers(ctx, PRODUCER, up);
+    struct runtime *rt = ctx;
+    note_brokers(rt, PRODUCER, brokers_up);
+    rt->metrics.producer_queued_bytes = (uint64_t)queued_bytes;
 }
 
 static void update_state_metrics(struct runtime *rt)
@@ -424,6 +428,9 @@ static void trim_memory(struct runtime *rt, uint64_t now)
         return;
     rt->last_trim_ms = now;
     malloc_trim(0);
+    struct mallinfo2 mi = mallinfo2();
+    rt->metrics.heap_in_use_bytes = mi.uordblks + mi.hblkhd;
+    rt->metrics.heap_free_bytes = mi.fordblks;
 #else
     (void)rt, (void)now;
 #endif
@@ -622,7 +629,7 @@ static int poll_events(struct runtime *rt, int fd, uv_poll_t *poll, uv_poll_cb c
 static int start_consumer(struct runtime *rt, char *err, size_t errlen)
 {
     struct source_kafka_hooks hooks = {process, dead_letter, checkpoint_before_revoke, stop,
-                                       is_stopping, consumer_brokers_up, rt};
+                                       is_stopping, consumer_stats, rt};
     if (source_kafka_open(rt->cfg, rt->st, &rt->metrics, &hooks, &rt->source, err, errlen))
         return -1;
     return poll_events(rt, source_kafka_events_fd(rt->source), &rt->consumer_poll,
@@ -636,7 +643,7 @@ static int start_outputs(struct runtime *rt, char *err, size_t errlen)
         .registry_url = rt->cfg->registry_url[0] ? rt->cfg->registry_url : NULL,
     };
     struct sink_kafka_hooks hooks = {output_failed, on_delivered, outputs_given_up,
-                                     producer_brokers_up, rt};
+                                     producer_stats, rt};
     if (sink_kafka_open(rt->cfg, &co, &hooks, &rt->sink, err, errlen))
         return -1;
     rt->ack_timeout_ms = sink_kafka_ack_timeout_ms(rt->sink);
@@ -767,8 +774,21 @@ static void runtime_free(struct runtime *rt)
     uv_loop_close(&rt->loop);
 }
 
+/* glibc raises its mmap threshold to the size of each large block freed (up
+ * to 32 MB), so RocksDB's 1/8-memtable arena blocks and librdkafka's fetch
+ * and batch buffers soon come from the heap instead, and a catch-up's worth
+ * of them stays resident after they are freed. A fixed threshold keeps
+ * every block of 256 KB or more in its own mapping, returned when freed. */
+static void bound_heap(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
+}
+
 int runtime_run(const struct eddy_config *cfg, const struct runtime_observer *observer)
 {
+    bound_heap();
     struct runtime rt = {
         .cfg = cfg,
         .obs = observer,

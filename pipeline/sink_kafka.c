@@ -148,7 +148,9 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     (void)rk;
     struct kafka_sink *ks = opaque;
-    ks->hooks.brokers_up(ks->hooks.ctx, kafka_stats_brokers_up(json, len));
+    struct kafka_stats k;
+    kafka_stats_read(json, len, &k);
+    ks->hooks.stats(ks->hooks.ctx, k.brokers_up, k.queued_bytes);
     return 0; /* librdkafka frees json */
 }
 
@@ -255,7 +257,7 @@ int sink_kafka_open(const struct eddy_config *cfg, const struct codec_options *c
         ks->hooks = *hooks;
     int rc = codec_new(co, &ks->codec, err, errlen);
     if (!rc && !(ks->producer = kafka_producer_new(cfg, on_delivery,
-                                                   ks->hooks.brokers_up ? on_stats : NULL, ks,
+                                                   ks->hooks.stats ? on_stats : NULL, ks,
                                                    err, errlen)))
         rc = -1;
     if (!rc && co->registry_url)

@@ -33,8 +33,9 @@ struct sink_kafka_hooks {
     /* True: stop waiting for room in a full queue, and drop the output:
      * nothing will be checkpointed past it any more. */
     bool (*given_up)(void *ctx);
-    /* Brokers UP, from the producer's statistics every second. */
-    void (*brokers_up)(void *ctx, int up);
+    /* From the producer's statistics every second: brokers UP (-1:
+     * unknown), and bytes of outputs queued. */
+    void (*stats)(void *ctx, int brokers_up, int64_t queued_bytes);
     void *ctx;
 };
 

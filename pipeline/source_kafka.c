@@ -500,7 +500,9 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     (void)rk;
     struct source_kafka *s = opaque;
-    s->hooks.brokers_up(s->hooks.ctx, kafka_stats_brokers_up(json, len));
+    struct kafka_stats k;
+    kafka_stats_read(json, len, &k);
+    s->hooks.stats(s->hooks.ctx, k.brokers_up, k.queued_bytes);
     return 0; /* librdkafka frees json */
 }
 
@@ -567,6 +569,14 @@ static int start_consumer(struct source_kafka *s, char *err, size_t errlen)
          * jump: see on_offset_out_of_range(). */
         {"auto.offset.reset", "error"},
         {"statistics.interval.ms", "1000"}, /* broker reachability for /readyz */
+        /* Bounded prefetch. librdkafka checks its limit per partition
+         * fetch, against the one consumer queue: each of the 96 partitions
+         * of a soak could add a 1 MB fetch past the 64 MB default, so a
+         * catch-up held ~200 MB of input. Now at most 16 MB plus 128 KB a
+         * partition, still a second or more of input at eddy's catch-up
+         * rate (10,000 messages starved it). */
+        {"queued.max.messages.kbytes", "16384"},
+        {"fetch.message.max.bytes", "131072"},
     };
     rd_kafka_conf_t *conf =
         kafka_conf_new(s->cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);

@@ -45,8 +45,9 @@ struct source_kafka_hooks {
     void (*stop)(void *ctx, int exit_code);
     /* True once stopping: records fetched are no longer processed. */
     bool (*stopping)(void *ctx);
-    /* Brokers UP, from the consumer's statistics every second. */
-    void (*brokers_up)(void *ctx, int up);
+    /* From the consumer's statistics every second: brokers UP (-1:
+     * unknown), and bytes fetched ahead of processing. */
+    void (*stats)(void *ctx, int brokers_up, int64_t queued_bytes);
     void *ctx;
 };
 

@@ -95,6 +95,9 @@ MSG_TIMEOUT_MS = env_num("SOAK_MESSAGE_TIMEOUT_MS", 10000)
 CACHE_BYTES = env_num("SOAK_CACHE_BYTES", 1 << 30)
 STATE_MEMORY = ("eddy_state_cache_bytes", "eddy_state_memtable_bytes",
                 "eddy_state_block_cache_bytes")
+# Two parts of "other", for reading where it goes: librdkafka's queues (input
+# fetched ahead, outputs not yet acknowledged), and free memory malloc holds.
+KAFKA_QUEUES = ("eddy_kafka_consumer_queued_bytes", "eddy_kafka_producer_queued_bytes")
 # No progress for this long with input waiting: eddy is stuck, and is killed
 # and restarted (and the soak fails) rather than left to hold the run up.
 STALL_S = env_num("SOAK_STALL_S", 60.0, float)
@@ -570,15 +573,15 @@ def fault_rotation(broker):
 
 # --- report ------------------------------------------------------------------------
 
-COLS = ("time s", "RSS MB", "state MB", "other MB", "fds", "lag", "produced", "consumed",
-        "restarts", "fault")
+COLS = ("time s", "RSS MB", "state MB", "other MB", "kafka MB", "heap free MB", "fds", "lag",
+        "produced", "consumed", "restarts", "fault")
 
 
 def fmt_row(r):
     def f(v, spec):
         return "-" if v is None else format(v, spec)
     return (f"{r['t']:.0f}", f(r["rss"], ".1f"), f(r["state"], ".1f"), f(r["other"], ".1f"),
-            f(r["fds"], "d"), f(r["lag"], ".0f"),
+            f(r["kafka"], ".1f"), f(r["heap_free"], ".1f"), f(r["fds"], "d"), f(r["lag"], ".0f"),
             f(r["produced"], "d"), f(r["consumed"], ".0f"), str(r["restarts"]), r["fault"] or "-")
 
 
@@ -709,6 +712,8 @@ def main():
                  if m and rss is not None else None)
         row = {"t": now(), "rss": rss, "fds": fds, "state": state,
                "other": rss - state if state is not None else None,
+               "kafka": (sum(m.get(k, 0) for k in KAFKA_QUEUES) / 2**20 if m else None),
+               "heap_free": m.get("eddy_heap_free_bytes", 0) / 2**20 if m else None,
                "lag": m.get("eddy_consumer_lag") if m else None,
                "produced": produced,
                "consumed": eddy.total("eddy_events_in_total") + eddy.total("eddy_dlq_total"),
@@ -934,7 +939,10 @@ def main():
              "RSS and fds: of the running eddy; state: eddy's state cache, RocksDB's "
              "memtables and block cache (`eddy_state_cache_bytes` + "
              "`eddy_state_memtable_bytes` + `eddy_state_block_cache_bytes`); other: RSS - "
-             "state; lag: `eddy_consumer_lag`; produced: input "
+             "state; kafka: librdkafka's queues (`eddy_kafka_consumer_queued_bytes` + "
+             "`eddy_kafka_producer_queued_bytes`), part of other; heap free: free memory "
+             "inside malloc's heaps (`eddy_heap_free_bytes`), part of other; "
+             "lag: `eddy_consumer_lag`; produced: input "
              "records the soak has read so far; consumed: `eddy_events_in_total` + "
              "`eddy_dlq_total` summed over eddy's incarnations (so replays count again); "
              "fault: the one active at the sample.", "",

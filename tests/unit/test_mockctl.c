@@ -1,6 +1,7 @@
 /* test_mockctl.c: the fault-injection protocol. The grammar on its own
  * (mockctl_parse), then every command against a real two-broker mock
- * cluster, then the line server over pipes, including end of input. */
+ * cluster, then the line server over pipes, including end of input. Also
+ * what eddy reads from librdkafka's statistics (pipeline/kafka.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "pipeline/kafka.h"
 #include "pipeline/mockctl.h"
 
 /* --- parsing ---------------------------------------------------------------- */
@@ -328,11 +330,39 @@ static void test_server(void **state)
     fclose(r);
 }
 
+/* --- statistics ------------------------------------------------------------ */
+
+static void test_stats(void **state)
+{
+    (void)state;
+    /* A group consumer's partitions all report the one queue they forward
+     * to: the total is that size, not their sum. */
+    static const char consumer[] =
+        "{\"msg_size\": 0, \"brokers\": {\"a:1/1\": {\"state\": \"UP\"},"
+        " \"b:2/2\": {\"state\": \"DOWN\"}, \"c:3/3\": {\"state\": \"UP\"}},"
+        " \"topics\": {\"clicks\": {\"partitions\": {\"0\": {\"fetchq_size\": 5000},"
+        " \"1\": {\"fetchq_size\": 5000}, \"-1\": {\"fetchq_size\": 0}}},"
+        " \"ad-events\": {\"partitions\": {\"0\": {\"fetchq_size\": 5000}}}}}";
+    static const char producer[] =
+        "{\"msg_size\": 704010, \"brokers\": {\"a:1/1\": {\"state\": \"INIT\"}}, \"topics\": {}}";
+    struct kafka_stats k;
+    kafka_stats_read(consumer, strlen(consumer), &k);
+    assert_int_equal(k.brokers_up, 2);
+    assert_int_equal(k.queued_bytes, 5000);
+    kafka_stats_read(producer, strlen(producer), &k);
+    assert_int_equal(k.brokers_up, 0);
+    assert_int_equal(k.queued_bytes, 704010);
+    kafka_stats_read("{\"brokers\": ", 12, &k);
+    assert_int_equal(k.brokers_up, -1);
+    assert_int_equal(k.queued_bytes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_commands),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_stats),
         cmocka_unit_test_setup_teardown(test_exec, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_server, cluster_setup, cluster_teardown),
     };
