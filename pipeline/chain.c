@@ -18,8 +18,8 @@ CHAIN_TABLE(CHAIN_EXTERN_)
 const struct eddy_operator *const chain_operators[CHAIN_OPS] = {CHAIN_TABLE(CHAIN_ENTRY_)};
 
 /* Room for the union of the stores, NULL-terminated. Operators own a store
- * or two; a chain past this aborts on its first chain_stores(), which
- * test_chain makes (raise it then). */
+ * or two; a chain with more than this aborts in its first chain_stores(),
+ * so test_chain fails before anything ships (raise it then). */
 enum { CHAIN_STORES_MAX = 16 };
 static const struct state_codec *union_stores[CHAIN_STORES_MAX + 1];
 static pthread_once_t union_once = PTHREAD_ONCE_INIT;
