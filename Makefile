@@ -52,9 +52,10 @@ $(B)/pipeline/schemas.o: $(wildcard schemas/*.avsc)
 
 # --- unit tests (cmocka): each lists the objects it links ----------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-# The configuration takes its operators' keys from the chain.
-CONFIG_OBJS := pipeline/config.o pipeline/chain.o operators/embeddings.o operators/recommend.o \
-               operators/blas.o operators/budget.o state/state.o state/json.o
+# The configuration takes its operators' keys from the chain, which may name
+# any operator: every operators/*.c is linked (a new one needs no line here).
+CONFIG_OBJS := pipeline/config.o pipeline/chain.o $(patsubst %.c,%.o,$(wildcard operators/*.c)) \
+               state/state.o state/json.o
 TEST_OBJS_test_codec      = pipeline/codec.o pipeline/avromap.o pipeline/registry.o pipeline/schemas.o \
                             pipeline/log.o pipeline/validate.o
 TEST_OBJS_test_config     = $(CONFIG_OBJS)

@@ -647,6 +647,8 @@ static const struct eddy_param bid_keys[] = {
      .help = "Seed of the exploration draws (mixed with event content)"},
 };
 
+static const struct state_codec *const budget_stores[] = {&budget_campaigns, NULL};
+
 const struct eddy_operator eddy_op_budget = {
     .name = "budget",
     .section = "bidding",
@@ -659,6 +661,9 @@ const struct eddy_operator eddy_op_budget = {
     .flush = budget_flush,
     .destroy = budget_destroy,
     .clock = EV_AD,
+    .inputs = EVENT_BIT(EV_AD) | EVENT_BIT(EV_CAMPAIGN),
+    .outputs = OUTPUT_BIT(OUTPUT_DECISIONS),
+    .stores = budget_stores,
     .answers = QUERY_BIT(QUERY_CAMPAIGN_LEDGER),
     .query = budget_query,
 };

@@ -196,4 +196,7 @@ const struct eddy_operator eddy_op_embeddings = {
     .flush = mf_flush,
     .destroy = mf_destroy,
     .clock = EV_CLICK,
+    .inputs = EVENT_BIT(EV_CLICK),
+    .outputs = OUTPUT_BIT(OUTPUT_VECTORS),
+    /* stores: none; user and item vectors are the state's own kinds */
 };

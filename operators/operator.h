@@ -22,7 +22,13 @@
  * declares the kind answers it. An answer is read from the state alone, not
  * from an operator instance, because the HTTP API holds the state but no
  * chain; it changes nothing in the state. Pointers in an answer borrow from
- * the state and are valid until the next state commit. */
+ * the state and are valid until the next state commit.
+ *
+ * An operator describes itself in its struct eddy_operator: its config
+ * section and keys, the input kinds it consumes, what it outputs, the keyed
+ * state stores it owns and the queries it answers. The chain (pipeline/
+ * chain.h) takes everything from there, so adding an operator is its own
+ * files and one line in the chain's table. */
 #ifndef EDDY_OPERATOR_H
 #define EDDY_OPERATOR_H
 
@@ -31,6 +37,7 @@
 
 struct eddy_state;
 struct campaign_ledger;
+struct state_codec;
 
 struct eddy_emit {
     void (*recommendation)(void *ctx, const struct recommendation *rec);
@@ -71,6 +78,23 @@ struct eddy_query {
 
 #define QUERY_BIT(kind) (1u << (kind))
 
+/* An input kind (schemas/records.h: enum eddy_event_kind) as a bit of
+ * eddy_operator.inputs. */
+#define EVENT_BIT(kind) (1u << (kind))
+
+/* What an operator produces, as bits (OUTPUT_BIT()) of eddy_operator.outputs:
+ * records it emits through struct eddy_emit, which the sinks write to output
+ * topics or files, or values it leaves in the state for the operators after
+ * it. */
+enum eddy_output_kind {
+    OUTPUT_VECTORS,         /* user and item vectors, in the state: what recommend scores */
+    OUTPUT_RECOMMENDATIONS, /* eddy_emit.recommendation */
+    OUTPUT_DECISIONS,       /* eddy_emit.decision */
+    OUTPUT_KINDS
+};
+
+#define OUTPUT_BIT(kind) (1u << (kind))
+
 struct eddy_operator {
     const char *name;
     /* Its configuration: the section [section], introduced by section_help
@@ -86,12 +110,28 @@ struct eddy_operator {
      * as above. Returns NULL and fills err on failure. */
     void *(*create)(const void *params, struct eddy_state *st,
                     const struct eddy_emit *emit, char *err, size_t errlen);
-    /* Ignores event kinds it does not handle. */
+    /* Called only with the kinds in inputs (the chain filters); the
+     * operators still ignore other kinds, so a unit test may feed them
+     * anything. */
     void (*process)(void *self, const struct eddy_event *ev);
     void (*flush)(void *self, int64_t watermark_ms);
     void (*checkpoint)(void *self); /* optional */
     void (*destroy)(void *self);
     enum eddy_event_kind clock;     /* the input whose event time drives flush() */
+    /* The input kinds it consumes, as EVENT_BIT()s: the chain hands process()
+     * only these, and `eddy --help` lists them, so what feeds an operator is
+     * read here rather than out of its process(). */
+    unsigned inputs;
+    /* What it produces, as OUTPUT_BIT()s: a description (`eddy --help`,
+     * the unit test that every operator produces something); the sinks
+     * route emitted records by their type, not by this. */
+    unsigned outputs;
+    /* The keyed stores it owns (state/state.h: struct state_codec),
+     * NULL-terminated; NULL if none. Every state the chain runs on is opened
+     * with the union of its operators' stores (chain_stores()), so a new
+     * store is declared here and nowhere else. Users and items are the
+     * state's own kinds, not stores. */
+    const struct state_codec *const *stores;
     /* The query kinds this operator answers, as QUERY_BIT()s; 0 if none. */
     unsigned answers;
     /* Answers q, whose kind is one of answers: true, or false when its

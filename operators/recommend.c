@@ -698,6 +698,9 @@ const struct eddy_operator eddy_op_recommend = {
     .checkpoint = rec_checkpoint,
     .destroy = rec_destroy,
     .clock = EV_CLICK,
+    .inputs = EVENT_BIT(EV_CLICK), /* whose users to refresh; it scores embeddings' vectors */
+    .outputs = OUTPUT_BIT(OUTPUT_RECOMMENDATIONS),
+    /* stores: none; its pending refreshes are a blob (checkpoint) */
     .answers = QUERY_BIT(QUERY_USER_RECOMMENDATIONS),
     .query = rec_query,
 };

@@ -60,7 +60,7 @@ static int run_stats(struct eddy_state *st, const struct state_args *a, char *er
 static int run_get(struct eddy_state *st, const struct state_args *a, char *err,
                    size_t errlen)
 {
-    int rc = inspect_get(st, inspect_kind_cf(a->pos[0], chain_stores), eddy_str_c(a->pos[1]),
+    int rc = inspect_get(st, inspect_kind_cf(a->pos[0], chain_stores()), eddy_str_c(a->pos[1]),
                          stdout, err, errlen);
     if (rc == 1)
         snprintf(err, errlen, "%s \"%s\" not found", a->pos[0], a->pos[1]);
@@ -133,7 +133,7 @@ static int check_args(const char *sub, int n_pos, const struct state_args *a)
         return usage_error(sub, "--format is for export only");
     if (a->format && strcmp(a->format, "jsonl"))
         return usage_error(sub, "the only --format is jsonl");
-    if (!strcmp(sub, "get") && !inspect_kind_cf(a->pos[0], chain_stores))
+    if (!strcmp(sub, "get") && !inspect_kind_cf(a->pos[0], chain_stores()))
         return usage_error(sub, "the kind must be user, item or campaign");
     return 0;
 }
@@ -144,7 +144,7 @@ static int run_on_state(const char *sub, state_fn fn, struct state_args *a)
 {
     struct eddy_config cfg = {0};
     struct state_options o = {.dir = a->dir, .read_only = true, /* dim 0: the stored one */
-                              .stores = chain_stores};
+                              .stores = chain_stores()};
     struct eddy_state *st = NULL;
     char err[1024];
     int rc = 1;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "operators/blas.h"
+#include "pipeline/chain.h"
 #include "pipeline/commands.h"
 
 #define EDDY_VERSION "0.1.0"
@@ -24,7 +25,17 @@ static const char usage_main[] =
     "  replay   run the operators over event logs: backtest report, outputs, state\n"
     "  help     show this help\n"
     "\n"
+    "operators, in chain order: what each reads, outputs and stores:\n";
+static const char usage_tail[] =
+    "\n"
     "`eddy COMMAND --help` describes each command. Version " EDDY_VERSION ".\n";
+
+static void usage(FILE *out)
+{
+    fputs(usage_main, out);
+    chain_describe(out);
+    fputs(usage_tail, out);
+}
 
 int main(int argc, char **argv)
 {
@@ -39,7 +50,7 @@ int main(int argc, char **argv)
 
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {
-        fputs(usage_main, argc < 2 ? stderr : stdout);
+        usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
@@ -49,6 +60,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "eddy: unknown command \"%s\"\n\n%s", argv[1], usage_main);
+    fprintf(stderr, "eddy: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
     return 2;
 }

@@ -191,7 +191,7 @@ static int start(struct replay *r, char *err, size_t errlen)
     const struct mf_params *mf = config_op_params(cfg, &eddy_op_embeddings);
     struct state_options so = {.dir = cfg->state_dir, .dim = mf->dim,
                                .create_if_missing = true, .cache_bytes = cfg->cache_bytes,
-                               .stores = chain_stores};
+                               .stores = chain_stores()};
     int rc = state_open(&so, &r->st, err, errlen);
     if (rc == STATE_BUSY)
         return errf(err, errlen, "state %s is in use by another eddy", cfg->state_dir);

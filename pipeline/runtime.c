@@ -657,7 +657,7 @@ static int open_state(struct runtime *rt, char *err, size_t errlen)
     const struct mf_params *mf = config_op_params(rt->cfg, &eddy_op_embeddings);
     struct state_options so = {.dir = rt->cfg->state_dir, .dim = mf->dim,
                                .create_if_missing = true, .cache_bytes = rt->cfg->cache_bytes,
-                               .stores = chain_stores};
+                               .stores = chain_stores()};
     return state_open(&so, &rt->st, err, errlen);
 }
 

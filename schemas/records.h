@@ -71,7 +71,7 @@ struct budget_decision {
     int64_t event_time_ms;
 };
 
-enum eddy_event_kind { EV_CLICK, EV_AD, EV_CAMPAIGN };
+enum eddy_event_kind { EV_CLICK, EV_AD, EV_CAMPAIGN, EV_KINDS /* the count, not a kind */ };
 
 /* One decoded, validated input record. */
 struct eddy_event {

@@ -118,7 +118,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     blas_threads_for(0); /* one OpenBLAS thread: the products here are tiny */
     snprintf(dir, sizeof dir, "%s/state", fuzz_scratch_dir());
     struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
-                              .stores = chain_stores};
+                              .stores = chain_stores()};
     if (state_open(&o, &st, err, sizeof err)) {
         fprintf(stderr, "state_open: %s\n", err);
         abort();

@@ -1,6 +1,7 @@
 /* test_chain.c: the operator chain as the runtime and the replay drive it:
- * that watermarks trail the event time by [time] lateness.ms, and that
- * queries reach the operator that answers them. */
+ * that watermarks trail the event time by [time] lateness.ms, that queries
+ * reach the operator that answers them, and that what the chain derives from
+ * its operators' declarations (stores, inputs) matches them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 
 #include "tests/unit/tmpdir.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +53,7 @@ static struct fx *fx_new(int64_t lateness_ms)
     rec->refresh_interval_ms = 0;
     const struct mf_params *mf = config_op_params(&f->cfg, &eddy_op_embeddings);
     struct state_options so = {.dir = f->dir, .dim = mf->dim, .create_if_missing = true,
-                               .stores = chain_stores};
+                               .stores = chain_stores()};
     if (state_open(&so, &f->st, err, sizeof err))
         fail_msg("state_open: %s", err);
     struct eddy_emit emit = {.recommendation = on_rec, .decision = on_dec, .ctx = f};
@@ -122,6 +124,78 @@ static void test_each_query_kind_has_one_operator(void **unused)
         assert_int_equal(!chain_operators[i]->answers, !chain_operators[i]->query);
 }
 
+static int declared_by(const struct state_codec *codec)
+{
+    int n = 0;
+    for (int i = 0; i < CHAIN_OPS; i++)
+        for (const struct state_codec *const *s = chain_operators[i]->stores; s && *s; s++)
+            n += *s == codec;
+    return n;
+}
+
+/* chain_stores() is every store an operator declares, each once, and no
+ * other; two stores sharing a column family or a kind would clash in the
+ * state and in `eddy state get`. */
+static void test_stores_are_the_operators_stores(void **unused)
+{
+    (void)unused;
+    const struct state_codec *const *all = chain_stores();
+    size_t n = 0;
+    for (; all[n]; n++) {
+        assert_true(declared_by(all[n]) > 0);
+        for (size_t j = 0; j < n; j++) {
+            assert_ptr_not_equal(all[j], all[n]);
+            assert_string_not_equal(all[j]->name, all[n]->name);
+            assert_string_not_equal(all[j]->kind, all[n]->kind);
+        }
+    }
+    for (int i = 0; i < CHAIN_OPS; i++)
+        for (const struct state_codec *const *s = chain_operators[i]->stores; s && *s; s++) {
+            size_t k = 0;
+            while (k < n && all[k] != *s)
+                k++;
+            assert_true(k < n);
+        }
+    assert_int_equal(declared_by(&budget_campaigns), 1); /* the one store today */
+    assert_ptr_equal(chain_stores(), all); /* built once */
+}
+
+/* Every operator reads something, produces something, and is clocked by
+ * an input it reads; every input kind feeds some operator, else a topic
+ * would be consumed for nothing. */
+static void test_operators_declare_inputs_and_outputs(void **unused)
+{
+    (void)unused;
+    unsigned read = 0;
+    for (int i = 0; i < CHAIN_OPS; i++) {
+        const struct eddy_operator *o = chain_operators[i];
+        assert_int_not_equal(o->inputs, 0);
+        assert_int_equal(o->inputs & ~(EVENT_BIT(EV_KINDS) - 1), 0);
+        assert_true(o->inputs & EVENT_BIT(o->clock));
+        assert_int_not_equal(o->outputs, 0);
+        assert_int_equal(o->outputs & ~(OUTPUT_BIT(OUTPUT_KINDS) - 1), 0);
+        read |= o->inputs;
+    }
+    assert_int_equal(read, EVENT_BIT(EV_KINDS) - 1);
+}
+
+/* `eddy --help` lists each operator with names for all it declares. */
+static void test_describe_lists_every_operator(void **unused)
+{
+    (void)unused;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    chain_describe(out);
+    assert_int_equal(fclose(out), 0);
+    for (int i = 0; i < CHAIN_OPS; i++)
+        assert_non_null(strstr(text, chain_operators[i]->name));
+    assert_non_null(strstr(text, "in: ad_events, campaigns; out: decisions; stores: campaigns"));
+    assert_null(strstr(text, "(null)"));
+    free(text);
+}
+
 static void configure(struct fx *f, const char *campaign, int64_t budget_micros)
 {
     struct eddy_event ev = {.kind = EV_CAMPAIGN};
@@ -164,6 +238,9 @@ int main(void)
         cmocka_unit_test(test_no_watermark_stays_none),
         cmocka_unit_test(test_each_query_kind_has_one_operator),
         cmocka_unit_test(test_queries_answer_from_the_state),
+        cmocka_unit_test(test_stores_are_the_operators_stores),
+        cmocka_unit_test(test_operators_declare_inputs_and_outputs),
+        cmocka_unit_test(test_describe_lists_every_operator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

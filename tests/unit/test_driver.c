@@ -111,7 +111,7 @@ static void fx_open_state(struct fx *f)
     char err[512];
     const struct mf_params *mf = config_op_params(&f->cfg, &eddy_op_embeddings);
     struct state_options so = {.dir = f->dir, .dim = mf->dim, .create_if_missing = true,
-                               .stores = chain_stores};
+                               .stores = chain_stores()};
     if (state_open(&so, &f->st, err, sizeof err))
         fail_msg("state_open: %s", err);
 }
