@@ -63,14 +63,22 @@ void driver_process(struct driver *d, const struct eddy_event *ev)
         chain_process(&d->ops, ev);
 }
 
-int driver_commit(struct driver *d, bool durable, char *err, size_t errlen)
+int driver_commit(struct driver *d, struct eddy_source *source, bool durable, char *err,
+                  size_t errlen)
 {
+    if (source->ops->mark)
+        source->ops->mark(source, d->st);
+    else
+        state_offset_set(d->st, POSITION_TOPIC, 0, (int64_t)d->position);
     chain_checkpoint(&d->ops);
     if (d->sink->ops->mark)
         d->sink->ops->mark(d->sink, d->st);
-    return state_commit(d->st, err, errlen) || (durable && state_sync(d->st, err, errlen))
-               ? -1
-               : 0;
+    if (state_commit(d->st, err, errlen) || (durable && state_sync(d->st, err, errlen)))
+        return -1;
+    if (source->ops->committed)
+        source->ops->committed(source, durable);
+    d->since_checkpoint = 0;
+    return 0;
 }
 
 void driver_close(struct driver *d)
@@ -78,7 +86,7 @@ void driver_close(struct driver *d)
     chain_destroy(&d->ops);
 }
 
-/* ---- the pull loop --------------------------------------------------------- */
+/* ---- taking from a source ----------------------------------------------- */
 
 uint64_t driver_stored_position(struct eddy_state *st)
 {
@@ -86,22 +94,9 @@ uint64_t driver_stored_position(struct eddy_state *st)
     return pos > 0 ? (uint64_t)pos : 0;
 }
 
-static int checkpoint(struct driver *d, bool durable)
-{
-    char err[512];
-    if (d->sink->ops->barrier(d->sink, SINK_WAIT_FOREVER))
-        return -1;
-    state_offset_set(d->st, POSITION_TOPIC, 0, (int64_t)d->position);
-    if (driver_commit(d, durable, err, sizeof err)) {
-        log_error("state commit failed: %s", err);
-        return -1;
-    }
-    d->since_checkpoint = 0;
-    return 0;
-}
-
-/* Runs one record through the chain. The watermarks move per record: the
- * source hands them out in event-time order. */
+/* Runs one record through the chain. The driver's own watermarks move per
+ * record: a source without a watermarks op hands records out in event-time
+ * order. */
 static void run_event(struct driver *d, const struct eddy_event *ev)
 {
     driver_process(d, ev);
@@ -118,6 +113,57 @@ static void run_event(struct driver *d, const struct eddy_event *ev)
     d->by_kind[ev->kind]++;
 }
 
+static void dead_letter(struct driver *d, const struct eddy_source *source)
+{
+    const struct dead_letter *dl = source->ops->dead_letter(source);
+    if (d->hooks.dead_letter)
+        d->hooks.dead_letter(d->hooks.ctx, dl);
+    else
+        log_warn("%s[%d] offset %lld: dropped: %s", dl->topic, (int)dl->partition,
+                 (long long)dl->offset, dl->reason);
+}
+
+int driver_batch(struct driver *d, struct eddy_source *source, char *err, size_t errlen)
+{
+    struct eddy_event ev;
+    for (;;) {
+        int rc = source->ops->next(source, &ev, err, errlen);
+        if (rc == EDDY_SOURCE_RECORD) {
+            run_event(d, &ev);
+            d->position++;
+            d->since_checkpoint++;
+            if (source->ops->watermarks)
+                continue; /* flushed at the end of the batch */
+            chain_flush(&d->ops, d->wm_click, d->wm_ad);
+            return EDDY_SOURCE_BATCH_END;
+        }
+        if (rc == EDDY_SOURCE_DEAD_LETTER) {
+            dead_letter(d, source);
+            d->since_checkpoint++;
+            continue;
+        }
+        if (rc == EDDY_SOURCE_BATCH_END) {
+            int64_t click = d->wm_click, ad = d->wm_ad;
+            if (source->ops->watermarks)
+                source->ops->watermarks(source, &click, &ad);
+            chain_flush(&d->ops, click, ad);
+        }
+        return rc; /* BATCH_END, END, IDLE or ERROR */
+    }
+}
+
+static int checkpoint(struct driver *d, struct eddy_source *source, bool durable)
+{
+    char err[512];
+    if (d->sink->ops->barrier(d->sink, SINK_WAIT_FOREVER))
+        return -1;
+    if (driver_commit(d, source, durable, err, sizeof err)) {
+        log_error("state commit failed: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Resuming: the records up to the stored position were run before. */
 static int skip_to_position(struct driver *d, struct eddy_source *source, char *err,
                             size_t errlen)
@@ -125,7 +171,7 @@ static int skip_to_position(struct driver *d, struct eddy_source *source, char *
     struct eddy_event ev;
     for (uint64_t i = 0; i < d->position; i++) {
         int rc = source->ops->next(source, &ev, err, errlen);
-        if (rc <= 0)
+        if (rc != EDDY_SOURCE_RECORD)
             return rc < 0 ? -1 : errf(err, errlen, "the log has fewer events (%" PRIu64 ") than "
                                       "the state's replay position (%" PRIu64 "): another log?",
                                       i, d->position);
@@ -136,23 +182,21 @@ static int skip_to_position(struct driver *d, struct eddy_source *source, char *
 int driver_run(struct driver *d, struct eddy_source *source, uint64_t checkpoint_events,
                char *err, size_t errlen)
 {
-    struct eddy_event ev;
     int rc;
     if (skip_to_position(d, source, err, errlen))
         return -1;
-    while ((rc = source->ops->next(source, &ev, err, errlen)) == 1) {
-        run_event(d, &ev);
-        d->position++;
-        chain_flush(&d->ops, d->wm_click, d->wm_ad);
+    while ((rc = driver_batch(d, source, err, errlen)) == EDDY_SOURCE_BATCH_END) {
         if (d->failed)
             return errf(err, errlen, "output failed (see above)");
-        if (++d->since_checkpoint >= checkpoint_events || state_commit_due(d->st))
-            if (checkpoint(d, false))
+        if (d->since_checkpoint >= checkpoint_events || state_commit_due(d->st))
+            if (checkpoint(d, source, false))
                 return errf(err, errlen, "checkpoint failed");
         if ((d->position & 1023) == 0 && d->hooks.progress)
             d->hooks.progress(d->hooks.ctx);
     }
     if (rc < 0)
         return -1;
-    return checkpoint(d, true) ? errf(err, errlen, "checkpoint failed") : 0;
+    if (rc != EDDY_SOURCE_END)
+        return errf(err, errlen, "the source has no end: it is for an event loop");
+    return checkpoint(d, source, true) ? errf(err, errlen, "checkpoint failed") : 0;
 }

@@ -1,5 +1,6 @@
 /* replay.c: see replay.h. Opens the source, the state and the sink for the
- * pull driver (pipeline/driver.h), evaluates in the same pass, reports. */
+ * driver (pipeline/driver.h: driver_run()), evaluates in the same pass,
+ * reports. */
 #include "pipeline/replay.h"
 
 #include <errno.h>

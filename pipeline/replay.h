@@ -1,6 +1,7 @@
 /* replay.h: `eddy replay`, the real operators over a historical event log:
- * the pull driver (pipeline/driver.h) from a source (log files, or a Kafka
- * range) to a sink (files, or topics), plus the evaluation and --speed.
+ * the driver (pipeline/driver.h: driver_run()) from a bounded source (log
+ * files, or a Kafka range) to a sink (files, or topics), plus the
+ * evaluation and --speed.
  *
  * The log is a list of Avro Object Container Files (pipeline/eventlog.h);
  * a directory stands for the *.avro files in it. The files are merged into

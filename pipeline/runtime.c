@@ -43,14 +43,14 @@ struct runtime {
     uv_poll_t consumer_poll, producer_poll;
     uv_signal_t sigint, sigterm;
     uv_timer_t tick;
-    struct source_kafka *source;      /* the input topics */
+    struct source_kafka *kafka;       /* the input topics ... */
+    struct eddy_source *source;       /* ... as the driver's source */
     struct eddy_sink *sink;           /* the output topics and the DLQ (sink_kafka.h) */
     struct eddy_state *st;
     struct http_server *http;
     struct api_ctx api;
     struct eddy_metrics metrics;
-    struct driver drv;                /* the chain, outputs to the sink, checkpoints */
-    uint64_t since_checkpoint;        /* input records not yet checkpointed */
+    struct driver drv;                /* source to chain to sink, and checkpoints */
     uint64_t last_checkpoint_ms;      /* monotonic */
     uv_timer_t retry_open;            /* standby: waiting for the state's lock */
     uv_idle_t resume;                 /* continues consuming that yielded to the loop */
@@ -146,19 +146,12 @@ static void on_rejected(void *ctx, const char *op, const char *reason)
 
 /* ---- input ------------------------------------------------------------- */
 
-static void process(void *ctx, const struct eddy_event *ev)
-{
-    struct runtime *rt = ctx;
-    driver_process(&rt->drv, ev);
-    rt->since_checkpoint++;
-}
-
+/* A record that did not decode (the driver counts it as input taken). */
 static void dead_letter(void *ctx, const struct dead_letter *dl)
 {
     struct runtime *rt = ctx;
     if (sink_kafka_dead_letter(rt->sink, dl))
         rt->metrics.dlq_truncated++;
-    rt->since_checkpoint++;
 }
 
 static bool is_stopping(void *ctx)
@@ -178,23 +171,22 @@ static void stop(void *ctx, int exit_code)
  * durable waits until they are on disk, for a revoke or a shutdown. Callers
  * first make sure every output is acknowledged (outputs_unacked() == 0), so
  * the offsets stored never pass an input whose outputs could still be lost.
- * Kafka hears of offsets only once RocksDB holds them. A failed state write
- * is fatal: carrying on would acknowledge input whose effect is not durable. */
+ * driver_commit() stores the source's mark (its offsets and clocks) with
+ * the state, and Kafka hears of the offsets only once RocksDB holds them
+ * (the source's committed op). A failed state write is fatal: carrying on
+ * would acknowledge input whose effect is not durable. */
 static int checkpoint(struct runtime *rt, bool durable)
 {
     char err[512];
     if (rt->no_checkpoint || outputs_unacked(rt) > 0)
         return -1;
-    source_kafka_mark(rt->source);
-    if (driver_commit(&rt->drv, durable, err, sizeof err)) {
+    if (driver_commit(&rt->drv, rt->source, durable, err, sizeof err)) {
         log_error("state commit failed: %s", err);
         snprintf(rt->state_error, sizeof rt->state_error, "%s", err);
         rt->no_checkpoint = true;
         begin_shutdown(rt, RUNTIME_ERROR);
         return -1;
     }
-    source_kafka_committed(rt->source, durable);
-    rt->since_checkpoint = 0;
     rt->last_checkpoint_ms = monotonic_ms();
     rt->metrics.commits++;
     return 0;
@@ -228,8 +220,9 @@ static int checkpoint_before_revoke(void *ctx)
  * budget needs its dirty entries written. */
 static bool checkpoint_due(const struct runtime *rt)
 {
-    return rt->since_checkpoint > 0 &&
-           (rt->since_checkpoint >= (uint64_t)rt->cfg->checkpoint_events ||
+    uint64_t since = rt->drv.since_checkpoint;
+    return since > 0 &&
+           (since >= (uint64_t)rt->cfg->checkpoint_events ||
             monotonic_ms() - rt->last_checkpoint_ms >= (uint64_t)rt->cfg->checkpoint_interval_ms ||
             state_commit_due(rt->st));
 }
@@ -267,17 +260,25 @@ static void finish_checkpoint(struct runtime *rt)
 }
 
 /* A batch of input: run through the chain, then the operators flushed with
- * the watermarks it moved. */
-static ssize_t consume_batch(struct runtime *rt)
+ * the watermarks it moved (driver_batch()). True when one was taken, false
+ * when nothing waited. */
+static bool consume_batch(struct runtime *rt)
 {
-    ssize_t n = source_kafka_consume(rt->source);
-    if (n <= 0)
-        return n;
-    chain_flush(&rt->drv.ops, source_kafka_watermark(rt->source, rt->cfg->topic_clicks),
-                source_kafka_watermark(rt->source, rt->cfg->topic_ad_events));
+    char err[512];
+    int rc = driver_batch(&rt->drv, rt->source, err, sizeof err);
+    if (rc != EDDY_SOURCE_BATCH_END) {
+        if (rc == EDDY_SOURCE_ERROR) { /* not from the live source, which has none */
+            log_error("input: %s", err);
+            begin_shutdown(rt, RUNTIME_ERROR);
+        } else if (rc == EDDY_SOURCE_END) { /* nor this */
+            log_info("the input ended");
+            begin_shutdown(rt, 0);
+        }
+        return false;
+    }
     maybe_checkpoint(rt);
     rt->last_progress_ms = monotonic_ms();
-    return n;
+    return true;
 }
 
 /* Consuming pauses for a checkpoint that waits for acknowledgements, and
@@ -299,7 +300,7 @@ static void consume_available(struct runtime *rt)
 {
     uint64_t start = monotonic_ms();
     while (may_consume(rt)) {
-        if (consume_batch(rt) <= 0)
+        if (!consume_batch(rt))
             break;
         if (monotonic_ms() - start >= SLICE_MS && may_consume(rt)) {
             uv_idle_start(&rt->resume, on_resume);
@@ -328,7 +329,7 @@ static void on_consumer_readable(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     struct runtime *rt = h->data;
-    drain_pipe(source_kafka_events_fd(rt->source));
+    drain_pipe(rt->source->ops->events_fd(rt->source));
     consume_available(rt);
 }
 
@@ -446,8 +447,8 @@ static void on_tick(uv_timer_t *t)
     if (!rt->started || rt->stopping)
         return;
     update_state_metrics(rt);
-    rt->metrics.consumer_lag = source_kafka_lag(rt->source);
-    rt->metrics.assigned_partitions = (uint64_t)source_kafka_assigned(rt->source);
+    rt->metrics.consumer_lag = source_kafka_lag(rt->kafka);
+    rt->metrics.assigned_partitions = (uint64_t)source_kafka_assigned(rt->kafka);
     rt->metrics.outputs_unacked = (uint64_t)outputs_unacked(rt);
     maybe_checkpoint(rt);
     finish_checkpoint(rt);
@@ -607,8 +608,8 @@ static void begin_shutdown(struct runtime *rt, int exit_code)
         final_checkpoint(rt);
     }
     atomic_store(&stuck_exit_code, rt->exit_code);
-    if (rt->source)
-        source_kafka_close(rt->source, rt->shutdown_deadline_ms);
+    if (rt->kafka)
+        source_kafka_close(rt->kafka, rt->shutdown_deadline_ms);
     if (rt->sink)
         sink_kafka_purge(rt->sink);
     if (rt->http)
@@ -628,11 +629,12 @@ static int poll_events(struct runtime *rt, int fd, uv_poll_t *poll, uv_poll_cb c
 
 static int start_consumer(struct runtime *rt, char *err, size_t errlen)
 {
-    struct source_kafka_hooks hooks = {process, dead_letter, checkpoint_before_revoke, stop,
-                                       is_stopping, consumer_stats, rt};
-    if (source_kafka_open(rt->cfg, rt->st, &rt->metrics, &hooks, &rt->source, err, errlen))
+    struct source_kafka_hooks hooks = {checkpoint_before_revoke, stop, is_stopping,
+                                       consumer_stats, rt};
+    if (source_kafka_open(rt->cfg, rt->st, &rt->metrics, &hooks, &rt->kafka, err, errlen))
         return -1;
-    return poll_events(rt, source_kafka_events_fd(rt->source), &rt->consumer_poll,
+    rt->source = source_kafka_source(rt->kafka);
+    return poll_events(rt, rt->source->ops->events_fd(rt->source), &rt->consumer_poll,
                        on_consumer_readable);
 }
 
@@ -665,7 +667,7 @@ static int start_operators(struct runtime *rt, char *err, size_t errlen)
 {
     struct driver_hooks hooks = {.recommendation = observe_recommendation,
                                  .decision = observe_decision, .rejected = on_rejected,
-                                 .ctx = rt};
+                                 .dead_letter = dead_letter, .ctx = rt};
     return driver_open(&rt->drv, rt->cfg, rt->st, rt->sink, &hooks, err, errlen);
 }
 
@@ -765,7 +767,8 @@ static void on_retry_open(uv_timer_t *t)
 
 static void runtime_free(struct runtime *rt)
 {
-    source_kafka_free(rt->source);
+    if (rt->source)
+        rt->source->ops->free(rt->source);
     if (rt->sink)
         rt->sink->ops->free(rt->sink);
     driver_close(&rt->drv);

@@ -2,11 +2,12 @@
  * drives the live Kafka source (pipeline/source_kafka.h) and the topic sink
  * (pipeline/sink_kafka.h) by their event descriptors, a 100 ms housekeeping
  * timer, SIGINT/SIGTERM and the HTTP endpoint. Input records are decoded by
- * the source, run through the operators, and at every checkpoint, once the
- * sink's barrier holds (every output acknowledged), the state and the
- * offsets it covers are committed in one RocksDB WriteBatch; only then are
- * the offsets committed to Kafka (for lag monitoring: RocksDB is the source
- * of truth). */
+ * the source and run through the operators by the driver core that
+ * `eddy replay` uses too (pipeline/driver.h: driver_batch()), and at every
+ * checkpoint, once every output is acknowledged, the state and the offsets
+ * it covers are committed in one RocksDB WriteBatch (driver_commit()); only
+ * then are the offsets committed to Kafka (for lag monitoring: RocksDB is
+ * the source of truth). */
 #ifndef EDDY_RUNTIME_H
 #define EDDY_RUNTIME_H
 

@@ -20,6 +20,7 @@
 #include "pipeline/codec.h"
 #include "pipeline/config.h"
 #include "pipeline/sink.h"
+#include "pipeline/source.h" /* struct dead_letter */
 
 /* What the live driver learns from the sink, on its thread (delivery
  * reports are served by sink_kafka_serve(), barrier() and waits for room).
@@ -39,24 +40,15 @@ struct sink_kafka_hooks {
     void *ctx;
 };
 
-/* A record that did not decode, and where it was read. */
-struct dead_letter {
-    const char *reason;
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    const void *key, *value;
-    size_t key_len, len;
-};
-
 /* co: how outputs are encoded; with a registry URL, their schemas are
  * registered (Confluent framing). hooks may be NULL. */
 int sink_kafka_open(const struct eddy_config *cfg, const struct codec_options *co,
                     const struct sink_kafka_hooks *hooks, struct eddy_sink **out, char *err,
                     size_t errlen);
 
-/* Produces dl into the dead-letter topic ([kafka] dlq.max.bytes: see
- * sink_kafka.c). Returns true when the record had to be truncated. */
+/* Produces dl (a record the live source could not decode) into the
+ * dead-letter topic ([kafka] dlq.max.bytes: see sink_kafka.c). Returns
+ * true when the record had to be truncated. */
 bool sink_kafka_dead_letter(struct eddy_sink *s, const struct dead_letter *dl);
 
 /* For an event loop: a descriptor that turns readable when delivery

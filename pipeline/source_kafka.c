@@ -23,7 +23,20 @@ struct partition_clock {
     int64_t max_ms;
 };
 
+/* Consecutive messages of one partition: the per-partition lookups and the
+ * offset and clock bookkeeping are done once per run, not per message. */
+struct partition_run {
+    rd_kafka_topic_t *rkt;       /* NULL: no run open */
+    int32_t partition;
+    const char *topic;
+    int in;                      /* input index; -1: not ours or not assigned */
+    enum eddy_record_type type;
+    int64_t next_offset;         /* -1: nothing consumed in this run */
+    int64_t max_ms;
+};
+
 struct source_kafka {
+    struct eddy_source base;
     const struct eddy_config *cfg;
     struct eddy_state *st;
     struct eddy_metrics *metrics;
@@ -39,6 +52,13 @@ struct source_kafka {
     struct partition_clock *clocks;   /* highest event time per input partition */
     size_t n_clocks;
     bool closed;                      /* left the group */
+    /* The batch being handed out by next() (n_batch 0: none), its current
+     * partition run, and the dead letter handed out last. */
+    rd_kafka_message_t *batch[BATCH_MAX];
+    ssize_t n_batch, i_batch;
+    struct partition_run run;
+    struct dead_letter dl;
+    char dl_reason[256];
 };
 
 static int64_t wall_ms(void)
@@ -80,7 +100,7 @@ static struct partition_clock *clock_of(struct source_kafka *s, const char *topi
 
 /* Partitions are read in order, so (with in-order producers) nothing older
  * than the watermark is still to come. */
-int64_t source_kafka_watermark(const struct source_kafka *s, const char *topic)
+static int64_t watermark(const struct source_kafka *s, const char *topic)
 {
     int64_t wm = INT64_MAX;
     for (size_t i = 0; i < s->n_clocks; i++) {
@@ -105,11 +125,11 @@ static int clock_cmp(const void *a, const void *b)
 /* The clocks are saved with every checkpoint so that a restart resumes the
  * same event-time watermarks. Layout: per partition, the clock struct, in
  * (topic, partition) order so that equal clocks give equal bytes. */
-void source_kafka_mark(struct source_kafka *s)
+static void save_clocks(struct source_kafka *s, struct eddy_state *st)
 {
     if (s->n_clocks)
         qsort(s->clocks, s->n_clocks, sizeof *s->clocks, clock_cmp);
-    state_blob_set(s->st, CLOCKS_BLOB, s->clocks, s->n_clocks * sizeof *s->clocks);
+    state_blob_set(st, CLOCKS_BLOB, s->clocks, s->n_clocks * sizeof *s->clocks);
 }
 
 static int restore_clocks(struct source_kafka *s, char *err, size_t errlen)
@@ -140,18 +160,6 @@ static void note_offset(rd_kafka_topic_partition_list_t *list, const char *topic
         p = rd_kafka_topic_partition_list_add(list, topic, partition);
     p->offset = next;
 }
-
-/* Consecutive messages of one partition: the per-partition lookups and the
- * offset and clock bookkeeping are done once per run, not per message. */
-struct partition_run {
-    rd_kafka_topic_t *rkt;       /* NULL: no run open */
-    int32_t partition;
-    const char *topic;
-    int in;                      /* input index; -1: not ours or not assigned */
-    enum eddy_record_type type;
-    int64_t next_offset;         /* -1: nothing consumed in this run */
-    int64_t max_ms;
-};
 
 static void end_run(struct source_kafka *s, struct partition_run *r)
 {
@@ -322,61 +330,97 @@ static void on_consumer_error(struct source_kafka *s, const rd_kafka_message_t *
 
 /* ---- records ------------------------------------------------------------- */
 
-static void dead_letter(struct source_kafka *s, const rd_kafka_message_t *m, const char *reason)
-{
-    struct dead_letter dl = {.reason = reason, .topic = rd_kafka_topic_name(m->rkt),
-                             .partition = m->partition, .offset = m->offset, .key = m->key,
-                             .value = m->payload, .key_len = m->key_len, .len = m->len};
-    s->hooks.dead_letter(s->hooks.ctx, &dl);
-}
-
-static void handle_message(struct source_kafka *s, struct partition_run *r,
-                           const rd_kafka_message_t *m)
+/* One message of the batch: EDDY_SOURCE_RECORD (decoded into ev),
+ * EDDY_SOURCE_DEAD_LETTER (s->dl), or 0 when there is nothing to hand out
+ * (an error event, a partition no longer ours, or eddy is stopping). The
+ * run's offset and clock move as the input is handed out, and reach the
+ * state only when the run ends, in a later call: by then the driver has
+ * taken the input whole (run it through the chain, or dead-lettered it). */
+static int handle_message(struct source_kafka *s, struct partition_run *r,
+                          const rd_kafka_message_t *m, struct eddy_event *ev)
 {
     if (m->err) {
         end_run(s, r); /* the offsets processed so far go with any checkpoint it makes */
         on_consumer_error(s, m);
-        return;
+        return 0;
     }
     if (m->rkt != r->rkt || m->partition != r->partition) {
         end_run(s, r);
         start_run(s, r, m);
     }
     if (r->in < 0 || s->hooks.stopping(s->hooks.ctx))
-        return;
+        return 0;
 
-    struct eddy_event ev;
-    char reason[256];
-    if (codec_decode(s->codec, r->type, m->payload, m->len, &ev, reason, sizeof reason)) {
-        dead_letter(s, m, reason);
+    int rc;
+    if (codec_decode(s->codec, r->type, m->payload, m->len, ev, s->dl_reason,
+                     sizeof s->dl_reason)) {
+        s->dl = (struct dead_letter){.reason = s->dl_reason, .topic = rd_kafka_topic_name(m->rkt),
+                                     .partition = m->partition, .offset = m->offset,
+                                     .key = m->key, .value = m->payload, .key_len = m->key_len,
+                                     .len = m->len};
         s->metrics->dlq[r->in]++;
+        rc = EDDY_SOURCE_DEAD_LETTER;
     } else {
-        ev.partition = m->partition;
-        s->hooks.process(s->hooks.ctx, &ev);
-        int64_t t = eddy_event_time(&ev);
+        ev->partition = m->partition;
+        int64_t t = eddy_event_time(ev);
         if (t > r->max_ms)
             r->max_ms = t;
         s->metrics->events_in[r->in]++;
+        rc = EDDY_SOURCE_RECORD;
     }
     r->next_offset = m->offset + 1;
+    return rc;
 }
 
-ssize_t source_kafka_consume(struct source_kafka *s)
+/* Every message of the batch is handed out: the runs' offsets and clocks
+ * into the state, the latencies observed, the messages freed. */
+static void end_batch(struct source_kafka *s)
 {
-    rd_kafka_message_t *msgs[BATCH_MAX];
-    ssize_t n = rd_kafka_consume_batch_queue(s->q, 0, msgs, BATCH_MAX);
-    struct partition_run run = {.rkt = NULL};
-    for (ssize_t i = 0; i < n; i++)
-        handle_message(s, &run, msgs[i]);
-    end_run(s, &run);
+    end_run(s, &s->run);
     int64_t now = wall_ms();
-    for (ssize_t i = 0; i < n; i++) {
-        int64_t ts = rd_kafka_message_timestamp(msgs[i], NULL);
-        if (!msgs[i]->err && ts > 0 && now >= ts)
+    for (ssize_t i = 0; i < s->n_batch; i++) {
+        int64_t ts = rd_kafka_message_timestamp(s->batch[i], NULL);
+        if (!s->batch[i]->err && ts > 0 && now >= ts)
             metrics_observe_latency(s->metrics, (double)(now - ts) / 1000.0);
-        rd_kafka_message_destroy(msgs[i]);
+        rd_kafka_message_destroy(s->batch[i]);
     }
-    return n > 0 ? n : 0;
+    s->n_batch = s->i_batch = 0;
+}
+
+/* Takes a batch of what is fetched (rebalances are served meanwhile) and
+ * hands its inputs out one by one, then EDDY_SOURCE_BATCH_END;
+ * EDDY_SOURCE_IDLE when nothing waited. */
+static int next(struct eddy_source *src, struct eddy_event *ev, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    struct source_kafka *s = (struct source_kafka *)src;
+    if (!s->n_batch) {
+        ssize_t n = rd_kafka_consume_batch_queue(s->q, 0, s->batch, BATCH_MAX);
+        if (n <= 0)
+            return EDDY_SOURCE_IDLE;
+        s->n_batch = n;
+        s->i_batch = 0;
+        s->run = (struct partition_run){.rkt = NULL};
+    }
+    while (s->i_batch < s->n_batch) {
+        int rc = handle_message(s, &s->run, s->batch[s->i_batch++], ev);
+        if (rc)
+            return rc;
+    }
+    end_batch(s);
+    return EDDY_SOURCE_BATCH_END;
+}
+
+static const struct dead_letter *last_dead_letter(const struct eddy_source *src)
+{
+    return &((const struct source_kafka *)src)->dl;
+}
+
+static void watermarks(const struct eddy_source *src, int64_t *click, int64_t *ad)
+{
+    const struct source_kafka *s = (const struct source_kafka *)src;
+    *click = watermark(s, s->cfg->topic_clicks);
+    *ad = watermark(s, s->cfg->topic_ad_events);
 }
 
 /* Tells Kafka the offsets of a list (for lag monitoring only) and empties it. */
@@ -391,8 +435,18 @@ static void kafka_commit(struct source_kafka *s, rd_kafka_topic_partition_list_t
     *list = rd_kafka_topic_partition_list_new(8);
 }
 
-void source_kafka_committed(struct source_kafka *s, bool durable)
+/* The offsets are in the state's pending batch already (end_run() put
+ * them there as it went): a checkpoint adds the clocks. */
+static void mark(struct eddy_source *src, struct eddy_state *st)
 {
+    save_clocks((struct source_kafka *)src, st);
+}
+
+/* Kafka hears of the offsets of the batch before this one (state_commit()
+ * waited for that one's write), or, durable, of this one's too. */
+static void committed(struct eddy_source *src, bool durable)
+{
+    struct source_kafka *s = (struct source_kafka *)src;
     kafka_commit(s, &s->writing);
     rd_kafka_topic_partition_list_t *t = s->writing;
     s->writing = s->to_commit;
@@ -517,7 +571,7 @@ static uint64_t ms_left(uint64_t deadline_ms)
 /* The revoke this triggers arrives as an event on the queue served here
  * (other events, such as messages still fetched, are dropped: nothing more
  * is processed). A consumer that could not close in time (no broker) is
- * destroyed without closing in source_kafka_free(): the group then notices
+ * destroyed without closing when it is freed: the group then notices
  * its absence by the session timeout. */
 void source_kafka_close(struct source_kafka *s, uint64_t deadline_ms)
 {
@@ -598,6 +652,9 @@ static int start_consumer(struct source_kafka *s, char *err, size_t errlen)
     return subscribe(s, err, errlen);
 }
 
+static void source_free(struct eddy_source *src);
+static const struct eddy_source_ops kafka_ops;
+
 int source_kafka_open(const struct eddy_config *cfg, struct eddy_state *st,
                       struct eddy_metrics *metrics, const struct source_kafka_hooks *hooks,
                       struct source_kafka **out, char *err, size_t errlen)
@@ -606,7 +663,8 @@ int source_kafka_open(const struct eddy_config *cfg, struct eddy_state *st,
     *out = NULL;
     if (!s)
         return errf(err, errlen, "out of memory");
-    *s = (struct source_kafka){.cfg = cfg, .st = st, .metrics = metrics, .hooks = *hooks,
+    *s = (struct source_kafka){.base.ops = &kafka_ops, .cfg = cfg, .st = st, .metrics = metrics,
+                               .hooks = *hooks,
                                .pipe = {-1, -1},
                                .assigned = rd_kafka_topic_partition_list_new(16),
                                .to_commit = rd_kafka_topic_partition_list_new(16),
@@ -618,22 +676,40 @@ int source_kafka_open(const struct eddy_config *cfg, struct eddy_state *st,
     };
     if (restore_clocks(s, err, errlen) || codec_new(&co, &s->codec, err, errlen) ||
         start_consumer(s, err, errlen)) {
-        source_kafka_free(s);
+        source_free(&s->base);
         return -1;
     }
     *out = s;
     return 0;
 }
 
-int source_kafka_events_fd(const struct source_kafka *s)
+/* ---- as a source ---------------------------------------------------------- */
+
+static int events_fd(const struct eddy_source *src)
 {
-    return s->pipe[0];
+    return ((const struct source_kafka *)src)->pipe[0];
 }
 
-void source_kafka_free(struct source_kafka *s)
+/* No end, so no fraction read. */
+static double done(const struct eddy_source *src, uint64_t resumed_at)
 {
+    (void)src, (void)resumed_at;
+    return -1;
+}
+
+static void describe(const struct eddy_source *src, char *buf, size_t len)
+{
+    const struct source_kafka *s = (const struct source_kafka *)src;
+    snprintf(buf, len, "the input topics, live, as group %s", s->cfg->group_id);
+}
+
+static void source_free(struct eddy_source *src)
+{
+    struct source_kafka *s = (struct source_kafka *)src;
     if (!s)
         return;
+    for (ssize_t i = 0; i < s->n_batch; i++)
+        rd_kafka_message_destroy(s->batch[i]);
     if (s->consumer) {
         if (s->q)
             rd_kafka_queue_destroy(s->q);
@@ -649,4 +725,15 @@ void source_kafka_free(struct source_kafka *s)
     rd_kafka_topic_partition_list_destroy(s->gaps);
     free(s->clocks);
     free(s);
+}
+
+static const struct eddy_source_ops kafka_ops = {
+    .next = next, .done = done, .describe = describe, .free = source_free,
+    .events_fd = events_fd, .dead_letter = last_dead_letter, .watermarks = watermarks,
+    .mark = mark, .committed = committed,
+};
+
+struct eddy_source *source_kafka_source(struct source_kafka *s)
+{
+    return &s->base;
 }

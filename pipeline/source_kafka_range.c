@@ -366,4 +366,5 @@ static void source_free(struct eddy_source *src)
     free(s);
 }
 
-static const struct eddy_source_ops range_ops = {next, done, describe, source_free};
+static const struct eddy_source_ops range_ops = {.next = next, .done = done, .describe = describe,
+                                                 .free = source_free};

@@ -194,7 +194,8 @@ static void source_free(struct eddy_source *s)
     logsource_free((struct logsource *)s);
 }
 
-static const struct eddy_source_ops logs_ops = {next, done, describe, source_free};
+static const struct eddy_source_ops logs_ops = {.next = next, .done = done, .describe = describe,
+                                                .free = source_free};
 
 struct eddy_source *logsource_source(struct logsource *s)
 {

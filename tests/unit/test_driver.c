@@ -1,7 +1,10 @@
-/* test_driver.c: the pull driver's checkpoint protocol (pipeline/driver.h)
- * over a stand-in source and sink: checkpoints every N records behind the
- * sink's barrier, with the sink's mark and the position in the same commit;
- * a restart resumes after the position; a failed barrier stores nothing. */
+/* test_driver.c: the driver's checkpoint protocol (pipeline/driver.h) over
+ * stand-in sources and sinks: driver_run() checkpoints every N records
+ * behind the sink's barrier, with the sink's mark and the position in the
+ * same commit; a restart resumes after the position; a failed barrier
+ * stores nothing. A readiness-driven source (as the live one) is taken a
+ * batch at a time, its dead letters go to the hook, and its own mark and
+ * committed ops stand in for the position. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -59,8 +62,9 @@ static void src_free(struct eddy_source *s)
     (void)s;
 }
 
-static const struct eddy_source_ops fake_source_ops = {src_next, src_done, src_describe,
-                                                       src_free};
+static const struct eddy_source_ops fake_source_ops = {.next = src_next, .done = src_done,
+                                                       .describe = src_describe,
+                                                       .free = src_free};
 
 /* Counts what the driver asks of it; its mark is the outputs written. */
 struct fake_sink {
@@ -221,12 +225,126 @@ static void test_a_failed_barrier_stores_nothing(void **unused)
     fx_free(f);
 }
 
+/* A readiness-driven source: script[] is what next() returns in turn, then
+ * EDDY_SOURCE_IDLE for ever. */
+struct live_source {
+    struct eddy_source base;
+    const int *script;
+    size_t n, at;
+    int64_t t;
+    uint64_t watermark_calls, marks, commits, durable_commits;
+    struct dead_letter dl;
+};
+
+static int live_next(struct eddy_source *s, struct eddy_event *ev, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    struct live_source *l = (struct live_source *)s;
+    if (l->at == l->n)
+        return EDDY_SOURCE_IDLE;
+    int rc = l->script[l->at++];
+    if (rc == EDDY_SOURCE_RECORD) {
+        *ev = (struct eddy_event){.kind = EV_CLICK};
+        ev->u.click = (struct click_event){.user_id = {"u", 1}, .item_id = {"i", 1},
+                                           .type = CLICK_VIEW, .timestamp_ms = ++l->t};
+    }
+    return rc;
+}
+
+static const struct dead_letter *live_dead_letter(const struct eddy_source *s)
+{
+    return &((const struct live_source *)s)->dl;
+}
+
+static void live_watermarks(const struct eddy_source *s, int64_t *click, int64_t *ad)
+{
+    struct live_source *l = (struct live_source *)s;
+    l->watermark_calls++;
+    *click = l->t;
+    *ad = INT64_MIN;
+}
+
+static void live_mark(struct eddy_source *s, struct eddy_state *st)
+{
+    struct live_source *l = (struct live_source *)s;
+    l->marks++;
+    state_offset_set(st, "clicks", 0, (int64_t)l->at);
+}
+
+static void live_committed(struct eddy_source *s, bool durable)
+{
+    struct live_source *l = (struct live_source *)s;
+    l->commits++;
+    l->durable_commits += durable;
+}
+
+static const struct eddy_source_ops live_source_ops = {
+    .next = live_next, .done = src_done, .describe = src_describe, .free = src_free,
+    .dead_letter = live_dead_letter, .watermarks = live_watermarks, .mark = live_mark,
+    .committed = live_committed,
+};
+
+static void count_dead_letter(void *ctx, const struct dead_letter *dl)
+{
+    assert_string_equal(dl->reason, "bad");
+    (*(int *)ctx)++;
+}
+
+static void test_a_readiness_driven_source(void **unused)
+{
+    (void)unused;
+    static const int script[] = {EDDY_SOURCE_RECORD, EDDY_SOURCE_DEAD_LETTER,
+                                 EDDY_SOURCE_RECORD, EDDY_SOURCE_BATCH_END,
+                                 EDDY_SOURCE_RECORD, EDDY_SOURCE_BATCH_END};
+    struct fx *f = fx_new();
+    struct fake_sink sink = {.base.ops = &fake_sink_ops};
+    struct live_source src = {.base.ops = &live_source_ops, .script = script,
+                              .n = sizeof script / sizeof script[0],
+                              .dl = {.reason = "bad", .topic = "clicks"}};
+    int dead = 0;
+    struct driver_hooks hooks = {.dead_letter = count_dead_letter, .ctx = &dead};
+    struct driver d;
+    char err[512];
+    if (driver_open(&d, &f->cfg, f->st, &sink.base, &hooks, err, sizeof err))
+        fail_msg("driver_open: %s", err);
+    /* A batch is taken whole: two records and a dead letter, one flush. */
+    assert_int_equal(driver_batch(&d, &src.base, err, sizeof err), EDDY_SOURCE_BATCH_END);
+    assert_int_equal(src.at, 4);
+    assert_int_equal(dead, 1);
+    assert_int_equal(src.watermark_calls, 1);
+    assert_int_equal(d.since_checkpoint, 3);
+    assert_int_equal(driver_batch(&d, &src.base, err, sizeof err), EDDY_SOURCE_BATCH_END);
+    assert_int_equal(driver_batch(&d, &src.base, err, sizeof err), EDDY_SOURCE_IDLE);
+    assert_int_equal(d.since_checkpoint, 4);
+    /* The source's mark is its position; committed follows the commit. */
+    assert_int_equal(driver_commit(&d, &src.base, true, err, sizeof err), 0);
+    assert_int_equal(src.marks, 1);
+    assert_int_equal(src.commits, 1);
+    assert_int_equal(src.durable_commits, 1);
+    assert_int_equal(sink.marks, 1);
+    assert_int_equal(d.since_checkpoint, 0);
+    driver_close(&d);
+    fx_reopen(f);
+    assert_int_equal(state_offset_get(f->st, "clicks", 0), 6);
+    assert_int_equal(driver_stored_position(f->st), 0);
+    /* It has no end: not for driver_run(). */
+    struct live_source idle = {.base.ops = &live_source_ops};
+    if (driver_open(&d, &f->cfg, f->st, &sink.base, &hooks, err, sizeof err))
+        fail_msg("driver_open: %s", err);
+    int rc = driver_run(&d, &idle.base, 10, err, sizeof err);
+    driver_close(&d);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "no end"));
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoints_behind_the_barrier),
         cmocka_unit_test(test_resumes_after_the_position),
         cmocka_unit_test(test_a_failed_barrier_stores_nothing),
+        cmocka_unit_test(test_a_readiness_driven_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
