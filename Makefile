@@ -19,9 +19,9 @@ CFLAGS   += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=thread
 endif
 
-SRCS      := $(wildcard pipeline/*.c operators/*.c state/*.c backtest/*.c)
+SRCS      := $(wildcard pipeline/*/*.c operators/*.c state/*.c backtest/*.c)
 OBJS      := $(SRCS:%.c=$(B)/%.o)
-LIB_OBJS  := $(filter-out $(B)/pipeline/main.o,$(OBJS))
+LIB_OBJS  := $(filter-out $(B)/pipeline/cli/main.o,$(OBJS))
 
 # Debian packages: to build; for the unit tests; for the integration tests.
 # OPTIONAL_DEBS only add checks (the report's render in a browser, the
@@ -48,34 +48,34 @@ $(B)/%.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # schemas/*.avsc are embedded into the binary with .incbin.
-$(B)/pipeline/schemas.o: $(wildcard schemas/*.avsc)
+$(B)/pipeline/codec/schemas.o: $(wildcard schemas/*.avsc)
 
 # --- unit tests (cmocka): each lists the objects it links ----------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 # The configuration takes its operators' keys from the chain, which may name
 # any operator: every operators/*.c is linked (a new one needs no line here).
-CONFIG_OBJS := pipeline/config.o pipeline/chain.o $(patsubst %.c,%.o,$(wildcard operators/*.c)) \
+CONFIG_OBJS := pipeline/run/config.o pipeline/run/chain.o $(patsubst %.c,%.o,$(wildcard operators/*.c)) \
                state/state.o state/json.o
-TEST_OBJS_test_codec      = pipeline/codec.o pipeline/avromap.o pipeline/registry.o pipeline/schemas.o \
-                            pipeline/log.o pipeline/validate.o
+TEST_OBJS_test_codec      = pipeline/codec/codec.o pipeline/codec/avromap.o pipeline/codec/registry.o pipeline/codec/schemas.o \
+                            pipeline/run/log.o pipeline/codec/validate.o
 TEST_OBJS_test_config     = $(CONFIG_OBJS)
-TEST_OBJS_test_http       = pipeline/http.o pipeline/metrics.o
+TEST_OBJS_test_http       = pipeline/http/http.o pipeline/run/metrics.o
 TEST_OBJS_test_state      = state/state.o
 TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
 TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o state/state.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o state/json.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o
-TEST_OBJS_test_import     = pipeline/import.o pipeline/eventlog.o pipeline/avromap.o pipeline/schemas.o \
-                            pipeline/log.o pipeline/validate.o
+TEST_OBJS_test_import     = pipeline/tools/import.o pipeline/codec/eventlog.o pipeline/codec/avromap.o pipeline/codec/schemas.o \
+                            pipeline/run/log.o pipeline/codec/validate.o
 TEST_OBJS_test_prequential = backtest/prequential.o
 TEST_OBJS_test_auction    = backtest/auction.o
 TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o \
-                            pipeline/log.o
+                            pipeline/run/log.o
 TEST_OBJS_test_chain      = $(CONFIG_OBJS)
-TEST_OBJS_test_mockctl    = pipeline/mockctl.o pipeline/kafka.o
-TEST_OBJS_test_cli       = pipeline/cli.o pipeline/log.o $(CONFIG_OBJS)
-TEST_OBJS_test_merge      = pipeline/merge.o
-TEST_OBJS_test_driver     = pipeline/driver.o pipeline/log.o $(CONFIG_OBJS)
+TEST_OBJS_test_mockctl    = pipeline/tools/mockctl.o pipeline/kafka/kafka.o
+TEST_OBJS_test_cli       = pipeline/cli/cli.o pipeline/run/log.o $(CONFIG_OBJS)
+TEST_OBJS_test_merge      = pipeline/source/merge.o
+TEST_OBJS_test_driver     = pipeline/run/driver.o pipeline/run/log.o $(CONFIG_OBJS)
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
@@ -85,8 +85,8 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 # --- benchmarks: each lists the objects it links -------------------------
 BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o
 BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
-BENCH_OBJS_bench_replay  = pipeline/source_logs.o pipeline/merge.o pipeline/eventlog.o \
-                           pipeline/avromap.o pipeline/schemas.o pipeline/log.o pipeline/validate.o
+BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \
+                           pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o pipeline/codec/validate.o
 
 $(B)/bench/%: bench/%.c $$(addprefix $(B)/,$$(BENCH_OBJS_$$*))
 	@mkdir -p $(dir $@)

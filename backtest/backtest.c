@@ -11,8 +11,8 @@
 
 #include "backtest/prequential.h"
 #include "operators/budget.h"
-#include "pipeline/chain.h"
-#include "pipeline/log.h"
+#include "pipeline/run/chain.h"
+#include "pipeline/run/log.h"
 #include "state/state.h"
 
 #define MAX_FRACTIONS 16

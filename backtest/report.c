@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "pipeline/log.h"
+#include "pipeline/run/log.h"
 
 /* ---------------------------------------------------------------- shared */
 

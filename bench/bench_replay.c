@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "bench/bench.h"
-#include "pipeline/source_logs.h"
+#include "pipeline/source/source_logs.h"
 
 #define RUNS 3
 

@@ -187,7 +187,7 @@ static void run_dir(char *buf, size_t len, const struct cfg *c, const char *name
 
 static struct eddy_state *open_state(const char *dir, size_t cache_bytes)
 {
-    /* The stores eddy opens its state with (pipeline/chain.c), so that
+    /* The stores eddy opens its state with (pipeline/run/chain.c), so that
      * restart opens what eddy's does. */
     static const struct state_codec *const stores[] = {&budget_campaigns, NULL};
     struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,

@@ -18,7 +18,7 @@
  * something in memory only (they save it with state_blob_set()).
  *
  * Queries: readers (the HTTP API, the backtest) ask the chain a typed
- * question by kind (pipeline/chain.h: chain_query()); the operator that
+ * question by kind (pipeline/run/chain.h: chain_query()); the operator that
  * declares the kind answers it. An answer is read from the state alone, not
  * from an operator instance, because the HTTP API holds the state but no
  * chain; it changes nothing in the state. Pointers in an answer borrow from

@@ -4,7 +4,7 @@
  * These are plain C views of the Avro records. Strings are
  * borrowed (pointer + length, not NUL-terminated): they stay valid only for
  * the duration of the call that hands the record over. Operators never see
- * Avro or Kafka; pipeline/codec.c converts between the two worlds. */
+ * Avro or Kafka; pipeline/codec/codec.c converts between the two worlds. */
 #ifndef EDDY_RECORDS_H
 #define EDDY_RECORDS_H
 

@@ -27,16 +27,16 @@ FUZZ_CFLAGS   = $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) $(F
 # clang and its runtime (libFuzzer) on Debian 12, installed by `make deps`.
 TEST_DEBS    += clang libclang-rt-14-dev
 
-FUZZ_IMPORT_OBJS := pipeline/import.o pipeline/eventlog.o pipeline/avromap.o pipeline/schemas.o \
-                    pipeline/log.o pipeline/validate.o
+FUZZ_IMPORT_OBJS := pipeline/tools/import.o pipeline/codec/eventlog.o pipeline/codec/avromap.o pipeline/codec/schemas.o \
+                    pipeline/run/log.o pipeline/codec/validate.o
 # The registry client is left out of the codec target: the harness stands in
 # for it, so Confluent ids resolve without any network.
-FUZZ_OBJS_codec  := pipeline/codec.o pipeline/avromap.o pipeline/schemas.o pipeline/log.o \
-                    pipeline/validate.o
+FUZZ_OBJS_codec  := pipeline/codec/codec.o pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o \
+                    pipeline/codec/validate.o
 FUZZ_OBJS_config := $(CONFIG_OBJS)
-FUZZ_OBJS_api    := pipeline/api.o pipeline/metrics.o pipeline/validate.o state/inspect.o \
+FUZZ_OBJS_api    := pipeline/http/api.o pipeline/run/metrics.o pipeline/codec/validate.o state/inspect.o \
                     $(CONFIG_OBJS)
-FUZZ_OBJS_http   := pipeline/http.o
+FUZZ_OBJS_http   := pipeline/http/http.o
 FUZZ_OBJS_import_movielens := $(FUZZ_IMPORT_OBJS)
 FUZZ_OBJS_import_ipinyou   := $(FUZZ_IMPORT_OBJS)
 FUZZ_OBJS_import_otto      := $(FUZZ_IMPORT_OBJS)
@@ -53,7 +53,7 @@ $(FUZZ_B)/obj/%.o: %.c
 
 # Objects built by the pattern rule are intermediates to make; keep them.
 .PRECIOUS: $(FUZZ_B)/obj/%.o
-$(FUZZ_B)/obj/pipeline/schemas.o: $(wildcard schemas/*.avsc)
+$(FUZZ_B)/obj/pipeline/codec/schemas.o: $(wildcard schemas/*.avsc)
 
 # .SECONDEXPANSION is on (the Makefile sets it before including this).
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h \

@@ -1,4 +1,4 @@
-/* fuzz_api.c: libFuzzer target for eddy's HTTP routes (pipeline/api.c):
+/* fuzz_api.c: libFuzzer target for eddy's HTTP routes (pipeline/http/api.c):
  * routing, percent-decoding of ids, and the JSON and text built from live
  * state, without the socket layer (fuzz_http.c covers that).
  *
@@ -18,10 +18,10 @@
 
 #include "operators/blas.h"
 #include "operators/budget.h"
-#include "pipeline/chain.h"
-#include "pipeline/api.h"
-#include "pipeline/metrics.h"
-#include "pipeline/validate.h"
+#include "pipeline/run/chain.h"
+#include "pipeline/http/api.h"
+#include "pipeline/run/metrics.h"
+#include "pipeline/codec/validate.h"
 #include "state/state.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -1,4 +1,4 @@
-/* fuzz_codec.c: libFuzzer target for the record decoder (pipeline/codec.c).
+/* fuzz_codec.c: libFuzzer target for the record decoder (pipeline/codec/codec.c).
  *
  * Input: one selector byte, then a framed message. The selector, modulo 5,
  * is the record type the decoder expects: ClickEvent, AdEvent,
@@ -6,7 +6,7 @@
  * output decoders). Both framings reach a writer schema:
  *   C3 01 + fingerprint: eddy's five schemas and the variants below, which
  *       codec_new() loads from a writers_dir made at start-up;
- *   00 + id: a stand-in for pipeline/registry.c, linked in its place, knows
+ *   00 + id: a stand-in for pipeline/codec/registry.c, linked in its place, knows
  *       ids 1-5 (eddy's schemas, in enum eddy_record_type order), 6-10 (the
  *       variants, in the order below), 11 (a schema that is not a record) and
  *       12 (text that is not JSON); any other id is a 404. No network.
@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/codec.h"
-#include "pipeline/registry.h"
-#include "pipeline/validate.h"
+#include "pipeline/codec/codec.h"
+#include "pipeline/codec/registry.h"
+#include "pipeline/codec/validate.h"
 #include "tests/fuzz/fuzz_util.h"
 
 #define CLICK_FIELDS(ts_type)                                                                  \
@@ -84,7 +84,7 @@ static const char *const variants[] = {
 #define ID_NOT_RECORD (6 + N_VARIANTS)
 #define ID_NOT_JSON (ID_NOT_RECORD + 1)
 
-/* ---- the stand-in registry (replaces pipeline/registry.c) ---------------- */
+/* ---- the stand-in registry (replaces pipeline/codec/registry.c) ---------------- */
 
 struct registry {
     int unused;

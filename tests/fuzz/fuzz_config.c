@@ -1,5 +1,5 @@
 /* fuzz_config.c: libFuzzer target for the configuration parser
- * (pipeline/config.c, with inih underneath).
+ * (pipeline/run/config.c, with inih underneath).
  *
  * Input: the contents of a config file, handed to config_load() through an
  * in-memory file. EDDY_* variables are removed at start-up so that the
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/config.h"
+#include "pipeline/run/config.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

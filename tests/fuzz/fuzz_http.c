@@ -1,5 +1,5 @@
 /* fuzz_http.c: libFuzzer target for the HTTP server's request path
- * (pipeline/http.c: http-parser, pipelining, keep-alive, limits), end to end
+ * (pipeline/http/http.c: http-parser, pipelining, keep-alive, limits), end to end
  * through a real socket.
  *
  * One server runs on 127.0.0.1 (port 0: the kernel picks one) for the whole
@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "pipeline/http.h"
+#include "pipeline/http/http.h"
 #include "tests/fuzz/fuzz_util.h"
 
 #define BIG_BODY (64 * 1024)

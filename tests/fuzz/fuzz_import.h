@@ -20,8 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pipeline/eventlog.h"
-#include "pipeline/import.h"
+#include "pipeline/codec/eventlog.h"
+#include "pipeline/tools/import.h"
 #include "tests/fuzz/fuzz_util.h"
 
 typedef int (*importer)(const char *in, const char *out_dir, const struct import_options *o,

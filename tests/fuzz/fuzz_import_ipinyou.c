@@ -1,4 +1,4 @@
-/* fuzz_import_ipinyou.c: libFuzzer target for import_ipinyou() (pipeline/import.c);
+/* fuzz_import_ipinyou.c: libFuzzer target for import_ipinyou() (pipeline/tools/import.c);
  * the harness and its checks are in fuzz_import.h. */
 #include "tests/fuzz/fuzz_import.h"
 

@@ -1,4 +1,4 @@
-/* fuzz_import_movielens.c: libFuzzer target for import_movielens() (pipeline/import.c);
+/* fuzz_import_movielens.c: libFuzzer target for import_movielens() (pipeline/tools/import.c);
  * the harness and its checks are in fuzz_import.h. */
 #include "tests/fuzz/fuzz_import.h"
 

@@ -17,8 +17,8 @@
 #include "operators/budget.h"
 #include "operators/embeddings.h"
 #include "operators/recommend.h"
-#include "pipeline/chain.h"
-#include "pipeline/config.h"
+#include "pipeline/run/chain.h"
+#include "pipeline/run/config.h"
 #include "state/state.h"
 
 struct fx {

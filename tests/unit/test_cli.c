@@ -1,4 +1,4 @@
-/* test_cli.c: the rules for numbers on the command line (pipeline/cli.h):
+/* test_cli.c: the rules for numbers on the command line (pipeline/cli/cli.h):
  * what each parser takes, what it refuses and why, and that a refused
  * value leaves the option as it was. */
 #include <float.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "pipeline/cli.h"
+#include "pipeline/cli/cli.h"
 
 #define UNTOUCHED 4242
 

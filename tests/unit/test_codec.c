@@ -25,8 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pipeline/codec.h"
-#include "pipeline/validate.h"
+#include "pipeline/codec/codec.h"
+#include "pipeline/codec/validate.h"
 
 #define VECTORS "tests/data/avro-schema-tests.txt"
 #define MiB     (1u << 20)

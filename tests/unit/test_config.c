@@ -17,7 +17,7 @@
 #include "operators/budget.h"
 #include "operators/embeddings.h"
 #include "operators/recommend.h"
-#include "pipeline/config.h"
+#include "pipeline/run/config.h"
 
 #define SHIPPED "config/eddy.conf"
 

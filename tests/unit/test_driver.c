@@ -1,4 +1,4 @@
-/* test_driver.c: the driver's checkpoint protocol (pipeline/driver.h) over
+/* test_driver.c: the driver's checkpoint protocol (pipeline/run/driver.h) over
  * stand-in sources and sinks: driver_run() checkpoints every N records
  * behind the sink's barrier, with the sink's mark and the position in the
  * same commit; a restart resumes after the position; a failed barrier
@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "operators/embeddings.h"
-#include "pipeline/config.h"
-#include "pipeline/driver.h"
+#include "pipeline/run/config.h"
+#include "pipeline/run/driver.h"
 #include "state/state.h"
 
 /* n click events, each its own user and item, a second apart. */

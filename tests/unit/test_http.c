@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pipeline/http.h"
-#include "pipeline/metrics.h"
+#include "pipeline/http/http.h"
+#include "pipeline/run/metrics.h"
 
 #define MAX_EXCHANGES 8
 

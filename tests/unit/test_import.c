@@ -1,5 +1,5 @@
 /* test_import.c: eddy import's three importers on small inline fixtures, read
- * back through pipeline/eventlog.c; and eventlog's schema resolution. */
+ * back through pipeline/codec/eventlog.c; and eventlog's schema resolution. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pipeline/eventlog.h"
-#include "pipeline/import.h"
+#include "pipeline/codec/eventlog.h"
+#include "pipeline/tools/import.h"
 
 #define MAX_GOT 16
 

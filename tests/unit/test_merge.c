@@ -1,4 +1,4 @@
-/* test_merge.c: the merge order of replay's inputs (pipeline/merge.h):
+/* test_merge.c: the merge order of replay's inputs (pipeline/source/merge.h):
  * budgets first, then earliest event time, ties to the input listed
  * first; exhausted inputs are passed over. */
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "pipeline/merge.h"
+#include "pipeline/source/merge.h"
 
 #define MAX_EVENTS 8
 

@@ -1,7 +1,7 @@
 /* test_mockctl.c: the fault-injection protocol. The grammar on its own
  * (mockctl_parse), then every command against a real two-broker mock
  * cluster, then the line server over pipes, including end of input. Also
- * what eddy reads from librdkafka's statistics (pipeline/kafka.h). */
+ * what eddy reads from librdkafka's statistics (pipeline/kafka/kafka.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "pipeline/kafka.h"
-#include "pipeline/mockctl.h"
+#include "pipeline/kafka/kafka.h"
+#include "pipeline/tools/mockctl.h"
 
 /* --- parsing ---------------------------------------------------------------- */
 
