@@ -67,9 +67,9 @@ TEST_OBJS_test_budget     = operators/budget.o state/state.o state/json.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o
 TEST_OBJS_test_import     = pipeline/tools/import.o pipeline/codec/eventlog.o pipeline/codec/avromap.o pipeline/codec/schemas.o \
                             pipeline/run/log.o pipeline/codec/validate.o
-TEST_OBJS_test_prequential = backtest/prequential.o
+TEST_OBJS_test_prequential = backtest/prequential.o backtest/knn.o
 TEST_OBJS_test_auction    = backtest/auction.o
-TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o \
+TEST_OBJS_test_report     = backtest/report.o backtest/auction.o backtest/prequential.o backtest/knn.o \
                             pipeline/run/log.o
 TEST_OBJS_test_chain      = $(CONFIG_OBJS)
 TEST_OBJS_test_mockctl    = pipeline/tools/mockctl.o pipeline/kafka/kafka.o

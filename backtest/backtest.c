@@ -349,7 +349,8 @@ static void after_ad(struct backtest *b, const struct ad_event *ev)
 void backtest_after(struct backtest *b, const struct eddy_event *ev)
 {
     if (ev->kind == EV_CLICK) {
-        preq_observe(b->preq, ev->u.click.user_id, ev->u.click.item_id);
+        preq_observe(b->preq, ev->u.click.user_id, ev->u.click.item_id,
+                     ev->u.click.type != CLICK_VIEW);
     } else if (ev->kind == EV_AD) {
         after_ad(b, &ev->u.ad);
     } else {
@@ -424,19 +425,47 @@ static void print_campaigns(struct backtest *b)
     }
 }
 
+static void print_metrics(const char *name, const struct preq_metrics *m)
+{
+    printf("  %-12s %8.4f %8.4f %8.4f", name, m->events ? m->hits / (double)m->events : 0.0,
+           m->events ? m->ndcg / (double)m->events : 0.0,
+           m->events ? m->rr / (double)m->events : 0.0);
+}
+
+/* HR/NDCG/MRR by the user's positives before the scored event: where each
+ * model wins (cold users against long histories). */
+static void print_buckets(const struct preq_summary *s)
+{
+    printf("\n  by the user's prior positives: HR@K / NDCG@K / MRR@K\n");
+    printf("  %-6s %8s    %-20s    %-20s    %s\n", "prior", "events", "eddy", "popularity",
+           "item-kNN");
+    for (size_t i = 0; i < PREQ_BUCKETS; i++) {
+        const struct preq_bucket *bk = &s->buckets[i];
+        const struct preq_metrics *m[3] = {&bk->eddy, &bk->pop, &bk->knn};
+        double n = bk->eddy.events ? (double)bk->eddy.events : 1.0;
+        printf("  %-6s %8" PRIu64, preq_bucket_label(i), bk->eddy.events);
+        for (int k = 0; k < 3; k++)
+            printf("    %6.4f/%6.4f/%6.4f", m[k]->hits / n, m[k]->ndcg / n, m[k]->rr / n);
+        printf("\n");
+    }
+}
+
 static void print_summary(struct backtest *b, const struct preq_summary *s)
 {
     if (s->eddy.events) {
         printf("\nrecommendations, prequential, %" PRIu64 " scored events, K=%d\n", s->eddy.events,
                s->k);
         printf("  %-12s %8s %8s %8s %9s\n", "model", "HR@K", "NDCG@K", "MRR@K", "coverage");
-        const struct preq_metrics *m[2] = {&s->eddy, &s->pop};
-        const uint64_t items[2] = {s->eddy_items_recommended, s->pop_items_recommended};
-        const char *name[2] = {"eddy", "popularity"};
-        for (int i = 0; i < 2; i++)
-            printf("  %-12s %8.4f %8.4f %8.4f %9.4f\n", name[i], m[i]->hits / (double)m[i]->events,
-                   m[i]->ndcg / (double)m[i]->events, m[i]->rr / (double)m[i]->events,
+        const struct preq_metrics *m[3] = {&s->eddy, &s->pop, &s->knn};
+        const uint64_t items[3] = {s->eddy_items_recommended, s->pop_items_recommended,
+                                   s->knn_items_recommended};
+        const char *name[3] = {"eddy", "popularity", "item-kNN"};
+        for (int i = 0; i < 3; i++) {
+            print_metrics(name[i], m[i]);
+            printf(" %9.4f\n",
                    s->catalog_items ? (double)items[i] / (double)s->catalog_items : 0.0);
+        }
+        print_buckets(s);
     }
     print_campaigns(b);
     if (!b->n_f)

@@ -5,13 +5,17 @@
  * descending, in blocks of equal count; an increment swaps the item with
  * the first item of its block and moves the block boundary, so it costs
  * O(1) and the array stays sorted. The baseline's top-K for a user is the
- * first K items of that array the user has not interacted with. */
+ * first K items of that array the user has not interacted with. The
+ * item-kNN baseline (backtest/knn.c) shares the dense indexes and the
+ * "interacted" set, so its exclusions are exactly popularity's. */
 #include "backtest/prequential.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
+
+#include "backtest/knn.h"
 
 struct name {
     char *id;
@@ -22,7 +26,7 @@ struct name {
 struct item {
     uint64_t count;
     int64_t pos;                 /* in pop_order; -1 until first observed */
-    bool in_eddy, in_pop;        /* appeared in a scored list */
+    bool in_eddy, in_pop, in_knn; /* appeared in a scored list */
 };
 
 struct block {
@@ -43,17 +47,39 @@ struct preq {
     struct item *items;
     size_t n_items, cap_items;
     uint32_t n_users;
-    uint64_t catalog, observed, eddy_items, pop_items;
+    uint64_t catalog, observed, eddy_items, pop_items, knn_items;
     uint32_t *pop_order;         /* observed item indexes, count descending */
     size_t n_order, cap_order;
     struct block *blocks;        /* by count: where its items sit in pop_order */
     size_t cap_blocks;
     struct pair_set seen;
-    struct preq_metrics eddy, pop;
+    struct preq_metrics eddy, pop, knn;
+    struct preq_bucket buckets[PREQ_BUCKETS];
     struct preq_window *windows; /* closed ones, then the open one */
     size_t n_closed, cap_windows;
     uint32_t *pop_top;           /* scratch: the baseline's list */
+    struct knn *model;           /* item-kNN */
+    uint32_t *knn_top;           /* scratch: item-kNN's list */
 };
+
+enum model { M_EDDY, M_POP, M_KNN };
+
+/* The bucket bounds, inclusive. */
+static const uint64_t BUCKET_MAX[PREQ_BUCKETS] = {0, 5, 20, UINT64_MAX};
+static const char *const BUCKET_LABEL[PREQ_BUCKETS] = {"0", "1-5", "6-20", ">20"};
+
+const char *preq_bucket_label(size_t b)
+{
+    return b < PREQ_BUCKETS ? BUCKET_LABEL[b] : NULL;
+}
+
+static size_t bucket_of(uint64_t positives)
+{
+    size_t b = 0;
+    while (positives > BUCKET_MAX[b])
+        b++;
+    return b;
+}
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -162,12 +188,17 @@ struct preq *preq_new(int k, uint64_t window_events)
         return NULL;
     struct preq *p = calloc(1, sizeof *p);
     if (!p || !(p->pop_top = calloc((size_t)k, sizeof *p->pop_top)) ||
+        !(p->knn_top = calloc((size_t)k, sizeof *p->knn_top)) || !(p->model = knn_new()) ||
         !grow((void **)&p->windows, &p->cap_windows, 1, sizeof *p->windows)) {
         preq_free(p);
         return NULL;
     }
     p->k = k;
     p->window_events = window_events;
+    for (size_t b = 0; b < PREQ_BUCKETS; b++) {
+        p->buckets[b].min_positives = b ? BUCKET_MAX[b - 1] + 1 : 0;
+        p->buckets[b].max_positives = BUCKET_MAX[b];
+    }
     return p;
 }
 
@@ -193,6 +224,8 @@ void preq_free(struct preq *p)
     free(p->seen.slots);
     free(p->windows);
     free(p->pop_top);
+    free(p->knn_top);
+    knn_free(p->model);
     free(p);
 }
 
@@ -234,26 +267,61 @@ static size_t pop_list(struct preq *p, uint32_t u)
     return n;
 }
 
-static void mark_recommended(struct preq *p, const uint32_t *list, size_t n, bool eddy)
+struct seen_ctx {
+    const struct preq *p;
+    uint32_t user;
+};
+
+static bool seen_by(void *ctx, uint32_t item)
+{
+    const struct seen_ctx *c = ctx;
+    return pair_set_has(&c->p->seen, pair_key(c->user, item));
+}
+
+/* item-kNN's list for user u (UINT32_MAX: unknown, so no history and an
+ * empty list), excluding what u has interacted with, like pop_list(). */
+static size_t knn_list(struct preq *p, uint32_t u)
+{
+    if (u == UINT32_MAX)
+        return 0;
+    struct seen_ctx c = {p, u};
+    return knn_top(p->model, u, (size_t)p->k, seen_by, &c, p->knn_top);
+}
+
+static void mark_recommended(struct preq *p, const uint32_t *list, size_t n, enum model m)
 {
     for (size_t r = 0; r < n; r++) {
         struct item *it = &p->items[list[r]];
-        bool *flag = eddy ? &it->in_eddy : &it->in_pop;
+        bool *flag = m == M_EDDY ? &it->in_eddy : m == M_POP ? &it->in_pop : &it->in_knn;
         if (!*flag) {
             *flag = true;
-            (*(eddy ? &p->eddy_items : &p->pop_items))++;
+            (*(m == M_EDDY ? &p->eddy_items : m == M_POP ? &p->pop_items : &p->knn_items))++;
         }
     }
 }
 
-static void window_add(struct preq *p, int64_t t_ms, size_t eddy_rank, size_t pop_rank)
+/* The 1-based ranks of the target in eddy's, popularity's and item-kNN's
+ * lists, 0 when absent. */
+struct ranks {
+    size_t eddy, pop, knn;
+};
+
+/* The three models' metrics of one tally (overall, a bucket, a window). */
+static void add_ranks(struct preq_metrics *eddy, struct preq_metrics *pop,
+                      struct preq_metrics *knn, struct ranks r)
+{
+    add_rank(eddy, r.eddy);
+    add_rank(pop, r.pop);
+    add_rank(knn, r.knn);
+}
+
+static void window_add(struct preq *p, int64_t t_ms, struct ranks r)
 {
     struct preq_window *w = &p->windows[p->n_closed];
     if (w->eddy.events == 0)
         w->first_ms = t_ms;
     w->last_ms = t_ms;
-    add_rank(&w->eddy, eddy_rank);
-    add_rank(&w->pop, pop_rank);
+    add_ranks(&w->eddy, &w->pop, &w->knn, r);
     if (w->eddy.events < p->window_events)
         return;
     /* Out of memory: the open window keeps growing instead of closing. */
@@ -274,14 +342,23 @@ void preq_score(struct preq *p, int64_t t_ms, struct eddy_str user, struct eddy_
         if (idx != UINT32_MAX)
             eddy_list[n_eddy++] = idx;
     }
-    size_t n_pop = pop_list(p, intern(&p->users_by_id, p->n_users, user, false));
-    size_t er = target == UINT32_MAX ? 0 : rank_of(eddy_list, n_eddy, target);
-    size_t pr = target == UINT32_MAX ? 0 : rank_of(p->pop_top, n_pop, target);
-    add_rank(&p->eddy, er);
-    add_rank(&p->pop, pr);
-    mark_recommended(p, eddy_list, n_eddy, true);
-    mark_recommended(p, p->pop_top, n_pop, false);
-    window_add(p, t_ms, er, pr);
+    uint32_t u = intern(&p->users_by_id, p->n_users, user, false);
+    size_t n_pop = pop_list(p, u);
+    size_t n_knn = knn_list(p, u);
+    struct ranks r = {0, 0, 0};
+    if (target != UINT32_MAX)
+        r = (struct ranks){rank_of(eddy_list, n_eddy, target),
+                           rank_of(p->pop_top, n_pop, target),
+                           rank_of(p->knn_top, n_knn, target)};
+    add_ranks(&p->eddy, &p->pop, &p->knn, r);
+    /* The user's positives before this event: it is scored before learnt. */
+    struct preq_bucket *b =
+        &p->buckets[bucket_of(u == UINT32_MAX ? 0 : knn_positives(p->model, u))];
+    add_ranks(&b->eddy, &b->pop, &b->knn, r);
+    mark_recommended(p, eddy_list, n_eddy, M_EDDY);
+    mark_recommended(p, p->pop_top, n_pop, M_POP);
+    mark_recommended(p, p->knn_top, n_knn, M_KNN);
+    window_add(p, t_ms, r);
 }
 
 /* Counts one more interaction with item idx, keeping pop_order sorted:
@@ -314,7 +391,7 @@ static bool pop_increment(struct preq *p, uint32_t idx)
     return true;
 }
 
-void preq_observe(struct preq *p, struct eddy_str user, struct eddy_str item)
+void preq_observe(struct preq *p, struct eddy_str user, struct eddy_str item, bool positive)
 {
     p->observed++;
     uint32_t i = item_index(p, item);
@@ -325,6 +402,8 @@ void preq_observe(struct preq *p, struct eddy_str user, struct eddy_str item)
         return;
     pop_increment(p, i);
     pair_set_add(&p->seen, pair_key(u, i));
+    if (positive)
+        knn_observe(p->model, u, i);
 }
 
 void preq_summary(const struct preq *p, struct preq_summary *out)
@@ -334,12 +413,16 @@ void preq_summary(const struct preq *p, struct preq_summary *out)
         .k = p->k,
         .eddy = p->eddy,
         .pop = p->pop,
+        .knn = p->knn,
         .eddy_items_recommended = p->eddy_items,
         .pop_items_recommended = p->pop_items,
+        .knn_items_recommended = p->knn_items,
+        .knn_history = KNN_HISTORY,
         .catalog_items = p->catalog,
         .users = p->n_users,
         .observed = p->observed,
         .windows = p->windows,
         .n_windows = p->n_closed + (open->eddy.events > 0),
     };
+    memcpy(out->buckets, p->buckets, sizeof out->buckets);
 }

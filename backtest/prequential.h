@@ -6,9 +6,12 @@
  * excluded) and hands it here with preq_score(). This module scores that
  * list and, in the same call, the list of a popularity baseline: the K items
  * with the most interactions so far that u has not interacted with yet
- * (ties in an order fixed by the sequence of events). Every event, positive or
- * not, is then recorded with preq_observe() so the baseline and the "already
- * interacted" sets stay current.
+ * (ties in an order fixed by the sequence of events), and the list of an
+ * item-kNN baseline (backtest/knn.h: cosine over co-occurrence in the user's
+ * last 30 positives), both excluding what u has interacted with. Every
+ * event, positive or not, is then recorded with preq_observe() so the
+ * baselines and the "already interacted" sets stay current; only positives
+ * teach item-kNN.
  *
  * Metrics per scored event, with rank r (1-based) of i in a list, 0 if absent:
  *   hit  = r > 0            (HR@K is the mean)
@@ -16,6 +19,10 @@
  *   rr   = 1 / r            (0 if absent; MRR@K is the mean)
  * Coverage of a model: distinct items that appeared in its scored lists,
  * over distinct items seen in the log so far (at the end of the run).
+ *
+ * History buckets: each scored event also counts in the bucket of the
+ * number of positives its user had before it: 0, 1-5, 6-20, more than 20
+ * (PREQ_BUCKETS; preq_bucket_label() names them).
  *
  * Windows: every `window_events` scored events close a window, which keeps
  * its first and last event time, so "HR@10 over time" has an x axis in event
@@ -38,14 +45,29 @@ struct preq_metrics {
 
 struct preq_window {
     int64_t first_ms, last_ms;  /* event-time span of its scored events */
-    struct preq_metrics eddy, pop;
+    struct preq_metrics eddy, pop, knn;
 };
+
+/* Scored events by the user's prior positives: 0, 1-5, 6-20, > 20. */
+#define PREQ_BUCKETS 4
+
+struct preq_bucket {
+    uint64_t min_positives, max_positives; /* inclusive; UINT64_MAX: open */
+    struct preq_metrics eddy, pop, knn;
+};
+
+/* "0", "1-5", "6-20", ">20"; NULL out of range. */
+const char *preq_bucket_label(size_t b);
 
 struct preq_summary {
     int k;
     struct preq_metrics eddy, pop;     /* overall */
+    struct preq_metrics knn;           /* item-kNN, overall */
     uint64_t eddy_items_recommended;   /* distinct items in eddy's scored lists */
     uint64_t pop_items_recommended;
+    uint64_t knn_items_recommended;
+    int knn_history;                   /* KNN_HISTORY */
+    struct preq_bucket buckets[PREQ_BUCKETS];
     uint64_t catalog_items;            /* distinct items seen in the log */
     uint64_t users;                    /* distinct users seen */
     uint64_t observed;                 /* events passed to preq_observe() */
@@ -71,8 +93,10 @@ void preq_score(struct preq *p, int64_t t_ms, struct eddy_str user, struct eddy_
                 const struct eddy_str *eddy_top, size_t n);
 
 /* Records an interaction (any event type): the item's popularity count and
- * the user's interacted set. */
-void preq_observe(struct preq *p, struct eddy_str user, struct eddy_str item);
+ * the user's interacted set; a positive one (any click type but VIEW, what
+ * preq_score() scores) also teaches item-kNN and counts in the user's
+ * history bucket. */
+void preq_observe(struct preq *p, struct eddy_str user, struct eddy_str item, bool positive);
 
 /* Overall and per-window figures so far; closes no window. */
 void preq_summary(const struct preq *p, struct preq_summary *out);

@@ -233,6 +233,29 @@ static json_t *means_json(struct jb *b, const struct preq_metrics *m, bool event
     return o;
 }
 
+/* Scored events by the user's prior positives: [{label, min_positives,
+ * max_positives (null: no bound), events, eddy, popularity, item_knn}]. */
+static json_t *buckets_json(struct jb *b, const struct preq_summary *s)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < PREQ_BUCKETS; i++) {
+        const struct preq_bucket *bk = &s->buckets[i];
+        json_t *o = json_object();
+        put(b, o, "label", jstr(preq_bucket_label(i)));
+        put(b, o, "min_positives", juint(bk->min_positives));
+        put(b, o, "max_positives",
+            bk->max_positives == UINT64_MAX ? json_null() : juint(bk->max_positives));
+        put(b, o, "events", juint(bk->eddy.events));
+        put(b, o, "eddy", means_json(b, &bk->eddy, false));
+        put(b, o, "popularity", means_json(b, &bk->pop, false));
+        put(b, o, "item_knn", means_json(b, &bk->knn, false));
+        append(b, a, o);
+    }
+    if (!a)
+        b->ok = false;
+    return a;
+}
+
 static json_t *rec_json(struct jb *b, const struct preq_summary *s)
 {
     json_t *o = json_object();
@@ -252,6 +275,12 @@ static json_t *rec_json(struct jb *b, const struct preq_summary *s)
     put(b, p, "coverage",
         jreal(ratio((double)s->pop_items_recommended, (double)s->catalog_items)));
     put(b, o, "popularity", p);
+    json_t *kn = means_json(b, &s->knn, true);
+    put(b, kn, "coverage",
+        jreal(ratio((double)s->knn_items_recommended, (double)s->catalog_items)));
+    put(b, kn, "history", json_integer(s->knn_history));
+    put(b, o, "item_knn", kn);
+    put(b, o, "history_buckets", buckets_json(b, s));
     json_t *ws = json_array();
     for (size_t i = 0; ws && s->windows && i < s->n_windows; i++) {
         const struct preq_window *w = &s->windows[i];
@@ -261,6 +290,7 @@ static json_t *rec_json(struct jb *b, const struct preq_summary *s)
         put(b, wo, "events", juint(w->eddy.events));
         put(b, wo, "eddy", means_json(b, &w->eddy, false));
         put(b, wo, "popularity", means_json(b, &w->pop, false));
+        put(b, wo, "item_knn", means_json(b, &w->knn, false));
         append(b, ws, wo);
     }
     put(b, o, "windows", ws);
@@ -625,6 +655,36 @@ static void rec_row(FILE *f, const char *name, const struct preq_metrics *m, uin
             (unsigned long long)m->events);
 }
 
+/* HR@K, NDCG@K and MRR@K of the three models by the user's positives before
+ * the scored event: cold users are where popularity wins and kNN cannot. */
+static void bucket_table(FILE *f, const struct preq_summary *s)
+{
+    fprintf(f, "<h3>By the user's history</h3>\n<table>\n<tr><th class=\"l\" rowspan=\"2\">"
+               "prior positives</th><th rowspan=\"2\">scored events</th>"
+               "<th colspan=\"3\">HR@%d</th><th colspan=\"3\">NDCG@%d</th>"
+               "<th colspan=\"3\">MRR</th></tr>\n<tr>",
+            s->k, s->k);
+    for (int k = 0; k < 3; k++)
+        fprintf(f, "<th>eddy</th><th>popularity</th><th>item-kNN</th>");
+    fprintf(f, "</tr>\n");
+    for (size_t i = 0; i < PREQ_BUCKETS; i++) {
+        const struct preq_bucket *bk = &s->buckets[i];
+        const struct preq_metrics *m[3] = {&bk->eddy, &bk->pop, &bk->knn};
+        uint64_t n = bk->eddy.events;
+        fprintf(f, "<tr><td class=\"l\">");
+        esc(f, preq_bucket_label(i));
+        fprintf(f, "</td><td>%llu</td>", (unsigned long long)n);
+        for (int k = 0; k < 3; k++)
+            fprintf(f, "<td>%.4f</td>", fin(mean_of(m[k]->hits, n)));
+        for (int k = 0; k < 3; k++)
+            fprintf(f, "<td>%.4f</td>", fin(mean_of(m[k]->ndcg, n)));
+        for (int k = 0; k < 3; k++)
+            fprintf(f, "<td>%.4f</td>", fin(mean_of(m[k]->rr, n)));
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n");
+}
+
 static int rec_section(FILE *f, const struct preq_summary *s)
 {
     fprintf(f, "<h2>Recommendations</h2>\n");
@@ -644,30 +704,38 @@ static int rec_section(FILE *f, const struct preq_summary *s)
             s->k, s->k);
     rec_row(f, "eddy", &s->eddy, s->eddy_items_recommended, s->catalog_items);
     rec_row(f, "popularity", &s->pop, s->pop_items_recommended, s->catalog_items);
+    rec_row(f, "item-kNN", &s->knn, s->knn_items_recommended, s->catalog_items);
     fprintf(f, "</table>\n");
+    fprintf(f, "<p>item-kNN: cosine over co-occurrence in the user's last %d positives, "
+               "exact; an empty list for a user with no positives yet.</p>\n",
+            s->knn_history);
 
     size_t n = s->windows ? s->n_windows : 0;
     if (n == 0) {
         fprintf(f, "<p class=\"none\">No evaluation windows were closed.</p>\n");
+        bucket_table(f, s);
         return 0;
     }
-    double *x = chart_columns(n, 3);
+    double *x = chart_columns(n, 4);
     if (!x)
         return -1;
-    double *ye = x + n, *yp = x + 2 * n;
+    double *ye = x + n, *yp = x + 2 * n, *yk = x + 3 * n;
     for (size_t i = 0; i < n; i++) {
         x[i] = (double)s->windows[i].last_ms;
         ye[i] = mean_of(s->windows[i].eddy.hits, s->windows[i].eddy.events);
         yp[i] = mean_of(s->windows[i].pop.hits, s->windows[i].pop.events);
+        yk[i] = mean_of(s->windows[i].knn.hits, s->windows[i].knn.events);
     }
     char title[64];
     snprintf(title, sizeof title, "HR@%d over time", s->k);
-    struct svg_series ser[2] = {
+    struct svg_series ser[3] = {
         {"eddy", C_EDDY, ye, false},
         {"popularity", C_ALT, yp, false},
+        {"item-kNN", C_ORACLE, yk, false},
     };
-    svg_line_chart(f, title, SVG_X_TIME, x, NULL, n, ser, 2);
+    svg_line_chart(f, title, SVG_X_TIME, x, NULL, n, ser, 3);
     free(x);
+    bucket_table(f, s);
     return 0;
 }
 

@@ -3,7 +3,8 @@
  * report.json holds every number and the config used. report.html is one
  * self-contained file: summary tables and inline SVG charts drawn here, no
  * JavaScript, no external resources (a person opens it from disk):
- *   - HR@K over time (per prequential window), eddy against popularity;
+ *   - HR@K over time (per prequential window), eddy against popularity and
+ *     item-kNN, and the three models by the users' history;
  *   - cumulative spend against the even plan, per campaign;
  *   - clicks against the budget fraction c0, for eddy, Lin and the oracle.
  * A section without data (no click events, no auctions, no fractions) says

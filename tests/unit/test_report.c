@@ -86,10 +86,12 @@ static const struct report_kv run[] = {
 static const struct preq_window windows[] = {
     {.first_ms = 1500000000000, .last_ms = 1500003600000,
      .eddy = {.events = 4, .hits = 3, .ndcg = 2.0, .rr = 1.5},
-     .pop = {.events = 4, .hits = 1, .ndcg = 0.5, .rr = 0.25}},
+     .pop = {.events = 4, .hits = 1, .ndcg = 0.5, .rr = 0.25},
+     .knn = {.events = 4, .hits = 2, .ndcg = 1.0, .rr = 0.5}},
     {.first_ms = 1500003600001, .last_ms = 1500007200000,
      .eddy = {.events = 2, .hits = 1, .ndcg = 0.5, .rr = 0.5},
-     .pop = {.events = 2, .hits = 0, .ndcg = 0, .rr = 0}},
+     .pop = {.events = 2, .hits = 0, .ndcg = 0, .rr = 0},
+     .knn = {.events = 2, .hits = 2, .ndcg = 2.0, .rr = 2.0}},
 };
 
 static struct preq_summary rec_summary(void)
@@ -99,7 +101,19 @@ static struct preq_summary rec_summary(void)
         .eddy = {.events = 6, .hits = 4, .ndcg = 2.5, .rr = 2.0},
         .pop = {.events = 6, .hits = 1, .ndcg = 0.5, .rr = 0.25},
         .eddy_items_recommended = 30,
+        .knn = {.events = 6, .hits = 4, .ndcg = 3.0, .rr = 2.5},
         .pop_items_recommended = 12,
+        .knn_items_recommended = 20,
+        .knn_history = 30,
+        .buckets = {
+            {0, 0, .eddy = {.events = 1}, .pop = {.events = 1, .hits = 1, .ndcg = 1, .rr = 1},
+             .knn = {.events = 1}},
+            {1, 5, .eddy = {.events = 2, .hits = 1, .ndcg = 0.5, .rr = 0.5},
+             .pop = {.events = 2}, .knn = {.events = 2, .hits = 2, .ndcg = 1.5, .rr = 1.25}},
+            {6, 20, .eddy = {.events = 3, .hits = 3, .ndcg = 2.0, .rr = 1.5},
+             .pop = {.events = 3}, .knn = {.events = 3, .hits = 2, .ndcg = 1.5, .rr = 1.25}},
+            {21, UINT64_MAX},
+        },
         .catalog_items = 40,
         .users = 7,
         .observed = 99,
@@ -327,6 +341,30 @@ static void test_json_all_fields(void **state)
     assert_jreal(root, "recommendations.windows.0.popularity.ndcg", 0.125);
     assert_jreal(root, "recommendations.windows.1.eddy.mrr", 0.25);
     assert_jreal(root, "recommendations.windows.1.popularity.hr", 0.0);
+    assert_jint(root, "recommendations.item_knn.events", 6);
+    assert_jreal(root, "recommendations.item_knn.hr", 4.0 / 6.0);
+    assert_jreal(root, "recommendations.item_knn.ndcg", 3.0 / 6.0);
+    assert_jreal(root, "recommendations.item_knn.mrr", 2.5 / 6.0);
+    assert_jreal(root, "recommendations.item_knn.coverage", 20.0 / 40.0);
+    assert_jint(root, "recommendations.item_knn.history", 30);
+    assert_jreal(root, "recommendations.windows.0.item_knn.hr", 0.5);
+    assert_jreal(root, "recommendations.windows.1.item_knn.mrr", 1.0);
+    /* history buckets: labels, bounds (the last is open), counts, means */
+    assert_int_equal(json_array_size(get(root, "recommendations.history_buckets")), 4);
+    assert_jstr(root, "recommendations.history_buckets.0.label", "0");
+    assert_jstr(root, "recommendations.history_buckets.1.label", "1-5");
+    assert_jstr(root, "recommendations.history_buckets.2.label", "6-20");
+    assert_jstr(root, "recommendations.history_buckets.3.label", ">20");
+    assert_jint(root, "recommendations.history_buckets.2.min_positives", 6);
+    assert_jint(root, "recommendations.history_buckets.2.max_positives", 20);
+    assert_true(json_is_null(get(root, "recommendations.history_buckets.3.max_positives")));
+    assert_jint(root, "recommendations.history_buckets.1.events", 2);
+    assert_jreal(root, "recommendations.history_buckets.0.popularity.hr", 1.0);
+    assert_jreal(root, "recommendations.history_buckets.1.eddy.ndcg", 0.25);
+    assert_jreal(root, "recommendations.history_buckets.1.item_knn.mrr", 0.625);
+    assert_jreal(root, "recommendations.history_buckets.2.item_knn.hr", 2.0 / 3.0);
+    assert_jint(root, "recommendations.history_buckets.3.events", 0);
+    assert_jreal(root, "recommendations.history_buckets.3.eddy.hr", 0.0);
 
     /* campaigns */
     assert_int_equal(json_array_size(get(root, "campaigns")), 1);
@@ -436,8 +474,18 @@ static void test_html(void **state)
     /* windows ending an hour apart: HH:MM labels */
     assert_non_null(strstr(html, ">03:40<"));
     assert_non_null(strstr(html, ">04:40<"));
-    /* the summary table: eddy HR = 4/6 */
+    /* the summary table: eddy HR = 4/6; item-kNN's row: HR 4/6, NDCG 0.5,
+     * MRR 2.5/6, coverage 50% */
     assert_non_null(strstr(html, "<td>0.6667</td>"));
+    assert_non_null(strstr(html, "<td class=\"l\">item-kNN</td><td>0.6667</td><td>0.5000</td>"
+                                 "<td>0.4167</td><td>50.0%</td><td>6</td>"));
+    /* HR over time has a third series */
+    assert_non_null(strstr(html, ">item-kNN</text>"));
+    /* the history table: 1-5 has 2 events, HR eddy 0.5, pop 0, kNN 1 */
+    assert_non_null(strstr(html, "By the user's history"));
+    assert_non_null(strstr(html, "<td class=\"l\">1-5</td><td>2</td><td>0.5000</td>"
+                                 "<td>0.0000</td><td>1.0000</td>"));
+    assert_non_null(strstr(html, "<td class=\"l\">&gt;20</td><td>0</td><td>0.0000</td>"));
     /* money as units: spend 900000 micros */
     assert_non_null(strstr(html, "<td>0.90</td>"));
     /* eCPC 0.30, first ran out as a UTC time */
