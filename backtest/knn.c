@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backtest/grow.h"
+
 struct pair {
     uint32_t item, count;
 };
@@ -48,22 +50,6 @@ struct knn {
     uint32_t *touched;
     size_t n_touched, cap_touched;
 };
-
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return false;
-    memset((char *)q + *cap * elem, 0, (n - *cap) * elem);
-    *p = q;
-    *cap = n;
-    return true;
-}
 
 struct knn *knn_new(void)
 {
@@ -135,12 +121,12 @@ static bool cooc_inc(struct cooc *c, uint32_t item)
 static bool reserve(struct knn *k, uint32_t u, uint32_t i)
 {
     size_t cap_items = k->cap_items, cap_score = k->cap_items;
-    if (!grow((void **)&k->score, &cap_score, (size_t)i + 1, sizeof *k->score) ||
-        !grow((void **)&k->items, &cap_items, (size_t)i + 1, sizeof *k->items))
+    if (!array_grow((void **)&k->score, &cap_score, (size_t)i + 1, sizeof *k->score) ||
+        !array_grow((void **)&k->items, &cap_items, (size_t)i + 1, sizeof *k->items))
         return false;
     /* score and items grow in step: both double from the same capacity. */
     k->cap_items = cap_items;
-    return grow((void **)&k->users, &k->cap_users, (size_t)u + 1, sizeof *k->users);
+    return array_grow((void **)&k->users, &k->cap_users, (size_t)u + 1, sizeof *k->users);
 }
 
 /* Moves i to the front of u's history, dropping the oldest when full: a
@@ -189,7 +175,7 @@ static bool accumulate(struct knn *k, uint32_t i)
     for (uint32_t p = 0; p < c->n; p++) {
         uint32_t j = c->pairs[p].item;
         if (k->score[j] == 0) {
-            if (!grow((void **)&k->touched, &k->cap_touched, k->n_touched + 1,
+            if (!array_grow((void **)&k->touched, &k->cap_touched, k->n_touched + 1,
                       sizeof *k->touched))
                 return false;
             k->touched[k->n_touched++] = j;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "backtest/grow.h"
 #include "backtest/knn.h"
 
 struct name {
@@ -79,22 +80,6 @@ static size_t bucket_of(uint64_t positives)
     while (positives > BUCKET_MAX[b])
         b++;
     return b;
-}
-
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t n = *cap ? *cap : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return false;
-    memset((char *)q + *cap * elem, 0, (n - *cap) * elem);
-    *p = q;
-    *cap = n;
-    return true;
 }
 
 static uint64_t mix64(uint64_t x)
@@ -170,7 +155,7 @@ static uint32_t item_index(struct preq *p, struct eddy_str id)
     uint32_t idx = intern(&p->items_by_id, (uint32_t)p->n_items, id, true);
     if (idx == UINT32_MAX || idx < p->n_items)
         return idx;
-    if (!grow((void **)&p->items, &p->cap_items, p->n_items + 1, sizeof *p->items))
+    if (!array_grow((void **)&p->items, &p->cap_items, p->n_items + 1, sizeof *p->items))
         return UINT32_MAX; /* interned but never used: harmless */
     p->items[idx] = (struct item){.pos = -1};
     p->n_items++;
@@ -189,7 +174,7 @@ struct preq *preq_new(int k, uint64_t window_events)
     struct preq *p = calloc(1, sizeof *p);
     if (!p || !(p->pop_top = calloc((size_t)k, sizeof *p->pop_top)) ||
         !(p->knn_top = calloc((size_t)k, sizeof *p->knn_top)) || !(p->model = knn_new()) ||
-        !grow((void **)&p->windows, &p->cap_windows, 1, sizeof *p->windows)) {
+        !array_grow((void **)&p->windows, &p->cap_windows, 1, sizeof *p->windows)) {
         preq_free(p);
         return NULL;
     }
@@ -325,7 +310,7 @@ static void window_add(struct preq *p, int64_t t_ms, struct ranks r)
     if (w->eddy.events < p->window_events)
         return;
     /* Out of memory: the open window keeps growing instead of closing. */
-    if (grow((void **)&p->windows, &p->cap_windows, p->n_closed + 2, sizeof *p->windows))
+    if (array_grow((void **)&p->windows, &p->cap_windows, p->n_closed + 2, sizeof *p->windows))
         p->n_closed++;
 }
 
@@ -366,10 +351,10 @@ void preq_score(struct preq *p, int64_t t_ms, struct eddy_str user, struct eddy_
 static bool pop_increment(struct preq *p, uint32_t idx)
 {
     struct item *it = &p->items[idx];
-    if (!grow((void **)&p->blocks, &p->cap_blocks, it->count + 2, sizeof *p->blocks))
+    if (!array_grow((void **)&p->blocks, &p->cap_blocks, it->count + 2, sizeof *p->blocks))
         return false;
     if (it->pos < 0) {
-        if (!grow((void **)&p->pop_order, &p->cap_order, p->n_order + 1, sizeof *p->pop_order))
+        if (!array_grow((void **)&p->pop_order, &p->cap_order, p->n_order + 1, sizeof *p->pop_order))
             return false;
         it->pos = (int64_t)p->n_order;
         p->pop_order[p->n_order++] = idx;
