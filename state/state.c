@@ -781,14 +781,26 @@ static void stop_writer(struct eddy_state *st)
     st->writer_started = false;
 }
 
-/* Waits until the batch in flight, if any, is written; a failed write
- * becomes the sticky error. Cheap when nothing is in flight. */
-static void wait_writes(struct eddy_state *st)
+/* A written batch is cleared for reuse, and clearing keeps its buffer at
+ * its high-water mark. A catch-up's checkpoints (up to 1/16 of the budget)
+ * are many times a steady one's, so such a buffer stayed resident: in the
+ * soak, up to 70 MB outside what the state's metrics show until the next
+ * checkpoint. A batch that held more than this is freed once written. */
+#define BATCH_KEEP_BYTES (8u << 20)
+
+/* Ends the write of the batch in flight, if any: a failed write becomes the
+ * sticky error, and a large batch is freed. block: wait for the write;
+ * otherwise return at once if it is still going. */
+static void finish_write(struct eddy_state *st, bool block)
 {
     if (!st->in_flight)
         return;
     struct writer *w = &st->w;
     pthread_mutex_lock(&w->mu);
+    if (!block && w->batch) {
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
     while (w->batch)
         pthread_cond_wait(&w->cv, &w->mu);
     char *rerr = w->error;
@@ -796,6 +808,10 @@ static void wait_writes(struct eddy_state *st)
     uint64_t us = w->write_us;
     pthread_mutex_unlock(&w->mu);
     st->in_flight = false;
+    if (st->spare_bytes > BATCH_KEEP_BYTES) {
+        rocksdb_writebatch_destroy(st->spare);
+        st->spare = rocksdb_writebatch_create();
+    }
     if (rerr) {
         fail(st, "state %s: commit: %s", st->dir, rerr);
         rocksdb_free(rerr);
@@ -805,11 +821,12 @@ static void wait_writes(struct eddy_state *st)
     st->ckpt_unix_ms = (int64_t)(clock_us(CLOCK_REALTIME) / 1000);
 }
 
-/* A written batch is cleared for reuse, and clearing keeps its buffer at
- * its high-water mark. A catch-up's checkpoints are many times a steady
- * one's, so two such buffers stayed resident for good (the soak's memory
- * grew with each catch-up): a batch that held more than this is freed. */
-#define BATCH_KEEP_BYTES (8u << 20)
+/* Waits until the batch in flight, if any, is written. Cheap when nothing
+ * is in flight. */
+static void wait_writes(struct eddy_state *st)
+{
+    finish_write(st, true);
+}
 
 /* Hands st->batch (bytes long) to the writer; the spare, written and
  * cleared by then, becomes the one to fill. */
@@ -817,10 +834,6 @@ static void hand_over(struct eddy_state *st, size_t bytes)
 {
     rocksdb_writebatch_t *b = st->batch;
     st->batch = st->spare;
-    if (st->spare_bytes > BATCH_KEEP_BYTES) {
-        rocksdb_writebatch_destroy(st->batch);
-        st->batch = rocksdb_writebatch_create();
-    }
     st->spare = b;
     st->spare_bytes = bytes;
     pthread_mutex_lock(&st->w.mu);
@@ -2116,6 +2129,7 @@ bool state_commit_due(const struct eddy_state *st)
 
 void state_stats(struct eddy_state *st, struct state_stats *out)
 {
+    finish_write(st, false); /* a finished write's large batch is freed now */
     memset(out, 0, sizeof *out);
     out->users_cached = st->users.count;
     out->items = st->n_items;
