@@ -304,12 +304,18 @@ def consume_all(broker, topic, timeout_s=60):
     Either way the test saw an older record as the last."""
     c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=KAFKA_API,
                       enable_auto_commit=False, group_id=None)
-    parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+    # kafka-python answers None until its first metadata arrives: an empty
+    # answer then read as an empty topic (CI: no budget decisions at all).
+    deadline = time.time() + timeout_s
+    while not c.partitions_for_topic(topic):
+        assert time.time() < deadline, f"{topic}: no metadata in {timeout_s} s"
+        c.topics()  # fetches metadata
+    parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
     c.assign(parts)
     ends = c.end_offsets(parts)
     c.seek_to_beginning(*parts)
     last = {tp: c.beginning_offsets([tp])[tp] - 1 for tp in parts}
-    msgs, deadline = {}, time.time() + timeout_s
+    msgs = {}
     while any(last[tp] < ends[tp] - 1 for tp in parts):
         assert time.time() < deadline, f"{topic}: not read to its end in {timeout_s} s"
         for tp in parts:
