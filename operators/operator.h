@@ -88,6 +88,7 @@ struct eddy_query {
  * it. */
 enum eddy_output_kind {
     OUTPUT_VECTORS,         /* user and item vectors, in the state: what recommend scores */
+    OUTPUT_NEIGHBOURS,      /* item neighbours and user histories, in the state: recommend's candidates */
     OUTPUT_RECOMMENDATIONS, /* eddy_emit.recommendation */
     OUTPUT_DECISIONS,       /* eddy_emit.decision */
     OUTPUT_KINDS

@@ -20,6 +20,9 @@ enum eddy_param_type {
     /* "0.5, 1, 2": 1 to max_count doubles, each > 0, into the array at off;
      * their number goes to the int at count_off. min and max unused. */
     PARAM_POSITIVE_LIST,
+    /* One of the words in choices, stored as its index (an int). min and
+     * max unused. */
+    PARAM_CHOICE,
     PARAM_TYPES
 };
 
@@ -32,6 +35,7 @@ struct eddy_param {
     const char *help;     /* one line, no final period */
     size_t count_off;     /* PARAM_POSITIVE_LIST only */
     int max_count;        /* PARAM_POSITIVE_LIST only */
+    const char *const *choices; /* PARAM_CHOICE only: NULL-terminated */
 };
 
 #endif

@@ -27,6 +27,7 @@
 #include <uthash.h>
 
 #include "operators/blas.h"
+#include "operators/cooccur.h"
 #include "operators/vecmath.h"
 #include "state/state.h"
 
@@ -48,6 +49,7 @@ struct pending {
 struct cand {
     float score;
     uint32_t row;
+    int32_t because; /* two-stage: the history row behind it; -1: none */
 };
 
 /* A user's selection in progress: its heap of candidates and its place in
@@ -86,6 +88,7 @@ struct rec {
     struct selection *sel;      /* batch_users */
     struct select_scratch scratch; /* block / CHUNK + 1 and k floats */
     struct rec_item *out;       /* k */
+    struct cooc_scratch *retrieval; /* REC_TWO_STAGE */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -134,6 +137,19 @@ static void cand_sift_up(struct cand *h, size_t i)
     }
 }
 
+/* Offers c to the heap h of len (at most k) candidates; the new length. */
+static size_t offer(struct cand *h, size_t len, size_t k, struct cand c)
+{
+    if (len < k) {
+        h[len] = c;
+        cand_sift_up(h, len++);
+    } else if (better(c, h[0])) {
+        h[0] = c;
+        cand_sift_down(h, k, 0);
+    }
+    return len;
+}
+
 /* Offers rows [lo, hi) to the heap h of len (at most k) candidates, one at
  * a time; sc0[0] is the score of row lo. */
 static size_t offer_each(const float *sc0, uint32_t lo, uint32_t hi, struct cand *h,
@@ -143,16 +159,9 @@ static size_t offer_each(const float *sc0, uint32_t lo, uint32_t hi, struct cand
         const float sc = sc0[row - lo];
         if (len == k && !(sc >= h[0].score))
             continue; /* the common case: worse than the worst kept, or NaN */
-        struct cand c = {sc, row};
         if (sc != sc)
             continue; /* NaN: a seen item, or a diverged vector, must not rank */
-        if (len < k) {
-            h[len] = c;
-            cand_sift_up(h, len++);
-        } else if (better(c, h[0])) {
-            h[0] = c;
-            cand_sift_down(h, k, 0);
-        }
+        len = offer(h, len, k, (struct cand){sc, row, -1});
     }
     return len;
 }
@@ -253,13 +262,10 @@ static void select_block(float *sc, uint32_t lo, uint32_t hi, const struct user_
     }
 }
 
-/* Rescores the winners exactly and writes them to out, best first. */
-static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h, size_t len,
-                       struct rec_item *out)
+/* Writes the heap's candidates to out, best first. */
+static void heap_to_items(struct eddy_state *st, struct cand *h, size_t len,
+                          struct rec_item *out)
 {
-    int dim = state_dim(st);
-    for (size_t i = 0; i < len; i++)
-        h[i].score = dot_fixed(uvec, state_item_vec(st, h[i].row), dim);
     for (size_t i = len / 2; i-- > 0;)
         cand_sift_down(h, len, i);
     for (size_t i = len; i-- > 0;) { /* heap sort: worst to the back */
@@ -268,6 +274,50 @@ static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h,
         cand_sift_down(h, i, 0);
         out[i] = (struct rec_item){state_item_id(st, worst.row), worst.score};
     }
+}
+
+/* Rescores the winners exactly and writes them to out, best first. */
+static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h, size_t len,
+                       struct rec_item *out)
+{
+    int dim = state_dim(st);
+    for (size_t i = 0; i < len; i++)
+        h[i].score = dot_fixed(uvec, state_item_vec(st, h[i].row), dim);
+    heap_to_items(st, h, len, out);
+}
+
+/* ---- two-stage: retrieval (cooccur.h), then ranking --------------------- */
+
+/* The ranking: a blend of the candidate's co-occurrence (as a share of the
+ * best candidate's), its trending count (as a share of the top one's) and
+ * its MF dot product with the user's vector. */
+static float rank_score(const struct rec_blend *b, const struct cooc_candidate *c,
+                        float best_cooc, float mf)
+{
+    return c->cooc / best_cooc + b->trending * c->trend + b->mf * mf;
+}
+
+/* The user's top k (at most) into out, best first, items they have seen
+ * left out. h: room for k. */
+static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
+                            struct cooc_scratch *s, const struct user_state *u,
+                            struct eddy_str user_id, int64_t now_ms, size_t k, struct cand *h,
+                            struct rec_item *out)
+{
+    const struct cooc_candidate *c;
+    size_t n = cooc_retrieve(st, &p->read, user_id, now_ms, s, &c), len = 0;
+    const float best = n && c[0].cooc > 0 ? c[0].cooc : 1.0f;
+    const int dim = state_dim(st);
+    for (size_t i = 0; i < n; i++) {
+        if (u && state_user_has_seen(u, c[i].row))
+            continue;
+        float mf = u && p->blend.mf != 0 ? dot_fixed(u->vec, state_item_vec(st, c[i].row), dim)
+                                         : 0;
+        len = offer(h, len, k, (struct cand){rank_score(&p->blend, &c[i], best, mf), c[i].row,
+                                             c[i].because});
+    }
+    heap_to_items(st, h, len, out);
+    return len;
 }
 
 /* ---- pending users ------------------------------------------------------ */
@@ -411,12 +461,10 @@ static void rec_process(void *self, const struct eddy_event *ev)
 
 /* ---- scoring ------------------------------------------------------------ */
 
-static void publish(struct rec *r, size_t i)
+/* Emits r->out[0..len) as the user's recommendation and queues the
+ * refresh they still owe, if any. */
+static void publish(struct rec *r, struct pending *p, struct user_state *u, size_t len)
 {
-    struct pending *p = r->batch[i];
-    struct user_state *u = r->batch_u[i];
-    size_t len = r->sel[i].len;
-    finish_top(r->st, u->vec, r->sel[i].h, len, r->out);
     int32_t partition;
     struct recommendation rec = {
         .user_id = pending_user(p, &partition),
@@ -461,8 +509,21 @@ static void score_batch(struct rec *r, size_t b)
         for (size_t i = 0; i < b; i++)
             select_block(r->S + i * m, lo, lo + m, r->batch_u[i], &r->sel[i], k, &r->scratch);
     }
-    for (size_t i = 0; i < b; i++)
-        publish(r, i);
+    for (size_t i = 0; i < b; i++) {
+        finish_top(r->st, r->batch_u[i]->vec, r->sel[i].h, r->sel[i].len, r->out);
+        publish(r, r->batch[i], r->batch_u[i], r->sel[i].len);
+    }
+}
+
+static void refresh_two_stage(struct rec *r, size_t b)
+{
+    for (size_t i = 0; i < b; i++) {
+        int32_t partition;
+        struct eddy_str id = pending_user(r->batch[i], &partition);
+        size_t len = two_stage_top(r->st, &r->p, r->retrieval, r->batch_u[i], id,
+                                   r->batch[i]->due, (size_t)r->p.k, r->tops, r->out);
+        publish(r, r->batch[i], r->batch_u[i], len);
+    }
 }
 
 static void rec_flush(void *self, int64_t watermark_ms)
@@ -485,7 +546,10 @@ static void rec_flush(void *self, int64_t watermark_ms)
         }
         if (!b)
             return;
-        score_batch(r, b); /* may queue owed refreshes again: loop */
+        if (r->p.retrieval == REC_TWO_STAGE) /* either may queue owed refreshes again: loop */
+            refresh_two_stage(r, b);
+        else
+            score_batch(r, b);
     }
 }
 
@@ -556,6 +620,23 @@ corrupt:
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+#define PARAMS_BLOB "recommend.params"
+
+/* The parameters the recommender runs with, as it recorded them in the
+ * state; exact retrieval with defaults if it never ran on it. */
+static struct rec_params stored_params(struct eddy_state *st)
+{
+    struct rec_params p = {.retrieval = REC_EXACT};
+    void *blob;
+    size_t len;
+    if (state_blob_get(st, PARAMS_BLOB, &blob, &len) == 0) {
+        if (len == sizeof p)
+            memcpy(&p, blob, sizeof p);
+        free(blob);
+    }
+    return p;
+}
+
 static void rec_destroy(void *self)
 {
     struct rec *r = self;
@@ -582,6 +663,7 @@ static void rec_destroy(void *self)
     free(r->scratch.kth);
     free(r->out);
     free(r->key);
+    cooc_scratch_free(r->retrieval);
     free(r);
 }
 
@@ -595,12 +677,22 @@ static void *rec_create(const void *params, struct eddy_state *st,
                  p->batch_users, (long long)p->refresh_interval_ms);
         return NULL;
     }
+    if (p->retrieval == REC_TWO_STAGE &&
+        (p->read.history < 1 || !(p->read.recency > 0) || p->read.candidates < 1 ||
+         p->read.trending < 0)) {
+        snprintf(err, errlen, "recommend: two-stage retrieval needs history >= 1, "
+                 "recency > 0, candidates >= 1 and trending >= 0");
+        return NULL;
+    }
     struct rec *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "recommend: out of memory");
         return NULL;
     }
     r->p = *p;
+    r->p.read.half_life_ms = cooc_half_life(st);
+    /* Queries read the state alone: they find these parameters there. */
+    state_blob_set(st, PARAMS_BLOB, &r->p, sizeof r->p);
     r->st = st;
     r->emit = *emit;
     r->dim = state_dim(st);
@@ -616,7 +708,8 @@ static void *rec_create(const void *params, struct eddy_state *st,
     r->scratch.cmax = malloc((r->block / CHUNK + 1) * sizeof *r->scratch.cmax);
     r->scratch.kth = malloc((size_t)p->k * sizeof *r->scratch.kth);
     r->out = calloc((size_t)p->k, sizeof *r->out);
-    if (!r->batch || !r->batch_u || !r->U || !r->S || !r->tops || !r->sel ||
+    r->retrieval = cooc_scratch_new();
+    if (!r->retrieval || !r->batch || !r->batch_u || !r->U || !r->S || !r->tops || !r->sel ||
         !r->scratch.cmax || !r->scratch.kth || !r->out) {
         snprintf(err, errlen, "recommend: out of memory for %d users x dim %d",
                  p->batch_users, r->dim);
@@ -632,6 +725,21 @@ static void *rec_create(const void *params, struct eddy_state *st,
 
 /* ---- one user, on demand ------------------------------------------------ */
 
+static int two_stage_user(struct eddy_state *st, const struct rec_params *rp,
+                          const struct user_state *u, struct eddy_str user_id, int k,
+                          struct rec_item *out)
+{
+    struct cooc_scratch *s = cooc_scratch_new();
+    struct cand *h = malloc((size_t)(k > 0 ? k : 1) * sizeof *h);
+    int n = -1;
+    if (s && h)
+        n = k > 0 ? (int)two_stage_top(st, rp, s, u, user_id, u->last_event_ms, (size_t)k, h,
+                                       out) : 0;
+    cooc_scratch_free(s);
+    free(h);
+    return n;
+}
+
 /* Top-k for one user: up to k items into out (best first; item ids borrow
  * from the state); how many, or -1 if the user is unknown. */
 static int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
@@ -640,6 +748,9 @@ static int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
     const struct user_state *u = state_user_find(st, user_id);
     if (!u)
         return -1;
+    const struct rec_params p = stored_params(st);
+    if (p.retrieval == REC_TWO_STAGE)
+        return two_stage_user(st, &p, u, user_id, k, out);
     uint32_t n;
     const float *M = state_item_matrix(st, &n);
     if (k <= 0 || n == 0)
@@ -682,7 +793,29 @@ static const struct eddy_param rec_keys[] = {
      .off = REC(refresh_interval_ms), .min = 0, .max = INFINITY,
      .help = "Least event time between two recommendations for one user, in ms"},
     {.key = "batch.users", .type = PARAM_INT, .def = "128", .off = REC(batch_users), .min = 1,
-     .max = 4096, .help = "Users scored together in one matrix product"},
+     .max = 4096, .help = "Users scored together in one matrix product (exact retrieval)"},
+    {.key = "retrieval", .type = PARAM_CHOICE, .def = "two-stage", .off = REC(retrieval),
+     .choices = (const char *const[]){"exact", "two-stage", NULL},
+     .help = "two-stage: candidates from co-occurrence and trending items, then ranked; "
+     "exact: every item scored by its embedding (small catalogues, a reference)"},
+    {.key = "history", .type = PARAM_INT, .def = "10", .off = REC(read.history), .min = 1,
+     .max = COOC_MAX_HISTORY, .help = "The user's most recent interactions whose neighbours "
+     "are candidates"},
+    {.key = "recency", .type = PARAM_FLOAT, .def = "8", .off = REC(read.recency), .min = 0.01,
+     .max = INFINITY, .help = "An interaction's weight halves every this many interactions back"},
+    {.key = "popularity.exponent", .type = PARAM_FLOAT, .def = "0.4",
+     .off = REC(read.popularity_exponent), .min = 0, .max = 1,
+     .help = "A candidate's co-occurrence is divided by its count to this power, and by "
+     "its source's count to the rest"},
+    {.key = "candidates", .type = PARAM_INT, .def = "300", .off = REC(read.candidates),
+     .min = 1, .max = 100000, .help = "Most co-occurrence candidates ranked per refresh"},
+    {.key = "trending", .type = PARAM_INT, .def = "100", .off = REC(read.trending), .min = 0,
+     .max = 100000, .help = "Most trending items added to them"},
+    {.key = "blend.trending", .type = PARAM_FLOAT, .def = "0.1", .off = REC(blend.trending),
+     .min = 0, .max = INFINITY, .help = "Weight of a candidate's trending share in its rank "
+     "score (its co-occurrence share weighs 1)"},
+    {.key = "blend.mf", .type = PARAM_FLOAT, .def = "0.2", .off = REC(blend.mf), .min = -INFINITY,
+     .max = INFINITY, .help = "Weight of its embedding dot product"},
 };
 
 const struct eddy_operator eddy_op_recommend = {

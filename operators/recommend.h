@@ -14,12 +14,27 @@
 #ifndef EDDY_RECOMMEND_H
 #define EDDY_RECOMMEND_H
 
+#include "operators/cooccur.h"
 #include "operators/operator.h"
+
+enum rec_retrieval {
+    REC_EXACT,      /* every item scored by its MF dot product (sgemm) */
+    REC_TWO_STAGE,  /* candidates from cooccur.h, then ranked */
+};
+
+/* Two-stage ranking: score = co-occurrence share + trending * trending
+ * share + mf * the embeddings' dot product. */
+struct rec_blend {
+    float trending, mf;
+};
 
 struct rec_params {
     int k;
     int64_t refresh_interval_ms;
     int batch_users;
+    int retrieval;                  /* enum rec_retrieval */
+    struct cooc_read_params read;   /* REC_TWO_STAGE's retrieval */
+    struct rec_blend blend;         /* and ranking */
 };
 
 extern const struct eddy_operator eddy_op_recommend;

@@ -20,6 +20,7 @@ struct state_codec;
  * from it: no count to keep in step by hand. */
 #define CHAIN_TABLE(X) \
     X(embeddings)      \
+    X(cooccur)         \
     X(recommend)       \
     X(budget)
 

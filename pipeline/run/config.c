@@ -54,11 +54,12 @@ static bool set_float(const struct key *, void *, const char *, char *, size_t);
 static bool set_double(const struct key *, void *, const char *, char *, size_t);
 static bool set_positive_list(const struct key *, void *, const char *, char *, size_t);
 static bool set_offset_reset(const struct key *, void *, const char *, char *, size_t);
+static bool set_choice(const struct key *, void *, const char *, char *, size_t);
 
 static const key_setter param_setters[PARAM_TYPES] = {
     [PARAM_INT] = set_int,       [PARAM_INT64] = set_i64,   [PARAM_UINT64] = set_u64,
     [PARAM_FLOAT] = set_float,   [PARAM_DOUBLE] = set_double,
-    [PARAM_POSITIVE_LIST] = set_positive_list,
+    [PARAM_POSITIVE_LIST] = set_positive_list, [PARAM_CHOICE] = set_choice,
 };
 
 struct section {
@@ -237,6 +238,22 @@ static bool set_offset_reset(const struct key *k, void *field, const char *value
     }
     *(bool *)field = !strcmp(value, "earliest");
     return true;
+}
+
+/* One of the parameter's words, stored as its index. */
+static bool set_choice(const struct key *k, void *field, const char *value, char *why,
+                       size_t n)
+{
+    const char *const *c = k->param->choices;
+    for (int i = 0; c[i]; i++)
+        if (!strcmp(value, c[i])) {
+            *(int *)field = i;
+            return true;
+        }
+    size_t used = (size_t)snprintf(why, n, "must be one of:");
+    for (int i = 0; c[i] && used < n; i++)
+        used += (size_t)snprintf(why + used, n - used, " %s", c[i]);
+    return false;
 }
 
 static bool set_str(const struct key *k, void *field, const char *value, char *why, size_t n)
@@ -768,6 +785,8 @@ static void format_value(const struct eddy_config *cfg, const struct key *k, cha
         snprintf(buf, len, "%.7g", (double)*(const float *)field);
     } else if (set == set_double) {
         snprintf(buf, len, "%.15g", *(const double *)field);
+    } else if (set == set_choice) {
+        snprintf(buf, len, "%s", k->param->choices[*(const int *)field]);
     } else { /* set_positive_list */
         const double *v = field;
         int count = *list_count(k, field);

@@ -1,0 +1,561 @@
+/* cooccur.c: the co-occurrence operator and its retrieval (cooccur.h).
+ *
+ * One value layout serves its three stores: a list of (row, weight)
+ * entries with a count and the event time the weights were decayed to.
+ *   cooccur_users:    the user's last interactions, oldest first (weight:
+ *                     the type's; t_ref: the last event's time);
+ *   cooccur_items:    the item's neighbours and its decayed count;
+ *   cooccur_trending: one value, the trending items and their counts.
+ * Users are keyed by id alone, not by (partition, id) as the state keys
+ * their vectors: a user's clicks all come from one partition, and readers
+ * (the HTTP API) know the id only. Handing a partition's users to another
+ * instance will have to select them by the partitioner's hash of the id.
+ * Everything is a function of event times and input order only, so a
+ * replay and a restarted run build the same lists bit for bit. */
+#include "operators/cooccur.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "state/json.h"
+#include "state/state.h"
+
+struct cooc_entry {
+    uint32_t row;
+    float w;
+    float err; /* Space-Saving's over-estimate: the weight inherited on entry */
+};
+
+struct cooc_list {
+    double count;
+    int64_t t_ref;
+    uint32_t n, cap;
+    struct cooc_entry *e;
+};
+
+struct cooc {
+    struct cooc_params p;
+    struct eddy_state *st;
+    struct state_store *users, *items, *trending;
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "eddy cooccur: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return q;
+}
+
+/* ---- the lists' codec --------------------------------------------------- */
+
+#define LIST_HEAD 20 /* count, t_ref, n */
+
+static void list_init(void *value)
+{
+    ((struct cooc_list *)value)->t_ref = INT64_MIN;
+}
+
+static size_t list_encoded_size(const void *value)
+{
+    return LIST_HEAD + ((const struct cooc_list *)value)->n * sizeof(struct cooc_entry);
+}
+
+static void list_encode(const void *value, char *out)
+{
+    const struct cooc_list *l = value;
+    memcpy(out, &l->count, 8);
+    memcpy(out + 8, &l->t_ref, 8);
+    memcpy(out + 16, &l->n, 4);
+    if (l->n)
+        memcpy(out + LIST_HEAD, l->e, l->n * sizeof *l->e);
+}
+
+static bool list_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+{
+    struct cooc_list *l = value;
+    uint32_t n = 0;
+    if (len >= LIST_HEAD)
+        memcpy(&n, in + 16, 4);
+    if (len < LIST_HEAD || n > COOC_MAX_NEIGHBOURS ||
+        len != LIST_HEAD + (size_t)n * sizeof *l->e) {
+        snprintf(why, whylen, "a list of %zu bytes, not %d + %zu per entry (at most %d)", len,
+                 LIST_HEAD, sizeof *l->e, COOC_MAX_NEIGHBOURS);
+        return false;
+    }
+    memcpy(&l->count, in, 8);
+    memcpy(&l->t_ref, in + 8, 8);
+    l->n = l->cap = n;
+    l->e = n ? xrealloc(NULL, n * sizeof *l->e) : NULL;
+    if (n)
+        memcpy(l->e, in + LIST_HEAD, n * sizeof *l->e);
+    return true;
+}
+
+static size_t list_heap_bytes(const void *value)
+{
+    return ((const struct cooc_list *)value)->cap * sizeof(struct cooc_entry);
+}
+
+static void list_free(void *value)
+{
+    free(((struct cooc_list *)value)->e);
+}
+
+static json_t *list_json(json_t *doc, const void *value)
+{
+    const struct cooc_list *l = value;
+    json_t *entries = json_array();
+    for (uint32_t i = 0; entries && i < l->n; i++) {
+        json_t *e = json_pack("{s:I, s:f, s:f}", "row", (json_int_t)l->e[i].row, "weight",
+                              (double)l->e[i].w, "error", (double)l->e[i].err);
+        if (!e || json_array_append_new(entries, e)) {
+            json_decref(entries);
+            entries = NULL;
+        }
+    }
+    doc = sjson_with(doc, "count", sjson_real(l->count));
+    doc = sjson_with(doc, "time_ms", l->t_ref == INT64_MIN ? json_null() : json_integer(l->t_ref));
+    return sjson_with(doc, "entries", entries);
+}
+
+#define LIST_CODEC(store, what)                                                            \
+    {.name = store, .kind = what, .version = 1, .value_size = sizeof(struct cooc_list),  \
+     .init = list_init, .encoded_size = list_encoded_size, .encode = list_encode,         \
+     .decode = list_decode, .heap_bytes = list_heap_bytes, .free = list_free,             \
+     .to_json = list_json}
+
+static const struct state_codec cooc_users_codec = LIST_CODEC("cooccur_users", "history");
+static const struct state_codec cooc_items_codec = LIST_CODEC("cooccur_items", "neighbours");
+static const struct state_codec cooc_trending_codec = LIST_CODEC("cooccur_trending", "trending");
+
+/* ---- keys --------------------------------------------------------------- */
+
+#define TRENDING_KEY ((struct eddy_str){"all", 3})
+
+struct row_key {
+    char b[4];
+};
+
+/* Big-endian, so that `eddy state export` lists items in row order. */
+static struct eddy_str row_key(uint32_t row, struct row_key *k)
+{
+    uint32_t be = __builtin_bswap32(row);
+    memcpy(k->b, &be, 4);
+    return (struct eddy_str){k->b, 4};
+}
+
+/* ---- list arithmetic ---------------------------------------------------- */
+
+static double decay(int64_t dt_ms, int64_t half_life_ms)
+{
+    return half_life_ms > 0 && dt_ms > 0 ? exp2(-(double)dt_ms / (double)half_life_ms) : 1.0;
+}
+
+/* Brings the list's weights to event time t (never backwards) and returns
+ * the factor for an increment made at t: below 1 for a late event. */
+static double list_advance(struct cooc_list *l, int64_t t, int64_t half_life_ms)
+{
+    if (l->t_ref == INT64_MIN || t > l->t_ref) {
+        if (l->t_ref != INT64_MIN && half_life_ms > 0) {
+            float f = (float)decay(t - l->t_ref, half_life_ms);
+            l->count *= f;
+            for (uint32_t i = 0; i < l->n; i++) {
+                l->e[i].w *= f;
+                l->e[i].err *= f;
+            }
+        }
+        l->t_ref = t;
+        return 1.0;
+    }
+    return decay(l->t_ref - t, half_life_ms);
+}
+
+/* Adds x to row's weight in a list of at most max entries, Space-Saving:
+ * a row new to a full list replaces the weakest and starts from its
+ * weight (ties: the earliest entry), which it records as its error.
+ * Readers use weight - error, the part surely earned: the inherited part
+ * grows with a list's turnover, and ranking by it (tried on MovieLens)
+ * favoured whatever arrived last. */
+static void list_add(struct cooc_list *l, uint32_t row, float x, uint32_t max)
+{
+    uint32_t weakest = 0;
+    for (uint32_t i = 0; i < l->n; i++) {
+        if (l->e[i].row == row) {
+            l->e[i].w += x;
+            return;
+        }
+        if (l->e[i].w < l->e[weakest].w)
+            weakest = i;
+    }
+    if (l->n < max) {
+        if (l->n == l->cap) {
+            l->cap = l->cap ? 2 * l->cap : 4;
+            if (l->cap > max)
+                l->cap = max;
+            l->e = xrealloc(l->e, l->cap * sizeof *l->e);
+        }
+        l->e[l->n++] = (struct cooc_entry){row, x, 0};
+    } else if (l->n) {
+        const float inherited = l->e[weakest].w;
+        l->e[weakest] = (struct cooc_entry){row, inherited + x, inherited};
+    }
+}
+
+/* Appends to a user's history, dropping the oldest beyond max. */
+static void history_push(struct cooc_list *h, uint32_t row, float w, uint32_t max)
+{
+    if (h->n == max) {
+        memmove(h->e, h->e + 1, (max - 1) * sizeof *h->e);
+        h->n--;
+    } else if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 4;
+        if (h->cap > max)
+            h->cap = max;
+        h->e = xrealloc(h->e, h->cap * sizeof *h->e);
+    }
+    h->e[h->n++] = (struct cooc_entry){row, w, 0};
+}
+
+/* ---- the operator ------------------------------------------------------- */
+
+static struct cooc_list *item_list(struct cooc *c, uint32_t row)
+{
+    struct row_key k;
+    return state_get(c->items, row_key(row, &k), true);
+}
+
+/* Pairs item j with each item of the user's history, both ways. */
+static void pair_with_history(struct cooc *c, const struct cooc_list *h, uint32_t j, float wj,
+                              int64_t t)
+{
+    struct cooc_list *lj = item_list(c, j);
+    const double fj = list_advance(lj, t, c->p.half_life_ms);
+    for (uint32_t k = 0; k < h->n; k++) {
+        uint32_t i = h->e[k].row;
+        if (i == j)
+            continue;
+        struct cooc_list *li = item_list(c, i);
+        const double fi = list_advance(li, t, c->p.half_life_ms);
+        const float x = h->e[k].w * wj;
+        list_add(li, j, (float)(x * fi), (uint32_t)c->p.neighbours);
+        list_add(lj, i, (float)(x * fj * c->p.reverse_weight), (uint32_t)c->p.neighbours);
+        state_dirty(c->items, li);
+    }
+    lj->count += wj * fj;
+    state_dirty(c->items, lj);
+}
+
+static void cooc_process(void *self, const struct eddy_event *ev)
+{
+    struct cooc *c = self;
+    if (ev->kind != EV_CLICK || (unsigned)ev->u.click.type >= CLICK_TYPE_COUNT)
+        return;
+    const struct click_event *e = &ev->u.click;
+    const float w = c->p.weight[e->type];
+    int32_t row = state_item_row(c->st, e->item_id);
+    if (row < 0 || !(w > 0))
+        return; /* embeddings gives every clicked item a row; a weight of 0 ignores the type */
+    struct cooc_list *h = state_get(c->users, e->user_id, true);
+    pair_with_history(c, h, (uint32_t)row, w, e->timestamp_ms);
+    struct cooc_list *tr = state_get(c->trending, TRENDING_KEY, true);
+    const double f = list_advance(tr, e->timestamp_ms, c->p.half_life_ms);
+    list_add(tr, (uint32_t)row, (float)(w * f), (uint32_t)c->p.trending);
+    state_dirty(c->trending, tr);
+    history_push(h, (uint32_t)row, w, (uint32_t)c->p.history);
+    if (e->timestamp_ms > h->t_ref)
+        h->t_ref = e->timestamp_ms;
+    state_dirty(c->users, h);
+}
+
+#define PARAMS_BLOB "cooccur.half_life_ms"
+
+int64_t cooc_half_life(struct eddy_state *st)
+{
+    void *blob;
+    size_t len;
+    int64_t hl = 0;
+    if (state_blob_get(st, PARAMS_BLOB, &blob, &len) == 0) {
+        if (len == sizeof hl)
+            memcpy(&hl, blob, sizeof hl);
+        free(blob);
+    }
+    return hl;
+}
+
+static void cooc_flush(void *self, int64_t watermark_ms)
+{
+    (void)self, (void)watermark_ms; /* all its work is done per event */
+}
+
+static void cooc_destroy(void *self)
+{
+    free(self);
+}
+
+static void *cooc_create(const void *params, struct eddy_state *st,
+                         const struct eddy_emit *emit, char *err, size_t errlen)
+{
+    (void)emit;
+    const struct cooc_params *p = params;
+    struct cooc *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "cooccur: out of memory");
+        return NULL;
+    }
+    c->p = *p;
+    c->st = st;
+    /* Readers decay to their own event time with the writer's half-life. */
+    state_blob_set(st, PARAMS_BLOB, &p->half_life_ms, sizeof p->half_life_ms);
+    c->users = state_store(st, &cooc_users_codec);
+    c->items = state_store(st, &cooc_items_codec);
+    c->trending = state_store(st, &cooc_trending_codec);
+    if (!c->users || !c->items || !c->trending) {
+        snprintf(err, errlen, "cooccur: the state was opened without its stores");
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- retrieval ---------------------------------------------------------- */
+
+/* Candidates accumulate in an open-addressing table keyed by row. */
+struct acc {
+    uint32_t row;     /* UINT32_MAX: empty */
+    float score, best, trend;
+    int32_t because;
+};
+
+struct cooc_scratch {
+    struct acc *t;
+    uint32_t cap, n;
+    struct cooc_candidate *out;
+    size_t out_cap;
+};
+
+struct cooc_scratch *cooc_scratch_new(void)
+{
+    return calloc(1, sizeof(struct cooc_scratch));
+}
+
+void cooc_scratch_free(struct cooc_scratch *s)
+{
+    if (s) {
+        free(s->t);
+        free(s->out);
+        free(s);
+    }
+}
+
+static void acc_reset(struct cooc_scratch *s, uint32_t want)
+{
+    uint32_t cap = 64;
+    while (cap < 2 * want)
+        cap *= 2;
+    if (cap > s->cap) {
+        s->t = xrealloc(s->t, cap * sizeof *s->t);
+        s->cap = cap;
+    }
+    for (uint32_t i = 0; i < s->cap; i++)
+        s->t[i].row = UINT32_MAX;
+    s->n = 0;
+}
+
+static void acc_add(struct cooc_scratch *s, uint32_t row, float x, int32_t because)
+{
+    uint32_t i = (row * 2654435761u) & (s->cap - 1);
+    while (s->t[i].row != UINT32_MAX && s->t[i].row != row)
+        i = (i + 1) & (s->cap - 1);
+    struct acc *a = &s->t[i];
+    if (a->row == UINT32_MAX) {
+        *a = (struct acc){row, 0, 0, 0, -1};
+        s->n++;
+    }
+    a->score += x;
+    if (x > a->best) {
+        a->best = x;
+        a->because = because;
+    }
+}
+
+static struct acc *acc_find(struct cooc_scratch *s, uint32_t row)
+{
+    uint32_t i = (row * 2654435761u) & (s->cap - 1);
+    while (s->t[i].row != UINT32_MAX && s->t[i].row != row)
+        i = (i + 1) & (s->cap - 1);
+    return s->t[i].row == row ? &s->t[i] : NULL;
+}
+
+/* Item row's count decayed to now; 0 if it has none. */
+static double count_at(struct state_store *items, uint32_t row, int64_t now,
+                       int64_t half_life_ms, const struct cooc_list **list)
+{
+    struct row_key k;
+    const struct cooc_list *l = state_find(items, row_key(row, &k));
+    if (list)
+        *list = l;
+    return l ? l->count * decay(now - l->t_ref, half_life_ms) : 0;
+}
+
+/* Sums, for each neighbour j of the user's recent items i, the weight of
+ * (i, j) over count_i^(1-a), times i's recency: the unnormalised score. */
+static void gather_neighbours(struct state_store *items, const struct cooc_list *h,
+                              const struct cooc_read_params *p, int64_t now,
+                              int64_t half_life_ms, struct cooc_scratch *s)
+{
+    uint32_t used = h->n < (uint32_t)p->history ? h->n : (uint32_t)p->history;
+    for (uint32_t k = 0; k < used; k++) {
+        const struct cooc_entry *hi = &h->e[h->n - 1 - k];
+        const struct cooc_list *li;
+        double ci = count_at(items, hi->row, now, half_life_ms, &li);
+        if (!(ci > 0))
+            continue;
+        double base = exp2(-(double)k / p->recency) * hi->w *
+                      decay(now - li->t_ref, half_life_ms) / pow(ci, 1 - p->popularity_exponent);
+        for (uint32_t q = 0; q < li->n; q++)
+            if (li->e[q].w > li->e[q].err)
+                acc_add(s, li->e[q].row, (float)(base * (li->e[q].w - li->e[q].err)),
+                        (int32_t)hi->row);
+    }
+}
+
+static int by_trend(const void *a, const void *b)
+{
+    const struct cooc_candidate *x = a, *y = b;
+    if (x->trend != y->trend)
+        return x->trend > y->trend ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static int by_cooc(const void *a, const void *b)
+{
+    const struct cooc_candidate *x = a, *y = b;
+    if (x->cooc != y->cooc)
+        return x->cooc > y->cooc ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static void out_reserve(struct cooc_scratch *s, size_t n)
+{
+    if (n > s->out_cap) {
+        s->out_cap = n;
+        s->out = xrealloc(s->out, n * sizeof *s->out);
+    }
+}
+
+/* The trending list's entries, by their surely-earned count over the
+ * largest: those among the neighbours get it as their trend feature, the
+ * others go to out (at most max, best first). Returns how many went. */
+static size_t add_trending(const struct cooc_list *tr, struct cooc_scratch *s, size_t max,
+                           struct cooc_candidate *out)
+{
+    float top = 0;
+    for (uint32_t i = 0; i < tr->n; i++)
+        top = tr->e[i].w - tr->e[i].err > top ? tr->e[i].w - tr->e[i].err : top;
+    size_t n = 0;
+    for (uint32_t i = 0; top > 0 && i < tr->n; i++) {
+        const float trend = (tr->e[i].w - tr->e[i].err) / top;
+        struct acc *a = acc_find(s, tr->e[i].row);
+        if (a)
+            a->trend = trend;
+        else if (trend > 0)
+            out[n++] = (struct cooc_candidate){tr->e[i].row, 0, trend, -1};
+    }
+    qsort(out, n, sizeof *out, by_trend);
+    return n < max ? n : max;
+}
+
+size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
+                     struct eddy_str user_id, int64_t now_ms,
+                     struct cooc_scratch *s, const struct cooc_candidate **out)
+{
+    struct state_store *users = state_store(st, &cooc_users_codec);
+    struct state_store *items = state_store(st, &cooc_items_codec);
+    struct state_store *trending = state_store(st, &cooc_trending_codec);
+    *out = NULL;
+    if (!users || !items || !trending)
+        return 0;
+    const int64_t hl = p->half_life_ms;
+    const struct cooc_list *h = state_find(users, user_id);
+    acc_reset(s, h ? (uint32_t)p->history * COOC_MAX_NEIGHBOURS / 4 : 0);
+    if (h)
+        gather_neighbours(items, h, p, now_ms, hl, s);
+    const struct cooc_list *tr = state_find(trending, TRENDING_KEY);
+    out_reserve(s, s->n + 2 * (tr ? tr->n : 0));
+    /* The trending-only ones wait at the far end of out. */
+    struct cooc_candidate *tail = s->out + s->out_cap - (tr ? tr->n : 0);
+    size_t n_trending = tr ? add_trending(tr, s, (size_t)p->trending, tail) : 0;
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->cap; i++) {
+        const struct acc *a = &s->t[i];
+        double cj = a->row == UINT32_MAX ? 0 : count_at(items, a->row, now_ms, hl, NULL);
+        if (cj > 0)
+            s->out[n++] = (struct cooc_candidate){
+                a->row, (float)(a->score / pow(cj, p->popularity_exponent)), a->trend,
+                a->because};
+    }
+    qsort(s->out, n, sizeof *s->out, by_cooc);
+    if (n > (size_t)p->candidates)
+        n = (size_t)p->candidates;
+    memmove(s->out + n, tail, n_trending * sizeof *tail);
+    *out = s->out;
+    return n + n_trending;
+}
+
+/* The keys of [cooccur], which the pipeline reads into struct cooc_params.
+ * The defaults were chosen on the first 20% of the MovieLens log only
+ * (docs/recommender.md, "Tuning"). */
+#define CO(field) offsetof(struct cooc_params, field)
+static const struct eddy_param cooc_keys[] = {
+    {.key = "history", .type = PARAM_INT, .def = "10", .off = CO(history), .min = 1,
+     .max = COOC_MAX_HISTORY, .help = "Recent interactions kept per user and paired with "
+     "each new one"},
+    {.key = "neighbours", .type = PARAM_INT, .def = "100", .off = CO(neighbours), .min = 1,
+     .max = COOC_MAX_NEIGHBOURS, .help = "Neighbours kept per item (the strongest, "
+     "Space-Saving)"},
+    {.key = "trending", .type = PARAM_INT, .def = "100", .off = CO(trending), .min = 1,
+     .max = COOC_MAX_NEIGHBOURS, .help = "Items kept in the trending list"},
+    {.key = "weight.view", .type = PARAM_FLOAT, .def = "0.4", .off = CO(weight[CLICK_VIEW]),
+     .min = 0, .max = INFINITY, .help = "Weight of a VIEW event (0: ignored)"},
+    {.key = "weight.click", .type = PARAM_FLOAT, .def = "1.0", .off = CO(weight[CLICK_CLICK]),
+     .min = 0, .max = INFINITY, .help = "Weight of a CLICK event"},
+    {.key = "weight.add_to_cart", .type = PARAM_FLOAT, .def = "1.0",
+     .off = CO(weight[CLICK_ADD_TO_CART]), .min = 0, .max = INFINITY,
+     .help = "Weight of an ADD_TO_CART event"},
+    {.key = "weight.purchase", .type = PARAM_FLOAT, .def = "1.0",
+     .off = CO(weight[CLICK_PURCHASE]), .min = 0, .max = INFINITY,
+     .help = "Weight of a PURCHASE event"},
+    {.key = "reverse.weight", .type = PARAM_FLOAT, .def = "0.5", .off = CO(reverse_weight),
+     .min = 0, .max = INFINITY, .help = "Weight of a pair read backwards (j before i) "
+     "against forwards"},
+    {.key = "half_life.ms", .type = PARAM_INT64, .def = "15552000000", .off = CO(half_life_ms),
+     .min = 0, .max = INFINITY, .help = "Half-life of co-occurrence weights and counts in "
+     "event time, in ms (0: no decay; the default is 180 days)"},
+};
+
+static const struct state_codec *const cooc_stores[] = {&cooc_users_codec, &cooc_items_codec,
+                                                        &cooc_trending_codec, NULL};
+
+const struct eddy_operator eddy_op_cooccur = {
+    .name = "cooccur",
+    .section = "cooccur",
+    .section_help = "Item-to-item co-occurrence: the recommender's candidates.",
+    .params = cooc_keys,
+    .n_params = sizeof cooc_keys / sizeof cooc_keys[0],
+    .params_size = sizeof(struct cooc_params),
+    .create = cooc_create,
+    .process = cooc_process,
+    .flush = cooc_flush,
+    .destroy = cooc_destroy,
+    .clock = EV_CLICK,
+    .inputs = EVENT_BIT(EV_CLICK),
+    .outputs = OUTPUT_BIT(OUTPUT_NEIGHBOURS),
+    .stores = cooc_stores,
+};
