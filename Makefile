@@ -62,7 +62,9 @@ TEST_OBJS_test_config     = $(CONFIG_OBJS)
 TEST_OBJS_test_http       = pipeline/http/http.o pipeline/run/metrics.o
 TEST_OBJS_test_state      = state/state.o
 TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
-TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o state/state.o
+TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o operators/cooccur.o \
+                            state/state.o state/json.o
+TEST_OBJS_test_cooccur    = operators/cooccur.o operators/embeddings.o state/state.o state/json.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o state/json.o
 TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o
 TEST_OBJS_test_import     = pipeline/tools/import.o pipeline/codec/eventlog.o pipeline/codec/avromap.o pipeline/codec/schemas.o \
@@ -84,7 +86,7 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 
 # --- benchmarks: each lists the objects it links -------------------------
 BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o
-BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
+BENCH_OBJS_bench_refresh = state/state.o state/json.o operators/recommend.o operators/blas.o operators/cooccur.o
 BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \
                            pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o pipeline/codec/validate.o
 

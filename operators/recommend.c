@@ -814,7 +814,7 @@ static const struct eddy_param rec_keys[] = {
     {.key = "blend.trending", .type = PARAM_FLOAT, .def = "0.1", .off = REC(blend.trending),
      .min = 0, .max = INFINITY, .help = "Weight of a candidate's trending share in its rank "
      "score (its co-occurrence share weighs 1)"},
-    {.key = "blend.mf", .type = PARAM_FLOAT, .def = "0.2", .off = REC(blend.mf), .min = -INFINITY,
+    {.key = "blend.mf", .type = PARAM_FLOAT, .def = "0.2", .off = REC(blend.mf), .min = 0,
      .max = INFINITY, .help = "Weight of its embedding dot product"},
 };
 

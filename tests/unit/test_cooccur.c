@@ -1,0 +1,298 @@
+/* test_cooccur.c: the co-occurrence operator's lists and its retrieval:
+ * pairs both ways, Space-Saving bounds, the history bound, decay in event
+ * time, trending items for a user without history, type weights, and the
+ * same answers after a commit and a reopen. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/unit/tmpdir.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "operators/cooccur.h"
+#include "state/state.h"
+
+#define S(s) eddy_str_c(s)
+#define HOUR 3600000LL
+
+struct fx {
+    char dir[64];
+    struct eddy_state *st;
+    struct cooc_params p;
+    void *op;
+    struct cooc_scratch *scratch;
+};
+
+static struct cooc_params default_params(void)
+{
+    return (struct cooc_params){.history = 10, .neighbours = 100, .trending = 100,
+                                .weight = {1, 1, 1, 1}, .reverse_weight = 0.5f};
+}
+
+static void open_state(struct fx *f)
+{
+    char err[256];
+    struct state_options o = {.dir = f->dir, .dim = 2, .create_if_missing = true,
+                              .stores = eddy_op_cooccur.stores};
+    if (state_open(&o, &f->st, err, sizeof err))
+        fail_msg("state_open: %s", err);
+}
+
+static void start(struct fx *f)
+{
+    char err[256];
+    struct eddy_emit emit = {0};
+    f->op = eddy_op_cooccur.create(&f->p, f->st, &emit, err, sizeof err);
+    if (!f->op)
+        fail_msg("create: %s", err);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/eddy-test-cooc-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    open_state(f);
+    f->p = default_params();
+    f->scratch = cooc_scratch_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->op)
+        eddy_op_cooccur.destroy(f->op);
+    state_close(f->st);
+    cooc_scratch_free(f->scratch);
+    tmpdir_remove(f->dir);
+    free(f);
+    return 0;
+}
+
+/* The item's row, given it one if new (embeddings does that in the chain). */
+static uint32_t row_of(struct fx *f, const char *item)
+{
+    int32_t row = state_item_row(f->st, S(item));
+    if (row < 0)
+        row = state_item_add(f->st, S(item), NULL);
+    assert_true(row >= 0);
+    return (uint32_t)row;
+}
+
+static void click_type(struct fx *f, const char *user, const char *item, int64_t ts,
+                       enum click_type type)
+{
+    row_of(f, item);
+    struct eddy_event ev = {.kind = EV_CLICK};
+    ev.u.click.user_id = S(user);
+    ev.u.click.item_id = S(item);
+    ev.u.click.type = type;
+    ev.u.click.timestamp_ms = ts;
+    eddy_op_cooccur.process(f->op, &ev);
+}
+
+static void click(struct fx *f, const char *user, const char *item, int64_t ts)
+{
+    click_type(f, user, item, ts, CLICK_PURCHASE);
+}
+
+static struct cooc_read_params read_params(void)
+{
+    return (struct cooc_read_params){.history = 10, .recency = 8, .popularity_exponent = 0.5f,
+                                     .candidates = 300, .trending = 100};
+}
+
+/* The candidate for item, or NULL. */
+static const struct cooc_candidate *find(struct fx *f, const struct cooc_candidate *c,
+                                         size_t n, const char *item)
+{
+    for (size_t i = 0; i < n; i++)
+        if (c[i].row == (uint32_t)state_item_row(f->st, S(item)))
+            return &c[i];
+    return NULL;
+}
+
+static size_t retrieve(struct fx *f, const char *user, int64_t now,
+                       const struct cooc_candidate **c)
+{
+    struct cooc_read_params rp = read_params();
+    rp.half_life_ms = cooc_half_life(f->st);
+    return cooc_retrieve(f->st, &rp, S(user), now, f->scratch, c);
+}
+
+/* u1 saw a then b: a user who saw a is offered b because of a, and a user
+ * who saw b is offered a, with half the weight (read backwards). */
+static void test_pairs_both_ways(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    click(f, "u1", "a", 1000);
+    click(f, "u1", "b", 2000);
+    click(f, "u2", "a", 3000);
+    click(f, "u3", "b", 3000);
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u2", 3000, &c);
+    const struct cooc_candidate *b = find(f, c, n, "b");
+    assert_non_null(b);
+    assert_true(b->cooc > 0);
+    assert_int_equal(b->because, state_item_row(f->st, S("a")));
+    float forwards = b->cooc;
+    n = retrieve(f, "u3", 3000, &c);
+    const struct cooc_candidate *a = find(f, c, n, "a");
+    assert_non_null(a);
+    assert_int_equal(a->because, state_item_row(f->st, S("b")));
+    /* counts: a 2, b 2; the same normalisation both ways */
+    assert_float_equal(a->cooc, forwards * 0.5f, 1e-6);
+}
+
+/* With 2 neighbours per item, a third one takes the weakest's place and
+ * is read with only what it earned itself. */
+static void test_space_saving_bound(void **state)
+{
+    struct fx *f = *state;
+    f->p.neighbours = 2;
+    f->p.reverse_weight = 0;
+    start(f);
+    click(f, "u1", "a", 1);
+    click(f, "u1", "b", 2); /* a: b 1 */
+    click(f, "u2", "a", 3);
+    click(f, "u2", "b", 4); /* a: b 2 */
+    click(f, "u3", "a", 5);
+    click(f, "u3", "c", 6); /* a: b 2, c 1 */
+    click(f, "u4", "a", 7);
+    click(f, "u4", "d", 8); /* full: d replaces c (1 + 1, error 1) */
+    click(f, "u5", "a", 9);
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u5", 9, &c);
+    assert_non_null(find(f, c, n, "b"));
+    assert_non_null(find(f, c, n, "d"));
+    const struct cooc_candidate *cc = find(f, c, n, "c");
+    assert_true(!cc || cc->cooc == 0); /* only trending can bring it now */
+    /* d earned 1 of its 2, b earned 2: with equal counts (b 2, d 1) b ranks
+     * first and d's score is that of a single pairing. */
+    assert_int_equal(c[0].row, state_item_row(f->st, S("b")));
+}
+
+/* With a history of 2, a new item pairs only with the last two. */
+static void test_history_bound(void **state)
+{
+    struct fx *f = *state;
+    f->p.history = 2;
+    start(f);
+    click(f, "u1", "a", 1);
+    click(f, "u1", "b", 2);
+    click(f, "u1", "c", 3);
+    click(f, "u1", "d", 4); /* pairs with b and c, not a */
+    click(f, "u2", "a", 5);
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u2", 5, &c);
+    const struct cooc_candidate *d = find(f, c, n, "d");
+    assert_true(!d || d->cooc == 0);
+    assert_non_null(find(f, c, n, "c"));
+}
+
+/* A user without history gets the trending items, the most recent
+ * counting most: after one half-life, x's count is half of y's. */
+static void test_trending_decays(void **state)
+{
+    struct fx *f = *state;
+    f->p.half_life_ms = HOUR;
+    start(f);
+    click(f, "u1", "x", 0);
+    click(f, "u2", "y", HOUR);
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "nobody", HOUR, &c);
+    assert_int_equal(n, 2);
+    assert_int_equal(c[0].row, state_item_row(f->st, S("y")));
+    assert_float_equal(c[0].trend, 1.0f, 1e-6);
+    assert_float_equal(c[1].trend, 0.5f, 1e-6);
+    assert_int_equal(c[1].because, -1);
+}
+
+/* A type weighted 0 is ignored: a VIEW pairs with nothing. */
+static void test_zero_weight_ignored(void **state)
+{
+    struct fx *f = *state;
+    f->p.weight[CLICK_VIEW] = 0;
+    start(f);
+    click_type(f, "u1", "a", 1, CLICK_VIEW);
+    click(f, "u1", "b", 2);
+    click(f, "u2", "b", 3);
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u2", 3, &c);
+    const struct cooc_candidate *a = find(f, c, n, "a");
+    assert_null(a); /* not a neighbour, not trending either */
+}
+
+/* Candidates beyond `candidates` are cut, best first; trending fill is
+ * bounded by `trending`. */
+static void test_candidate_limits(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    const char *items[] = {"a", "b", "c", "d", "e"};
+    for (int i = 0; i < 5; i++)
+        click(f, "u1", items[i], i);
+    click(f, "u2", "a", 10);
+    struct cooc_read_params rp = read_params();
+    rp.candidates = 2;
+    rp.trending = 1;
+    const struct cooc_candidate *c;
+    size_t n = cooc_retrieve(f->st, &rp, S("u2"), 10, f->scratch, &c);
+    assert_int_equal(n, 3);
+    assert_true(c[0].cooc >= c[1].cooc && c[1].cooc > 0);
+    assert_true(c[2].cooc == 0 && c[2].trend > 0);
+}
+
+static void dump(struct fx *f, const char *user, int64_t now, char *out, size_t len)
+{
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, user, now, &c), used = 0;
+    for (size_t i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(out + used, len - used, "%u %a %a %d;", c[i].row,
+                                 (double)c[i].cooc, (double)c[i].trend, c[i].because);
+}
+
+/* Committed, closed and reopened, the state answers exactly as before. */
+static void test_same_after_reopen(void **state)
+{
+    struct fx *f = *state;
+    f->p.half_life_ms = HOUR;
+    start(f);
+    const char *items[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 40; i++)
+        click(f, i % 3 ? "u1" : "u2", items[(i * 7) % 4], i * 60000);
+    char before[4096], after[4096], err[256];
+    dump(f, "u1", 40 * 60000, before, sizeof before);
+    if (state_commit(f->st, err, sizeof err) || state_sync(f->st, err, sizeof err))
+        fail_msg("commit: %s", err);
+    eddy_op_cooccur.destroy(f->op);
+    f->op = NULL;
+    state_close(f->st);
+    open_state(f);
+    dump(f, "u1", 40 * 60000, after, sizeof after);
+    assert_string_equal(before, after);
+    assert_true(strlen(before) > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pairs_both_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_space_saving_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trending_decays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_weight_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_candidate_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_after_reopen, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
