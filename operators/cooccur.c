@@ -27,7 +27,10 @@
 struct cooc_entry {
     uint32_t row;
     float w;
-    float err; /* Space-Saving's over-estimate: the weight inherited on entry */
+    float err;  /* Space-Saving's over-estimate: the weight inherited on entry */
+    float norm; /* neighbours: the neighbour's count^-popularity_exponent when
+                 * the entry last changed, decayed with the list since: so
+                 * retrieval needs no lookup per candidate */
 };
 
 struct cooc_list {
@@ -160,21 +163,23 @@ static double decay(int64_t dt_ms, int64_t half_life_ms)
 
 /* Brings the list's weights to event time t (never backwards) and returns
  * the factor for an increment made at t: below 1 for a late event. */
-static double list_advance(struct cooc_list *l, int64_t t, int64_t half_life_ms)
+static double list_advance(struct cooc_list *l, int64_t t, const struct cooc_params *p)
 {
     if (l->t_ref == INT64_MIN || t > l->t_ref) {
-        if (l->t_ref != INT64_MIN && half_life_ms > 0) {
-            float f = (float)decay(t - l->t_ref, half_life_ms);
+        if (l->t_ref != INT64_MIN && p->half_life_ms > 0 && l->n + l->count > 0) {
+            double f = decay(t - l->t_ref, p->half_life_ms);
+            float fn = (float)pow(f, -p->popularity_exponent);
             l->count *= f;
             for (uint32_t i = 0; i < l->n; i++) {
-                l->e[i].w *= f;
-                l->e[i].err *= f;
+                l->e[i].w *= (float)f;
+                l->e[i].err *= (float)f;
+                l->e[i].norm *= fn;
             }
         }
         l->t_ref = t;
         return 1.0;
     }
-    return decay(l->t_ref - t, half_life_ms);
+    return decay(l->t_ref - t, p->half_life_ms);
 }
 
 /* Adds x to row's weight in a list of at most max entries, Space-Saving:
@@ -183,12 +188,13 @@ static double list_advance(struct cooc_list *l, int64_t t, int64_t half_life_ms)
  * Readers use weight - error, the part surely earned: the inherited part
  * grows with a list's turnover, and ranking by it (tried on MovieLens)
  * favoured whatever arrived last. */
-static void list_add(struct cooc_list *l, uint32_t row, float x, uint32_t max)
+static void list_add(struct cooc_list *l, uint32_t row, float x, float norm, uint32_t max)
 {
     uint32_t weakest = 0;
     for (uint32_t i = 0; i < l->n; i++) {
         if (l->e[i].row == row) {
             l->e[i].w += x;
+            l->e[i].norm = norm;
             return;
         }
         if (l->e[i].w < l->e[weakest].w)
@@ -201,10 +207,10 @@ static void list_add(struct cooc_list *l, uint32_t row, float x, uint32_t max)
                 l->cap = max;
             l->e = xrealloc(l->e, l->cap * sizeof *l->e);
         }
-        l->e[l->n++] = (struct cooc_entry){row, x, 0};
+        l->e[l->n++] = (struct cooc_entry){row, x, 0, norm};
     } else if (l->n) {
         const float inherited = l->e[weakest].w;
-        l->e[weakest] = (struct cooc_entry){row, inherited + x, inherited};
+        l->e[weakest] = (struct cooc_entry){row, inherited + x, inherited, norm};
     }
 }
 
@@ -220,7 +226,7 @@ static void history_push(struct cooc_list *h, uint32_t row, float w, uint32_t ma
             h->cap = max;
         h->e = xrealloc(h->e, h->cap * sizeof *h->e);
     }
-    h->e[h->n++] = (struct cooc_entry){row, w, 0};
+    h->e[h->n++] = (struct cooc_entry){row, w, 0, 0};
 }
 
 /* ---- the operator ------------------------------------------------------- */
@@ -235,20 +241,25 @@ static struct cooc_list *item_list(struct cooc *c, uint32_t row)
 static void pair_with_history(struct cooc *c, const struct cooc_list *h, uint32_t j, float wj,
                               int64_t t)
 {
+    const double a = c->p.popularity_exponent;
+    const uint32_t max = (uint32_t)c->p.neighbours;
     struct cooc_list *lj = item_list(c, j);
-    const double fj = list_advance(lj, t, c->p.half_life_ms);
+    const double fj = list_advance(lj, t, &c->p);
+    lj->count += wj * fj;
+    const float norm_j = (float)pow(lj->count, -a);
     for (uint32_t k = 0; k < h->n; k++) {
         uint32_t i = h->e[k].row;
         if (i == j)
             continue;
         struct cooc_list *li = item_list(c, i);
-        const double fi = list_advance(li, t, c->p.half_life_ms);
+        const double fi = list_advance(li, t, &c->p);
         const float x = h->e[k].w * wj;
-        list_add(li, j, (float)(x * fi), (uint32_t)c->p.neighbours);
-        list_add(lj, i, (float)(x * fj * c->p.reverse_weight), (uint32_t)c->p.neighbours);
+        list_add(li, j, (float)(x * fi), norm_j, max);
+        if (li->count > 0)
+            list_add(lj, i, (float)(x * fj * c->p.reverse_weight), (float)pow(li->count, -a),
+                     max);
         state_dirty(c->items, li);
     }
-    lj->count += wj * fj;
     state_dirty(c->items, lj);
 }
 
@@ -265,8 +276,8 @@ static void cooc_process(void *self, const struct eddy_event *ev)
     struct cooc_list *h = state_get(c->users, e->user_id, true);
     pair_with_history(c, h, (uint32_t)row, w, e->timestamp_ms);
     struct cooc_list *tr = state_get(c->trending, TRENDING_KEY, true);
-    const double f = list_advance(tr, e->timestamp_ms, c->p.half_life_ms);
-    list_add(tr, (uint32_t)row, (float)(w * f), (uint32_t)c->p.trending);
+    const double f = list_advance(tr, e->timestamp_ms, &c->p);
+    list_add(tr, (uint32_t)row, (float)(w * f), 0, (uint32_t)c->p.trending);
     state_dirty(c->trending, tr);
     history_push(h, (uint32_t)row, w, (uint32_t)c->p.history);
     if (e->timestamp_ms > h->t_ref)
@@ -274,19 +285,23 @@ static void cooc_process(void *self, const struct eddy_event *ev)
     state_dirty(c->users, h);
 }
 
-#define PARAMS_BLOB "cooccur.half_life_ms"
+#define PARAMS_BLOB "cooccur.params"
 
-int64_t cooc_half_life(struct eddy_state *st)
+struct cooc_written {
+    float popularity_exponent;
+};
+
+void cooc_writer_params(struct eddy_state *st, struct cooc_read_params *p)
 {
     void *blob;
     size_t len;
-    int64_t hl = 0;
+    struct cooc_written w = {0.5f};
     if (state_blob_get(st, PARAMS_BLOB, &blob, &len) == 0) {
-        if (len == sizeof hl)
-            memcpy(&hl, blob, sizeof hl);
+        if (len == sizeof w)
+            memcpy(&w, blob, sizeof w);
         free(blob);
     }
-    return hl;
+    p->popularity_exponent = w.popularity_exponent;
 }
 
 static void cooc_flush(void *self, int64_t watermark_ms)
@@ -311,8 +326,9 @@ static void *cooc_create(const void *params, struct eddy_state *st,
     }
     c->p = *p;
     c->st = st;
-    /* Readers decay to their own event time with the writer's half-life. */
-    state_blob_set(st, PARAMS_BLOB, &p->half_life_ms, sizeof p->half_life_ms);
+    /* Readers normalise with the writer's exponent. */
+    struct cooc_written w = {p->popularity_exponent};
+    state_blob_set(st, PARAMS_BLOB, &w, sizeof w);
     c->users = state_store(st, &cooc_users_codec);
     c->items = state_store(st, &cooc_items_codec);
     c->trending = state_store(st, &cooc_trending_codec);
@@ -393,35 +409,25 @@ static struct acc *acc_find(struct cooc_scratch *s, uint32_t row)
     return s->t[i].row == row ? &s->t[i] : NULL;
 }
 
-/* Item row's count decayed to now; 0 if it has none. */
-static double count_at(struct state_store *items, uint32_t row, int64_t now,
-                       int64_t half_life_ms, const struct cooc_list **list)
-{
-    struct row_key k;
-    const struct cooc_list *l = state_find(items, row_key(row, &k));
-    if (list)
-        *list = l;
-    return l ? l->count * decay(now - l->t_ref, half_life_ms) : 0;
-}
-
 /* Sums, for each neighbour j of the user's recent items i, the weight of
- * (i, j) over count_i^(1-a), times i's recency: the unnormalised score. */
+ * (i, j) over count_i^(1-a) count_j^a, times i's recency and type weight.
+ * Weights and counts are read as of i's list's time: they decay by the
+ * same factor, which cancels out of the ratio. */
 static void gather_neighbours(struct state_store *items, const struct cooc_list *h,
-                              const struct cooc_read_params *p, int64_t now,
-                              int64_t half_life_ms, struct cooc_scratch *s)
+                              const struct cooc_read_params *p, struct cooc_scratch *s)
 {
     uint32_t used = h->n < (uint32_t)p->history ? h->n : (uint32_t)p->history;
     for (uint32_t k = 0; k < used; k++) {
         const struct cooc_entry *hi = &h->e[h->n - 1 - k];
-        const struct cooc_list *li;
-        double ci = count_at(items, hi->row, now, half_life_ms, &li);
-        if (!(ci > 0))
+        struct row_key key;
+        const struct cooc_list *li = state_find(items, row_key(hi->row, &key));
+        if (!li || !(li->count > 0))
             continue;
-        double base = exp2(-(double)k / p->recency) * hi->w *
-                      decay(now - li->t_ref, half_life_ms) / pow(ci, 1 - p->popularity_exponent);
+        const float base = (float)(exp2(-(double)k / p->recency) * hi->w /
+                                   pow(li->count, 1 - p->popularity_exponent));
         for (uint32_t q = 0; q < li->n; q++)
             if (li->e[q].w > li->e[q].err)
-                acc_add(s, li->e[q].row, (float)(base * (li->e[q].w - li->e[q].err)),
+                acc_add(s, li->e[q].row, base * (li->e[q].w - li->e[q].err) * li->e[q].norm,
                         (int32_t)hi->row);
     }
 }
@@ -473,8 +479,8 @@ static size_t add_trending(const struct cooc_list *tr, struct cooc_scratch *s, s
 }
 
 size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
-                     struct eddy_str user_id, int64_t now_ms,
-                     struct cooc_scratch *s, const struct cooc_candidate **out)
+                     struct eddy_str user_id, struct cooc_scratch *s,
+                     const struct cooc_candidate **out)
 {
     struct state_store *users = state_store(st, &cooc_users_codec);
     struct state_store *items = state_store(st, &cooc_items_codec);
@@ -482,11 +488,10 @@ size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
     *out = NULL;
     if (!users || !items || !trending)
         return 0;
-    const int64_t hl = p->half_life_ms;
     const struct cooc_list *h = state_find(users, user_id);
     acc_reset(s, h ? (uint32_t)p->history * COOC_MAX_NEIGHBOURS / 4 : 0);
     if (h)
-        gather_neighbours(items, h, p, now_ms, hl, s);
+        gather_neighbours(items, h, p, s);
     const struct cooc_list *tr = state_find(trending, TRENDING_KEY);
     out_reserve(s, s->n + 2 * (tr ? tr->n : 0));
     /* The trending-only ones wait at the far end of out. */
@@ -495,11 +500,8 @@ size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
     size_t n = 0;
     for (uint32_t i = 0; i < s->cap; i++) {
         const struct acc *a = &s->t[i];
-        double cj = a->row == UINT32_MAX ? 0 : count_at(items, a->row, now_ms, hl, NULL);
-        if (cj > 0)
-            s->out[n++] = (struct cooc_candidate){
-                a->row, (float)(a->score / pow(cj, p->popularity_exponent)), a->trend,
-                a->because};
+        if (a->row != UINT32_MAX && a->score > 0)
+            s->out[n++] = (struct cooc_candidate){a->row, a->score, a->trend, a->because};
     }
     qsort(s->out, n, sizeof *s->out, by_cooc);
     if (n > (size_t)p->candidates)
@@ -535,6 +537,10 @@ static const struct eddy_param cooc_keys[] = {
     {.key = "reverse.weight", .type = PARAM_FLOAT, .def = "0.5", .off = CO(reverse_weight),
      .min = 0, .max = INFINITY, .help = "Weight of a pair read backwards (j before i) "
      "against forwards"},
+    {.key = "popularity.exponent", .type = PARAM_FLOAT, .def = "0.4",
+     .off = CO(popularity_exponent), .min = 0, .max = 1,
+     .help = "A pair's weight is divided by the neighbour's count to this power and by "
+     "the item's to the rest"},
     {.key = "half_life.ms", .type = PARAM_INT64, .def = "15552000000", .off = CO(half_life_ms),
      .min = 0, .max = INFINITY, .help = "Half-life of co-occurrence weights and counts in "
      "event time, in ms (0: no decay; the default is 180 days)"},

@@ -35,6 +35,7 @@ struct cooc_params {
     int trending;                       /* items in the trending list */
     float weight[CLICK_TYPE_COUNT];     /* by click type */
     float reverse_weight;
+    float popularity_exponent;
     int64_t half_life_ms;               /* 0: no decay */
 };
 
@@ -44,16 +45,15 @@ extern const struct eddy_operator eddy_op_cooccur;
 struct cooc_read_params {
     int history;            /* the user's most recent interactions used */
     float recency;          /* weight halves every `recency` interactions back */
-    float popularity_exponent; /* a candidate's score is divided by its count
-                                  to this power, its source's by the rest */
+    float popularity_exponent; /* the writer's: cooc_writer_params() */
     int candidates;         /* at most this many, by co-occurrence score */
     int trending;           /* and at most this many trending items */
     int64_t half_life_ms;   /* the writer's: cooc_half_life() */
 };
 
-/* The half-life the operator decays with, as it recorded it in the state
- * (0, no decay, if it never ran on it). */
-int64_t cooc_half_life(struct eddy_state *st);
+/* Fills p's popularity_exponent with the operator's own, as it recorded it
+ * in the state (0.5 if it never ran on it). */
+void cooc_writer_params(struct eddy_state *st, struct cooc_read_params *p);
 
 struct cooc_candidate {
     uint32_t row;
@@ -66,12 +66,12 @@ struct cooc_scratch;
 struct cooc_scratch *cooc_scratch_new(void);
 void cooc_scratch_free(struct cooc_scratch *s);
 
-/* The candidates for user_id at event time now_ms: the
+/* The candidates for user_id: the
  * neighbours of their recent items, best co-occurrence first, then trending
  * items not among them. *out points into s, valid until the next call.
  * Returns how many. */
 size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
-                     struct eddy_str user_id, int64_t now_ms,
-                     struct cooc_scratch *s, const struct cooc_candidate **out);
+                     struct eddy_str user_id, struct cooc_scratch *s,
+                     const struct cooc_candidate **out);
 
 #endif

@@ -301,11 +301,11 @@ static float rank_score(const struct rec_blend *b, const struct cooc_candidate *
  * left out. h: room for k. */
 static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
                             struct cooc_scratch *s, const struct user_state *u,
-                            struct eddy_str user_id, int64_t now_ms, size_t k, struct cand *h,
+                            struct eddy_str user_id, size_t k, struct cand *h,
                             struct rec_item *out)
 {
     const struct cooc_candidate *c;
-    size_t n = cooc_retrieve(st, &p->read, user_id, now_ms, s, &c), len = 0;
+    size_t n = cooc_retrieve(st, &p->read, user_id, s, &c), len = 0;
     const float best = n && c[0].cooc > 0 ? c[0].cooc : 1.0f;
     const int dim = state_dim(st);
     for (size_t i = 0; i < n; i++) {
@@ -521,7 +521,7 @@ static void refresh_two_stage(struct rec *r, size_t b)
         int32_t partition;
         struct eddy_str id = pending_user(r->batch[i], &partition);
         size_t len = two_stage_top(r->st, &r->p, r->retrieval, r->batch_u[i], id,
-                                   r->batch[i]->due, (size_t)r->p.k, r->tops, r->out);
+                                   (size_t)r->p.k, r->tops, r->out);
         publish(r, r->batch[i], r->batch_u[i], len);
     }
 }
@@ -690,7 +690,7 @@ static void *rec_create(const void *params, struct eddy_state *st,
         return NULL;
     }
     r->p = *p;
-    r->p.read.half_life_ms = cooc_half_life(st);
+    cooc_writer_params(st, &r->p.read);
     /* Queries read the state alone: they find these parameters there. */
     state_blob_set(st, PARAMS_BLOB, &r->p, sizeof r->p);
     r->st = st;
@@ -733,7 +733,7 @@ static int two_stage_user(struct eddy_state *st, const struct rec_params *rp,
     struct cand *h = malloc((size_t)(k > 0 ? k : 1) * sizeof *h);
     int n = -1;
     if (s && h)
-        n = k > 0 ? (int)two_stage_top(st, rp, s, u, user_id, u->last_event_ms, (size_t)k, h,
+        n = k > 0 ? (int)two_stage_top(st, rp, s, u, user_id, (size_t)k, h,
                                        out) : 0;
     cooc_scratch_free(s);
     free(h);
@@ -803,10 +803,6 @@ static const struct eddy_param rec_keys[] = {
      "are candidates"},
     {.key = "recency", .type = PARAM_FLOAT, .def = "8", .off = REC(read.recency), .min = 0.01,
      .max = INFINITY, .help = "An interaction's weight halves every this many interactions back"},
-    {.key = "popularity.exponent", .type = PARAM_FLOAT, .def = "0.4",
-     .off = REC(read.popularity_exponent), .min = 0, .max = 1,
-     .help = "A candidate's co-occurrence is divided by its count to this power, and by "
-     "its source's count to the rest"},
     {.key = "candidates", .type = PARAM_INT, .def = "300", .off = REC(read.candidates),
      .min = 1, .max = 100000, .help = "Most co-occurrence candidates ranked per refresh"},
     {.key = "trending", .type = PARAM_INT, .def = "100", .off = REC(read.trending), .min = 0,

@@ -32,7 +32,8 @@ struct fx {
 static struct cooc_params default_params(void)
 {
     return (struct cooc_params){.history = 10, .neighbours = 100, .trending = 100,
-                                .weight = {1, 1, 1, 1}, .reverse_weight = 0.5f};
+                                .weight = {1, 1, 1, 1}, .reverse_weight = 0.5f,
+                                .popularity_exponent = 0.5f};
 }
 
 static void open_state(struct fx *f)
@@ -106,8 +107,8 @@ static void click(struct fx *f, const char *user, const char *item, int64_t ts)
 
 static struct cooc_read_params read_params(void)
 {
-    return (struct cooc_read_params){.history = 10, .recency = 8, .popularity_exponent = 0.5f,
-                                     .candidates = 300, .trending = 100};
+    return (struct cooc_read_params){.history = 10, .recency = 8, .candidates = 300,
+                                     .trending = 100};
 }
 
 /* The candidate for item, or NULL. */
@@ -120,12 +121,11 @@ static const struct cooc_candidate *find(struct fx *f, const struct cooc_candida
     return NULL;
 }
 
-static size_t retrieve(struct fx *f, const char *user, int64_t now,
-                       const struct cooc_candidate **c)
+static size_t retrieve(struct fx *f, const char *user, const struct cooc_candidate **c)
 {
     struct cooc_read_params rp = read_params();
-    rp.half_life_ms = cooc_half_life(f->st);
-    return cooc_retrieve(f->st, &rp, S(user), now, f->scratch, c);
+    cooc_writer_params(f->st, &rp);
+    return cooc_retrieve(f->st, &rp, S(user), f->scratch, c);
 }
 
 /* u1 saw a then b: a user who saw a is offered b because of a, and a user
@@ -139,13 +139,13 @@ static void test_pairs_both_ways(void **state)
     click(f, "u2", "a", 3000);
     click(f, "u3", "b", 3000);
     const struct cooc_candidate *c;
-    size_t n = retrieve(f, "u2", 3000, &c);
+    size_t n = retrieve(f, "u2", &c);
     const struct cooc_candidate *b = find(f, c, n, "b");
     assert_non_null(b);
     assert_true(b->cooc > 0);
     assert_int_equal(b->because, state_item_row(f->st, S("a")));
     float forwards = b->cooc;
-    n = retrieve(f, "u3", 3000, &c);
+    n = retrieve(f, "u3", &c);
     const struct cooc_candidate *a = find(f, c, n, "a");
     assert_non_null(a);
     assert_int_equal(a->because, state_item_row(f->st, S("b")));
@@ -171,7 +171,7 @@ static void test_space_saving_bound(void **state)
     click(f, "u4", "d", 8); /* full: d replaces c (1 + 1, error 1) */
     click(f, "u5", "a", 9);
     const struct cooc_candidate *c;
-    size_t n = retrieve(f, "u5", 9, &c);
+    size_t n = retrieve(f, "u5", &c);
     assert_non_null(find(f, c, n, "b"));
     assert_non_null(find(f, c, n, "d"));
     const struct cooc_candidate *cc = find(f, c, n, "c");
@@ -193,7 +193,7 @@ static void test_history_bound(void **state)
     click(f, "u1", "d", 4); /* pairs with b and c, not a */
     click(f, "u2", "a", 5);
     const struct cooc_candidate *c;
-    size_t n = retrieve(f, "u2", 5, &c);
+    size_t n = retrieve(f, "u2", &c);
     const struct cooc_candidate *d = find(f, c, n, "d");
     assert_true(!d || d->cooc == 0);
     assert_non_null(find(f, c, n, "c"));
@@ -209,7 +209,7 @@ static void test_trending_decays(void **state)
     click(f, "u1", "x", 0);
     click(f, "u2", "y", HOUR);
     const struct cooc_candidate *c;
-    size_t n = retrieve(f, "nobody", HOUR, &c);
+    size_t n = retrieve(f, "nobody", &c);
     assert_int_equal(n, 2);
     assert_int_equal(c[0].row, state_item_row(f->st, S("y")));
     assert_float_equal(c[0].trend, 1.0f, 1e-6);
@@ -227,7 +227,7 @@ static void test_zero_weight_ignored(void **state)
     click(f, "u1", "b", 2);
     click(f, "u2", "b", 3);
     const struct cooc_candidate *c;
-    size_t n = retrieve(f, "u2", 3, &c);
+    size_t n = retrieve(f, "u2", &c);
     const struct cooc_candidate *a = find(f, c, n, "a");
     assert_null(a); /* not a neighbour, not trending either */
 }
@@ -243,19 +243,20 @@ static void test_candidate_limits(void **state)
         click(f, "u1", items[i], i);
     click(f, "u2", "a", 10);
     struct cooc_read_params rp = read_params();
+    cooc_writer_params(f->st, &rp);
     rp.candidates = 2;
     rp.trending = 1;
     const struct cooc_candidate *c;
-    size_t n = cooc_retrieve(f->st, &rp, S("u2"), 10, f->scratch, &c);
+    size_t n = cooc_retrieve(f->st, &rp, S("u2"), f->scratch, &c);
     assert_int_equal(n, 3);
     assert_true(c[0].cooc >= c[1].cooc && c[1].cooc > 0);
     assert_true(c[2].cooc == 0 && c[2].trend > 0);
 }
 
-static void dump(struct fx *f, const char *user, int64_t now, char *out, size_t len)
+static void dump(struct fx *f, const char *user, char *out, size_t len)
 {
     const struct cooc_candidate *c;
-    size_t n = retrieve(f, user, now, &c), used = 0;
+    size_t n = retrieve(f, user, &c), used = 0;
     for (size_t i = 0; i < n && used < len; i++)
         used += (size_t)snprintf(out + used, len - used, "%u %a %a %d;", c[i].row,
                                  (double)c[i].cooc, (double)c[i].trend, c[i].because);
@@ -271,14 +272,14 @@ static void test_same_after_reopen(void **state)
     for (int i = 0; i < 40; i++)
         click(f, i % 3 ? "u1" : "u2", items[(i * 7) % 4], i * 60000);
     char before[4096], after[4096], err[256];
-    dump(f, "u1", 40 * 60000, before, sizeof before);
+    dump(f, "u1", before, sizeof before);
     if (state_commit(f->st, err, sizeof err) || state_sync(f->st, err, sizeof err))
         fail_msg("commit: %s", err);
     eddy_op_cooccur.destroy(f->op);
     f->op = NULL;
     state_close(f->st);
     open_state(f);
-    dump(f, "u1", 40 * 60000, after, sizeof after);
+    dump(f, "u1", after, sizeof after);
     assert_string_equal(before, after);
     assert_true(strlen(before) > 0);
 }
