@@ -351,7 +351,8 @@ struct acc {
 
 struct cooc_scratch {
     struct acc *t;
-    uint32_t cap, n;
+    uint32_t cap, n;       /* n: slots in use, listed in used[] (in order) */
+    uint32_t *used;
     struct cooc_candidate *out;
     size_t out_cap;
 };
@@ -365,11 +366,14 @@ void cooc_scratch_free(struct cooc_scratch *s)
 {
     if (s) {
         free(s->t);
+        free(s->used);
         free(s->out);
         free(s);
     }
 }
 
+/* Empties the table (only the slots the last user filled: a refresh costs
+ * what it gathers, not the table's size) with room for want rows. */
 static void acc_reset(struct cooc_scratch *s, uint32_t want)
 {
     uint32_t cap = 64;
@@ -377,10 +381,14 @@ static void acc_reset(struct cooc_scratch *s, uint32_t want)
         cap *= 2;
     if (cap > s->cap) {
         s->t = xrealloc(s->t, cap * sizeof *s->t);
+        s->used = xrealloc(s->used, cap / 2 * sizeof *s->used);
+        for (uint32_t i = 0; i < cap; i++)
+            s->t[i].row = UINT32_MAX;
         s->cap = cap;
+    } else {
+        for (uint32_t i = 0; i < s->n; i++)
+            s->t[s->used[i]].row = UINT32_MAX;
     }
-    for (uint32_t i = 0; i < s->cap; i++)
-        s->t[i].row = UINT32_MAX;
     s->n = 0;
 }
 
@@ -392,7 +400,7 @@ static void acc_add(struct cooc_scratch *s, uint32_t row, float x, int32_t becau
     struct acc *a = &s->t[i];
     if (a->row == UINT32_MAX) {
         *a = (struct acc){row, 0, 0, 0, -1};
-        s->n++;
+        s->used[s->n++] = i;
     }
     a->score += x;
     if (x > a->best) {
@@ -416,11 +424,20 @@ static struct acc *acc_find(struct cooc_scratch *s, uint32_t row)
 static void gather_neighbours(struct state_store *items, const struct cooc_list *h,
                               const struct cooc_read_params *p, struct cooc_scratch *s)
 {
-    uint32_t used = h->n < (uint32_t)p->history ? h->n : (uint32_t)p->history;
+    const uint32_t used = h && h->n < (uint32_t)p->history ? h->n
+                          : h                                 ? (uint32_t)p->history
+                                                              : 0;
+    const struct cooc_list *list[COOC_MAX_HISTORY];
+    uint32_t entries = 0;
+    for (uint32_t k = 0; k < used; k++) {
+        struct row_key key;
+        list[k] = state_find(items, row_key(h->e[h->n - 1 - k].row, &key));
+        entries += list[k] ? list[k]->n : 0;
+    }
+    acc_reset(s, entries);
     for (uint32_t k = 0; k < used; k++) {
         const struct cooc_entry *hi = &h->e[h->n - 1 - k];
-        struct row_key key;
-        const struct cooc_list *li = state_find(items, row_key(hi->row, &key));
+        const struct cooc_list *li = list[k];
         if (!li || !(li->count > 0))
             continue;
         const float base = (float)(exp2(-(double)k / p->recency) * hi->w /
@@ -440,12 +457,37 @@ static int by_trend(const void *a, const void *b)
     return (x->row > y->row) - (x->row < y->row);
 }
 
-static int by_cooc(const void *a, const void *b)
+/* Higher co-occurrence first; ties: the lower row. A total order, so the
+ * selection below is the same whatever order it is handed. */
+static bool cooc_before(const struct cooc_candidate *x, const struct cooc_candidate *y)
 {
-    const struct cooc_candidate *x = a, *y = b;
-    if (x->cooc != y->cooc)
-        return x->cooc > y->cooc ? -1 : 1;
-    return (x->row > y->row) - (x->row < y->row);
+    return x->cooc > y->cooc || (x->cooc == y->cooc && x->row < y->row);
+}
+
+/* Moves the best k of c[0..n) to its front, in no particular order
+ * (quickselect: ranking needs the set, not a sorted list). */
+static void select_best(struct cooc_candidate *c, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
+    while (hi - lo > 1) {
+        /* the lower middle: Hoare's j then stays below hi - 1, so both sides shrink */
+        struct cooc_candidate pivot = c[lo + (hi - lo - 1) / 2], t;
+        size_t i = lo, j = hi - 1;
+        for (;;) { /* Hoare's partition; rows are distinct, so no two compare equal */
+            while (cooc_before(&c[i], &pivot))
+                i++;
+            while (cooc_before(&pivot, &c[j]))
+                j--;
+            if (i >= j)
+                break;
+            t = c[i], c[i] = c[j], c[j] = t;
+            i++, j--;
+        }
+        if (k - 1 <= j) /* [lo, j] precede [j + 1, hi) */
+            hi = j + 1;
+        else
+            lo = j + 1;
+    }
 }
 
 static void out_reserve(struct cooc_scratch *s, size_t n)
@@ -488,24 +530,22 @@ size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
     *out = NULL;
     if (!users || !items || !trending)
         return 0;
-    const struct cooc_list *h = state_find(users, user_id);
-    acc_reset(s, h ? (uint32_t)p->history * COOC_MAX_NEIGHBOURS / 4 : 0);
-    if (h)
-        gather_neighbours(items, h, p, s);
+    gather_neighbours(items, state_find(users, user_id), p, s);
     const struct cooc_list *tr = state_find(trending, TRENDING_KEY);
     out_reserve(s, s->n + 2 * (tr ? tr->n : 0));
     /* The trending-only ones wait at the far end of out. */
     struct cooc_candidate *tail = s->out + s->out_cap - (tr ? tr->n : 0);
     size_t n_trending = tr ? add_trending(tr, s, (size_t)p->trending, tail) : 0;
     size_t n = 0;
-    for (uint32_t i = 0; i < s->cap; i++) {
-        const struct acc *a = &s->t[i];
-        if (a->row != UINT32_MAX && a->score > 0)
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct acc *a = &s->t[s->used[i]];
+        if (a->score > 0)
             s->out[n++] = (struct cooc_candidate){a->row, a->score, a->trend, a->because};
     }
-    qsort(s->out, n, sizeof *s->out, by_cooc);
-    if (n > (size_t)p->candidates)
+    if (n > (size_t)p->candidates) {
+        select_best(s->out, n, (size_t)p->candidates);
         n = (size_t)p->candidates;
+    }
     memmove(s->out + n, tail, n_trending * sizeof *tail);
     *out = s->out;
     return n + n_trending;

@@ -306,7 +306,11 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
 {
     const struct cooc_candidate *c;
     size_t n = cooc_retrieve(st, &p->read, user_id, s, &c), len = 0;
-    const float best = n && c[0].cooc > 0 ? c[0].cooc : 1.0f;
+    float best = 0;
+    for (size_t i = 0; i < n; i++)
+        best = c[i].cooc > best ? c[i].cooc : best;
+    if (!(best > 0))
+        best = 1;
     const int dim = state_dim(st);
     for (size_t i = 0; i < n; i++) {
         if (u && state_user_has_seen(u, c[i].row))

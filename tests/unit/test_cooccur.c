@@ -172,13 +172,15 @@ static void test_space_saving_bound(void **state)
     click(f, "u5", "a", 9);
     const struct cooc_candidate *c;
     size_t n = retrieve(f, "u5", &c);
-    assert_non_null(find(f, c, n, "b"));
-    assert_non_null(find(f, c, n, "d"));
+    const struct cooc_candidate *b = find(f, c, n, "b"), *d = find(f, c, n, "d");
+    assert_non_null(b);
+    assert_non_null(d);
     const struct cooc_candidate *cc = find(f, c, n, "c");
     assert_true(!cc || cc->cooc == 0); /* only trending can bring it now */
-    /* d earned 1 of its 2, b earned 2: with equal counts (b 2, d 1) b ranks
-     * first and d's score is that of a single pairing. */
-    assert_int_equal(c[0].row, state_item_row(f->st, S("b")));
+    /* d earned 1 of its 2, b earned 2: read with what they earned over
+     * count^0.5 (b 2, d 1), b scores 2/sqrt(2) and d 1/1, whereas d's full
+     * weight would have put it first. */
+    assert_float_equal(b->cooc / d->cooc, sqrtf(2.0f), 1e-5);
 }
 
 /* With a history of 2, a new item pairs only with the last two. */
@@ -249,8 +251,21 @@ static void test_candidate_limits(void **state)
     const struct cooc_candidate *c;
     size_t n = cooc_retrieve(f->st, &rp, S("u2"), f->scratch, &c);
     assert_int_equal(n, 3);
-    assert_true(c[0].cooc >= c[1].cooc && c[1].cooc > 0);
+    /* the two best neighbours of a, in either order: e and b (one
+     * interaction away) beat c and d (read backwards, or further back) */
+    struct cooc_read_params all = rp;
+    all.candidates = 300;
+    const struct cooc_candidate *full;
+    struct cooc_scratch *s2 = cooc_scratch_new();
+    size_t m = cooc_retrieve(f->st, &all, S("u2"), s2, &full);
+    float kept = c[0].cooc < c[1].cooc ? c[0].cooc : c[1].cooc;
+    size_t better_than_kept = 0;
+    for (size_t i = 0; i < m; i++)
+        better_than_kept += full[i].cooc > kept;
+    assert_true(better_than_kept <= 1);
+    assert_true(c[0].cooc > 0 && c[1].cooc > 0 && c[0].row != c[1].row);
     assert_true(c[2].cooc == 0 && c[2].trend > 0);
+    cooc_scratch_free(s2);
 }
 
 static void dump(struct fx *f, const char *user, char *out, size_t len)
