@@ -84,7 +84,8 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 
 # --- benchmarks: each lists the objects it links -------------------------
 BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o
-BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
+BENCH_OBJS_bench_refresh = $(CONFIG_OBJS) pipeline/tools/gen.o pipeline/kafka/kafka.o pipeline/run/log.o \
+                           $(patsubst %.c,%.o,$(wildcard pipeline/codec/*.c))
 BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \
                            pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o pipeline/codec/validate.o
 
