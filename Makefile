@@ -76,6 +76,8 @@ TEST_OBJS_test_mockctl    = pipeline/tools/mockctl.o pipeline/kafka/kafka.o
 TEST_OBJS_test_cli       = pipeline/cli/cli.o pipeline/run/log.o $(CONFIG_OBJS)
 TEST_OBJS_test_merge      = pipeline/source/merge.o
 TEST_OBJS_test_driver     = pipeline/run/driver.o pipeline/run/log.o $(CONFIG_OBJS)
+TEST_OBJS_test_gen        = pipeline/tools/gen.o pipeline/kafka/kafka.o pipeline/run/log.o $(CONFIG_OBJS) \
+                            $(patsubst %.c,%.o,$(wildcard pipeline/codec/*.c))
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
