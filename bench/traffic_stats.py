@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """traffic_stats.py: what `eddy gen --out DIR` traffic looks like.
 
 Usage: traffic_stats.py DIR/clicks.avro
