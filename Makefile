@@ -78,6 +78,8 @@ TEST_OBJS_test_mockctl    = pipeline/tools/mockctl.o pipeline/kafka/kafka.o
 TEST_OBJS_test_cli       = pipeline/cli/cli.o pipeline/run/log.o $(CONFIG_OBJS)
 TEST_OBJS_test_merge      = pipeline/source/merge.o
 TEST_OBJS_test_driver     = pipeline/run/driver.o pipeline/run/log.o $(CONFIG_OBJS)
+TEST_OBJS_test_gen        = pipeline/tools/gen.o pipeline/kafka/kafka.o pipeline/run/log.o $(CONFIG_OBJS) \
+                            $(patsubst %.c,%.o,$(wildcard pipeline/codec/*.c))
 
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
@@ -86,7 +88,8 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 
 # --- benchmarks: each lists the objects it links -------------------------
 BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o
-BENCH_OBJS_bench_refresh = state/state.o state/json.o operators/recommend.o operators/blas.o operators/cooccur.o
+BENCH_OBJS_bench_refresh = $(CONFIG_OBJS) pipeline/tools/gen.o pipeline/kafka/kafka.o pipeline/run/log.o \
+                           $(patsubst %.c,%.o,$(wildcard pipeline/codec/*.c))
 BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \
                            pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o pipeline/codec/validate.o
 

@@ -1,19 +1,26 @@
-/* bench_replay.c: replay throughput, issue 5's scenario 1, at a size that
- * fits `make bench`'s time.
+/* bench_replay.c: end-to-end replay throughput on the bench's traffic
+ * (issue 12; issue 5's scenario 1).
  *
- * Usage: bench_replay ROWS.json EDDY [EVENTS]   (EVENTS defaults to 200k)
+ * Usage: bench_replay ROWS.json EDDY [EVENTS]   (EVENTS: the log, default 4M)
  *
- * `EDDY gen --out` writes EVENTS events with the scenario's mix and
- * cardinalities: 80% clicks and 20% ad events, 1M users, 100k items; they
- * are the first EVENTS events of the scenario's 5M-event log (the generator
- * is sequential). Figure: `EDDY replay --no-eval` over them at d=64, all
- * operators, state cache and checkpoints on, events per second as it
- * reports them. Reference, same run: a bare loop that reads and decodes the
- * same files through the same log source. Median of 3 each.
+ * The log is `EDDY gen --traffic sessions` (docs/performance.md, "Bench
+ * traffic"): 1M Zipf(0.8) users, 100k Zipf(1.0) items in 10 clusters,
+ * sessions of about 6 clicks a few seconds apart, 20 campaigns, 20% ad
+ * events, 200 events/s of event time (4M events: 5.6 hours).
  *
- * Why not the whole 5M: with 1M users nearly every click is due a refresh,
- * and a refresh scores all 100k items (docs/performance.md): the full log
- * would take longer than all of `make bench` may. */
+ * Figure: `EDDY replay --no-eval` with all operators and default settings
+ * (no configuration file: d=32, the default retrieval, state cache and
+ * checkpoints on), events per second as it reports them. Reference, same
+ * run: a bare loop that reads and decodes the same files through the same
+ * log source. Median of 3 each.
+ *
+ * So that the row takes about a minute whatever the operators cost, it runs
+ * on the log's first N events (the generator is sequential: `-n N` is that
+ * prefix), N sized from a calibration replay of the first 20k events for
+ * about 15 seconds a replay (RUN_S), at least 20k, at most EVENTS; the row says
+ * N. With perf available, one more replay runs under `perf record` and the
+ * row file gets the share of samples per library and the top symbols:
+ * where the time goes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +30,17 @@
 #include "pipeline/source/source_logs.h"
 
 #define RUNS 3
+#define USERS 1000000
+#define ITEMS 100000
+#define CALIBRATION 20000
+/* Seconds a replay would take at the calibration's rate. A longer prefix
+ * runs slower (more users in the state, a cold cache for each new one):
+ * 330k events ran at a third of the 20k calibration's rate, so this gives
+ * about 15 s a replay, a minute for the row with the profile. */
+#define RUN_S 5.0
+#define GEN_ARGS "--traffic sessions --users 1000000 --items 100000 --segments 10 " \
+                 "--campaigns 20 --ad-fraction 0.2 --step-us 5000 --seed 1"
+#define PROFILE_ROWS 12
 
 static void die(const char *what, const char *why)
 {
@@ -30,8 +48,9 @@ static void die(const char *what, const char *why)
     exit(1);
 }
 
-/* Runs a shell command, returns its stdout (malloc'd). */
-static char *run(const char *cmd)
+/* Runs a shell command, returns its stdout (malloc'd); NULL if it failed
+ * and may_fail. */
+static char *run_cmd(const char *cmd, int may_fail)
 {
     FILE *p = popen(cmd, "r");
     if (!p)
@@ -44,10 +63,28 @@ static char *run(const char *cmd)
         if (len + 1 == cap && !(out = realloc(out, cap *= 2)))
             break;
     }
-    if (pclose(p) != 0 || !out)
+    if (pclose(p) != 0 || !out) {
+        if (may_fail) {
+            free(out);
+            return NULL;
+        }
         die("command failed", cmd);
+    }
     out[len] = '\0';
     return out;
+}
+
+static char *run(const char *cmd)
+{
+    return run_cmd(cmd, 0);
+}
+
+static void gen(const char *eddy, const char *log, unsigned long events)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && %s gen --out %s -n %lu " GEN_ARGS " > /dev/null 2>&1",
+             log, eddy, log, events);
+    free(run(cmd));
 }
 
 static double decode_only(const char *log)
@@ -69,12 +106,14 @@ static double decode_only(const char *log)
     return (double)n / secs;
 }
 
-static double replay(const char *eddy, const char *dir, const char *log, int i)
+/* One replay on a fresh state directory; PREFIX wraps the command (perf). */
+static double replay(const char *prefix, const char *eddy, const char *dir, const char *log,
+                     const char *tag)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "EDDY_EMBEDDINGS_DIM=64 %s replay --no-eval -q -s %s/state%d -o %s/out%d %s",
-             eddy, dir, i, dir, i, log);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/state-%s %s/out-%s && %s %s replay --no-eval -q "
+             "-s %s/state-%s -o %s/out-%s %s",
+             dir, tag, dir, tag, prefix, eddy, dir, tag, dir, tag, log);
     char *out = run(cmd);
     const char *at = strstr(out, " events/s");
     const char *start = at;
@@ -84,7 +123,66 @@ static double replay(const char *eddy, const char *dir, const char *log, int i)
         die("no throughput in the replay's output", out);
     double rate = strtod(start, NULL);
     free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/state-%s %s/out-%s", dir, tag, dir, tag);
+    free(run(cmd));
     return rate;
+}
+
+/* `perf report` lines "  12.34%  name" into JSON objects; returns how many. */
+static int perf_rows(FILE *f, const char *report, const char *key)
+{
+    int rows = 0;
+    for (const char *line = report; *line && rows < PROFILE_ROWS;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        double share;
+        int used = 0;
+        if (line[0] != '#' && sscanf(line, " %lf%% %n", &share, &used) == 1 && used > 0 &&
+            share >= 0.5) {
+            char name[256];
+            size_t nl = len - (size_t)used < sizeof name - 1 ? len - (size_t)used : sizeof name - 1;
+            memcpy(name, line + used, nl);
+            name[nl] = '\0';
+            while (nl > 0 && name[nl - 1] == ' ')
+                name[--nl] = '\0';
+            for (char *c = name; *c; c++)
+                if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+                    *c = ' ';
+            fprintf(f, "%s{\"%s\": \"%s\", \"share\": %.1f}", rows ? ", " : "", key, name, share);
+            fprintf(stderr, "  %5.1f%%  %s\n", share, name);
+            rows++;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return rows;
+}
+
+/* One replay under perf record; writes "profile" members into f. */
+static void profile(FILE *f, const char *eddy, const char *dir, const char *log)
+{
+    char prefix[512], cmd[1024];
+    snprintf(prefix, sizeof prefix, "perf record -q -F 499 -o %s/perf.data --", dir);
+    snprintf(cmd, sizeof cmd, "%s true > /dev/null 2>&1", prefix);
+    char *ok = run_cmd(cmd, 1); /* perf may be installed but not allowed (perf_event_paranoid) */
+    if (!ok) {
+        fprintf(stderr, "bench_replay: perf record does not run here: no profile\n");
+        return;
+    }
+    free(ok);
+    replay(prefix, eddy, dir, log, "perf");
+    static const char *const sorts[2][2] = {{"dso", "dso"}, {"dso,sym", "symbol"}};
+    for (int s = 0; s < 2; s++) {
+        snprintf(cmd, sizeof cmd, "perf report -i %s/perf.data --stdio -q --sort %s "
+                 "2> /dev/null", dir, sorts[s][0]);
+        char *rep = run_cmd(cmd, 1);
+        if (!rep)
+            return;
+        fprintf(stderr, "bench_replay: share of samples by %s:\n", sorts[s][1]);
+        fprintf(f, ",\n \"profile_by_%s\": [", sorts[s][1]);
+        perf_rows(f, rep, sorts[s][1]);
+        fprintf(f, "]");
+        free(rep);
+    }
 }
 
 int main(int argc, char **argv)
@@ -93,33 +191,50 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_replay ROWS.json EDDY [EVENTS]\n");
         return 2;
     }
-    unsigned long events = argc == 4 ? strtoul(argv[3], NULL, 10) : 200000;
-    char dir[] = "/tmp/eddy-bench-replay-XXXXXX", log[64], cmd[1024];
+    unsigned long max = argc == 4 ? strtoul(argv[3], NULL, 10) : 4000000;
+    if (max < CALIBRATION)
+        max = CALIBRATION;
+    char dir[] = "/tmp/eddy-bench-replay-XXXXXX", log[64];
     if (!mkdtemp(dir))
         die("mkdtemp", dir);
     snprintf(log, sizeof log, "%s/log", dir);
-    fprintf(stderr, "bench_replay: %lu events, 1M users, 100k items, d=64 ", events);
-    snprintf(cmd, sizeof cmd,
-             "%s gen --out %s -n %lu --users 1000000 --items 100000 --campaigns 20 "
-             "--ad-fraction 0.2 > /dev/null 2>&1", argv[2], log, events);
-    free(run(cmd));
+    const char *eddy = argv[2];
+
+    gen(eddy, log, CALIBRATION);
+    double cal = replay("", eddy, dir, log, "cal");
+    double want = cal * RUN_S;
+    unsigned long events = want >= (double)max ? max
+                         : want <= CALIBRATION ? CALIBRATION
+                         : (unsigned long)want / 10000 * 10000;
+    fprintf(stderr, "bench_replay: calibration %.0f events/s; %lu events of the %luk-event "
+            "sessions log, %d users, %d items, default settings ", cal, events, max / 1000,
+            USERS, ITEMS);
+    if (events != CALIBRATION)
+        gen(eddy, log, events);
     double full[RUNS], bare[RUNS];
     for (int i = 0; i < RUNS; i++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "%d", i);
         bare[i] = decode_only(log);
-        full[i] = replay(argv[2], dir, log, i);
+        full[i] = replay("", eddy, dir, log, tag);
         fprintf(stderr, ".");
     }
-    remove_tree(dir);
+    fprintf(stderr, "\n");
     double fig = median_of(full, RUNS), ref = median_of(bare, RUNS);
     FILE *f = fopen(argv[1], "w");
     if (!f)
         die(argv[1], "cannot write");
-    fprintf(f, "{\"bench\": \"replay\", \"events\": %lu, \"users\": 1000000, \"items\": 100000, "
-            "\"dim\": 64, \"runs\": %d, \"rows\": [\n"
-            "  {\"scenario\": \"replay, first %luk events of 5M, 1M users (ref: decode only)\", "
-            "\"unit\": \"ev/s\", \"figure\": %.6g, \"reference\": %.6g, \"ratio\": %.4g}\n]}\n",
-            events, RUNS, events / 1000, fig, ref, fig / ref);
+    fprintf(f, "{\"bench\": \"replay\", \"traffic\": \"eddy gen %s\", \"events\": %lu, "
+            "\"log_events\": %lu, \"calibration_events_per_s\": %.6g, \"runs\": %d, "
+            "\"rows\": [\n"
+            "  {\"scenario\": \"replay, %luk events of sessions traffic, defaults (ref: decode "
+            "only)\", \"unit\": \"ev/s\", \"figure\": %.6g, \"reference\": %.6g, "
+            "\"ratio\": %.4g}\n]",
+            GEN_ARGS, events, max, cal, RUNS, events / 1000, fig, ref, fig / ref);
+    if (!getenv("BENCH_NO_PERF") && system("perf --version > /dev/null 2>&1") == 0)
+        profile(f, eddy, dir, log);
+    fprintf(f, "}\n");
     fclose(f);
-    fprintf(stderr, "\n");
+    remove_tree(dir);
     return 0;
 }

@@ -23,6 +23,13 @@ static const char usage_gen[] =
     "event logs instead (DIR/campaigns.avro, clicks.avro, ad-events.avro), for\n"
     "`eddy replay`.\n"
     "\n"
+    "Clicks are either independent draws of a uniform user and an item of its\n"
+    "cluster (--traffic uniform, the default), or sessions (--traffic sessions,\n"
+    "what `make bench` uses; docs/performance.md, \"Bench traffic\"): Zipf-popular\n"
+    "users start sessions of clicks a few seconds apart, sessions of a user\n"
+    "minutes to hours apart; a session browses around one Zipf-popular item of\n"
+    "one cluster (the user's with probability --affinity).\n"
+    "\n"
     "  -c, --config FILE      configuration file (Kafka settings, topic names)\n"
     "  -b, --bootstrap LIST   bootstrap servers (overrides the configuration)\n"
     "  -o, --out DIR          write Avro event logs into DIR instead of Kafka\n"
@@ -34,7 +41,12 @@ static const char usage_gen[] =
     "      --segments N       user segments = item clusters (default %d)\n"
     "      --campaigns N      campaigns (default %d)\n"
     "      --ad-fraction F    share of ad events (default %.2f)\n"
-    "      --affinity F       chance a click stays in the user's cluster (default %.2f)\n"
+    "      --affinity F       chance a click (a session, with sessions) stays in the\n"
+    "                         user's cluster (default %.2f)\n"
+    "      --traffic KIND     uniform or sessions (default uniform)\n"
+    "      --user-zipf S      sessions: Zipf exponent of user popularity (default %.2f)\n"
+    "      --item-zipf S      sessions: Zipf exponent of item popularity (default %.2f)\n"
+    "      --session-events F sessions: mean clicks per session (default %.1f)\n"
     "      --period-ms MS     campaign budget period in event time (default %lld)\n"
     "      --budget-scale F   multiply the campaigns' budgets (default %.1f)\n"
     "      --step-us US       event time between events, microseconds (default %lld)\n"
@@ -65,6 +77,17 @@ static int gen_option(int c, const char *arg, struct gen_options *o, char *why, 
     case 'N': o->no_budgets = true; return 0;
     case 'W': o->wall_time = true; return 0;
     case 'k': return cli_parse_positive(arg, &o->budget_scale, why, n);
+    case 'X':
+        if (!strcmp(arg, "uniform"))
+            o->traffic = GEN_UNIFORM;
+        else if (!strcmp(arg, "sessions"))
+            o->traffic = GEN_SESSIONS;
+        else
+            return errf(why, n, "is neither uniform nor sessions");
+        return 0;
+    case 'Y': return cli_parse_double(arg, 0, 10, &o->user_zipf, why, n);
+    case 'Z': return cli_parse_double(arg, 0, 10, &o->item_zipf, why, n);
+    case 'E': return cli_parse_double(arg, 1, 1e6, &o->session_events, why, n);
     default: return errf(why, n, "is for an option eddy gen does not know");
     }
 }
@@ -81,7 +104,9 @@ int cmd_gen(int argc, char **argv)
         {"step-us", required_argument, 0, 't'},  {"start-ms", required_argument, 0, 'T'},
         {"bad-every", required_argument, 0, 'B'}, {"budget-scale", required_argument, 0, 'k'},
         {"no-budgets", no_argument, 0, 'N'},     {"out", required_argument, 0, 'o'},
-        {"wall-time", no_argument, 0, 'W'},
+        {"wall-time", no_argument, 0, 'W'},      {"traffic", required_argument, 0, 'X'},
+        {"user-zipf", required_argument, 0, 'Y'}, {"item-zipf", required_argument, 0, 'Z'},
+        {"session-events", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct gen_options o;
@@ -98,7 +123,8 @@ int cmd_gen(int argc, char **argv)
             bootstrap = optarg;
         } else if (c == 'h') {
             printf(usage_gen, (unsigned long long)o.events, (unsigned long long)o.seed, o.users,
-                   o.items, o.segments, o.campaigns, o.ad_fraction, o.affinity,
+                   o.items, o.segments, o.campaigns, o.ad_fraction, o.affinity, o.user_zipf,
+                   o.item_zipf, o.session_events,
                    (long long)o.period_ms, o.budget_scale, (long long)o.step_us,
                    (long long)o.start_ms);
             return 0;

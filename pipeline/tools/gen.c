@@ -19,6 +19,24 @@ struct campaign_model {
     int64_t base_bid_micros;
 };
 
+/* Zipf over 1..n by rejection-inversion (Hörmann and Derflinger, "Rejection-
+ * inversion to generate variates from monotone discrete distributions",
+ * 1996): O(1) time and memory for any n, any exponent >= 0. */
+struct zipf {
+    double s, n, h_x1, h_n, threshold;
+};
+
+/* A session in progress (GEN_SESSIONS). */
+struct session {
+    int64_t next_ms;   /* event time of its next click */
+    uint64_t id;
+    uint32_t user, segment;
+    uint32_t anchor;   /* rank, within the segment, of the item it browses around */
+    uint32_t last;     /* rank of its last item */
+    uint32_t left;     /* clicks still to come */
+    bool carted;       /* its last click was an ADD_TO_CART */
+};
+
 struct gen {
     struct gen_options o;
     uint64_t rng;
@@ -30,6 +48,13 @@ struct gen {
     int64_t pending_ts;
     unsigned char *buf;      /* for corrupted encodings */
     size_t cap;
+    /* GEN_SESSIONS */
+    struct zipf user_pop, item_pop;
+    uint64_t user_mult, item_mult[2]; /* rank -> id permutations, see scramble() */
+    int64_t *free_at;        /* per user: event time its next session may start */
+    struct session *heap;    /* sessions in progress, min-heap on next_ms */
+    size_t nheap, capheap;
+    uint64_t sessions;       /* sessions started */
 };
 
 void gen_options_default(struct gen_options *o)
@@ -47,6 +72,10 @@ void gen_options_default(struct gen_options *o)
         .step_us = 1000,
         .period_ms = 60000,
         .budget_scale = 1.0,
+        .traffic = GEN_UNIFORM,
+        .user_zipf = 0.8,
+        .item_zipf = 1.0,
+        .session_events = 6.0,
     };
 }
 
@@ -72,6 +101,257 @@ static double normal(struct gen *g)
 {
     double u1 = uniform(g), u2 = uniform(g);
     return sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2);
+}
+
+static struct eddy_str id(char *buf, size_t size, char prefix, uint64_t n)
+{
+    int len = snprintf(buf, size, "%c%llu", prefix, (unsigned long long)n);
+    return (struct eddy_str){buf, (size_t)len};
+}
+
+/* ---- GEN_SESSIONS: Zipf, sessions ----------------------------------- */
+
+static double helper1(double x) /* log1p(x) / x */
+{
+    return fabs(x) > 1e-8 ? log1p(x) / x : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
+}
+
+static double helper2(double x) /* expm1(x) / x */
+{
+    return fabs(x) > 1e-8 ? expm1(x) / x : 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x));
+}
+
+static double zipf_h_integral(const struct zipf *z, double x)
+{
+    double lx = log(x);
+    return helper2((1.0 - z->s) * lx) * lx;
+}
+
+static double zipf_h(const struct zipf *z, double x)
+{
+    return exp(-z->s * log(x));
+}
+
+static double zipf_h_integral_inv(const struct zipf *z, double x)
+{
+    double t = x * (1.0 - z->s);
+    if (t < -1.0)
+        t = -1.0;
+    return exp(helper1(t) * x);
+}
+
+static void zipf_init(struct zipf *z, double s, uint64_t n)
+{
+    z->s = s;
+    z->n = (double)n;
+    z->h_x1 = zipf_h_integral(z, 1.5) - 1.0;
+    z->h_n = zipf_h_integral(z, z->n + 0.5);
+    z->threshold = 2.0 - zipf_h_integral_inv(z, zipf_h_integral(z, 2.5) - zipf_h(z, 2.0));
+}
+
+/* A rank in [0, min(n, limit)): 0 is the most popular. */
+static uint64_t zipf_draw(struct gen *g, const struct zipf *z, uint64_t limit)
+{
+    for (;;) {
+        double u = z->h_n + uniform(g) * (z->h_x1 - z->h_n);
+        double x = zipf_h_integral_inv(z, u);
+        double k = floor(x + 0.5);
+        if (k < 1.0)
+            k = 1.0;
+        else if (k > z->n)
+            k = z->n;
+        if ((k - x <= z->threshold || u >= zipf_h_integral(z, k + 0.5) - zipf_h(z, k)) &&
+            (uint64_t)k <= limit)
+            return (uint64_t)k - 1;
+    }
+}
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* A multiplier coprime to n, so rank -> rank * mult % n is a permutation: ids
+ * carry no popularity (u0 is not the most active user). */
+static uint64_t coprime_mult(uint64_t n)
+{
+    uint64_t m = n > 1 ? 0x9e3779b97f4a7c15ULL % n : 1;
+    while (n > 1 && (m < 2 || gcd(m, n) != 1))
+        m = (m + 1) % n;
+    return m ? m : 1;
+}
+
+static uint64_t scramble(uint64_t rank, uint64_t mult, uint64_t n)
+{
+    return (uint64_t)(((unsigned __int128)rank * mult + n / 3) % n);
+}
+
+static uint64_t per_segment(const struct gen_options *o, uint64_t segment)
+{
+    uint64_t s = (uint64_t)o->segments, per = ((uint64_t)o->items + s - 1 - segment) / s;
+    return per ? per : 1;
+}
+
+static void sessions_init(struct gen *g)
+{
+    const struct gen_options *o = &g->o;
+    uint64_t s = (uint64_t)o->segments;
+    zipf_init(&g->user_pop, o->user_zipf, (uint64_t)o->users);
+    zipf_init(&g->item_pop, o->item_zipf, per_segment(o, 0));
+    g->user_mult = coprime_mult((uint64_t)o->users);
+    g->item_mult[0] = coprime_mult(per_segment(o, 0));
+    g->item_mult[1] = coprime_mult(per_segment(o, s - 1));
+    g->free_at = calloc((size_t)o->users, sizeof *g->free_at);
+    if (!g->free_at)
+        abort();
+}
+
+static bool session_before(const struct session *a, const struct session *b)
+{
+    return a->next_ms < b->next_ms || (a->next_ms == b->next_ms && a->id < b->id);
+}
+
+static void heap_push(struct gen *g, const struct session *s)
+{
+    if (g->nheap == g->capheap) {
+        g->capheap = g->capheap ? g->capheap * 2 : 1024;
+        g->heap = realloc(g->heap, g->capheap * sizeof *g->heap);
+        if (!g->heap)
+            abort();
+    }
+    size_t i = g->nheap++;
+    while (i > 0 && session_before(s, &g->heap[(i - 1) / 2])) {
+        g->heap[i] = g->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    g->heap[i] = *s;
+}
+
+static struct session heap_pop(struct gen *g)
+{
+    struct session top = g->heap[0], last = g->heap[--g->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= g->nheap)
+            break;
+        if (c + 1 < g->nheap && session_before(&g->heap[c + 1], &g->heap[c]))
+            c++;
+        if (!session_before(&g->heap[c], &last))
+            break;
+        g->heap[i] = g->heap[c];
+        i = c;
+    }
+    if (g->nheap)
+        g->heap[i] = last;
+    return top;
+}
+
+/* exp(N(log median, sigma)) milliseconds, at least floor_ms. */
+static int64_t lognormal_ms(struct gen *g, double median_ms, double sigma, int64_t floor_ms)
+{
+    double v = median_ms * exp(sigma * normal(g));
+    return v < (double)floor_ms ? floor_ms : v > 1e12 ? (int64_t)1e12 : (int64_t)v;
+}
+
+/* Gaps between a session's clicks: median 4 s, 90% within 1.3 to 13 s. */
+#define CLICK_GAP_MEDIAN_MS 4000.0
+#define CLICK_GAP_SIGMA 0.7
+/* Gaps between a user's sessions (at least; the popularity draw adds to it
+ * for all but the busiest users): median 30 min, 90% within 4 min to 3.6 h. */
+#define SESSION_GAP_MEDIAN_MS 1800000.0
+#define SESSION_GAP_SIGMA 1.2
+/* A session's next item: near its anchor (|offset| geometric, mean 4 ranks)
+ * with this probability, else a fresh popularity draw in its cluster. */
+#define NEAR_ANCHOR 0.7
+#define NEAR_MEAN 4.0
+/* Tries at a Zipf user who is not in a session or its gap, before taking
+ * whoever came up (only when nearly all users are busy: tiny --users). */
+#define USER_TRIES 16
+
+/* A new session at ts: its user, cluster, anchor and length. */
+static struct session session_start(struct gen *g, int64_t ts)
+{
+    const struct gen_options *o = &g->o;
+    uint64_t n = (uint64_t)o->users, user = 0;
+    for (int t = 0; t < USER_TRIES; t++) {
+        user = scramble(zipf_draw(g, &g->user_pop, n), g->user_mult, n);
+        if (g->free_at[user] <= ts)
+            break;
+    }
+    struct session s = {.id = ++g->sessions, .user = (uint32_t)user};
+    s.segment = (uint32_t)(uniform(g) < o->affinity ? user % (uint64_t)o->segments
+                                                    : below(g, (uint64_t)o->segments));
+    s.anchor = s.last = (uint32_t)zipf_draw(g, &g->item_pop, per_segment(o, s.segment));
+    /* Geometric length with the given mean, at least one click. */
+    double p = 1.0 / fmax(1.0, o->session_events), len = 1.0;
+    if (p < 1.0)
+        len += floor(log(1.0 - uniform(g)) / log(1.0 - p));
+    s.left = len > 1e6 ? 1000000 : (uint32_t)len;
+    g->free_at[user] = INT64_MAX; /* busy until its session ends */
+    return s;
+}
+
+/* The rank of the session's next item (its first is the anchor). */
+static uint32_t session_item(struct gen *g, struct session *s, bool first)
+{
+    if (first)
+        return s->anchor;
+    uint64_t per = per_segment(&g->o, s->segment);
+    if (uniform(g) >= NEAR_ANCHOR)
+        return (uint32_t)zipf_draw(g, &g->item_pop, per);
+    double q = 1.0 / NEAR_MEAN;
+    int64_t off = 1 + (int64_t)floor(log(1.0 - uniform(g)) / log(1.0 - q));
+    int64_t r = uniform(g) < 0.5 ? (int64_t)s->anchor - off : (int64_t)s->anchor + off;
+    if (r < 0) /* reflect at the ends of the cluster */
+        r = -r;
+    if (r >= (int64_t)per)
+        r = (int64_t)per - 1 - (r - (int64_t)per) % (int64_t)per;
+    return (uint32_t)(r < 0 ? 0 : r);
+}
+
+static void next_session_click(struct gen *g, struct gen_record *r, int64_t ts)
+{
+    const struct gen_options *o = &g->o;
+    struct session s;
+    bool first = !(g->nheap && g->heap[0].next_ms <= ts);
+    s = first ? session_start(g, ts) : heap_pop(g);
+    enum click_type type;
+    uint32_t rank;
+    if (!first && s.carted && uniform(g) < 0.4) { /* buys what it just put in the cart */
+        rank = s.last;
+        type = CLICK_PURCHASE;
+    } else {
+        rank = session_item(g, &s, first);
+        double u = uniform(g);
+        type = u < 0.72 ? CLICK_VIEW : u < 0.90 ? CLICK_CLICK
+             : u < 0.97 ? CLICK_ADD_TO_CART : CLICK_PURCHASE;
+    }
+    s.last = rank;
+    s.carted = type == CLICK_ADD_TO_CART;
+    uint64_t seg = s.segment, per = per_segment(o, seg);
+    uint64_t item = seg + (uint64_t)o->segments *
+                              scramble(rank, g->item_mult[per == per_segment(o, 0) ? 0 : 1], per);
+    r->type = REC_CLICK;
+    r->ev.kind = EV_CLICK;
+    r->ev.u.click = (struct click_event){
+        .user_id = id(r->id1, sizeof r->id1, 'u', s.user),
+        .item_id = id(r->id2, sizeof r->id2, 'i', item),
+        .type = type,
+        .timestamp_ms = ts,
+        .session_id = id(r->id3, sizeof r->id3, 's', s.id),
+    };
+    if (--s.left > 0) {
+        s.next_ms = ts + lognormal_ms(g, CLICK_GAP_MEDIAN_MS, CLICK_GAP_SIGMA, 200);
+        heap_push(g, &s);
+    } else {
+        g->free_at[s.user] = ts + lognormal_ms(g, SESSION_GAP_MEDIAN_MS, SESSION_GAP_SIGMA, 60000);
+    }
 }
 
 /* Budgets are sized so that a campaign can afford roughly a third of the
@@ -100,6 +380,8 @@ struct gen *gen_new(const struct gen_options *o)
     g->rng = o->seed;
     g->pending_click = -1;
     model_campaigns(g);
+    if (o->traffic == GEN_SESSIONS)
+        sessions_init(g);
     if (o->no_budgets)
         g->next_campaign = o->campaigns;
     return g;
@@ -111,13 +393,9 @@ void gen_free(struct gen *g)
         return;
     free(g->camp);
     free(g->buf);
+    free(g->free_at);
+    free(g->heap);
     free(g);
-}
-
-static struct eddy_str id(char *buf, size_t size, char prefix, uint64_t n)
-{
-    int len = snprintf(buf, size, "%c%llu", prefix, (unsigned long long)n);
-    return (struct eddy_str){buf, (size_t)len};
 }
 
 static void next_campaign_budget(struct gen *g, struct gen_record *r)
@@ -227,6 +505,8 @@ bool gen_next(struct gen *g, struct gen_record *r)
         int64_t ts = g->o.start_ms + (int64_t)(g->events * (uint64_t)g->o.step_us / 1000);
         if (g->pending_click >= 0 || uniform(g) < g->o.ad_fraction)
             next_ad(g, r, ts);
+        else if (g->o.traffic == GEN_SESSIONS)
+            next_session_click(g, r, ts);
         else
             next_click(g, r, ts);
         g->events++;

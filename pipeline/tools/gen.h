@@ -7,7 +7,20 @@
  * distributions and a budget per period; each AUCTION may be followed by a
  * CLICK (with probability pCTR) for the same campaign and event time.
  * The same options always give the same records: event time is synthetic
- * (start_ms + i * step_us / 1000), never wall time. */
+ * (start_ms + i * step_us / 1000), never wall time.
+ *
+ * Two kinds of click traffic (`traffic`):
+ * - GEN_UNIFORM, the default of `eddy gen` and what the tests were written
+ *   against: each click is an independent draw, a uniform user and an item of
+ *   the user's cluster (or any item).
+ * - GEN_SESSIONS, the bench's (docs/performance.md, "Bench traffic"): users
+ *   drawn Zipf(user_zipf)-popular start sessions of about session_events
+ *   clicks a few seconds apart (all with the session's id), sessions of one
+ *   user minutes to hours apart; a session stays in one item cluster (the
+ *   user's with probability affinity) and mostly near one Zipf(item_zipf)-
+ *   popular anchor item of it, so items seen together share a neighbourhood.
+ *   Event types are mixed as in e-commerce: mostly VIEW, then CLICK,
+ *   ADD_TO_CART and PURCHASE (often of the item just put in the cart). */
 #ifndef EDDY_GEN_H
 #define EDDY_GEN_H
 
@@ -17,6 +30,8 @@
 #include "schemas/records.h"
 #include "pipeline/codec/codec.h"
 #include "pipeline/run/config.h"
+
+enum gen_traffic { GEN_UNIFORM, GEN_SESSIONS };
 
 struct gen_options {
     uint64_t seed;
@@ -34,6 +49,10 @@ struct gen_options {
     bool no_budgets;       /* skip the CampaignBudget records (sent by an earlier run) */
     bool wall_time;        /* Kafka only: events carry the wall time they are produced
                             * (for latency tests), not start_ms + i * step_us */
+    enum gen_traffic traffic;
+    double user_zipf;      /* GEN_SESSIONS: Zipf exponent of the users' popularity */
+    double item_zipf;      /* GEN_SESSIONS: Zipf exponent of the items' popularity */
+    double session_events; /* GEN_SESSIONS: mean clicks per session (geometric, >= 1) */
 };
 
 void gen_options_default(struct gen_options *o);
