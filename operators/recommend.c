@@ -298,10 +298,13 @@ static float rank_score(const struct rec_blend *b, const struct cooc_candidate *
 }
 
 /* The user's top k (at most) into out, best first, items they have seen
- * left out. h: room for k. */
+ * left out. Candidates are first ranked without the MF term; only the best
+ * p->rerank of them get it (a dot product is a cache miss into the item
+ * matrix: most of a refresh's cost when every candidate had one). pool:
+ * room for max(k, rerank). */
 static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
                             struct cooc_scratch *s, const struct user_state *u,
-                            struct eddy_str user_id, size_t k, struct cand *h,
+                            struct eddy_str user_id, size_t k, struct cand *pool,
                             struct rec_item *out)
 {
     const struct cooc_candidate *c;
@@ -311,16 +314,24 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
         best = c[i].cooc > best ? c[i].cooc : best;
     if (!(best > 0))
         best = 1;
-    const int dim = state_dim(st);
-    for (size_t i = 0; i < n; i++) {
-        if (u && state_user_has_seen(u, c[i].row))
-            continue;
-        float mf = u && p->blend.mf != 0 ? dot_fixed(u->vec, state_item_vec(st, c[i].row), dim)
-                                         : 0;
-        len = offer(h, len, k, (struct cand){rank_score(&p->blend, &c[i], best, mf), c[i].row,
-                                             c[i].because});
+    const bool mf = u && p->blend.mf != 0;
+    const size_t first = mf && (size_t)p->rerank > k ? (size_t)p->rerank : k;
+    for (size_t i = 0; i < n; i++)
+        if (!(u && state_user_has_seen(u, c[i].row)))
+            len = offer(pool, len, first, (struct cand){rank_score(&p->blend, &c[i], best, 0),
+                                                        c[i].row, c[i].because});
+    if (mf) {
+        const int dim = state_dim(st);
+        for (size_t i = 0; i < len; i++)
+            pool[i].score += p->blend.mf * dot_fixed(u->vec, state_item_vec(st, pool[i].row), dim);
+        for (size_t i = len / 2; i-- > 0;) /* the scores moved: heapify again */
+            cand_sift_down(pool, len, i);
+        while (len > k) { /* drop the worst down to k */
+            pool[0] = pool[--len];
+            cand_sift_down(pool, len, 0);
+        }
     }
-    heap_to_items(st, h, len, out);
+    heap_to_items(st, pool, len, out);
     return len;
 }
 
@@ -707,7 +718,9 @@ static void *rec_create(const void *params, struct eddy_state *st,
     /* A block's scores for a full batch: about 4 MB, to stay in cache. */
     r->block = (uint32_t)((BLOCK_BYTES / sizeof(float) / bu + 15) / 16 * 16);
     r->S = malloc(bu * r->block * sizeof *r->S);
-    r->tops = calloc(bu * (size_t)p->k, sizeof *r->tops);
+    /* sized for a sgemm batch's heaps, and for two-stage's rerank pool */
+    size_t pool = (size_t)(p->rerank > p->k ? p->rerank : p->k);
+    r->tops = calloc(bu * (size_t)p->k > pool ? bu * (size_t)p->k : pool, sizeof *r->tops);
     r->sel = calloc(bu, sizeof *r->sel);
     r->scratch.cmax = malloc((r->block / CHUNK + 1) * sizeof *r->scratch.cmax);
     r->scratch.kth = malloc((size_t)p->k * sizeof *r->scratch.kth);
@@ -734,7 +747,8 @@ static int two_stage_user(struct eddy_state *st, const struct rec_params *rp,
                           struct rec_item *out)
 {
     struct cooc_scratch *s = cooc_scratch_new();
-    struct cand *h = malloc((size_t)(k > 0 ? k : 1) * sizeof *h);
+    struct cand *h = malloc((size_t)(k > rp->rerank ? k : rp->rerank > 0 ? rp->rerank : 1) *
+                            sizeof *h);
     int n = -1;
     if (s && h)
         n = k > 0 ? (int)two_stage_top(st, rp, s, u, user_id, (size_t)k, h,
@@ -814,6 +828,9 @@ static const struct eddy_param rec_keys[] = {
     {.key = "blend.trending", .type = PARAM_FLOAT, .def = "0.1", .off = REC(blend.trending),
      .min = 0, .max = INFINITY, .help = "Weight of a candidate's trending share in its rank "
      "score (its co-occurrence share weighs 1)"},
+    {.key = "rerank", .type = PARAM_INT, .def = "50", .off = REC(rerank), .min = 1,
+     .max = 10000, .help = "The best candidates by co-occurrence and trending whose "
+     "embedding dot product is added to their score"},
     {.key = "blend.mf", .type = PARAM_FLOAT, .def = "0.2", .off = REC(blend.mf), .min = 0,
      .max = INFINITY, .help = "Weight of its embedding dot product"},
 };

@@ -35,6 +35,7 @@ struct rec_params {
     int retrieval;                  /* enum rec_retrieval */
     struct cooc_read_params read;   /* REC_TWO_STAGE's retrieval */
     struct rec_blend blend;         /* and ranking */
+    int rerank;                     /* candidates given the MF term */
 };
 
 extern const struct eddy_operator eddy_op_recommend;
