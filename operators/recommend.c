@@ -266,7 +266,7 @@ static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h,
         struct cand worst = h[0];
         h[0] = h[i];
         cand_sift_down(h, i, 0);
-        out[i] = (struct rec_item){state_item_id(st, worst.row), worst.score};
+        out[i] = (struct rec_item){.item_id = state_item_id(st, worst.row), .score = worst.score};
     }
 }
 
