@@ -77,6 +77,7 @@ TEST_OBJS_test_chain      = $(CONFIG_OBJS)
 TEST_OBJS_test_mockctl    = pipeline/tools/mockctl.o pipeline/kafka/kafka.o
 TEST_OBJS_test_cli       = pipeline/cli/cli.o pipeline/run/log.o $(CONFIG_OBJS)
 TEST_OBJS_test_merge      = pipeline/source/merge.o
+TEST_OBJS_test_source_head = pipeline/source/source_head.o pipeline/run/log.o
 TEST_OBJS_test_driver     = pipeline/run/driver.o pipeline/run/log.o $(CONFIG_OBJS)
 
 .SECONDEXPANSION:
