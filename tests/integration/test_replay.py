@@ -391,3 +391,27 @@ def test_first_refuses_bad_values(workdir, value, why):
     assert r.returncode == 2
     assert f'invalid value "{value}" for --first: {why}' in r.stderr, r.stderr
     assert not os.path.exists(os.path.join(workdir, "s"))
+
+
+def test_resume_refuses_an_output_file_of_the_older_recommendation_schema(workdir):
+    """A replay resumed on outputs an eddy from before `because` wrote would
+    append records of the new schema to a file whose header names the old
+    one, which no reader could then read: it is refused, naming the file."""
+    log = os.path.join(workdir, "log")
+    eddy("gen", "--out", log, *GEN[:1], 3000, *GEN[2:])
+    out, state = os.path.join(workdir, "out"), os.path.join(workdir, "state")
+    eddy("replay", "-q", "--no-eval", "--state", state, "-o", out, "--first", 1000, log)
+    path = os.path.join(out, "recommendations.avro")
+    with open(os.path.join(ROOT, "tests", "data", "Recommendation-v1.avsc")) as f:
+        v1 = avro.schema.parse(f.read())
+    old = records(path, v1)
+    assert old
+    with avro.datafile.DataFileWriter(open(path, "wb"), avro.io.DatumWriter(), v1,
+                                      codec="deflate") as w:
+        for rec in old:
+            w.append(rec)
+    r = subprocess.run([EDDY, "replay", "-q", "--no-eval", "--state", state, "-o", out, log],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert f"{path} holds another Recommendation schema than this eddy's" in r.stderr, r.stderr
+    assert records(path, v1) == old, "the file must be left as it was"
