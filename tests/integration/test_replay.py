@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -329,6 +330,8 @@ def test_first_replays_exactly_the_head_of_the_log(workdir):
     eddy("gen", "--out", log, *GEN[:1], 6000, *GEN[2:])
     events = merged_log(log)
     total = len(events)
+    with open(os.path.join(ROOT, "config", "eddy.conf")) as f:
+        refresh_ms = int(re.search(r"^refresh\.interval\.ms\s*=\s*(\d+)", f.read(), re.M)[1])
     for first, n in (("1234", 1234), ("20%", total * 20 // 100)):
         out = os.path.join(workdir, "out-" + first.rstrip("%"))
         r = eddy("replay", "-q", "--state", out + "-state", "-o", out,
@@ -349,11 +352,16 @@ def test_first_replays_exactly_the_head_of_the_log(workdir):
         want = f"{n} of {total} (20%)" if first.endswith("%") else str(n)
         assert run["first events (--first)"] == want
         assert rep["config"]["replay --first"] == first
-        # Nothing after the head reached the operators.
+        # Nothing after the head reached the operators: only the head's
+        # users get recommendations, and no output is stamped later than the
+        # head's last event (decisions carry their slot's start, refreshes
+        # the end of the refresh interval the click fell in).
         recs = records(os.path.join(out, "recommendations.avro"))
         decs = records(os.path.join(out, "decisions.avro"))
         assert recs and decs
-        assert max(ms(x["event_time"]) for x in recs + decs) <= max(times)
+        assert {x["user_id"] for x in recs} <= {e["user_id"] for e in head if "item_id" in e}
+        assert max(ms(x["event_time"]) for x in decs) <= max(times)
+        assert max(ms(x["event_time"]) for x in recs) <= max(times) + refresh_ms
         # The evaluation scored only the head's events.
         assert 0 < rep["recommendations"]["eddy"]["events"] < clicks
 
