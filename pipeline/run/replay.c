@@ -238,6 +238,13 @@ static int start(struct replay *r, char *err, size_t errlen)
     int rc = state_open(&so, &r->st, err, errlen);
     if (rc == STATE_BUSY)
         return errf(err, errlen, "state %s is in use by another eddy", cfg->state_dir);
+    /* Before the outputs are opened (and truncated to the state's checkpoint). */
+    uint64_t at = rc ? 0 : driver_stored_position(r->st);
+    if (r->first && at > r->first)
+        return errf(err, errlen,
+                    "the state %s has replayed %" PRIu64 " events, past --first's %" PRIu64
+                    ": give each --first its own state directory",
+                    cfg->state_dir, at, r->first);
     if (rc || open_output(r, err, errlen))
         return -1;
     struct driver_hooks hooks = {.process = r->o->evaluate ? evaluate_event : NULL,
@@ -245,11 +252,6 @@ static int start(struct replay *r, char *err, size_t errlen)
                                  .progress = on_progress, .ctx = r};
     if (driver_open(&r->drv, cfg, r->st, r->sink, &hooks, err, errlen))
         return -1;
-    if (r->first && r->drv.position > r->first)
-        return errf(err, errlen,
-                    "the state %s has replayed %" PRIu64 " events, past --first's %" PRIu64
-                    ": give each --first its own state directory",
-                    cfg->state_dir, r->drv.position, r->first);
     if (r->o->evaluate) {
         const struct bid_params *bid = config_op_params(cfg, &eddy_op_budget);
         struct backtest_options bo = {.k = r->o->eval_k, .window_events = r->o->eval_window,

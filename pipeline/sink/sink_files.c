@@ -52,6 +52,9 @@ static int same_schema(const char *path, enum eddy_record_type type, char *err, 
     const char *json = codec_schema_json(type);
     avro_file_reader_t r;
     avro_schema_t ours;
+    struct stat sb;
+    if (stat(path, &sb))
+        return errf(err, errlen, "%s: cannot resume the outputs: %s", path, strerror(errno));
     if (avro_file_reader(path, &r))
         return errf(err, errlen, "%s: %s", path, avro_strerror());
     if (avro_schema_from_json_length(json, strlen(json), &ours)) {

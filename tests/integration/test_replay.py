@@ -377,12 +377,18 @@ def test_first_replays_exactly_the_head_of_the_log(workdir):
     assert old == [dict(x, items=[{"item_id": i["item_id"], "score": i["score"]}
                                   for i in x["items"]]) for x in recs]
 
-    # A state that replayed further than a later --first asks is refused.
-    r = subprocess.run([EDDY, "replay", "-q", "--state", os.path.join(workdir, "out-1234-state"),
-                        "-o", os.path.join(workdir, "again"), "--first", "100", log],
-                       capture_output=True, text=True, timeout=120)
+    # A state that replayed further than a later --first asks is refused,
+    # before its outputs are touched.
+    out = os.path.join(workdir, "out-1234")
+    def files():
+        return [open(os.path.join(out, f), "rb").read()
+                for f in ("recommendations.avro", "decisions.avro")]
+    before = files()
+    r = subprocess.run([EDDY, "replay", "-q", "--state", out + "-state", "-o", out,
+                        "--first", "100", log], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "has replayed 1234 events, past --first's 100" in r.stderr, r.stderr
+    assert files() == before
 
 
 @pytest.mark.parametrize("value,why", [
@@ -406,9 +412,9 @@ def test_resume_refuses_an_output_file_of_the_older_recommendation_schema(workdi
     append records of the new schema to a file whose header names the old
     one, which no reader could then read: it is refused, naming the file."""
     log = os.path.join(workdir, "log")
-    eddy("gen", "--out", log, *GEN[:1], 3000, *GEN[2:])
+    eddy("gen", "--out", log, *GEN[:1], 6000, *GEN[2:])
     out, state = os.path.join(workdir, "out"), os.path.join(workdir, "state")
-    eddy("replay", "-q", "--no-eval", "--state", state, "-o", out, "--first", 1000, log)
+    eddy("replay", "-q", "--no-eval", "--state", state, "-o", out, "--first", 3000, log)
     path = os.path.join(out, "recommendations.avro")
     with open(os.path.join(ROOT, "tests", "data", "Recommendation-v1.avsc")) as f:
         v1 = avro.schema.parse(f.read())
