@@ -61,7 +61,9 @@ static int same_schema(const char *path, enum eddy_record_type type, char *err, 
         avro_file_reader_close(r);
         return errf(err, errlen, "eddy's schema: %s", avro_strerror());
     }
-    int same = avro_schema_equal(avro_file_reader_get_writer_schema(r), ours);
+    avro_schema_t theirs = avro_file_reader_get_writer_schema(r); /* a new reference */
+    int same = avro_schema_equal(theirs, ours);
+    avro_schema_decref(theirs);
     avro_schema_decref(ours);
     avro_file_reader_close(r);
     if (!same)
