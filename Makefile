@@ -60,6 +60,8 @@ TEST_OBJS_test_codec      = pipeline/codec/codec.o pipeline/codec/avromap.o pipe
                             pipeline/run/log.o pipeline/codec/validate.o
 TEST_OBJS_test_config     = $(CONFIG_OBJS)
 TEST_OBJS_test_http       = pipeline/http/http.o pipeline/run/metrics.o
+# api.o alone: the test stubs chain_query() and the other routes' collaborators.
+TEST_OBJS_test_api        = pipeline/http/api.o
 TEST_OBJS_test_state      = state/state.o
 TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
 TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o operators/cooccur.o \
@@ -77,6 +79,7 @@ TEST_OBJS_test_chain      = $(CONFIG_OBJS)
 TEST_OBJS_test_mockctl    = pipeline/tools/mockctl.o pipeline/kafka/kafka.o
 TEST_OBJS_test_cli       = pipeline/cli/cli.o pipeline/run/log.o $(CONFIG_OBJS)
 TEST_OBJS_test_merge      = pipeline/source/merge.o
+TEST_OBJS_test_source_head = pipeline/source/source_head.o pipeline/run/log.o
 TEST_OBJS_test_driver     = pipeline/run/driver.o pipeline/run/log.o $(CONFIG_OBJS)
 TEST_OBJS_test_gen        = pipeline/tools/gen.o pipeline/kafka/kafka.o pipeline/run/log.o $(CONFIG_OBJS) \
                             $(patsubst %.c,%.o,$(wildcard pipeline/codec/*.c))

@@ -272,7 +272,7 @@ static void heap_to_items(struct eddy_state *st, struct cand *h, size_t len,
         struct cand worst = h[0];
         h[0] = h[i];
         cand_sift_down(h, i, 0);
-        out[i] = (struct rec_item){state_item_id(st, worst.row), worst.score};
+        out[i] = (struct rec_item){.item_id = state_item_id(st, worst.row), .score = worst.score};
     }
 }
 

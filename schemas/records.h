@@ -51,6 +51,8 @@ struct campaign_budget {
 struct rec_item {
     struct eddy_str item_id;
     float score;
+    struct eddy_str because; /* the user's recent item whose neighbour this is;
+                              * len 0 for null (trending, MF) */
 };
 
 struct recommendation {

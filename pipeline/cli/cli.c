@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pipeline/run/config.h"
 #include "pipeline/run/log.h"
@@ -106,6 +107,38 @@ int cli_parse_fraction(const char *s, double *out, char *why, size_t whylen)
     if (rc == SCAN_OUT_OF_RANGE || isinf(v) || !(v > 0)) /* 1e300/1e-300, 1e-300/1e300 */
         return errf(why, whylen, "is out of range");
     *out = v;
+    return 0;
+}
+
+int cli_parse_count_or_percent(const char *s, uint64_t *n, double *pct, char *why, size_t whylen)
+{
+    size_t len = strlen(s);
+    if (len && s[len - 1] == '%') {
+        char num[64];
+        char *end;
+        double v;
+        if (len - 1 >= sizeof num)
+            return errf(why, whylen, "is not a count N or a percentage P%%");
+        memcpy(num, s, len - 1);
+        num[len - 1] = '\0';
+        enum scan rc = scan_number(num, &v, &end);
+        if (rc == SCAN_NOT_A_NUMBER || *end || !num[0])
+            return errf(why, whylen, "is not a count N or a percentage P%%");
+        if (rc == SCAN_OUT_OF_RANGE || !(v > 0) || v > 100)
+            return errf(why, whylen, "is out of range (a percentage above 0%% and at most 100%%)");
+        *pct = v;
+        *n = 0;
+        return 0;
+    }
+    if (!all_digits(s))
+        return errf(why, whylen, "is not a count N or a percentage P%%");
+    uint64_t v;
+    if (cli_parse_u64(s, 0, UINT64_MAX, &v, why, whylen))
+        return -1;
+    if (!v)
+        return errf(why, whylen, "is out of range (a count of at least 1)");
+    *n = v;
+    *pct = 0;
     return 0;
 }
 

@@ -37,6 +37,12 @@ int cli_parse_positive(const char *s, double *out, char *why, size_t whylen);
 /* A number above 0, or a fraction A/B of two such numbers ("1/8"). */
 int cli_parse_fraction(const char *s, double *out, char *why, size_t whylen);
 
+/* A count N (an unsigned integer from 1) into *n, with *pct = 0; or a
+ * percentage "P%" (a number above 0 and at most 100, then '%') into *pct,
+ * with *n = 0. */
+int cli_parse_count_or_percent(const char *s, uint64_t *n, double *pct, char *why,
+                               size_t whylen);
+
 /* Prints `eddy CMD: invalid value "VALUE" for --OPT: WHY (see eddy CMD
  * --help)` to stderr and returns 2, the exit code of a usage error. opt is
  * the option's long name ("events"), also when it was given as a short one. */

@@ -43,12 +43,22 @@ static const char usage_replay[] =
     "--speed N instead produces the logs into the configured input topics at N\n"
     "times their event-time pace (fractions allowed), for demos and load tests.\n"
     "\n"
+    "--first N replays only the first N events of the merged event-time stream\n"
+    "(campaign budgets, which come first, count as events), --first P%% the\n"
+    "first P percent of them by count, rounded down (a first pass counts the\n"
+    "input); then the replay stops as at the end of the log, and the outputs,\n"
+    "state and report cover exactly those events: report.json's \"events\". For\n"
+    "tuning on the head of a log (docs/backtest.md). Give each --first its own\n"
+    "state directory: a state that replayed more is refused.\n"
+    "\n"
     "  -c, --config FILE          configuration (operator parameters, state dir)\n"
     "  -s, --state DIR            state directory (overrides [state] dir)\n"
     "  -o, --out DIR              outputs and report (default " DEFAULT_OUT ")\n"
     "      --kafka                read the input topics' range, not LOG files\n"
     "      --from B, --to B       the range's bounds (with --kafka)\n"
     "      --speed N              produce LOG into the input topics at N x pace\n"
+    "      --first N|P%%           only the first N events, or P percent of them\n"
+    "                             (0 < P <= 100), in event-time order\n"
     "      --to-kafka             produce outputs to the configured output topics\n"
     "                             instead of files\n"
     "      --no-eval              no evaluation and no report (fastest)\n"
@@ -84,7 +94,7 @@ static int parse_speed(const char *s, double *speed, char *why, size_t whylen)
 int cmd_replay(int argc, char **argv)
 {
     enum { O_TO_KAFKA = 256, O_NO_EVAL, O_WINDOW, O_FRACTIONS, O_TUNE, O_CKPT, O_PROGRESS,
-           O_NO_PROGRESS, O_KAFKA, O_FROM, O_TO, O_SPEED };
+           O_NO_PROGRESS, O_KAFKA, O_FROM, O_TO, O_SPEED, O_FIRST };
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'}, {"state", required_argument, 0, 's'},
         {"out", required_argument, 0, 'o'},    {"to-kafka", no_argument, 0, O_TO_KAFKA},
@@ -96,6 +106,7 @@ int cmd_replay(int argc, char **argv)
         {"progress", no_argument, 0, O_PROGRESS}, {"no-progress", no_argument, 0, O_NO_PROGRESS},
         {"kafka", no_argument, 0, O_KAFKA},    {"from", required_argument, 0, O_FROM},
         {"to", required_argument, 0, O_TO},    {"speed", required_argument, 0, O_SPEED},
+        {"first", required_argument, 0, O_FIRST},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct replay_options o = {.out_dir = DEFAULT_OUT, .evaluate = true,
@@ -139,6 +150,10 @@ int cmd_replay(int argc, char **argv)
         case O_SPEED:
             if (parse_speed(optarg, &o.speed, why, sizeof why))
                 return cli_bad_value("replay", "speed", optarg, why);
+            break;
+        case O_FIRST:
+            if (cli_parse_count_or_percent(optarg, &o.first_n, &o.first_pct, why, sizeof why))
+                return cli_bad_value("replay", "first", optarg, why);
             break;
         case O_PROGRESS: o.progress = 1; break;
         case O_NO_PROGRESS: o.progress = 0; break;

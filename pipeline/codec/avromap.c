@@ -27,7 +27,7 @@ enum { FC_USER, FC_ITEM, FC_TYPE, FC_TS, FC_SESSION };
 enum { FA_CAMPAIGN, FA_TYPE, FA_TS, FA_USER, FA_PCTR, FA_PRICE, FA_COST, FA_VALUE };
 enum { FB_CAMPAIGN, FB_BUDGET, FB_PERIOD, FB_BASE_BID };
 enum { FR_USER, FR_ITEMS, FR_TIME, FR_MODEL };
-enum { FI_ID, FI_SCORE };
+enum { FI_ID, FI_SCORE, FI_BECAUSE };
 enum { FD_CAMPAIGN, FD_SLOT, FD_MULT, FD_PACING, FD_SPENT, FD_REMAINING, FD_TIME };
 
 static const char *const record_names[REC_TYPE_COUNT] = {
@@ -47,7 +47,8 @@ static const char *const field_names[REC_TYPE_COUNT][MAX_FIELDS] = {
     [REC_DECISION] = {"campaign_id", "slot", "bid_multiplier", "pacing_rate", "spent_micros",
                       "remaining_micros", "event_time"},
 };
-static const char *const item_field_names[] = {"item_id", "score"};
+#define N_ITEM_FIELDS 3
+static const char *const item_field_names[N_ITEM_FIELDS] = {"item_id", "score", "because"};
 
 /* Enum symbols in the order of records.h's C enums. */
 static const char *const click_syms[CLICK_TYPE_COUNT] = {"VIEW", "CLICK", "ADD_TO_CART",
@@ -68,7 +69,7 @@ struct avromap {
     avro_schema_t schema;
     json_t *json;          /* the same schema, for its defaults and projections */
     size_t f[MAX_FIELDS];  /* index in schema of each field constant */
-    size_t item_f[2];      /* RecommendedItem's fields */
+    size_t item_f[N_ITEM_FIELDS]; /* RecommendedItem's fields */
     int sym[MAX_SYMS];     /* C enum value -> symbol index in schema */
     avro_value_t enc;      /* the record being encoded */
     avro_value_t defaults; /* the fields that have a default hold it */
@@ -88,6 +89,9 @@ struct avromap_reader {
     avro_value_t resolved; /* resolves the writer into dec; self is NULL when
                             * the writer's schema is eddy's own */
     struct field_at at[MAX_FIELDS]; /* in dec, or in m->defaults */
+    long item_at[N_ITEM_FIELDS];    /* RecommendedItem's fields in dec's items;
+                                     * -1: the writer lacks it, read its (null)
+                                     * default */
     int *enum_map;                  /* writer's symbol index -> C enum value or -1 */
     size_t n_enum;
     struct rec_item *items; /* decoded Recommendation items */
@@ -119,7 +123,7 @@ static int map_indexes(struct avromap *m, char *err, size_t errlen)
     if (t == REC_RECOMMENDATION) {
         avro_schema_t items = avro_schema_record_field_get_by_index(m->schema, (int)m->f[FR_ITEMS]);
         avro_schema_t item = avro_schema_array_items(items);
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < N_ITEM_FIELDS; i++) {
             int idx = avro_schema_record_field_get_index(item, item_field_names[i]);
             if (idx < 0)
                 return errf(err, errlen, "RecommendedItem has no field %s", item_field_names[i]);
@@ -157,16 +161,50 @@ static int set_default(avro_value_t *v, json_t *dflt)
     return avro_value_get_type(v) == AVRO_NULL && json_is_null(dflt) ? avro_value_set_null(v) : -1;
 }
 
+/* The fields of the record an array field holds (a Recommendation's items),
+ * or NULL when fld is not an array of records defined in place. */
+static json_t *array_record_fields(json_t *fld)
+{
+    json_t *type = json_object_get(fld, "type");
+    json_t *items = json_is_object(type) ? json_object_get(type, "items") : NULL;
+    const char *t = json_string_value(json_object_get(type, "type"));
+    const char *it = json_string_value(json_object_get(items, "type"));
+    return t && it && !strcmp(t, "array") && !strcmp(it, "record")
+               ? json_object_get(items, "fields")
+               : NULL;
+}
+
+/* A nested record's field (a RecommendedItem's because) has no value in
+ * m->defaults to read from: its default must be null and its type a union
+ * whose first branch is "null", which the readers then return as absent. */
+static int nested_defaults(const struct avromap *m, json_t *fields, char *err, size_t errlen)
+{
+    json_t *fld, *dflt, *type;
+    size_t i;
+    json_array_foreach (fields, i, fld)
+        if ((dflt = json_object_get(fld, "default")) &&
+            (!json_is_null(dflt) || !json_is_array(type = json_object_get(fld, "type")) ||
+             strcmp(json_string_value(json_array_get(type, 0)) ?: "", "null")))
+            return errf(err, errlen,
+                        "eddy's %s schema: nested field %s: only null defaults of [\"null\", T] "
+                        "are supported",
+                        record_names[m->type], json_string_value(json_object_get(fld, "name")));
+    return 0;
+}
+
 static int map_defaults(struct avromap *m, char *err, size_t errlen)
 {
-    json_t *fields = json_object_get(m->json, "fields"), *fld, *dflt;
+    json_t *fields = json_object_get(m->json, "fields"), *fld, *dflt, *nested;
     avro_value_t v;
     size_t i;
-    json_array_foreach (fields, i, fld) /* Avro C keeps the fields in this order */
+    json_array_foreach (fields, i, fld) { /* Avro C keeps the fields in this order */
         if ((dflt = json_object_get(fld, "default")) &&
             (avro_value_get_by_index(&m->defaults, i, &v, NULL) || set_default(&v, dflt)))
             return errf(err, errlen, "eddy's %s schema: field %s: only null defaults are supported",
                         record_names[m->type], json_string_value(json_object_get(fld, "name")));
+        if ((nested = array_record_fields(fld)) && nested_defaults(m, nested, err, errlen))
+            return -1;
+    }
     return 0;
 }
 
@@ -336,13 +374,20 @@ static int fill_recommendation(struct avromap *m, const void *rec)
     if (put_str(m, FR_USER, e->user_id) || enc_field(m, FR_ITEMS, &items) ||
         put_long(m, FR_TIME, e->event_time_ms) || put_long(m, FR_MODEL, e->model_version))
         return -1;
-    for (size_t i = 0; i < e->n_items; i++)
+    for (size_t i = 0; i < e->n_items; i++) {
+        const struct rec_item *ri = &e->items[i];
+        bool because = ri->because.len > 0; /* empty is null */
+        avro_value_t b;
         if (avro_value_append(&items, &it, NULL) ||
             avro_value_get_by_index(&it, m->item_f[FI_ID], &f, NULL) ||
-            set_str(m, &f, e->items[i].item_id) ||
+            set_str(m, &f, ri->item_id) ||
             avro_value_get_by_index(&it, m->item_f[FI_SCORE], &f, NULL) ||
-            avro_value_set_float(&f, e->items[i].score))
+            avro_value_set_float(&f, ri->score) ||
+            avro_value_get_by_index(&it, m->item_f[FI_BECAUSE], &f, NULL) ||
+            avro_value_set_branch(&f, because, &b) ||
+            (because ? set_str(m, &b, ri->because) : avro_value_set_null(&b)))
             return -1;
+    }
     return 0;
 }
 
@@ -367,12 +412,67 @@ int avromap_encode(struct avromap *m, const void *record, avro_value_t **value)
 
 /* ---- Readers --------------------------------------------------------------- */
 
-/* Appends eddy's schema for fields the writer has to `kept`; a field it lacks
- * is left out if it has a default, else refused. */
-static int keep_writers_fields(const struct avromap *m, avro_schema_t writer, json_t *kept,
-                               char *err, size_t errlen)
+static avro_schema_t unlink_schema(avro_schema_t s)
 {
-    json_t *fields = json_object_get(m->json, "fields"), *fld;
+    while (s && is_avro_link(s))
+        s = avro_schema_link_target(s);
+    return s;
+}
+
+/* The record the writer's array field `name` holds, or NULL if it is not an
+ * array of records. */
+static avro_schema_t writer_array_record(avro_schema_t writer, const char *name)
+{
+    avro_schema_t f = unlink_schema(avro_schema_record_field_get(writer, name));
+    f = f && is_avro_array(f) ? unlink_schema(avro_schema_array_items(f)) : NULL;
+    return f && is_avro_record(f) ? f : NULL;
+}
+
+static int keep_writers_fields(const struct avromap *m, json_t *fields, avro_schema_t writer,
+                               const char *rec, json_t *kept, char *err, size_t errlen);
+
+/* fld, an array of records the writer also has, with the fields of that
+ * record the writer lacks left out (a RecommendedItem without because, from
+ * before it): a copy of fld in *out when something was left out, else fld. */
+static int keep_nested_fields(const struct avromap *m, json_t *fld, avro_schema_t writer,
+                              json_t **out, char *err, size_t errlen)
+{
+    const char *name = json_string_value(json_object_get(fld, "name"));
+    json_t *fields = array_record_fields(fld), *kept = NULL, *copy = NULL;
+    avro_schema_t wrec = fields ? writer_array_record(writer, name) : NULL;
+    int rc = -1;
+    *out = fld;
+    if (!wrec) /* not an array of records: the resolver judges it */
+        return 0;
+    if (!(kept = json_array())) {
+        errf(err, errlen, "out of memory");
+    } else if (keep_writers_fields(m, fields, wrec, avro_schema_name(wrec), kept, err, errlen) ==
+               0) {
+        if (json_array_size(kept) == json_array_size(fields)) {
+            rc = 0;
+        } else if (!(copy = json_deep_copy(fld)) ||
+                   json_object_set(json_object_get(json_object_get(copy, "type"), "items"),
+                                   "fields", kept)) {
+            errf(err, errlen, "out of memory");
+        } else {
+            *out = copy;
+            copy = NULL;
+            rc = 0;
+        }
+    }
+    json_decref(copy);
+    json_decref(kept);
+    return rc;
+}
+
+/* Appends to `kept` eddy's schema for the fields of record `rec` (eddy's
+ * `fields`) that the writer has, with the same rule inside an array of
+ * records (a Recommendation's items); a field the writer lacks is left out
+ * if it has a default, else refused. */
+static int keep_writers_fields(const struct avromap *m, json_t *fields, avro_schema_t writer,
+                               const char *rec, json_t *kept, char *err, size_t errlen)
+{
+    json_t *fld, *keep;
     size_t i;
     json_array_foreach (fields, i, fld) {
         const char *name = json_string_value(json_object_get(fld, "name"));
@@ -380,12 +480,29 @@ static int keep_writers_fields(const struct avromap *m, avro_schema_t writer, js
             if (!json_object_get(fld, "default"))
                 return errf(err, errlen,
                             "writer schema %s lacks field %s, which has no default in eddy's",
-                            record_names[m->type], name);
-        } else if (json_array_append(kept, fld)) {
-            return errf(err, errlen, "out of memory");
+                            rec, name);
+            continue;
         }
+        if (keep_nested_fields(m, fld, writer, &keep, err, errlen))
+            return -1;
+        int rc = keep == fld ? json_array_append(kept, fld) : json_array_append_new(kept, keep);
+        if (rc)
+            return errf(err, errlen, "out of memory");
     }
     return 0;
+}
+
+/* Whether `kept` (eddy's fields as a projection keeps them) is all of them. */
+static bool keeps_all(const struct avromap *m, json_t *kept)
+{
+    json_t *fields = json_object_get(m->json, "fields");
+    size_t i;
+    if (json_array_size(kept) != json_array_size(fields))
+        return false;
+    for (i = 0; i < json_array_size(kept); i++)
+        if (json_array_get(kept, i) != json_array_get(fields, i)) /* a copy: nested fields left out */
+            return false;
+    return true;
 }
 
 /* eddy's schema with `fields` in place of its own. */
@@ -416,8 +533,9 @@ static int projection(const struct avromap *m, avro_schema_t writer, avro_schema
     int rc = -1;
     if (!kept)
         return errf(err, errlen, "out of memory");
-    if (keep_writers_fields(m, writer, kept, err, errlen) == 0) {
-        if (json_array_size(kept) == avro_schema_record_size(m->schema)) {
+    if (keep_writers_fields(m, json_object_get(m->json, "fields"), writer, record_names[m->type],
+                            kept, err, errlen) == 0) {
+        if (keeps_all(m, kept)) {
             *out = avro_schema_incref(m->schema);
             rc = 0;
         } else {
@@ -454,6 +572,11 @@ static void locate_fields(struct avromap_reader *r, avro_schema_t schema)
         int idx = avro_schema_record_field_get_index(schema, names[k]);
         r->at[k] = idx >= 0 ? (struct field_at){&r->dec, (size_t)idx}
                             : (struct field_at){&r->m->defaults, r->m->f[k]};
+    }
+    if (r->m->type == REC_RECOMMENDATION) { /* items is required: the projection has it */
+        avro_schema_t item = writer_array_record(schema, names[FR_ITEMS]);
+        for (int k = 0; k < N_ITEM_FIELDS; k++)
+            r->item_at[k] = item ? avro_schema_record_field_get_index(item, item_field_names[k]) : -1;
     }
 }
 
@@ -693,19 +816,41 @@ static int reserve_items(struct avromap_reader *r, size_t n)
     return 0;
 }
 
+/* An item's because: null ({NULL, 0}) when the writer's items lack it (its
+ * default, null), hold null, or hold "" (records.h: empty is null, so that
+ * what decodes encodes back to the same). */
+static int read_because(const struct avromap_reader *r, avro_value_t *it, struct eddy_str *s)
+{
+    avro_value_t f, b;
+    int d;
+    *s = (struct eddy_str){NULL, 0};
+    if (r->item_at[FI_BECAUSE] < 0)
+        return 0;
+    if (avro_value_get_by_index(it, (size_t)r->item_at[FI_BECAUSE], &f, NULL) ||
+        avro_value_get_discriminant(&f, &d))
+        return -1;
+    if (d != 0 && (avro_value_get_current_branch(&f, &b) || str_of(&b, s)))
+        return -1;
+    if (!s->len)
+        *s = (struct eddy_str){NULL, 0};
+    return 0;
+}
+
 static int read_items(struct avromap_reader *r, struct recommendation *out)
 {
-    const size_t *item_f = r->m->item_f;
+    const long *item_at = r->item_at;
     avro_value_t items, it, f;
     size_t n;
-    if (get(r, FR_ITEMS, &items) || avro_value_get_size(&items, &n) || reserve_items(r, n))
+    if (get(r, FR_ITEMS, &items) || avro_value_get_size(&items, &n) || reserve_items(r, n) ||
+        item_at[FI_ID] < 0 || item_at[FI_SCORE] < 0)
         return -1;
     for (size_t i = 0; i < n; i++)
         if (avro_value_get_by_index(&items, i, &it, NULL) ||
-            avro_value_get_by_index(&it, item_f[FI_ID], &f, NULL) ||
+            avro_value_get_by_index(&it, (size_t)item_at[FI_ID], &f, NULL) ||
             str_of(&f, &r->items[i].item_id) ||
-            avro_value_get_by_index(&it, item_f[FI_SCORE], &f, NULL) ||
-            avro_value_get_float(&f, &r->items[i].score))
+            avro_value_get_by_index(&it, (size_t)item_at[FI_SCORE], &f, NULL) ||
+            avro_value_get_float(&f, &r->items[i].score) ||
+            read_because(r, &it, &r->items[i].because))
             return -1;
     out->items = r->items;
     out->n_items = n;

@@ -11,8 +11,10 @@
  * specification says, including two rules Avro C 1.11.1's resolver lacks:
  *   - a field of eddy's schema that the writer's lacks reads as the default
  *     eddy's schema gives it; without a default, that writer is refused with
- *     a reason naming the field (top-level fields: eddy's nested records have
- *     no defaults);
+ *     a reason naming the field. The same holds inside an array of records
+ *     (a Recommendation's items: a RecommendedItem from before `because`
+ *     reads with because null), where only null defaults of ["null", T]
+ *     fields are supported;
  *   - enum symbols are matched by name, not by position.
  *
  * Not thread-safe: a map and its readers belong to one thread. */

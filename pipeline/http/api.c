@@ -81,8 +81,11 @@ static json_t *items_json(const struct rec_item *items, int n)
 {
     json_t *arr = json_array();
     for (int i = 0; arr && i < n; i++) {
-        json_t *item = json_pack("{s:s%, s:f}", "item_id", items[i].item_id.ptr,
-                                 items[i].item_id.len, "score", (double)items[i].score);
+        const struct rec_item *it = &items[i];
+        json_t *because = it->because.len ? json_stringn(it->because.ptr, it->because.len)
+                                          : json_null();
+        json_t *item = json_pack("{s:s%, s:f, s:o}", "item_id", it->item_id.ptr,
+                                 it->item_id.len, "score", (double)it->score, "because", because);
         if (json_array_append_new(arr, item)) {
             json_decref(arr);
             return NULL;

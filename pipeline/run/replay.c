@@ -20,6 +20,7 @@
 #include "pipeline/run/log.h"
 #include "pipeline/sink/sink_files.h"
 #include "pipeline/sink/sink_kafka.h"
+#include "pipeline/source/source_head.h"
 #include "pipeline/source/source_kafka_range.h"
 #include "pipeline/source/source_logs.h"
 #include "state/state.h"
@@ -33,7 +34,9 @@ struct replay {
     struct eddy_sink *files;     /* sink, when it is the files */
     struct driver drv;
     struct backtest *bt;
-    struct logsource *log;       /* src, when it is log files */
+    struct logsource *log;       /* src, or what src wraps, when it is log files */
+    uint64_t first;              /* --first resolved: events replayed at most; 0: all */
+    uint64_t counted;            /* with --first P%: the events counted in the input */
     /* --speed */
     struct eddy_codec *codec;
     uint64_t produced, produce_errors;
@@ -126,15 +129,17 @@ static void on_progress(void *ctx)
 
 /* ---- set-up -------------------------------------------------------------- */
 
-static int read_auctions(char *const *paths, size_t n, struct auction_log *l, char *err,
-                         size_t errlen)
+/* The auctions of the first `limit` events (0: all) of the logs. */
+static int read_auctions(char *const *paths, size_t n, uint64_t limit, struct auction_log *l,
+                         char *err, size_t errlen)
 {
     struct logsource *s;
     if (logsource_open(paths, n, &s, err, errlen))
         return -1;
     struct eddy_event ev;
-    int rc;
-    while ((rc = logsource_next(s, &ev, err, errlen)) == 1)
+    int rc = 0;
+    for (uint64_t taken = 0; (!limit || taken < limit) &&
+                             (rc = logsource_next(s, &ev, err, errlen)) == 1; taken++)
         if (auction_log_add(l, &ev, err, errlen)) {
             rc = -1;
             break;
@@ -146,9 +151,11 @@ static int read_auctions(char *const *paths, size_t n, struct auction_log *l, ch
 static int start_protocol(struct replay *r, char *err, size_t errlen)
 {
     struct auction_log eval = {0}, tune = {0};
-    int rc = read_auctions(r->o->logs, r->o->n_logs, &eval, err, errlen);
+    /* Only the head replayed is evaluated: its auctions alone make the
+     * protocol's budgets. The tuning logs are other logs, read whole. */
+    int rc = read_auctions(r->o->logs, r->o->n_logs, r->first, &eval, err, errlen);
     if (!rc && r->o->n_tune_logs)
-        rc = read_auctions(r->o->tune_logs, r->o->n_tune_logs, &tune, err, errlen);
+        rc = read_auctions(r->o->tune_logs, r->o->n_tune_logs, 0, &tune, err, errlen);
     if (!rc)
         rc = backtest_protocol(r->bt, r->o->fractions, &eval, r->o->n_tune_logs ? &tune : NULL,
                                err, errlen);
@@ -157,13 +164,48 @@ static int start_protocol(struct replay *r, char *err, size_t errlen)
     return rc;
 }
 
-static int open_input(struct replay *r, char *err, size_t errlen)
+static int open_source(struct replay *r, struct eddy_source **src, struct logsource **log,
+                       char *err, size_t errlen)
 {
     if (r->o->from_kafka)
-        return kafkasource_open(r->cfg, r->o->from, r->o->to, &r->src, err, errlen);
-    if (logsource_open(r->o->logs, r->o->n_logs, &r->log, err, errlen))
+        return kafkasource_open(r->cfg, r->o->from, r->o->to, src, err, errlen);
+    if (logsource_open(r->o->logs, r->o->n_logs, log, err, errlen))
         return -1;
-    r->src = logsource_source(r->log);
+    *src = logsource_source(*log);
+    return 0;
+}
+
+/* --first: r->first from a count, or from a percentage of the events the
+ * input holds, which a pass over a second copy of the input counts. */
+static int resolve_first(struct replay *r, char *err, size_t errlen)
+{
+    if (r->o->first_pct <= 0) {
+        r->first = r->o->first_n;
+        return 0;
+    }
+    struct eddy_source *src = NULL;
+    struct logsource *log = NULL;
+    if (open_source(r, &src, &log, err, errlen))
+        return -1;
+    int rc = source_count(src, &r->counted, err, errlen);
+    src->ops->free(src);
+    if (rc)
+        return -1;
+    r->first = head_of_percent(r->counted, r->o->first_pct);
+    if (!r->first)
+        return errf(err, errlen, "--first %g%% of the input's %" PRIu64 " events is no event",
+                    r->o->first_pct, r->counted);
+    log_info("--first %g%%: the first %" PRIu64 " of %" PRIu64 " events", r->o->first_pct,
+             r->first, r->counted);
+    return 0;
+}
+
+static int open_input(struct replay *r, char *err, size_t errlen)
+{
+    if (resolve_first(r, err, errlen) || open_source(r, &r->src, &r->log, err, errlen))
+        return -1;
+    if (r->first && !(r->src = headsource_wrap(r->src, r->first)))
+        return errf(err, errlen, "out of memory");
     return 0;
 }
 
@@ -196,6 +238,13 @@ static int start(struct replay *r, char *err, size_t errlen)
     int rc = state_open(&so, &r->st, err, errlen);
     if (rc == STATE_BUSY)
         return errf(err, errlen, "state %s is in use by another eddy", cfg->state_dir);
+    /* Before the outputs are opened (and truncated to the state's checkpoint). */
+    uint64_t at = rc ? 0 : driver_stored_position(r->st);
+    if (r->first && at > r->first)
+        return errf(err, errlen,
+                    "the state %s has replayed %" PRIu64 " events, past --first's %" PRIu64
+                    ": give each --first its own state directory",
+                    cfg->state_dir, at, r->first);
     if (rc || open_output(r, err, errlen))
         return -1;
     struct driver_hooks hooks = {.process = r->o->evaluate ? evaluate_event : NULL,
@@ -271,7 +320,21 @@ static int write_report(struct replay *r, double wall_s, char *err, size_t errle
         {"wall time", buf[5]},           {"resumed at event", buf[6]},
         {"recommendations written", buf[7]}, {"decisions written", buf[8]},
     };
+    struct report_kv with_first[sizeof run / sizeof run[0] + 1];
     size_t n_run = sizeof run / sizeof run[0];
+    char first[96], first_opt[48];
+    if (r->first) { /* only then: a report without --first is as it was */
+        if (r->o->first_pct > 0) {
+            snprintf(first, sizeof first, "%" PRIu64 " of %" PRIu64 " (%g%%)", r->first,
+                     r->counted, r->o->first_pct);
+            snprintf(first_opt, sizeof first_opt, "%g%%", r->o->first_pct);
+        } else {
+            snprintf(first, sizeof first, "%" PRIu64, r->first);
+            snprintf(first_opt, sizeof first_opt, "%" PRIu64, r->first);
+        }
+        memcpy(with_first, run, sizeof run);
+        with_first[n_run++] = (struct report_kv){"first events (--first)", first};
+    }
     struct config_list cl = {0};
     config_each_model_value(r->cfg, add_config, &cl);
     char k[16], window[32];
@@ -280,8 +343,10 @@ static int write_report(struct replay *r, double wall_s, char *err, size_t errle
     add_config(&cl, "replay --k", k);
     add_config(&cl, "replay --window (scored events)", window);
     add_config(&cl, "replay --budget-fractions", r->o->fractions ? r->o->fractions : "(off)");
-    int rc = backtest_report(r->bt, r->o->out_dir, "eddy backtest", cl.kv, cl.n, run, n_run,
-                             err, errlen);
+    if (r->first)
+        add_config(&cl, "replay --first", first_opt);
+    int rc = backtest_report(r->bt, r->o->out_dir, "eddy backtest", cl.kv, cl.n,
+                             r->first ? with_first : run, n_run, err, errlen);
     config_list_free(&cl);
     return rc;
 }
@@ -339,9 +404,10 @@ static void on_speed_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void 
 static int produce_log(struct replay *r, rd_kafka_t *producer, char *err, size_t errlen)
 {
     struct eddy_event ev;
-    int rc;
+    int rc = 0;
     int64_t first_ms = INT64_MIN, last_ms = INT64_MIN;
-    while ((rc = logsource_next(r->log, &ev, err, errlen)) == 1) {
+    while ((!r->first || r->produced < r->first) &&
+           (rc = logsource_next(r->log, &ev, err, errlen)) == 1) {
         int64_t t = eddy_event_time(&ev);
         if (first_ms == INT64_MIN && t != INT64_MIN)
             first_ms = t;
@@ -374,7 +440,7 @@ static int produce_log(struct replay *r, rd_kafka_t *producer, char *err, size_t
 static int replay_speed(struct replay *r, char *err, size_t errlen)
 {
     struct codec_options co = {0};
-    if (codec_new(&co, &r->codec, err, errlen) ||
+    if (codec_new(&co, &r->codec, err, errlen) || resolve_first(r, err, errlen) ||
         logsource_open(r->o->logs, r->o->n_logs, &r->log, err, errlen))
         return -1;
     r->src = logsource_source(r->log);

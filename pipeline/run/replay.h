@@ -22,6 +22,12 @@
  * An evaluation (backtest/) runs in the same pass unless disabled, and
  * writes report.json and report.html into out_dir.
  *
+ * With first_n or first_pct only the head of that stream is replayed
+ * (pipeline/source/source_head.h): the first N events, or the first P
+ * percent of them by count (which takes a counting pass over the input
+ * first), then the replay ends as at the end of the log and reports on what
+ * it replayed. The budget protocol's auctions are cut the same way.
+ *
  * With from_kafka the stream is a bounded range of the input topics
  * (pipeline/source/source_kafka_range.h) instead of files; with speed > 0 the
  * files are produced into the input topics at speed times their original pace, for
@@ -52,6 +58,11 @@ struct replay_options {
     size_t n_tune_logs;
     uint64_t checkpoint_events;
     int progress;               /* 1 bar, 0 plain lines, -1 quiet */
+    /* --first: only the first first_n events of the merged stream, or (when
+     * first_pct > 0) the first first_pct percent of them, rounded down; the
+     * rest reaches nothing but a count. Both 0: all of them. */
+    uint64_t first_n;
+    double first_pct;           /* in (0, 100] */
 };
 
 /* Runs the replay; 0 on success, non-zero after an error (printed). */

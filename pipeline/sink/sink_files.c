@@ -43,6 +43,38 @@ struct files_sink {
     struct out_mark marks[N_OUT];  /* at the last barrier */
 };
 
+/* A file a replay resumes must hold eddy's schema for its type as it is
+ * now: appending bodies of a newer schema (Recommendation gained `because`)
+ * to a file whose header names an older one would corrupt it for every
+ * reader. Checked before the file is truncated. */
+static int same_schema(const char *path, enum eddy_record_type type, char *err, size_t errlen)
+{
+    const char *json = codec_schema_json(type);
+    avro_file_reader_t r;
+    avro_schema_t ours;
+    struct stat sb;
+    if (stat(path, &sb))
+        return errf(err, errlen, "%s: cannot resume the outputs: %s", path, strerror(errno));
+    if (avro_file_reader(path, &r))
+        return errf(err, errlen, "%s: %s", path, avro_strerror());
+    if (avro_schema_from_json_length(json, strlen(json), &ours)) {
+        avro_file_reader_close(r);
+        return errf(err, errlen, "eddy's schema: %s", avro_strerror());
+    }
+    avro_schema_t theirs = avro_file_reader_get_writer_schema(r); /* a new reference */
+    int same = avro_schema_equal(theirs, ours);
+    avro_schema_decref(theirs);
+    avro_schema_decref(ours);
+    avro_file_reader_close(r);
+    if (!same)
+        return errf(err, errlen,
+                    "%s holds another %s schema than this eddy's (an eddy from before a schema "
+                    "change?): appending to it would corrupt it; replay into a fresh output and "
+                    "state directory",
+                    path, type == REC_RECOMMENDATION ? "Recommendation" : "BudgetDecision");
+    return 0;
+}
+
 static int out_open(struct outfile *f, const char *dir, int i, struct out_mark keep, char *err,
                     size_t errlen)
 {
@@ -52,6 +84,8 @@ static int out_open(struct outfile *f, const char *dir, int i, struct out_mark k
     }
     f->records = keep.records;
     if (keep.bytes) { /* resume: drop what was written after the checkpoint */
+        if (same_schema(f->path, out_types[i], err, errlen))
+            return -1;
         if (truncate(f->path, (off_t)keep.bytes))
             return errf(err, errlen, "%s: cannot truncate to the checkpoint: %s", f->path,
                         strerror(errno));

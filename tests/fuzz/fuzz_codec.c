@@ -177,7 +177,8 @@ static void flatten(struct flat *f, enum eddy_record_type t, const void *rec)
         put_str(f, e->user_id);
         PUT(f, e->n_items), PUT(f, e->event_time_ms), PUT(f, e->model_version);
         for (size_t i = 0; i < e->n_items; i++)
-            put_str(f, e->items[i].item_id), PUT(f, e->items[i].score);
+            put_str(f, e->items[i].item_id), PUT(f, e->items[i].score),
+                put_str(f, e->items[i].because);
     } else {
         const struct budget_decision *e = rec;
         put_str(f, e->campaign_id);

@@ -197,7 +197,7 @@ def test_bad_config_is_an_error_naming_file_line_and_key(workdir):
     assert f"{path}:3" in r.stderr and "learnig_rate" in r.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "broker", "gen", "demo", "state", "import"])
+@pytest.mark.parametrize("command", ["run", "broker", "gen", "demo", "state", "import", "replay"])
 def test_help_lists_only_real_options(command):
     r = subprocess.run([EDDY, command, "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith(f"usage: eddy {command}")

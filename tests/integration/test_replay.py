@@ -1,15 +1,18 @@
 """Backtests: `eddy replay` over event logs is deterministic (also across a
 SIGKILL and resume), writes outputs and a report, and on the shared public
 data (when present) beats its baselines as the README says."""
+import datetime
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
 
 import avro.datafile
 import avro.io
+import avro.schema
 import pytest
 
 from harness import (EDDY, ROOT, Broker, Workdir, consume_all, decode_single_object, end_offsets,
@@ -33,8 +36,9 @@ def eddy(*args, timeout=600):
     return r
 
 
-def records(path):
-    with avro.datafile.DataFileReader(open(path, "rb"), avro.io.DatumReader()) as r:
+def records(path, reader_schema=None):
+    with avro.datafile.DataFileReader(open(path, "rb"),
+                                      avro.io.DatumReader(readers_schema=reader_schema)) as r:
         return list(r)
 
 
@@ -287,3 +291,141 @@ def test_to_kafka_stops_without_a_checkpoint_when_outputs_are_not_delivered(work
         assert want and {repr(w) for w in want} <= got
     finally:
         broker.stop()
+
+
+def ms(t):
+    """Milliseconds since the epoch of a timestamp-millis value, which the
+    Python Avro library reads as an aware datetime."""
+    if isinstance(t, int):
+        return t
+    return (t - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) \
+        // datetime.timedelta(milliseconds=1)
+
+
+def merged_log(log):
+    """The log's events in the replay's order (pipeline/source/merge.h), by
+    an independent reader: the input whose head is earliest goes first,
+    budgets (no time) before any timed event, ties to the file listed first
+    (a directory's *.avro files in name order)."""
+    import heapq
+    files = sorted(f for f in os.listdir(log) if f.endswith(".avro"))
+    def timed(recs):
+        for r in recs:
+            yield (ms(r["timestamp"]) if "timestamp" in r else float("-inf"), r)
+    streams = [timed(records(os.path.join(log, f))) for f in files]
+    return [r for _, r in heapq.merge(*streams, key=lambda tr: tr[0])]
+
+
+def kind_counts(events):
+    clicks = sum(1 for e in events if "item_id" in e)
+    budgets = sum(1 for e in events if "budget_micros" in e)
+    return clicks, len(events) - clicks - budgets, budgets
+
+
+def test_first_replays_exactly_the_head_of_the_log(workdir):
+    """--first N and --first P% replay exactly the first events of the
+    merged stream: the report counts them, by kind and event time, and no
+    output comes from an event after them."""
+    log = os.path.join(workdir, "log")
+    eddy("gen", "--out", log, *GEN[:1], 6000, *GEN[2:])
+    events = merged_log(log)
+    total = len(events)
+    with open(os.path.join(ROOT, "config", "eddy.conf")) as f:
+        refresh_ms = int(re.search(r"^refresh\.interval\.ms\s*=\s*(\d+)", f.read(), re.M)[1])
+    for first, n in (("1234", 1234), ("20%", total * 20 // 100)):
+        out = os.path.join(workdir, "out-" + first.rstrip("%"))
+        r = eddy("replay", "-q", "--state", out + "-state", "-o", out,
+                 "--checkpoint-events", 499, "--first", first, log)
+        head = events[:n]
+        assert f"replay: {n} events" in r.stdout, r.stdout
+        with open(os.path.join(out, "report.json")) as f:
+            rep = json.load(f)
+        run = rep["run"]
+        assert run["events"] == str(n)
+        clicks, ads, budgets = kind_counts(head)
+        assert (run["click events"], run["ad events"], run["campaign budgets"]) == \
+            (str(clicks), str(ads), str(budgets))
+        assert clicks and ads and budgets, "the head must hold every kind to prove anything"
+        times = [ms(e["timestamp"]) for e in head if "timestamp" in e]
+        fmt = lambda ms: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms // 1000))
+        assert run["event time"] == f"{fmt(min(times))} to {fmt(max(times))} UTC"
+        want = f"{n} of {total} (20%)" if first.endswith("%") else str(n)
+        assert run["first events (--first)"] == want
+        assert rep["config"]["replay --first"] == first
+        # Nothing after the head reached the operators: only the head's
+        # users get recommendations, and no output is stamped later than the
+        # head's last event (decisions carry their slot's start, refreshes
+        # the end of the refresh interval the click fell in).
+        recs = records(os.path.join(out, "recommendations.avro"))
+        decs = records(os.path.join(out, "decisions.avro"))
+        assert recs and decs
+        assert {x["user_id"] for x in recs} <= {e["user_id"] for e in head if "item_id" in e}
+        assert max(ms(x["event_time"]) for x in decs) <= max(times)
+        assert max(ms(x["event_time"]) for x in recs) <= max(times) + refresh_ms
+        # The evaluation scored only the head's events.
+        assert 0 < rep["recommendations"]["eddy"]["events"] < clicks
+
+    # Each item carries "because" (null or an item id); a reader still on the
+    # Recommendation schema from before it reads the same records, less that
+    # field, by the Python Avro library's schema resolution.
+    with open(os.path.join(ROOT, "tests", "data", "Recommendation-v1.avsc")) as f:
+        v1 = avro.schema.parse(f.read())
+    old = records(os.path.join(out, "recommendations.avro"), v1)
+    assert all(set(i) == {"item_id", "score", "because"} for x in recs for i in x["items"])
+    assert all(i["because"] is None or isinstance(i["because"], str)
+               for x in recs for i in x["items"])
+    assert old == [dict(x, items=[{"item_id": i["item_id"], "score": i["score"]}
+                                  for i in x["items"]]) for x in recs]
+
+    # A state that replayed further than a later --first asks is refused,
+    # before its outputs are touched.
+    out = os.path.join(workdir, "out-1234")
+    def files():
+        return [open(os.path.join(out, f), "rb").read()
+                for f in ("recommendations.avro", "decisions.avro")]
+    before = files()
+    r = subprocess.run([EDDY, "replay", "-q", "--state", out + "-state", "-o", out,
+                        "--first", "100", log], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "has replayed 1234 events, past --first's 100" in r.stderr, r.stderr
+    assert files() == before
+
+
+@pytest.mark.parametrize("value,why", [
+    ("0", "is out of range (a count of at least 1)"),
+    ("0%", "is out of range (a percentage above 0% and at most 100%)"),
+    ("150%", "is out of range (a percentage above 0% and at most 100%)"),
+    ("ten", "is not a count N or a percentage P%"),
+    ("-5", "is not a count N or a percentage P%"),
+])
+def test_first_refuses_bad_values(workdir, value, why):
+    r = subprocess.run([EDDY, "replay", "--state", os.path.join(workdir, "s"), "--first", value,
+                        os.path.join(workdir, "log")], capture_output=True, text=True,
+                       cwd=workdir, timeout=60)
+    assert r.returncode == 2
+    assert f'invalid value "{value}" for --first: {why}' in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(workdir, "s"))
+
+
+def test_resume_refuses_an_output_file_of_the_older_recommendation_schema(workdir):
+    """A replay resumed on outputs an eddy from before `because` wrote would
+    append records of the new schema to a file whose header names the old
+    one, which no reader could then read: it is refused, naming the file."""
+    log = os.path.join(workdir, "log")
+    eddy("gen", "--out", log, *GEN[:1], 6000, *GEN[2:])
+    out, state = os.path.join(workdir, "out"), os.path.join(workdir, "state")
+    eddy("replay", "-q", "--no-eval", "--state", state, "-o", out, "--first", 3000, log)
+    path = os.path.join(out, "recommendations.avro")
+    with open(os.path.join(ROOT, "tests", "data", "Recommendation-v1.avsc")) as f:
+        v1 = avro.schema.parse(f.read())
+    old = records(path, v1)
+    assert old
+    with avro.datafile.DataFileWriter(open(path, "wb"), avro.io.DatumWriter(), v1,
+                                      codec="deflate") as w:
+        for rec in old:
+            w.append(rec)
+    r = subprocess.run([EDDY, "replay", "-q", "--no-eval", "--state", state, "-o", out, log],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert f"{path} holds another Recommendation schema than this eddy's" in r.stderr, r.stderr
+    assert records(path, v1) == old, "the file must be left as it was"

@@ -186,6 +186,53 @@ static void test_bad_value_message(void **state)
                              "integer (see eddy gen --help)\n");
 }
 
+/* --first N|P% (eddy replay): a count from 1, or a percentage in (0, 100]. */
+static void test_count_or_percent(void **state)
+{
+    (void)state;
+    uint64_t n = UNTOUCHED;
+    double pct = UNTOUCHED;
+    char why[128] = "";
+    assert_int_equal(cli_parse_count_or_percent("1", &n, &pct, why, sizeof why), 0);
+    assert_true(n == 1 && pct == 0);
+    assert_int_equal(cli_parse_count_or_percent("20%", &n, &pct, why, sizeof why), 0);
+    assert_true(n == 0 && pct == 20);
+    assert_int_equal(cli_parse_count_or_percent("12.5%", &n, &pct, why, sizeof why), 0);
+    assert_true(pct == 12.5);
+    assert_int_equal(cli_parse_count_or_percent("100%", &n, &pct, why, sizeof why), 0);
+    assert_true(pct == 100);
+    assert_int_equal(cli_parse_count_or_percent("18446744073709551615", &n, &pct, why,
+                                                sizeof why), 0);
+    assert_true(n == UINT64_MAX && pct == 0);
+
+    static const struct { const char *s, *want; } bad[] = {
+        {"0", "out of range (a count of at least 1)"},
+        {"0%", "out of range (a percentage above 0% and at most 100%)"},
+        {"-5%", "out of range (a percentage"},
+        {"100.01%", "out of range (a percentage"},
+        {"1e999%", "out of range (a percentage"},
+        {"18446744073709551616", "out of range"},
+        {"", "is not a count N or a percentage P%"},
+        {"%", "is not a count N or a percentage P%"},
+        {"abc", "is not a count N or a percentage P%"},
+        {"5x", "is not a count N or a percentage P%"},
+        {"-3", "is not a count N or a percentage P%"},
+        {"1.5", "is not a count N or a percentage P%"},
+        {"20 %", "is not a count N or a percentage P%"},
+        {"20%%", "is not a count N or a percentage P%"},
+        {"nan%", "is not a count N or a percentage P%"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        n = UNTOUCHED, pct = UNTOUCHED;
+        why[0] = '\0';
+        if (!cli_parse_count_or_percent(bad[i].s, &n, &pct, why, sizeof why))
+            fail_msg("\"%s\" accepted", bad[i].s);
+        if (!strstr(why, bad[i].want))
+            fail_msg("\"%s\": reason \"%s\" lacks \"%s\"", bad[i].s, why, bad[i].want);
+        assert_true(n == UNTOUCHED && pct == UNTOUCHED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_fraction_takes_numbers_and_a_over_b),
         cmocka_unit_test(test_fraction_refuses_what_is_no_positive_ratio),
         cmocka_unit_test(test_bad_value_message),
+        cmocka_unit_test(test_count_or_percent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -322,8 +322,12 @@ static void test_roundtrip_recommendation(void **state)
 {
     (void)state;
     struct eddy_codec *c = new_codec(NULL);
+    /* because: set, null, and set from a slice that is not NUL-terminated. */
     struct rec_item items[3] = {
-        {eddy_str_c("i1"), 0.875f}, {eddy_str_c("i22"), 0.5f}, {eddy_str_c("i333"), -1.25f}};
+        {eddy_str_c("i1"), 0.875f, eddy_str_c("i9")},
+        {eddy_str_c("i22"), 0.5f, {NULL, 0}},
+        {eddy_str_c("i333"), -1.25f, {"i4444-not-this", 5}}};
+    static const char *const because[3] = {"i9", NULL, "i4444"};
     struct recommendation in = {eddy_str_c("u5"), items, 3, 1234, 7}, out;
     uint8_t buf[256];
     size_t len;
@@ -336,9 +340,23 @@ static void test_roundtrip_recommendation(void **state)
     for (int i = 0; i < 3; i++) {
         assert_true(str_is(out.items[i].item_id, items[i].item_id.ptr));
         assert_true(out.items[i].score == items[i].score);
+        if (because[i])
+            assert_true(str_is(out.items[i].because, because[i]));
+        else
+            assert_int_equal(out.items[i].because.len, 0);
     }
     assert_int_equal(out.event_time_ms, 1234);
     assert_int_equal(out.model_version, 7);
+
+    /* An empty because is null (records.h), on the wire too: the decoder
+     * reads null as len 0, and the body is no longer than a null's. */
+    size_t null_len;
+    items[0].because = (struct eddy_str){"", 0};
+    encode(c, REC_RECOMMENDATION, &in, buf, &null_len);
+    assert_int_equal(codec_decode_recommendation(c, buf, null_len, &out, reason, sizeof reason), 0);
+    assert_int_equal(out.items[0].because.len, 0);
+    assert_int_equal(null_len, len - 3); /* branch, length and "i9" against a branch */
+    items[0].because = eddy_str_c("i9");
 
     /* The encoder reuses its array: a shorter list must not keep old items. */
     in.n_items = 1;
@@ -629,6 +647,200 @@ static void test_recursive_writer(void **state)
     }
     codec_free(c);
     remove_files(dir, files);
+}
+
+/* ---- Recommendation's because, both ways across the schema change -------- */
+
+/* The Recommendation schema before RecommendedItem gained `because`: the
+ * schema as the readers and writers already deployed have it. */
+#define REC_V1 "tests/data/Recommendation-v1.avsc"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("%s: cannot open (run from the repository root)", path);
+    char *text = calloc(1, 1 << 16);
+    assert_non_null(text);
+    size_t n = fread(text, 1, (1 << 16) - 1, f);
+    fclose(f);
+    assert_true(n > 0);
+    return text;
+}
+
+static avro_schema_t parse_schema(const char *json)
+{
+    avro_schema_t s;
+    if (avro_schema_from_json_length(json, strlen(json), &s))
+        fail_msg("schema: %s", avro_strerror());
+    return s;
+}
+
+static const struct rec_item because_items[3] = {
+    {{"i1", 2}, 0.875f, {"i9", 2}},
+    {{"i22", 3}, 0.5f, {NULL, 0}},
+    {{"i333", 4}, -1.25f, {"i4444", 5}}};
+
+/* An old reader (the schema of REC_V1, resolved by Avro C as any Avro
+ * library would) reads what eddy writes now: the same items and scores, and
+ * the new field skipped. */
+static void test_old_reader_reads_because(void **state)
+{
+    (void)state;
+    char *v1 = slurp(REC_V1);
+    struct eddy_codec *c = new_codec(NULL);
+    struct recommendation in = {eddy_str_c("u5"), because_items, 3, 1234, 7};
+    const void *body;
+    size_t len;
+    char err[256];
+    if (codec_encode_body(c, REC_RECOMMENDATION, &in, &body, &len, err, sizeof err))
+        fail_msg("encode: %s", err);
+
+    avro_schema_t writer = parse_schema(codec_schema_json(REC_RECOMMENDATION));
+    avro_schema_t reader = parse_schema(v1);
+    assert_false(avro_schema_equal(writer, reader)); /* the fixture is the old schema */
+    avro_value_iface_t *res = avro_resolved_writer_new(writer, reader);
+    if (!res)
+        fail_msg("an old reader cannot resolve the new writer: %s", avro_strerror());
+    avro_value_iface_t *cls = avro_generic_class_from_schema(reader);
+    avro_value_t resolved, dest, f, items, it;
+    assert_int_equal(avro_resolved_writer_new_value(res, &resolved), 0);
+    assert_int_equal(avro_generic_value_new(cls, &dest), 0);
+    avro_resolved_writer_set_dest(&resolved, &dest);
+    avro_reader_t rd = avro_reader_memory(body, (int64_t)len);
+    assert_int_equal(avro_value_read(rd, &resolved), 0);
+    avro_reader_free(rd);
+
+    const char *p;
+    size_t n;
+    int64_t l;
+    float score;
+    f = field(&dest, "user_id");
+    assert_int_equal(avro_value_get_string(&f, &p, &n), 0);
+    assert_string_equal(p, "u5");
+    items = field(&dest, "items");
+    assert_int_equal(avro_value_get_size(&items, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(avro_value_get_by_index(&items, i, &it, NULL), 0);
+        size_t fields;
+        assert_int_equal(avro_value_get_size(&it, &fields), 0);
+        assert_int_equal(fields, 2); /* item_id and score: the old reader has no because */
+        f = field(&it, "item_id");
+        assert_int_equal(avro_value_get_string(&f, &p, &n), 0);
+        assert_int_equal(n, because_items[i].item_id.len + 1);
+        assert_memory_equal(p, because_items[i].item_id.ptr, n - 1);
+        f = field(&it, "score");
+        assert_int_equal(avro_value_get_float(&f, &score), 0);
+        assert_true(score == because_items[i].score);
+    }
+    f = field(&dest, "event_time");
+    assert_int_equal(avro_value_get_long(&f, &l), 0);
+    assert_int_equal(l, 1234);
+    f = field(&dest, "model_version");
+    assert_int_equal(avro_value_get_long(&f, &l), 0);
+    assert_int_equal(l, 7);
+
+    avro_value_decref(&resolved);
+    avro_value_decref(&dest);
+    avro_value_iface_decref(res);
+    avro_value_iface_decref(cls);
+    avro_schema_decref(writer);
+    avro_schema_decref(reader);
+    codec_free(c);
+    free(v1);
+}
+
+/* Writes a Recommendation with schema `json` (REC_V1's shape: items without
+ * because) with Avro C directly, framed single-object. */
+static size_t encode_v1_recommendation(const char *json, uint8_t *buf, size_t cap)
+{
+    avro_schema_t s = parse_schema(json);
+    avro_value_iface_t *cls = avro_generic_class_from_schema(s);
+    avro_value_t v, f, items, it;
+    assert_int_equal(avro_generic_value_new(cls, &v), 0);
+    set_string(&v, "user_id", "u5", false);
+    items = field(&v, "items");
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(avro_value_append(&items, &it, NULL), 0);
+        char id[16];
+        snprintf(id, sizeof id, "%.*s", (int)because_items[i].item_id.len,
+                 because_items[i].item_id.ptr);
+        set_string(&it, "item_id", id, false);
+        f = field(&it, "score");
+        assert_int_equal(avro_value_set_float(&f, because_items[i].score), 0);
+    }
+    f = field(&v, "event_time");
+    assert_int_equal(avro_value_set_long(&f, 1234), 0);
+    f = field(&v, "model_version");
+    assert_int_equal(avro_value_set_long(&f, 7), 0);
+
+    size_t hdr = so_header(buf, fingerprint_of(json));
+    avro_writer_t w = avro_writer_memory((char *)buf + hdr, (int64_t)(cap - hdr));
+    assert_int_equal(avro_value_write(w, &v), 0);
+    size_t len = hdr + (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(&v);
+    avro_value_iface_decref(cls);
+    avro_schema_decref(s);
+    return len;
+}
+
+/* eddy's reader reads what the old schema wrote, each because null (the
+ * default in eddy's schema, applied by the mapping: Avro C's resolver alone
+ * refuses a writer that lacks a field, nested or not). A nested field with
+ * no default that the writer lacks still refuses the writer, naming it. */
+static void test_new_reader_reads_old_writer(void **state)
+{
+    (void)state;
+    char *v1 = slurp(REC_V1);
+    /* item_id taken out of the old RecommendedItem: required, no default. */
+    char *no_id = slurp(REC_V1);
+    char *at = strstr(no_id, "{\"name\": \"item_id\"");
+    assert_non_null(at);
+    char *end = strstr(at, "},");
+    assert_non_null(end);
+    memmove(at, end + 2, strlen(end + 2) + 1);
+    char dir[] = "/tmp/eddy-codec-XXXXXX";
+    static const char *const files[] = {"rec-v1.avsc", "rec-noid.avsc", NULL};
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, files[0], v1);
+    write_file(dir, files[1], no_id);
+    struct codec_options o = {.writers_dir = dir};
+    struct eddy_codec *c = new_codec(&o);
+    struct recommendation out;
+    uint8_t buf[256];
+    char reason[256] = "";
+
+    for (int round = 0; round < 2; round++) { /* the second reuses the cached reader */
+        size_t len = encode_v1_recommendation(v1, buf, sizeof buf);
+        if (codec_decode_recommendation(c, buf, len, &out, reason, sizeof reason))
+            fail_msg("decode: %s", reason);
+        assert_true(str_is(out.user_id, "u5"));
+        assert_int_equal(out.n_items, 3);
+        for (size_t i = 0; i < 3; i++) {
+            assert_int_equal(out.items[i].item_id.len, because_items[i].item_id.len);
+            assert_memory_equal(out.items[i].item_id.ptr, because_items[i].item_id.ptr,
+                                out.items[i].item_id.len);
+            assert_true(out.items[i].score == because_items[i].score);
+            assert_int_equal(out.items[i].because.len, 0);
+            assert_null(out.items[i].because.ptr);
+        }
+        assert_int_equal(out.event_time_ms, 1234);
+        assert_int_equal(out.model_version, 7);
+    }
+
+    /* The record no_id describes is never built: its schema is refused first. */
+    size_t len = so_header(buf, fingerprint_of(no_id));
+    buf[len++] = 0;
+    assert_int_equal(codec_decode_recommendation(c, buf, len, &out, reason, sizeof reason), -1);
+    if (!strstr(reason, "RecommendedItem lacks field item_id"))
+        fail_msg("reason \"%s\" does not name the missing nested field", reason);
+
+    codec_free(c);
+    remove_files(dir, files);
+    free(v1);
+    free(no_id);
 }
 
 /* ---- hostile and invalid input -------------------------------------------- */
@@ -953,7 +1165,7 @@ static void test_mutations(void **state)
 {
     (void)state;
     struct eddy_codec *c = new_codec(NULL);
-    struct rec_item items[2] = {{eddy_str_c("i1"), 1}, {eddy_str_c("i2"), 0.5f}};
+    struct rec_item items[2] = {{eddy_str_c("i1"), 1, eddy_str_c("i2")}, {eddy_str_c("i2"), 0.5f, {NULL, 0}}};
     const struct click_event ck = {eddy_str_c("u1"), eddy_str_c("i1"), CLICK_VIEW, 1,
                                    eddy_str_c("s")};
     const struct ad_event ad = {.campaign_id = eddy_str_c("c1"),
@@ -1161,6 +1373,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip_campaign), cmocka_unit_test(test_roundtrip_recommendation),
         cmocka_unit_test(test_roundtrip_decision), cmocka_unit_test(test_resolution),
         cmocka_unit_test(test_missing_fields),
+        cmocka_unit_test(test_old_reader_reads_because),
+        cmocka_unit_test(test_new_reader_reads_old_writer),
         cmocka_unit_test(test_recursive_writer),   cmocka_unit_test(test_bad_framing),
         cmocka_unit_test(test_bad_lengths),        cmocka_unit_test(test_bad_indexes_and_counts),
         cmocka_unit_test(test_record_size_cap),    cmocka_unit_test(test_validation),
