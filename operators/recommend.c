@@ -273,6 +273,8 @@ static void heap_to_items(struct eddy_state *st, struct cand *h, size_t len,
         h[0] = h[i];
         cand_sift_down(h, i, 0);
         out[i] = (struct rec_item){.item_id = state_item_id(st, worst.row), .score = worst.score};
+        if (worst.because >= 0)
+            out[i].because = state_item_id(st, (uint32_t)worst.because);
     }
 }
 

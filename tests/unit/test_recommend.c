@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "operators/cooccur.h"
 #include "operators/recommend.h"
 #include "state/state.h"
 
@@ -25,6 +26,7 @@ struct got_rec {
     char user[16];
     size_t n;
     char items[MAX_K][16];
+    char because[MAX_K][16];
     float scores[MAX_K];
     int64_t time, model_version;
 };
@@ -42,7 +44,8 @@ static int setup_dim(void **state, int dim)
     char err[256];
     strcpy(f->dir, "/tmp/eddy-test-rec-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    struct state_options o = {.dir = f->dir, .dim = dim, .create_if_missing = true};
+    struct state_options o = {.dir = f->dir, .dim = dim, .create_if_missing = true,
+                              .stores = eddy_op_cooccur.stores};
     if (state_open(&o, &f->st, err, sizeof err))
         fail_msg("state_open: %s", err);
     *state = f;
@@ -82,6 +85,8 @@ static void on_rec(void *ctx, const struct recommendation *rec)
         snprintf(g->items[i], sizeof g->items[i], "%.*s", (int)rec->items[i].item_id.len,
                  rec->items[i].item_id.ptr);
         g->scores[i] = rec->items[i].score;
+        snprintf(g->because[i], sizeof g->because[i], "%.*s", (int)rec->items[i].because.len,
+                 rec->items[i].because.ptr ? rec->items[i].because.ptr : "");
     }
     g->time = rec->event_time_ms;
     g->model_version = rec->model_version;
@@ -493,6 +498,67 @@ static void test_bad_params(void **state)
     assert_non_null(strstr(err, "k"));
 }
 
+/* Two-stage: a user who saw a is offered b, which followed a in another
+ * user's history, "because" of a; a seen item is never offered; a user
+ * with no history gets the trending items, with no because. The query
+ * answers what the refresh published. */
+static void test_two_stage_because(void **state)
+{
+    struct fx *f = *state;
+    struct cooc_params cp = {.history = 10, .neighbours = 100, .trending = 10,
+                             .weight = {1, 1, 1, 1}, .reverse_weight = 0.5f,
+                             .popularity_exponent = 0.5f};
+    struct rec_params rp = {.k = 3, .refresh_interval_ms = 0, .batch_users = 4,
+                            .retrieval = REC_TWO_STAGE, .rerank = 50,
+                            .read = {.history = 10, .recency = 8, .candidates = 300,
+                                     .trending = 10},
+                            .blend = {.trending = 0.1f, .mf = 0}};
+    struct eddy_emit emit = {.recommendation = on_rec, .ctx = f};
+    char err[256];
+    void *co = eddy_op_cooccur.create(&cp, f->st, &emit, err, sizeof err);
+    void *rec = co ? eddy_op_recommend.create(&rp, f->st, &emit, err, sizeof err) : NULL;
+    if (!rec)
+        fail_msg("create: %s", err);
+    const char *seq[][2] = {{"u1", "a"}, {"u1", "b"}, {"u2", "a"}};
+    for (int i = 0; i < 3; i++) {
+        if (state_item_row(f->st, S(seq[i][1])) < 0)
+            state_item_add(f->st, S(seq[i][1]), NULL);
+        struct user_state *u = state_user(f->st, 0, S(seq[i][0]), true);
+        state_user_seen_add(u, (uint32_t)state_item_row(f->st, S(seq[i][1])));
+        state_user_dirty(f->st, u);
+        struct eddy_event ev = {.kind = EV_CLICK};
+        ev.u.click = (struct click_event){.user_id = S(seq[i][0]), .item_id = S(seq[i][1]),
+                                          .type = CLICK_PURCHASE, .timestamp_ms = 10 + i};
+        eddy_op_cooccur.process(co, &ev);
+        eddy_op_recommend.process(rec, &ev);
+    }
+    state_user(f->st, 0, S("u3"), true); /* known, no history */
+    struct eddy_event ev = {.kind = EV_CLICK};
+    ev.u.click = (struct click_event){.user_id = S("u3"), .item_id = S("a"), .timestamp_ms = 13};
+    eddy_op_recommend.process(rec, &ev);
+    eddy_op_recommend.flush(rec, 100);
+    const struct got_rec *u2 = NULL, *u3 = NULL;
+    for (int i = 0; i < f->n; i++) {
+        if (!strcmp(f->recs[i].user, "u2"))
+            u2 = &f->recs[i];
+        if (!strcmp(f->recs[i].user, "u3"))
+            u3 = &f->recs[i];
+    }
+    assert_non_null(u2);
+    assert_int_equal(u2->n, 1); /* b; a is seen */
+    assert_string_equal(u2->items[0], "b");
+    assert_string_equal(u2->because[0], "a");
+    assert_non_null(u3);
+    assert_int_equal(u3->n, 2); /* trending: a and b, a counted twice */
+    assert_string_equal(u3->items[0], "a");
+    assert_string_equal(u3->because[0], "");
+    struct rec_item out[3];
+    assert_int_equal(top_k(f, "u2", 3, out), 1);
+    assert_true(out[0].because.len == 1 && out[0].because.ptr[0] == 'a');
+    eddy_op_recommend.destroy(rec);
+    eddy_op_cooccur.destroy(co);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocks_agree_with_brute_force, setup_wide, teardown),
         cmocka_unit_test_setup_teardown(test_ties_and_nan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_stage_because, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
