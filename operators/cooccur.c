@@ -433,6 +433,8 @@ static void gather_neighbours(struct state_store *items, const struct cooc_list 
         struct row_key key;
         list[k] = state_find(items, row_key(h->e[h->n - 1 - k].row, &key));
         entries += list[k] ? list[k]->n : 0;
+        if (list[k]) /* its first entries' miss overlaps the next lookup */
+            __builtin_prefetch(list[k]->e);
     }
     acc_reset(s, entries);
     for (uint32_t k = 0; k < used; k++) {
@@ -516,8 +518,10 @@ static size_t add_trending(const struct cooc_list *tr, struct cooc_scratch *s, s
         else if (trend > 0)
             out[n++] = (struct cooc_candidate){tr->e[i].row, 0, trend, -1};
     }
+    if (n <= max)
+        return n; /* the default: the whole list, in no particular order */
     qsort(out, n, sizeof *out, by_trend);
-    return n < max ? n : max;
+    return max;
 }
 
 size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,

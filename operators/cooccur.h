@@ -66,10 +66,10 @@ struct cooc_scratch;
 struct cooc_scratch *cooc_scratch_new(void);
 void cooc_scratch_free(struct cooc_scratch *s);
 
-/* The candidates for user_id: the
- * neighbours of their recent items, best co-occurrence first, then trending
- * items not among them. *out points into s, valid until the next call.
- * Returns how many. */
+/* The candidates for user_id: the best (at most p->candidates) neighbours
+ * of their recent items, then trending items not among them (at most
+ * p->trending), each part in no particular order: the ranking orders them.
+ * *out points into s, valid until the next call. Returns how many. */
 size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
                      struct eddy_str user_id, struct cooc_scratch *s,
                      const struct cooc_candidate **out);

@@ -318,12 +318,18 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
         best = 1;
     const bool mf = u && p->blend.mf != 0;
     const size_t first = mf && (size_t)p->rerank > k ? (size_t)p->rerank : k;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        struct cand x = {rank_score(&p->blend, &c[i], best, 0), c[i].row, c[i].because};
+        if (len == first && !better(x, pool[0]))
+            continue; /* most candidates: checked before the seen set's search */
         if (!(u && state_user_has_seen(u, c[i].row)))
-            len = offer(pool, len, first, (struct cand){rank_score(&p->blend, &c[i], best, 0),
-                                                        c[i].row, c[i].because});
+            len = offer(pool, len, first, x);
+    }
     if (mf) {
         const int dim = state_dim(st);
+        for (size_t i = 0; i < len; i++) /* the rows' misses overlap, not queue */
+            for (int j = 0; j < dim; j += 16)
+                __builtin_prefetch(state_item_vec(st, pool[i].row) + j);
         for (size_t i = 0; i < len; i++)
             pool[i].score += p->blend.mf * dot_fixed(u->vec, state_item_vec(st, pool[i].row), dim);
         for (size_t i = len / 2; i-- > 0;) /* the scores moved: heapify again */
