@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <jansson.h>
 #include <xxhash.h>
 
 #define HASH_FUNCTION(keyptr, keylen, hashv) \
@@ -29,6 +30,7 @@
 #include "operators/blas.h"
 #include "operators/cooccur.h"
 #include "operators/vecmath.h"
+#include "state/json.h"
 #include "state/state.h"
 
 #define REC_MAX_K 10000
@@ -288,6 +290,75 @@ static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h,
     heap_to_items(st, h, len, out);
 }
 
+/* ---- the learnt blend --------------------------------------------------- */
+
+/* With learn.rate > 0 the blend's weights are learnt from the stream and
+ * kept in the state (one value), so that a restart and the query rank with
+ * what was learnt; starting from [recommend] blend.*. */
+struct rec_model {
+    struct rec_blend w;
+    uint64_t steps;  /* pairwise steps taken; 0: w not set yet */
+};
+
+static size_t model_encoded_size(const void *value)
+{
+    (void)value;
+    return sizeof(struct rec_model);
+}
+
+static void model_encode(const void *value, char *out)
+{
+    memcpy(out, value, sizeof(struct rec_model));
+}
+
+static bool model_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+{
+    if (len != sizeof(struct rec_model)) {
+        snprintf(why, whylen, "value is %zu bytes, expected %zu", len,
+                 sizeof(struct rec_model));
+        return false;
+    }
+    memcpy(value, in, len);
+    return true;
+}
+
+static json_t *model_json(json_t *doc, const void *value)
+{
+    const struct rec_model *m = value;
+    doc = sjson_with(doc, "trending", sjson_real(m->w.trending));
+    doc = sjson_with(doc, "mf", sjson_real(m->w.mf));
+    return sjson_with(doc, "steps", json_integer((json_int_t)m->steps));
+}
+
+static void model_init(void *value)
+{
+    (void)value; /* zeroed: steps 0 */
+}
+
+static const struct state_codec rec_model_codec = {
+    .name = "recommend_model",
+    .kind = "blend",
+    .version = 1,
+    .value_size = sizeof(struct rec_model),
+    .init = model_init,
+    .encoded_size = model_encoded_size,
+    .encode = model_encode,
+    .decode = model_decode,
+    .to_json = model_json,
+};
+
+#define MODEL_KEY ((struct eddy_str){"blend", 5})
+
+/* The weights to rank with: the configured ones, or what was learnt. */
+static struct rec_blend blend_of(struct eddy_state *st, const struct rec_params *p)
+{
+    if (!(p->learn_rate > 0))
+        return p->blend;
+    struct state_store *s = state_store(st, &rec_model_codec);
+    const struct rec_model *m = s ? state_find(s, MODEL_KEY) : NULL;
+    return m && m->steps ? m->w : p->blend;
+}
+
 /* ---- two-stage: retrieval (cooccur.h), then ranking --------------------- */
 
 /* The ranking: a blend of the candidate's co-occurrence (as a share of the
@@ -316,10 +387,11 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
         best = c[i].cooc > best ? c[i].cooc : best;
     if (!(best > 0))
         best = 1;
-    const bool mf = u && p->blend.mf != 0;
+    const struct rec_blend b = blend_of(st, p);
+    const bool mf = u && b.mf != 0;
     const size_t first = mf && (size_t)p->rerank > k ? (size_t)p->rerank : k;
     for (size_t i = 0; i < n; i++) {
-        struct cand x = {rank_score(&p->blend, &c[i], best, 0), c[i].row, c[i].because};
+        struct cand x = {rank_score(&b, &c[i], best, 0), c[i].row, c[i].because};
         if (len == first && !better(x, pool[0]))
             continue; /* most candidates: checked before the seen set's search */
         if (!(u && state_user_has_seen(u, c[i].row)))
@@ -331,7 +403,7 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
             for (int j = 0; j < dim; j += 16)
                 __builtin_prefetch(state_item_vec(st, pool[i].row) + j);
         for (size_t i = 0; i < len; i++)
-            pool[i].score += p->blend.mf * dot_fixed(u->vec, state_item_vec(st, pool[i].row), dim);
+            pool[i].score += b.mf * dot_fixed(u->vec, state_item_vec(st, pool[i].row), dim);
         for (size_t i = len / 2; i-- > 0;) /* the scores moved: heapify again */
             cand_sift_down(pool, len, i);
         while (len > k) { /* drop the worst down to k */
@@ -469,11 +541,77 @@ static struct eddy_str pending_user(const struct pending *p, int32_t *partition)
     return (struct eddy_str){p->id + 4, p->len - 4};
 }
 
+/* A candidate's features: co-occurrence share, trending share, MF dot. */
+static void features(struct eddy_state *st, const struct user_state *u,
+                     const struct cooc_candidate *c, float best, uint32_t row, float f[3])
+{
+    f[0] = c ? c->cooc / best : 0;
+    f[1] = c ? c->trend : 0;
+    f[2] = dot_fixed(u->vec, state_item_vec(st, row), state_dim(st));
+}
+
+/* One pairwise (BPR) step on the blend at a positive click on an item the
+ * user had not seen: the clicked item against one candidate drawn by a hash
+ * of the event, both scored from the state before the event (recommend
+ * runs first in the chain), so the step learns what the ranking would have
+ * needed. The co-occurrence weight stays 1: it sets the scale. */
+static void learn_step(struct rec *r, const struct eddy_event *ev, const struct user_state *u)
+{
+    const struct click_event *e = &ev->u.click;
+    int32_t pos = state_item_row(r->st, e->item_id);
+    if (!u || pos < 0 || state_user_has_seen(u, (uint32_t)pos))
+        return;
+    const struct cooc_candidate *c;
+    size_t n = cooc_retrieve(r->st, &r->p.read, e->user_id, r->retrieval, &c);
+    if (n < 2)
+        return;
+    float best = 0;
+    const struct cooc_candidate *cp = NULL;
+    for (size_t i = 0; i < n; i++) {
+        best = c[i].cooc > best ? c[i].cooc : best;
+        cp = c[i].row == (uint32_t)pos ? &c[i] : cp;
+    }
+    if (!cp)
+        return; /* ranking only orders candidates: nothing to learn from a miss */
+    best = best > 0 ? best : 1;
+    /* The negative: the unseen candidate the current blend ranks first,
+     * the one the positive had to beat for the top of the list. */
+    const struct rec_blend b = blend_of(r->st, &r->p);
+    float fp[3], fn[3] = {0}, f[3], top = -INFINITY;
+    features(r->st, u, cp, best, (uint32_t)pos, fp);
+    for (size_t i = 0; i < n; i++) {
+        if (&c[i] == cp || state_user_has_seen(u, c[i].row))
+            continue;
+        features(r->st, u, &c[i], best, c[i].row, f);
+        float score = f[0] + b.trending * f[1] + b.mf * f[2];
+        if (score > top) {
+            top = score;
+            memcpy(fn, f, sizeof fn);
+        }
+    }
+    if (top == -INFINITY)
+        return;
+    struct state_store *s = state_store(r->st, &rec_model_codec);
+    struct rec_model *m = state_get(s, MODEL_KEY, true);
+    if (!m->steps)
+        m->w = r->p.blend;
+    const float x[3] = {fp[0] - fn[0], fp[1] - fn[1], fp[2] - fn[2]};
+    const float margin = x[0] + m->w.trending * x[1] + m->w.mf * x[2];
+    const float g = r->p.learn_rate / (1.0f + expf(margin)); /* lr * sigmoid(-margin) */
+    m->w.trending = fmaxf(0, m->w.trending + g * x[1]);
+    m->w.mf = fmaxf(0, m->w.mf + g * x[2]);
+    m->steps++;
+    state_dirty(s, m);
+}
+
 static void rec_process(void *self, const struct eddy_event *ev)
 {
     struct rec *r = self;
     if (ev->kind != EV_CLICK)
         return;
+    if (r->p.retrieval == REC_TWO_STAGE && r->p.learn_rate > 0 &&
+        ev->u.click.type != CLICK_VIEW)
+        learn_step(r, ev, state_user(r->st, ev->partition, ev->u.click.user_id, false));
     struct eddy_str id = ev->u.click.user_id;
     int64_t due = refresh_time(ev->u.click.timestamp_ms, r->p.refresh_interval_ms);
     const struct user_state *u = state_user(r->st, ev->partition, id, false);
@@ -839,9 +977,14 @@ static const struct eddy_param rec_keys[] = {
     {.key = "rerank", .type = PARAM_INT, .def = "50", .off = REC(rerank), .min = 1,
      .max = 10000, .help = "The best candidates by co-occurrence and trending whose "
      "embedding dot product is added to their score"},
+    {.key = "learn.rate", .type = PARAM_FLOAT, .def = "0", .off = REC(learn_rate), .min = 0,
+     .max = 1, .help = "Learning rate of the blend's weights, one pairwise step per positive "
+     "click (0: the blend.* weights as configured)"},
     {.key = "blend.mf", .type = PARAM_FLOAT, .def = "0.2", .off = REC(blend.mf), .min = 0,
      .max = INFINITY, .help = "Weight of its embedding dot product"},
 };
+
+static const struct state_codec *const rec_stores[] = {&rec_model_codec, NULL};
 
 const struct eddy_operator eddy_op_recommend = {
     .name = "recommend",
@@ -858,7 +1001,7 @@ const struct eddy_operator eddy_op_recommend = {
     .clock = EV_CLICK,
     .inputs = EVENT_BIT(EV_CLICK), /* whose users to refresh; it scores embeddings' vectors */
     .outputs = OUTPUT_BIT(OUTPUT_RECOMMENDATIONS),
-    /* stores: none; its pending refreshes are a blob (checkpoint) */
+    .stores = rec_stores, /* its pending refreshes are a blob (checkpoint) */
     .answers = QUERY_BIT(QUERY_USER_RECOMMENDATIONS),
     .query = rec_query,
 };

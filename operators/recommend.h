@@ -36,6 +36,7 @@ struct rec_params {
     struct cooc_read_params read;   /* REC_TWO_STAGE's retrieval */
     struct rec_blend blend;         /* and ranking */
     int rerank;                     /* candidates given the MF term */
+    float learn_rate;               /* of the blend; 0: blend as configured */
 };
 
 extern const struct eddy_operator eddy_op_recommend;

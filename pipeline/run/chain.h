@@ -13,15 +13,18 @@ struct eddy_config;
 struct state_codec;
 
 /* The chain's table: its operators in order, one line each, X(NAME) for
- * eddy_op_NAME (operators/NAME.h). Embeddings first: the recommender scores
- * the vectors it updated. Everything else about an operator it declares
+ * eddy_op_NAME (operators/NAME.h). The recommender first: its process()
+ * queues refreshes and takes its learning step on the state as it was
+ * before the event; it scores in flush(), after embeddings and cooccur
+ * have applied the batch (their flush() does nothing). Everything else
+ * about an operator it declares
  * itself (operator.h). The table is here, not in chain.c, because
  * CHAIN_OPS, which sizes arrays in this header and in config.h, is counted
  * from it: no count to keep in step by hand. */
 #define CHAIN_TABLE(X) \
+    X(recommend)       \
     X(embeddings)      \
     X(cooccur)         \
-    X(recommend)       \
     X(budget)
 
 #define CHAIN_COUNT_(name) +1
