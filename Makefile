@@ -19,7 +19,8 @@ CFLAGS   += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=thread
 endif
 
-SRCS      := $(wildcard pipeline/*/*.c operators/*.c state/*.c backtest/*.c)
+# state/state_raw.c is for tests and benchmarks only: not part of eddy.
+SRCS      := $(filter-out state/state_raw.c,$(wildcard pipeline/*/*.c operators/*.c state/*.c backtest/*.c))
 OBJS      := $(SRCS:%.c=$(B)/%.o)
 LIB_OBJS  := $(filter-out $(B)/pipeline/cli/main.o,$(OBJS))
 
@@ -60,11 +61,12 @@ TEST_OBJS_test_codec      = pipeline/codec/codec.o pipeline/codec/avromap.o pipe
                             pipeline/run/log.o pipeline/codec/validate.o
 TEST_OBJS_test_config     = $(CONFIG_OBJS)
 TEST_OBJS_test_http       = pipeline/http/http.o pipeline/run/metrics.o
-TEST_OBJS_test_state      = state/state.o
+TEST_OBJS_test_state      = state/state.o state/state_raw.o
 TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
 TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o state/state.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o state/json.o
-TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o
+TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o \
+                            state/state_raw.o
 TEST_OBJS_test_import     = pipeline/tools/import.o pipeline/codec/eventlog.o pipeline/codec/avromap.o pipeline/codec/schemas.o \
                             pipeline/run/log.o pipeline/codec/validate.o
 TEST_OBJS_test_prequential = backtest/prequential.o backtest/knn.o
@@ -83,7 +85,7 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 # --- benchmarks: each lists the objects it links -------------------------
-BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o
+BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o state/state_raw.o
 BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
 BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \
                            pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o pipeline/codec/validate.o

@@ -18,7 +18,7 @@
 #include "operators/budget.h"
 #include "state/inspect.h"
 #include "state/state.h"
-#include "state/state_internal.h"
+#include "state/state_raw.h"
 
 #define STR_(x) #x
 #define XSTR(x) STR_(x)
@@ -285,12 +285,13 @@ static void test_corrupt_entry(void **state)
 {
     struct fx *f = *state;
     build(f, f->a, 0.5f);
+    static const char *const cfs[] = {"default", "users", "items", "campaigns",
+                                      "offsets", "meta", NULL};
+    struct state_raw *db = state_raw_open(f->a, cfs, f->err, sizeof f->err);
+    assert_non_null(db);
+    assert_int_equal(state_raw_put(db, "users", "u5", 2, "\x01\x02", 2, f->err, sizeof f->err), 0);
+    state_raw_close(db);
     struct eddy_state *st = open_at(f, f->a, DIM, false);
-    char *rerr = NULL;
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_put_cf(state_db(st), wo, state_cf(st, "users"), "u5", 2, "\x01\x02", 2, &rerr);
-    rocksdb_writeoptions_destroy(wo);
-    assert_null(rerr);
     free(capture(inspect_export_jsonl, st, f, -1));
     assert_non_null(strstr(f->err, f->a));
     assert_non_null(strstr(f->err, "corrupt users/u5: value is 2 bytes"));

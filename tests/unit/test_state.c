@@ -19,9 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <rocksdb/c.h>
-
 #include "state/state.h"
+#include "state/state_raw.h"
 
 #define DIM 8
 
@@ -180,27 +179,16 @@ static void fill(float *v, float base)
 }
 
 /* Writes one raw value into an eddy column family, bypassing state.c. */
-static void raw_put(const char *dir, int cf_index, const char *key, size_t klen,
+static void raw_put(const char *dir, const char *cf, const char *key, size_t klen,
                     const char *val, size_t vlen)
 {
-    static const char *const names[] = {"default", "users", "items",
-                                        "tallies", "offsets", "meta"};
-    const rocksdb_options_t *cfo[6];
-    rocksdb_column_family_handle_t *cf[6];
-    rocksdb_options_t *o = rocksdb_options_create();
-    char *err = NULL;
-    for (int i = 0; i < 6; i++)
-        cfo[i] = o;
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, 6, names, cfo, cf, &err);
-    assert_null(err);
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_put_cf(db, wo, cf[cf_index], key, klen, val, vlen, &err);
-    assert_null(err);
-    for (int i = 0; i < 6; i++)
-        rocksdb_column_family_handle_destroy(cf[i]);
-    rocksdb_close(db);
-    rocksdb_writeoptions_destroy(wo);
-    rocksdb_options_destroy(o);
+    static const char *const names[] = {"default", "users", "items", "tallies",
+                                        "offsets", "meta", NULL};
+    char err[512];
+    struct state_raw *db = state_raw_open(dir, names, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(state_raw_put(db, cf, key, klen, val, vlen, err, sizeof err), 0);
+    state_raw_close(db);
 }
 
 /* ---- round trip ---------------------------------------------------------- */
@@ -405,13 +393,10 @@ static void test_not_a_db(void **state)
 static void test_foreign_rocksdb(void **state)
 {
     struct fx *f = *state;
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(o, 1);
-    char *err = NULL;
-    rocksdb_t *db = rocksdb_open(o, f->dir, &err);
-    assert_null(err);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
+    char err[512];
+    struct state_raw *db = state_raw_open(f->dir, NULL, err, sizeof err);
+    assert_non_null(db);
+    state_raw_close(db);
     assert_null(open_dim(f, DIM, true, false));
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "not an eddy"));
@@ -422,7 +407,7 @@ static void test_format_version(void **state)
     struct fx *f = *state;
     state_close(open_ok(f));
     char v[9] = {1, 99};
-    raw_put(f->dir, 5, "format_version", 14, v, sizeof v);
+    raw_put(f->dir, "meta", "format_version", 14, v, sizeof v);
     assert_null(open_dim(f, DIM, true, false));
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "format version 99"));
@@ -433,7 +418,7 @@ static void test_corrupt_item(void **state)
     struct fx *f = *state;
     state_close(open_ok(f));
     char v[5] = {1, 0, 0, 0, 0}; /* a row but no vector */
-    raw_put(f->dir, 2, "short", 5, v, sizeof v);
+    raw_put(f->dir, "items", "short", 5, v, sizeof v);
     assert_null(open_dim(f, DIM, true, false));
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "corrupt items/short"));
@@ -446,9 +431,9 @@ static void test_corrupt_user(void **state)
     struct fx *f = *state;
     state_close(open_ok(f));
     char v[40] = {1};
-    raw_put(f->dir, 1, "\0\0\0\0mallory", 11, v, sizeof v); /* partition 0 */
+    raw_put(f->dir, "users", "\0\0\0\0mallory", 11, v, sizeof v); /* partition 0 */
     char v2[9] = {7};
-    raw_put(f->dir, 4, "t\0\0\0\0\0", 6, v2, sizeof v2);
+    raw_put(f->dir, "offsets", "t\0\0\0\0\0", 6, v2, sizeof v2);
     struct eddy_state *st = open_ok(f);
     assert_null(state_user(st, 0, S("mallory"), false));
     state_offset_get(st, "t", 0);
