@@ -61,11 +61,12 @@ TEST_OBJS_test_codec      = pipeline/codec/codec.o pipeline/codec/avromap.o pipe
                             pipeline/run/log.o pipeline/codec/validate.o
 TEST_OBJS_test_config     = $(CONFIG_OBJS)
 TEST_OBJS_test_http       = pipeline/http/http.o pipeline/run/metrics.o
-TEST_OBJS_test_state      = state/state.o state/state_raw.o
-TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
-TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o state/state.o
+TEST_OBJS_test_state      = state/state.o state/state_raw.o state/json.o operators/users.o
+TEST_OBJS_test_embeddings = operators/embeddings.o operators/users.o state/state.o state/json.o
+TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o \
+                            operators/users.o state/state.o state/json.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o state/json.o
-TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o \
+TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o operators/users.o \
                             state/state_raw.o
 TEST_OBJS_test_import     = pipeline/tools/import.o pipeline/codec/eventlog.o pipeline/codec/avromap.o pipeline/codec/schemas.o \
                             pipeline/run/log.o pipeline/codec/validate.o
@@ -85,8 +86,9 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 # --- benchmarks: each lists the objects it links -------------------------
-BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o state/state_raw.o
-BENCH_OBJS_bench_refresh = state/state.o operators/recommend.o operators/blas.o
+BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o operators/users.o \
+                           state/state_raw.o
+BENCH_OBJS_bench_refresh = state/state.o state/json.o operators/recommend.o operators/blas.o operators/users.o
 BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \
                            pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o pipeline/codec/validate.o
 

@@ -22,6 +22,7 @@
 #include "operators/blas.h"
 #include "operators/recommend.h"
 #include "state/state.h"
+#include "tests/unit/users_store.h"
 
 #define DIM 64
 #define K 10
@@ -59,7 +60,9 @@ static void on_dec(void *ctx, const struct budget_decision *d)
 
 static struct eddy_state *make_state(const char *dir, uint32_t items, uint32_t users)
 {
-    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true};
+    static const struct state_codec *const stores[] = {&users_store, &items_store, NULL};
+    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
+                              .stores = stores};
     struct eddy_state *st;
     char err[512], id[24];
     if (state_open(&o, &st, err, sizeof err))
@@ -68,16 +71,16 @@ static struct eddy_state *make_state(const char *dir, uint32_t items, uint32_t u
     for (uint32_t i = 0; i < items; i++) {
         snprintf(id, sizeof id, "i%u", i);
         fill(v, i + 1);
-        state_item_add(st, eddy_str_c(id), v);
+        state_rows_add(items_of(st), eddy_str_c(id), v);
     }
     for (uint32_t u = 0; u < users; u++) {
         snprintf(id, sizeof id, "u%u", u);
-        struct user_state *us = state_user(st, 0, eddy_str_c(id), true);
+        struct user_state *us = user_get(st, 0, eddy_str_c(id), true);
         fill(us->vec, 1000000007u + u);
         us->is_new = false;
         for (uint32_t s = 0; s < SEEN; s++)
-            state_user_seen_add(us, (u * 7919u + s * 104729u) % items);
-        state_user_dirty(st, us);
+            user_seen_add(us, (u * 7919u + s * 104729u) % items);
+        user_dirty(st, us);
     }
     if (state_commit(st, err, sizeof err) || state_sync(st, err, sizeof err))
         die("state_commit", err);

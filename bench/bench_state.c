@@ -7,7 +7,7 @@
  * The parent never opens RocksDB: a child forked from a process that had
  * would lack RocksDB's background threads. Each row is the median of 3 runs.
  *
- *   rmw          read-modify-write through the cache: state_user(), update
+ *   rmw          read-modify-write through the cache: user_get(), update
  *                the 64 floats, mark dirty, state_commit() every 1M ops
  *                (eddy's default checkpoint.events) or earlier when
  *                state_commit_due() says the budget needs it, as the
@@ -28,7 +28,7 @@
  *                memory, no budget), against the raw bytes of their vectors.
  *   checkpoint   one state_commit() + state_sync() of USERS new dirty users, d=64; reference:
  *                one raw RocksDB WriteBatch of USERS 256-byte values.
- *   restart      state_open() + the first state_user() of the state the
+ *   restart      state_open() + the first user_get() of the state the
  *                checkpoint row wrote (and the rmw rows updated); reference:
  *                opening the same RocksDB bare and one get.
  *
@@ -48,6 +48,7 @@
 #include "bench/bench.h"
 #include "operators/budget.h"
 #include "state/state.h"
+#include "tests/unit/users_store.h"
 #include "state/state_raw.h"
 
 #define DIM 64
@@ -188,7 +189,8 @@ static struct eddy_state *open_state(const char *dir, size_t cache_bytes)
 {
     /* The stores eddy opens its state with (pipeline/run/chain.c), so that
      * restart opens what eddy's does. */
-    static const struct state_codec *const stores[] = {&budget_campaigns, NULL};
+    static const struct state_codec *const stores[] = {&users_store, &items_store,
+                                                       &budget_campaigns, NULL};
     struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
                               .cache_bytes = cache_bytes, .stores = stores};
     struct eddy_state *st;
@@ -218,7 +220,7 @@ static void add_items(struct eddy_state *st, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         snprintf(id, sizeof id, "i%u", i);
         fill(v, i);
-        state_item_add(st, eddy_str_c(id), v);
+        state_rows_add(items_of(st), eddy_str_c(id), v);
     }
     commit(st);
 }
@@ -231,10 +233,10 @@ static void run_checkpoint(const struct run_arg *a, struct result *r)
     struct eddy_state *st = open_state(dir, 0);
     add_items(st, a->c->items);
     for (uint32_t i = 0; i < a->c->users; i++) {
-        struct user_state *u = state_user(st, 0, user_key(key, i), true);
+        struct user_state *u = user_get(st, 0, user_key(key, i), true);
         fill(u->vec, i);
         u->n_events = 1;
-        state_user_dirty(st, u);
+        user_dirty(st, u);
     }
     double t0 = now_s();
     commit(st);
@@ -258,10 +260,10 @@ static void cache_ops(struct eddy_state *st, const uint32_t *seq, uint32_t n, ui
 {
     char key[16];
     for (uint32_t i = 0; i < n; i++) {
-        struct user_state *u = state_user(st, 0, user_key(key, seq[i]), true);
+        struct user_state *u = user_get(st, 0, user_key(key, seq[i]), true);
         update(u->vec);
         u->n_events++;
-        state_user_dirty(st, u);
+        user_dirty(st, u);
         if (++*ops % COMMIT_EVERY == 0 || state_commit_due(st))
             commit(st);
     }
@@ -272,7 +274,7 @@ static void preload(struct eddy_state *st, uint32_t from, uint32_t to)
 {
     char key[16];
     for (uint32_t i = from; i < to; i++)
-        state_user(st, 0, user_key(key, i), false);
+        user_get(st, 0, user_key(key, i), false);
 }
 
 /* Warms up with the same distribution (after loading every user, for
@@ -315,7 +317,7 @@ static void run_restart(const struct run_arg *a, struct result *r)
     run_dir(dir, sizeof dir, a->c, "state", 0);
     double t0 = now_s();
     struct eddy_state *st = open_state(dir, a->c->cache_bytes);
-    if (!state_user(st, 0, user_key(key, a->c->users / 2), false))
+    if (!user_get(st, 0, user_key(key, a->c->users / 2), false))
         die("restart", "the first user is missing");
     r->value = now_s() - t0;
     state_close(st);

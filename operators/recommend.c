@@ -27,6 +27,7 @@
 #include <uthash.h>
 
 #include "operators/blas.h"
+#include "operators/users.h"
 #include "operators/vecmath.h"
 #include "state/state.h"
 
@@ -67,6 +68,7 @@ struct select_scratch {
 struct rec {
     struct rec_params p;
     struct eddy_state *st;
+    struct state_store *users, *items; /* embeddings' (operators/users.h) */
     struct eddy_emit emit;
     int dim;
 
@@ -254,19 +256,18 @@ static void select_block(float *sc, uint32_t lo, uint32_t hi, const struct user_
 }
 
 /* Rescores the winners exactly and writes them to out, best first. */
-static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h, size_t len,
-                       struct rec_item *out)
+static void finish_top(struct state_store *items, int dim, const float *uvec, struct cand *h,
+                       size_t len, struct rec_item *out)
 {
-    int dim = state_dim(st);
     for (size_t i = 0; i < len; i++)
-        h[i].score = dot_fixed(uvec, state_item_vec(st, h[i].row), dim);
+        h[i].score = dot_fixed(uvec, state_rows_vec(items, h[i].row), dim);
     for (size_t i = len / 2; i-- > 0;)
         cand_sift_down(h, len, i);
     for (size_t i = len; i-- > 0;) { /* heap sort: worst to the back */
         struct cand worst = h[0];
         h[0] = h[i];
         cand_sift_down(h, i, 0);
-        out[i] = (struct rec_item){state_item_id(st, worst.row), worst.score};
+        out[i] = (struct rec_item){state_rows_id(items, worst.row), worst.score};
     }
 }
 
@@ -403,7 +404,7 @@ static void rec_process(void *self, const struct eddy_event *ev)
         return;
     struct eddy_str id = ev->u.click.user_id;
     int64_t due = refresh_time(ev->u.click.timestamp_ms, r->p.refresh_interval_ms);
-    const struct user_state *u = state_user(r->st, ev->partition, id, false);
+    const struct user_state *u = state_get_in(r->users, ev->partition, id, false);
     if (u && u->last_refresh_ms >= due)
         return; /* a refresh at or after this click's slot was published */
     mark_pending(r, pending_key(r, ev->partition, id), due, INT64_MIN);
@@ -416,7 +417,7 @@ static void publish(struct rec *r, size_t i)
     struct pending *p = r->batch[i];
     struct user_state *u = r->batch_u[i];
     size_t len = r->sel[i].len;
-    finish_top(r->st, u->vec, r->sel[i].h, len, r->out);
+    finish_top(r->items, r->dim, u->vec, r->sel[i].h, len, r->out);
     int32_t partition;
     struct recommendation rec = {
         .user_id = pending_user(p, &partition),
@@ -428,7 +429,7 @@ static void publish(struct rec *r, size_t i)
     if (r->emit.recommendation)
         r->emit.recommendation(r->emit.ctx, &rec);
     u->last_refresh_ms = p->due;
-    state_user_dirty(r->st, u);
+    state_dirty(r->users, u);
     if (p->next > p->due) { /* clicks after this refresh's slot were seen */
         p->due = p->next;
         p->next = INT64_MIN;
@@ -447,7 +448,7 @@ static void publish(struct rec *r, size_t i)
 static void score_batch(struct rec *r, size_t b)
 {
     uint32_t n;
-    const float *M = state_item_matrix(r->st, &n);
+    const float *M = state_rows_matrix(r->items, &n);
     size_t k = (size_t)r->p.k;
     for (size_t i = 0; i < b; i++) {
         memcpy(r->U + i * r->dim, r->batch_u[i]->vec, (size_t)r->dim * sizeof(float));
@@ -475,7 +476,7 @@ static void rec_flush(void *self, int64_t watermark_ms)
             HASH_DEL(r->set, p);
             int32_t partition;
             struct eddy_str id = pending_user(p, &partition);
-            struct user_state *u = state_user(r->st, partition, id, false);
+            struct user_state *u = state_get_in(r->users, partition, id, false);
             if (!u) { /* no model for this user: nothing to recommend */
                 pending_recycle(r, p);
                 continue;
@@ -595,6 +596,10 @@ static void *rec_create(const void *params, struct eddy_state *st,
                  p->batch_users, (long long)p->refresh_interval_ms);
         return NULL;
     }
+    if (!state_store(st, &users_store) || !state_store(st, &items_store)) {
+        snprintf(err, errlen, "recommend: the state was opened without embeddings' stores");
+        return NULL;
+    }
     struct rec *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "recommend: out of memory");
@@ -602,6 +607,8 @@ static void *rec_create(const void *params, struct eddy_state *st,
     }
     r->p = *p;
     r->st = st;
+    r->users = state_store(st, &users_store);
+    r->items = state_store(st, &items_store);
     r->emit = *emit;
     r->dim = state_dim(st);
     size_t bu = (size_t)p->batch_users;
@@ -637,11 +644,13 @@ static void *rec_create(const void *params, struct eddy_state *st,
 static int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
                           struct rec_item *out)
 {
-    const struct user_state *u = state_user_find(st, user_id);
+    struct state_store *users = state_store(st, &users_store);
+    struct state_store *items = state_store(st, &items_store);
+    const struct user_state *u = users && items ? state_find_any(users, user_id) : NULL;
     if (!u)
         return -1;
     uint32_t n;
-    const float *M = state_item_matrix(st, &n);
+    const float *M = state_rows_matrix(items, &n);
     if (k <= 0 || n == 0)
         return 0;
     size_t kk = (uint32_t)k < n ? (size_t)k : n;
@@ -657,7 +666,7 @@ static int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
         struct selection sel = {h, 0, 0};
         select_block(scores, 0, n, u, &sel, kk, &x);
         len = sel.len;
-        finish_top(st, u->vec, h, len, out);
+        finish_top(items, dim, u->vec, h, len, out);
     }
     free(scores);
     free(h);
