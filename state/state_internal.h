@@ -22,7 +22,7 @@ const char *state_dir(const struct eddy_state *st);
 /* Owned by the state: valid until state_close(). */
 rocksdb_t *state_db(struct eddy_state *st);
 /* The k-th column family's name, k from 0, in the order `eddy state` shows
- * them (the stores' between items and offsets); NULL past the last. */
+ * them (the stores' between default and offsets); NULL past the last. */
 const char *state_cf_name(struct eddy_state *st, size_t k);
 /* NULL if there is no column family of that name. */
 rocksdb_column_family_handle_t *state_cf(struct eddy_state *st, const char *name);
