@@ -1275,7 +1275,8 @@ static void cache_trim(struct eddy_state *st)
 {
     struct state_store *s;
     while (st->cache_bytes > st->cache_limit && (s = most_stale(st)))
-        sweep(s);
+        while (st->cache_bytes > st->cache_limit && s->stale)
+            sweep(s); /* the same store: the choice is not redone per step */
 }
 
 /* After a commit nothing is dirty and no pointer handed out before is valid:
