@@ -21,8 +21,8 @@
 #include "bench/bench.h"
 #include "operators/blas.h"
 #include "operators/recommend.h"
+#include "operators/users.h"
 #include "state/state.h"
-#include "tests/unit/users_store.h"
 
 #define DIM 64
 #define K 10
@@ -68,19 +68,20 @@ static struct eddy_state *make_state(const char *dir, uint32_t items, uint32_t u
     if (state_open(&o, &st, err, sizeof err))
         die("state_open", err);
     float v[DIM];
+    struct state_store *users_st = state_store(st, &users_store);
     for (uint32_t i = 0; i < items; i++) {
         snprintf(id, sizeof id, "i%u", i);
         fill(v, i + 1);
-        state_rows_add(items_of(st), eddy_str_c(id), v);
+        state_rows_add(state_store(st, &items_store), eddy_str_c(id), v);
     }
     for (uint32_t u = 0; u < users; u++) {
         snprintf(id, sizeof id, "u%u", u);
-        struct user_state *us = user_get(st, 0, eddy_str_c(id), true);
+        struct user_state *us = state_get_in(users_st, 0, eddy_str_c(id), true);
         fill(us->vec, 1000000007u + u);
         us->is_new = false;
         for (uint32_t s = 0; s < SEEN; s++)
             user_seen_add(us, (u * 7919u + s * 104729u) % items);
-        user_dirty(st, us);
+        state_dirty(users_st, us);
     }
     if (state_commit(st, err, sizeof err) || state_sync(st, err, sizeof err))
         die("state_commit", err);

@@ -7,7 +7,7 @@
  * The parent never opens RocksDB: a child forked from a process that had
  * would lack RocksDB's background threads. Each row is the median of 3 runs.
  *
- *   rmw          read-modify-write through the cache: user_get(), update
+ *   rmw          read-modify-write through the cache: state_get_in(), update
  *                the 64 floats, mark dirty, state_commit() every 1M ops
  *                (eddy's default checkpoint.events) or earlier when
  *                state_commit_due() says the budget needs it, as the
@@ -28,7 +28,7 @@
  *                memory, no budget), against the raw bytes of their vectors.
  *   checkpoint   one state_commit() + state_sync() of USERS new dirty users, d=64; reference:
  *                one raw RocksDB WriteBatch of USERS 256-byte values.
- *   restart      state_open() + the first user_get() of the state the
+ *   restart      state_open() + the first state_get_in() of the state the
  *                checkpoint row wrote (and the rmw rows updated); reference:
  *                opening the same RocksDB bare and one get.
  *
@@ -47,8 +47,8 @@
 
 #include "bench/bench.h"
 #include "operators/budget.h"
+#include "operators/users.h"
 #include "state/state.h"
-#include "tests/unit/users_store.h"
 #include "state/state_raw.h"
 
 #define DIM 64
@@ -220,7 +220,7 @@ static void add_items(struct eddy_state *st, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         snprintf(id, sizeof id, "i%u", i);
         fill(v, i);
-        state_rows_add(items_of(st), eddy_str_c(id), v);
+        state_rows_add(state_store(st, &items_store), eddy_str_c(id), v);
     }
     commit(st);
 }
@@ -232,11 +232,12 @@ static void run_checkpoint(const struct run_arg *a, struct result *r)
     run_dir(dir, sizeof dir, a->c, "state", a->i);
     struct eddy_state *st = open_state(dir, 0);
     add_items(st, a->c->items);
+    struct state_store *users = state_store(st, &users_store);
     for (uint32_t i = 0; i < a->c->users; i++) {
-        struct user_state *u = user_get(st, 0, user_key(key, i), true);
+        struct user_state *u = state_get_in(users, 0, user_key(key, i), true);
         fill(u->vec, i);
         u->n_events = 1;
-        user_dirty(st, u);
+        state_dirty(users, u);
     }
     double t0 = now_s();
     commit(st);
@@ -259,11 +260,12 @@ static void update(float *v)
 static void cache_ops(struct eddy_state *st, const uint32_t *seq, uint32_t n, uint64_t *ops)
 {
     char key[16];
+    struct state_store *users = state_store(st, &users_store); /* as embeddings does */
     for (uint32_t i = 0; i < n; i++) {
-        struct user_state *u = user_get(st, 0, user_key(key, seq[i]), true);
+        struct user_state *u = state_get_in(users, 0, user_key(key, seq[i]), true);
         update(u->vec);
         u->n_events++;
-        user_dirty(st, u);
+        state_dirty(users, u);
         if (++*ops % COMMIT_EVERY == 0 || state_commit_due(st))
             commit(st);
     }
@@ -273,8 +275,9 @@ static void cache_ops(struct eddy_state *st, const uint32_t *seq, uint32_t n, ui
 static void preload(struct eddy_state *st, uint32_t from, uint32_t to)
 {
     char key[16];
+    struct state_store *users = state_store(st, &users_store);
     for (uint32_t i = from; i < to; i++)
-        user_get(st, 0, user_key(key, i), false);
+        state_get_in(users, 0, user_key(key, i), false);
 }
 
 /* Warms up with the same distribution (after loading every user, for
@@ -317,7 +320,7 @@ static void run_restart(const struct run_arg *a, struct result *r)
     run_dir(dir, sizeof dir, a->c, "state", 0);
     double t0 = now_s();
     struct eddy_state *st = open_state(dir, a->c->cache_bytes);
-    if (!user_get(st, 0, user_key(key, a->c->users / 2), false))
+    if (!state_get_in(state_store(st, &users_store), 0, user_key(key, a->c->users / 2), false))
         die("restart", "the first user is missing");
     r->value = now_s() - t0;
     state_close(st);
