@@ -19,7 +19,8 @@ CFLAGS   += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=thread
 endif
 
-SRCS      := $(wildcard pipeline/*/*.c operators/*.c state/*.c backtest/*.c)
+# state/state_raw.c is for tests and benchmarks only: not part of eddy.
+SRCS      := $(filter-out state/state_raw.c,$(wildcard pipeline/*/*.c operators/*.c state/*.c backtest/*.c))
 OBJS      := $(SRCS:%.c=$(B)/%.o)
 LIB_OBJS  := $(filter-out $(B)/pipeline/cli/main.o,$(OBJS))
 
@@ -62,13 +63,15 @@ TEST_OBJS_test_config     = $(CONFIG_OBJS)
 TEST_OBJS_test_http       = pipeline/http/http.o pipeline/run/metrics.o
 # api.o alone: the test stubs chain_query() and the other routes' collaborators.
 TEST_OBJS_test_api        = pipeline/http/api.o
-TEST_OBJS_test_state      = state/state.o
-TEST_OBJS_test_embeddings = operators/embeddings.o state/state.o
-TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o operators/cooccur.o \
+TEST_OBJS_test_state      = state/state.o state/state_raw.o state/json.o operators/users.o
+TEST_OBJS_test_embeddings = operators/embeddings.o operators/users.o state/state.o state/json.o
+TEST_OBJS_test_recommend  = operators/recommend.o operators/blas.o operators/embeddings.o \
+                            operators/cooccur.o operators/users.o state/state.o state/json.o
+TEST_OBJS_test_cooccur    = operators/cooccur.o operators/embeddings.o operators/users.o \
                             state/state.o state/json.o
-TEST_OBJS_test_cooccur    = operators/cooccur.o operators/embeddings.o state/state.o state/json.o
 TEST_OBJS_test_budget     = operators/budget.o state/state.o state/json.o
-TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o
+TEST_OBJS_test_inspect    = state/inspect.o state/state.o state/json.o operators/budget.o operators/users.o \
+                            state/state_raw.o
 TEST_OBJS_test_import     = pipeline/tools/import.o pipeline/codec/eventlog.o pipeline/codec/avromap.o pipeline/codec/schemas.o \
                             pipeline/run/log.o pipeline/codec/validate.o
 TEST_OBJS_test_prequential = backtest/prequential.o backtest/knn.o
@@ -90,7 +93,8 @@ $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(TEST_OBJS_$$*))
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 # --- benchmarks: each lists the objects it links -------------------------
-BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o
+BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o operators/users.o \
+                           state/state_raw.o
 BENCH_OBJS_bench_refresh = $(CONFIG_OBJS) pipeline/tools/gen.o pipeline/kafka/kafka.o pipeline/run/log.o \
                            $(patsubst %.c,%.o,$(wildcard pipeline/codec/*.c))
 BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \

@@ -36,6 +36,7 @@
 #include "bench/bench.h"
 #include "operators/blas.h"
 #include "operators/recommend.h"
+#include "operators/users.h"
 #include "pipeline/run/chain.h"
 #include "pipeline/run/config.h"
 #include "pipeline/tools/gen.h"
@@ -77,25 +78,28 @@ static void on_dec(void *ctx, const struct budget_decision *d)
 
 static struct eddy_state *make_state(const char *dir, uint32_t items, uint32_t users)
 {
-    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true};
+    static const struct state_codec *const stores[] = {&users_store, &items_store, NULL};
+    struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
+                              .stores = stores};
     struct eddy_state *st;
     char err[512], id[24];
     if (state_open(&o, &st, err, sizeof err))
         die("state_open", err);
     float v[DIM];
+    struct state_store *users_st = state_store(st, &users_store);
     for (uint32_t i = 0; i < items; i++) {
         snprintf(id, sizeof id, "i%u", i);
         fill(v, i + 1);
-        state_item_add(st, eddy_str_c(id), v);
+        state_rows_add(state_store(st, &items_store), eddy_str_c(id), v);
     }
     for (uint32_t u = 0; u < users; u++) {
         snprintf(id, sizeof id, "u%u", u);
-        struct user_state *us = state_user(st, 0, eddy_str_c(id), true);
+        struct user_state *us = state_get_in(users_st, 0, eddy_str_c(id), true);
         fill(us->vec, 1000000007u + u);
         us->is_new = false;
         for (uint32_t s = 0; s < SEEN; s++)
-            state_user_seen_add(us, (u * 7919u + s * 104729u) % items);
-        state_user_dirty(st, us);
+            user_seen_add(us, (u * 7919u + s * 104729u) % items);
+        state_dirty(users_st, us);
     }
     if (state_commit(st, err, sizeof err) || state_sync(st, err, sizeof err))
         die("state_commit", err);
@@ -210,7 +214,7 @@ static double run_traffic(uint32_t items, const char *retrieval, bool *known, ui
     for (uint32_t i = 0; i < items; i++) { /* gen's ids, so the traffic's items are these */
         snprintf(id, sizeof id, "i%u", i);
         fill(v, i + 1);
-        state_item_add(st, eddy_str_c(id), v);
+        state_rows_add(state_store(st, &items_store), eddy_str_c(id), v);
     }
     struct gen_options go;
     gen_options_default(&go);

@@ -7,7 +7,7 @@
  * The parent never opens RocksDB: a child forked from a process that had
  * would lack RocksDB's background threads. Each row is the median of 3 runs.
  *
- *   rmw          read-modify-write through the cache: state_user(), update
+ *   rmw          read-modify-write through the cache: state_get_in(), update
  *                the 64 floats, mark dirty, state_commit() every 1M ops
  *                (eddy's default checkpoint.events) or earlier when
  *                state_commit_due() says the budget needs it, as the
@@ -21,14 +21,14 @@
  *                over the key space) with every user cached, and zipfian and
  *                uniform with a budget (state_options.cache_bytes, 256 bytes
  *                per user) whose entry share holds about 40% of the users.
- *                Reference: raw rocksdb_get() + rocksdb_put() of a 256-byte
+ *                Reference: raw RocksDB get + put (state/state_raw.h) of a 256-byte
  *                value per op, same keys, same order.
  *   peak RSS     of the uniform rmw run, against budget + item matrix; and
  *                of the all-cached zipf run (1M users and 100k items in
  *                memory, no budget), against the raw bytes of their vectors.
  *   checkpoint   one state_commit() + state_sync() of USERS new dirty users, d=64; reference:
  *                one raw RocksDB WriteBatch of USERS 256-byte values.
- *   restart      state_open() + the first state_user() of the state the
+ *   restart      state_open() + the first state_get_in() of the state the
  *                checkpoint row wrote (and the rmw rows updated); reference:
  *                opening the same RocksDB bare and one get.
  *
@@ -45,11 +45,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <rocksdb/c.h>
-
 #include "bench/bench.h"
 #include "operators/budget.h"
+#include "operators/users.h"
 #include "state/state.h"
+#include "state/state_raw.h"
 
 #define DIM 64
 #define RAW_VALUE 256           /* DIM floats */
@@ -189,7 +189,8 @@ static struct eddy_state *open_state(const char *dir, size_t cache_bytes)
 {
     /* The stores eddy opens its state with (pipeline/run/chain.c), so that
      * restart opens what eddy's does. */
-    static const struct state_codec *const stores[] = {&budget_campaigns, NULL};
+    static const struct state_codec *const stores[] = {&users_store, &items_store,
+                                                       &budget_campaigns, NULL};
     struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = true,
                               .cache_bytes = cache_bytes, .stores = stores};
     struct eddy_state *st;
@@ -219,7 +220,7 @@ static void add_items(struct eddy_state *st, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         snprintf(id, sizeof id, "i%u", i);
         fill(v, i);
-        state_item_add(st, eddy_str_c(id), v);
+        state_rows_add(state_store(st, &items_store), eddy_str_c(id), v);
     }
     commit(st);
 }
@@ -231,11 +232,12 @@ static void run_checkpoint(const struct run_arg *a, struct result *r)
     run_dir(dir, sizeof dir, a->c, "state", a->i);
     struct eddy_state *st = open_state(dir, 0);
     add_items(st, a->c->items);
+    struct state_store *users = state_store(st, &users_store);
     for (uint32_t i = 0; i < a->c->users; i++) {
-        struct user_state *u = state_user(st, 0, user_key(key, i), true);
+        struct user_state *u = state_get_in(users, 0, user_key(key, i), true);
         fill(u->vec, i);
         u->n_events = 1;
-        state_user_dirty(st, u);
+        state_dirty(users, u);
     }
     double t0 = now_s();
     commit(st);
@@ -258,11 +260,12 @@ static void update(float *v)
 static void cache_ops(struct eddy_state *st, const uint32_t *seq, uint32_t n, uint64_t *ops)
 {
     char key[16];
+    struct state_store *users = state_store(st, &users_store); /* as embeddings does */
     for (uint32_t i = 0; i < n; i++) {
-        struct user_state *u = state_user(st, 0, user_key(key, seq[i]), true);
+        struct user_state *u = state_get_in(users, 0, user_key(key, seq[i]), true);
         update(u->vec);
         u->n_events++;
-        state_user_dirty(st, u);
+        state_dirty(users, u);
         if (++*ops % COMMIT_EVERY == 0 || state_commit_due(st))
             commit(st);
     }
@@ -272,8 +275,9 @@ static void cache_ops(struct eddy_state *st, const uint32_t *seq, uint32_t n, ui
 static void preload(struct eddy_state *st, uint32_t from, uint32_t to)
 {
     char key[16];
+    struct state_store *users = state_store(st, &users_store);
     for (uint32_t i = from; i < to; i++)
-        state_user(st, 0, user_key(key, i), false);
+        state_get_in(users, 0, user_key(key, i), false);
 }
 
 /* Warms up with the same distribution (after loading every user, for
@@ -316,7 +320,7 @@ static void run_restart(const struct run_arg *a, struct result *r)
     run_dir(dir, sizeof dir, a->c, "state", 0);
     double t0 = now_s();
     struct eddy_state *st = open_state(dir, a->c->cache_bytes);
-    if (!state_user(st, 0, user_key(key, a->c->users / 2), false))
+    if (!state_get_in(state_store(st, &users_store), 0, user_key(key, a->c->users / 2), false))
         die("restart", "the first user is missing");
     r->value = now_s() - t0;
     state_close(st);
@@ -324,23 +328,13 @@ static void run_restart(const struct run_arg *a, struct result *r)
 
 /* ---- raw RocksDB runs ------------------------------------------------------ */
 
-/* The options state.c uses: bloom filters, WAL on, no fsync. */
-static rocksdb_options_t *raw_options(void)
+/* A bare RocksDB with the options state.c uses: bloom filters, WAL on, no
+ * fsync (state/state_raw.h). cfs: NULL for "default" alone. */
+static struct state_raw *raw_open(const char *dir, const char *const *cfs)
 {
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(o, 1);
-    rocksdb_block_based_table_options_t *bbo = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_filter_policy(bbo, rocksdb_filterpolicy_create_bloom_full(10));
-    rocksdb_options_set_block_based_table_factory(o, bbo);
-    rocksdb_block_based_options_destroy(bbo);
-    return o;
-}
-
-static rocksdb_t *raw_open(const char *dir, rocksdb_options_t *o)
-{
-    char *err = NULL;
-    rocksdb_t *db = rocksdb_open(o, dir, &err);
-    if (err)
+    char err[512];
+    struct state_raw *db = state_raw_open(dir, cfs, err, sizeof err);
+    if (!db)
         die(dir, err);
     return db;
 }
@@ -348,44 +342,35 @@ static rocksdb_t *raw_open(const char *dir, rocksdb_options_t *o)
 /* Times one WriteBatch of c->users 256-byte values into a fresh database. */
 static void run_raw_checkpoint(const struct run_arg *a, struct result *r)
 {
-    char dir[512], key[16], *err = NULL;
+    char dir[512], key[16], err[512];
     float v[DIM];
     run_dir(dir, sizeof dir, a->c, "raw", a->i);
-    rocksdb_options_t *o = raw_options();
-    rocksdb_t *db = raw_open(dir, o);
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    struct state_raw *db = raw_open(dir, NULL);
     double t0 = now_s();
     for (uint32_t i = 0; i < a->c->users; i++) {
         struct eddy_str k = user_key(key, i);
         fill(v, i);
-        rocksdb_writebatch_put(b, k.ptr, k.len, (const char *)v, sizeof v);
+        state_raw_batch_put(db, NULL, k.ptr, k.len, v, sizeof v);
     }
-    rocksdb_write(db, wo, b, &err);
-    if (err)
+    if (state_raw_write(db, err, sizeof err))
         die("raw write", err);
     r->value = now_s() - t0;
-    rocksdb_writebatch_destroy(b);
-    rocksdb_writeoptions_destroy(wo);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
+    state_raw_close(db);
 }
 
-static void raw_ops(rocksdb_t *db, rocksdb_readoptions_t *ro, rocksdb_writeoptions_t *wo,
-                    const uint32_t *seq, uint32_t n)
+static void raw_ops(struct state_raw *db, const uint32_t *seq, uint32_t n)
 {
-    char key[16], *err = NULL;
+    char key[16], err[512];
     for (uint32_t i = 0; i < n; i++) {
         struct eddy_str k = user_key(key, seq[i]);
         size_t len;
-        char *v = rocksdb_get(db, ro, k.ptr, k.len, &len, &err);
-        if (err || !v || len != RAW_VALUE)
-            die("raw get", err ? err : "missing or short value");
+        char *v = state_raw_get(db, NULL, k.ptr, k.len, &len, err, sizeof err);
+        if (!v || len != RAW_VALUE)
+            die("raw get", err[0] ? err : "missing or short value");
         update((float *)(void *)v);
-        rocksdb_put(db, wo, k.ptr, k.len, v, len, &err);
-        if (err)
+        if (state_raw_put(db, NULL, k.ptr, k.len, v, len, err, sizeof err))
             die("raw put", err);
-        rocksdb_free(v);
+        free(v);
     }
 }
 
@@ -395,18 +380,12 @@ static void run_rmw_raw(const struct run_arg *a, struct result *r)
     char dir[512];
     uint32_t *seq = key_sequence(c->users, c->raw_warm + c->raw_ops, a->dist);
     run_dir(dir, sizeof dir, c, "raw", 0);
-    rocksdb_options_t *o = raw_options();
-    rocksdb_t *db = raw_open(dir, o);
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    raw_ops(db, ro, wo, seq, c->raw_warm);
+    struct state_raw *db = raw_open(dir, NULL);
+    raw_ops(db, seq, c->raw_warm);
     double t0 = now_s();
-    raw_ops(db, ro, wo, seq + c->raw_warm, c->raw_ops);
+    raw_ops(db, seq + c->raw_warm, c->raw_ops);
     r->value = c->raw_ops / (now_s() - t0);
-    rocksdb_writeoptions_destroy(wo);
-    rocksdb_readoptions_destroy(ro);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
+    state_raw_close(db);
     free(seq);
 }
 
@@ -415,34 +394,21 @@ static void run_rmw_raw(const struct run_arg *a, struct result *r)
 static void run_raw_restart(const struct run_arg *a, struct result *r)
 {
     static const char *const cfs[] = {"default", "users", "items", "campaigns", "offsets",
-                                      "meta"};
-    enum { N_CF = sizeof cfs / sizeof *cfs };
-    char dir[512], key[16], *err = NULL;
-    const rocksdb_options_t *cf_opts[N_CF];
-    rocksdb_column_family_handle_t *cf[N_CF];
+                                      "meta", NULL};
+    char dir[512], key[16], err[512];
     run_dir(dir, sizeof dir, a->c, "state", 0);
-    rocksdb_options_t *o = raw_options();
-    for (int k = 0; k < N_CF; k++)
-        cf_opts[k] = o;
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     double t0 = now_s();
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, N_CF, cfs, cf_opts, cf, &err);
-    if (err)
-        die(dir, err);
+    struct state_raw *db = raw_open(dir, cfs);
     struct eddy_str id = user_key(key, a->c->users / 2);
-    char k[4 + sizeof key] = {0}; /* partition 0, then the id (state/state_internal.h) */
+    char k[4 + sizeof key] = {0}; /* partition 0, then the id (operators/users.h) */
     memcpy(k + 4, id.ptr, id.len);
     size_t len;
-    char *v = rocksdb_get_cf(db, ro, cf[1], k, 4 + id.len, &len, &err);
-    if (err || !v)
-        die("raw restart get", err ? err : "missing user");
+    char *v = state_raw_get(db, "users", k, 4 + id.len, &len, err, sizeof err);
+    if (!v)
+        die("raw restart get", err[0] ? err : "missing user");
     r->value = now_s() - t0;
-    rocksdb_free(v);
-    for (int i = 0; i < N_CF; i++)
-        rocksdb_column_family_handle_destroy(cf[i]);
-    rocksdb_close(db);
-    rocksdb_readoptions_destroy(ro);
-    rocksdb_options_destroy(o);
+    free(v);
+    state_raw_close(db);
 }
 
 /* ---- runs, medians, output ------------------------------------------------- */

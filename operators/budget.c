@@ -496,8 +496,9 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 #define Q_AT (sizeof(struct campaign_ledger) + 4) /* where the Q-table starts */
 
-static void campaign_init(void *value)
+static void campaign_init(void *value, int dim)
 {
+    (void)dim; /* a campaign holds no vector */
     struct campaign_ledger *l = &((struct campaign_state *)value)->l;
     l->period_start_ms = INT64_MIN;
     l->slot = -1;
@@ -505,13 +506,15 @@ static void campaign_init(void *value)
     l->pacing_rate = 1.0;
 }
 
-static size_t campaign_encoded_size(const void *value)
+static size_t campaign_encoded_size(const void *value, int dim)
 {
+    (void)dim;
     return Q_AT + (size_t)((const struct campaign_state *)value)->n_q * sizeof(double);
 }
 
-static void campaign_encode(const void *value, char *out)
+static void campaign_encode(const void *value, int dim, char *out)
 {
+    (void)dim;
     const struct campaign_state *c = value;
     memcpy(out, &c->l, sizeof c->l);
     memcpy(out + sizeof c->l, &c->n_q, 4);
@@ -519,8 +522,10 @@ static void campaign_encode(const void *value, char *out)
         memcpy(out + Q_AT, c->q, (size_t)c->n_q * sizeof(double));
 }
 
-static bool campaign_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+static bool campaign_decode(const char *in, size_t len, int dim, void *value, char *why,
+                            size_t whylen)
 {
+    (void)dim;
     struct campaign_state *c = value;
     uint32_t n_q = 0;
     if (len >= Q_AT)
@@ -604,8 +609,9 @@ json_t *budget_ledger_json(json_t *doc, const struct campaign_ledger *l,
     return doc;
 }
 
-static json_t *campaign_json(json_t *doc, const void *value)
+static json_t *campaign_json(json_t *doc, const void *value, struct eddy_state *st)
 {
+    (void)st;
     const struct campaign_state *c = value;
     doc = budget_ledger_json(doc, &c->l, LEDGER_RAW);
     return sjson_with(doc, "q", sjson_doubles(c->q, c->n_q));

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "operators/users.h"
 #include "state/json.h"
 #include "state/state.h"
 
@@ -44,6 +45,7 @@ struct cooc {
     struct cooc_params p;
     struct eddy_state *st;
     struct state_store *users, *items, *trending;
+    struct state_store *item_rows; /* embeddings' items (operators/users.h) */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -60,18 +62,21 @@ static void *xrealloc(void *p, size_t n)
 
 #define LIST_HEAD 20 /* count, t_ref, n */
 
-static void list_init(void *value)
+static void list_init(void *value, int dim)
 {
+    (void)dim;
     ((struct cooc_list *)value)->t_ref = INT64_MIN;
 }
 
-static size_t list_encoded_size(const void *value)
+static size_t list_encoded_size(const void *value, int dim)
 {
+    (void)dim;
     return LIST_HEAD + ((const struct cooc_list *)value)->n * sizeof(struct cooc_entry);
 }
 
-static void list_encode(const void *value, char *out)
+static void list_encode(const void *value, int dim, char *out)
 {
+    (void)dim;
     const struct cooc_list *l = value;
     memcpy(out, &l->count, 8);
     memcpy(out + 8, &l->t_ref, 8);
@@ -80,8 +85,10 @@ static void list_encode(const void *value, char *out)
         memcpy(out + LIST_HEAD, l->e, l->n * sizeof *l->e);
 }
 
-static bool list_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+static bool list_decode(const char *in, size_t len, int dim, void *value, char *why,
+                        size_t whylen)
 {
+    (void)dim;
     struct cooc_list *l = value;
     uint32_t n = 0;
     if (len >= LIST_HEAD)
@@ -111,8 +118,9 @@ static void list_free(void *value)
     free(((struct cooc_list *)value)->e);
 }
 
-static json_t *list_json(json_t *doc, const void *value)
+static json_t *list_json(json_t *doc, const void *value, struct eddy_state *st)
 {
+    (void)st;
     const struct cooc_list *l = value;
     json_t *entries = json_array();
     for (uint32_t i = 0; entries && i < l->n; i++) {
@@ -270,7 +278,7 @@ static void cooc_process(void *self, const struct eddy_event *ev)
         return;
     const struct click_event *e = &ev->u.click;
     const float w = c->p.weight[e->type];
-    int32_t row = state_item_row(c->st, e->item_id);
+    int32_t row = state_rows_find(c->item_rows, e->item_id);
     if (row < 0 || !(w > 0))
         return; /* embeddings gives every clicked item a row; a weight of 0 ignores the type */
     struct cooc_list *h = state_get(c->users, e->user_id, true);
@@ -332,7 +340,8 @@ static void *cooc_create(const void *params, struct eddy_state *st,
     c->users = state_store(st, &cooc_users_codec);
     c->items = state_store(st, &cooc_items_codec);
     c->trending = state_store(st, &cooc_trending_codec);
-    if (!c->users || !c->items || !c->trending) {
+    c->item_rows = state_store(st, &items_store);
+    if (!c->users || !c->items || !c->trending || !c->item_rows) {
         snprintf(err, errlen, "cooccur: the state was opened without its stores");
         free(c);
         return NULL;

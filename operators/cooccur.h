@@ -13,7 +13,7 @@
  * Space-Saving again) serves users with no history. docs/recommender.md
  * gives the defaults and how they were chosen.
  *
- * Items are the rows of the state's item matrix (state_item_row()), which
+ * Items are the rows of embeddings' item store (operators/users.h), which
  * embeddings assigns before this operator sees the event: the same row
  * joins the neighbour lists, the MF vectors and users' seen sets.
  *

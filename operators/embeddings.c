@@ -15,12 +15,14 @@
 
 #include <xxhash.h>
 
+#include "operators/users.h"
 #include "operators/vecmath.h"
 #include "state/state.h"
 
 struct mf {
     struct mf_params p;
     struct eddy_state *st;
+    struct state_store *users, *items; /* operators/users.h */
 };
 
 static uint64_t splitmix64(uint64_t *s)
@@ -59,7 +61,7 @@ static void sgd_step(const struct mf_params *mp, float *p, float *q, float targe
 static void negative_steps(struct mf *m, float *p, uint32_t pos, const struct click_event *c)
 {
     uint32_t n;
-    state_item_matrix(m->st, &n);
+    state_rows_matrix(m->items, &n);
     if (n < 2)
         return;
     uint64_t s = XXH64(c->user_id.ptr, c->user_id.len,
@@ -67,20 +69,20 @@ static void negative_steps(struct mf *m, float *p, uint32_t pos, const struct cl
     for (int i = 0; i < m->p.negatives; i++) {
         uint32_t row = (uint32_t)(splitmix64(&s) % (n - 1));
         row += row >= pos; /* every row but the positive, one draw */
-        sgd_step(&m->p, p, state_item_vec(m->st, row), 0.0f, 1.0f);
-        state_item_dirty(m->st, row);
+        sgd_step(&m->p, p, state_rows_vec(m->items, row), 0.0f, 1.0f);
+        state_rows_dirty(m->items, row);
     }
 }
 
 /* The item's row, adding it with its initial vector if new; -1 on failure. */
 static int32_t item_row(struct mf *m, struct eddy_str id)
 {
-    int32_t row = state_item_row(m->st, id);
+    int32_t row = state_rows_find(m->items, id);
     if (row >= 0)
         return row;
-    row = state_item_add(m->st, id, NULL);
+    row = state_rows_add(m->items, id, NULL);
     if (row >= 0)
-        init_vec(state_item_vec(m->st, (uint32_t)row), m->p.dim, id, m->p.init_scale);
+        init_vec(state_rows_vec(m->items, (uint32_t)row), m->p.dim, id, m->p.init_scale);
     return row;
 }
 
@@ -90,7 +92,7 @@ static void mf_process(void *self, const struct eddy_event *ev)
     if (ev->kind != EV_CLICK || (unsigned)ev->u.click.type >= CLICK_TYPE_COUNT)
         return;
     const struct click_event *c = &ev->u.click;
-    struct user_state *u = state_user(m->st, ev->partition, c->user_id, true);
+    struct user_state *u = state_get_in(m->users, ev->partition, c->user_id, true);
     int32_t row = item_row(m, c->item_id);
     if (!u || row < 0)
         return;
@@ -100,15 +102,15 @@ static void mf_process(void *self, const struct eddy_event *ev)
     }
     const float w = m->p.weight[c->type];
     if (w != 0.0f) {
-        sgd_step(&m->p, u->vec, state_item_vec(m->st, (uint32_t)row), 1.0f, w);
-        state_item_dirty(m->st, (uint32_t)row);
+        sgd_step(&m->p, u->vec, state_rows_vec(m->items, (uint32_t)row), 1.0f, w);
+        state_rows_dirty(m->items, (uint32_t)row);
         negative_steps(m, u->vec, (uint32_t)row, c);
         state_model_version_bump(m->st);
     }
-    state_user_seen_add(u, (uint32_t)row);
+    user_seen_add(u, (uint32_t)row);
     u->n_events++;
     u->last_event_ms = c->timestamp_ms;
-    state_user_dirty(m->st, u);
+    state_dirty(m->users, u);
 }
 
 static bool params_ok(const struct mf_params *p, int state_dim, char *err, size_t errlen)
@@ -139,6 +141,10 @@ static void *mf_create(const void *params, struct eddy_state *st,
     const struct mf_params *p = params;
     if (!params_ok(p, state_dim(st), err, errlen))
         return NULL;
+    if (!state_store(st, &users_store) || !state_store(st, &items_store)) {
+        snprintf(err, errlen, "embeddings: the state was opened without its stores");
+        return NULL;
+    }
     struct mf *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "embeddings: out of memory");
@@ -146,6 +152,8 @@ static void *mf_create(const void *params, struct eddy_state *st,
     }
     m->p = *p;
     m->st = st;
+    m->users = state_store(st, &users_store);
+    m->items = state_store(st, &items_store);
     return m;
 }
 
@@ -184,6 +192,9 @@ static const struct eddy_param mf_keys[] = {
      .help = "Confidence weight of a PURCHASE event"},
 };
 
+/* Users before items: `eddy state` lists them in this order. */
+static const struct state_codec *const mf_stores[] = {&users_store, &items_store, NULL};
+
 const struct eddy_operator eddy_op_embeddings = {
     .name = "embeddings",
     .section = "embeddings",
@@ -198,5 +209,5 @@ const struct eddy_operator eddy_op_embeddings = {
     .clock = EV_CLICK,
     .inputs = EVENT_BIT(EV_CLICK),
     .outputs = OUTPUT_BIT(OUTPUT_VECTORS),
-    /* stores: none; user and item vectors are the state's own kinds */
+    .stores = mf_stores, /* recommend reads them too */
 };

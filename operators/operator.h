@@ -127,11 +127,11 @@ struct eddy_operator {
      * the unit test that every operator produces something); the sinks
      * route emitted records by their type, not by this. */
     unsigned outputs;
-    /* The keyed stores it owns (state/state.h: struct state_codec),
-     * NULL-terminated; NULL if none. Every state the chain runs on is opened
-     * with the union of its operators' stores (chain_stores()), so a new
-     * store is declared here and nowhere else. Users and items are the
-     * state's own kinds, not stores. */
+    /* The stores it owns (state/state.h: struct state_codec: keyed,
+     * partitioned or dense), NULL-terminated; NULL if none. Every state the
+     * chain runs on is opened with the union of its operators' stores
+     * (chain_stores()), so a new store is declared here and nowhere else.
+     * Embeddings declares users and items (operators/users.h). */
     const struct state_codec *const *stores;
     /* The query kinds this operator answers, as QUERY_BIT()s; 0 if none. */
     unsigned answers;

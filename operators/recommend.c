@@ -29,6 +29,7 @@
 
 #include "operators/blas.h"
 #include "operators/cooccur.h"
+#include "operators/users.h"
 #include "operators/vecmath.h"
 #include "state/json.h"
 #include "state/state.h"
@@ -91,6 +92,7 @@ struct rec {
     struct select_scratch scratch; /* block / CHUNK + 1 and k floats */
     struct rec_item *out;       /* k */
     struct cooc_scratch *retrieval; /* REC_TWO_STAGE */
+    struct state_store *users, *items; /* embeddings' (operators/users.h) */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -268,15 +270,16 @@ static void select_block(float *sc, uint32_t lo, uint32_t hi, const struct user_
 static void heap_to_items(struct eddy_state *st, struct cand *h, size_t len,
                           struct rec_item *out)
 {
+    const struct state_store *items = state_store(st, &items_store);
     for (size_t i = len / 2; i-- > 0;)
         cand_sift_down(h, len, i);
     for (size_t i = len; i-- > 0;) { /* heap sort: worst to the back */
         struct cand worst = h[0];
         h[0] = h[i];
         cand_sift_down(h, i, 0);
-        out[i] = (struct rec_item){.item_id = state_item_id(st, worst.row), .score = worst.score};
+        out[i] = (struct rec_item){.item_id = state_rows_id(items, worst.row), .score = worst.score};
         if (worst.because >= 0)
-            out[i].because = state_item_id(st, (uint32_t)worst.because);
+            out[i].because = state_rows_id(items, (uint32_t)worst.because);
     }
 }
 
@@ -285,8 +288,9 @@ static void finish_top(struct eddy_state *st, const float *uvec, struct cand *h,
                        struct rec_item *out)
 {
     int dim = state_dim(st);
+    struct state_store *items = state_store(st, &items_store);
     for (size_t i = 0; i < len; i++)
-        h[i].score = dot_fixed(uvec, state_item_vec(st, h[i].row), dim);
+        h[i].score = dot_fixed(uvec, state_rows_vec(items, h[i].row), dim);
     heap_to_items(st, h, len, out);
 }
 
@@ -300,19 +304,22 @@ struct rec_model {
     uint64_t steps;  /* pairwise steps taken; 0: w not set yet */
 };
 
-static size_t model_encoded_size(const void *value)
+static size_t model_encoded_size(const void *value, int dim)
 {
-    (void)value;
+    (void)value, (void)dim;
     return sizeof(struct rec_model);
 }
 
-static void model_encode(const void *value, char *out)
+static void model_encode(const void *value, int dim, char *out)
 {
+    (void)dim;
     memcpy(out, value, sizeof(struct rec_model));
 }
 
-static bool model_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+static bool model_decode(const char *in, size_t len, int dim, void *value, char *why,
+                         size_t whylen)
 {
+    (void)dim;
     if (len != sizeof(struct rec_model)) {
         snprintf(why, whylen, "value is %zu bytes, expected %zu", len,
                  sizeof(struct rec_model));
@@ -322,17 +329,18 @@ static bool model_decode(const char *in, size_t len, void *value, char *why, siz
     return true;
 }
 
-static json_t *model_json(json_t *doc, const void *value)
+static json_t *model_json(json_t *doc, const void *value, struct eddy_state *st)
 {
+    (void)st;
     const struct rec_model *m = value;
     doc = sjson_with(doc, "trending", sjson_real(m->w.trending));
     doc = sjson_with(doc, "mf", sjson_real(m->w.mf));
     return sjson_with(doc, "steps", json_integer((json_int_t)m->steps));
 }
 
-static void model_init(void *value)
+static void model_init(void *value, int dim)
 {
-    (void)value; /* zeroed: steps 0 */
+    (void)value, (void)dim; /* zeroed: steps 0 */
 }
 
 static const struct state_codec rec_model_codec = {
@@ -394,16 +402,17 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
         struct cand x = {rank_score(&b, &c[i], best, 0), c[i].row, c[i].because};
         if (len == first && !better(x, pool[0]))
             continue; /* most candidates: checked before the seen set's search */
-        if (!(u && state_user_has_seen(u, c[i].row)))
+        if (!(u && user_has_seen(u, c[i].row)))
             len = offer(pool, len, first, x);
     }
     if (mf) {
         const int dim = state_dim(st);
+        struct state_store *items = state_store(st, &items_store);
         for (size_t i = 0; i < len; i++) /* the rows' misses overlap, not queue */
             for (int j = 0; j < dim; j += 16)
-                __builtin_prefetch(state_item_vec(st, pool[i].row) + j);
+                __builtin_prefetch(state_rows_vec(items, pool[i].row) + j);
         for (size_t i = 0; i < len; i++)
-            pool[i].score += b.mf * dot_fixed(u->vec, state_item_vec(st, pool[i].row), dim);
+            pool[i].score += b.mf * dot_fixed(u->vec, state_rows_vec(items, pool[i].row), dim);
         for (size_t i = len / 2; i-- > 0;) /* the scores moved: heapify again */
             cand_sift_down(pool, len, i);
         while (len > k) { /* drop the worst down to k */
@@ -547,7 +556,7 @@ static void features(struct eddy_state *st, const struct user_state *u,
 {
     f[0] = c ? c->cooc / best : 0;
     f[1] = c ? c->trend : 0;
-    f[2] = dot_fixed(u->vec, state_item_vec(st, row), state_dim(st));
+    f[2] = dot_fixed(u->vec, state_rows_vec(state_store(st, &items_store), row), state_dim(st));
 }
 
 /* One pairwise (BPR) step on the blend at a positive click on an item the
@@ -558,8 +567,8 @@ static void features(struct eddy_state *st, const struct user_state *u,
 static void learn_step(struct rec *r, const struct eddy_event *ev, const struct user_state *u)
 {
     const struct click_event *e = &ev->u.click;
-    int32_t pos = state_item_row(r->st, e->item_id);
-    if (!u || pos < 0 || state_user_has_seen(u, (uint32_t)pos))
+    int32_t pos = state_rows_find(r->items, e->item_id);
+    if (!u || pos < 0 || user_has_seen(u, (uint32_t)pos))
         return;
     const struct cooc_candidate *c;
     size_t n = cooc_retrieve(r->st, &r->p.read, e->user_id, r->retrieval, &c);
@@ -580,7 +589,7 @@ static void learn_step(struct rec *r, const struct eddy_event *ev, const struct 
     float fp[3], fn[3] = {0}, f[3], top = -INFINITY;
     features(r->st, u, cp, best, (uint32_t)pos, fp);
     for (size_t i = 0; i < n; i++) {
-        if (&c[i] == cp || state_user_has_seen(u, c[i].row))
+        if (&c[i] == cp || user_has_seen(u, c[i].row))
             continue;
         features(r->st, u, &c[i], best, c[i].row, f);
         float score = f[0] + b.trending * f[1] + b.mf * f[2];
@@ -611,10 +620,10 @@ static void rec_process(void *self, const struct eddy_event *ev)
         return;
     if (r->p.retrieval == REC_TWO_STAGE && r->p.learn_rate > 0 &&
         ev->u.click.type != CLICK_VIEW)
-        learn_step(r, ev, state_user(r->st, ev->partition, ev->u.click.user_id, false));
+        learn_step(r, ev, state_get_in(r->users, ev->partition, ev->u.click.user_id, false));
     struct eddy_str id = ev->u.click.user_id;
     int64_t due = refresh_time(ev->u.click.timestamp_ms, r->p.refresh_interval_ms);
-    const struct user_state *u = state_user(r->st, ev->partition, id, false);
+    const struct user_state *u = state_get_in(r->users, ev->partition, id, false);
     if (u && u->last_refresh_ms >= due)
         return; /* a refresh at or after this click's slot was published */
     mark_pending(r, pending_key(r, ev->partition, id), due, INT64_MIN);
@@ -637,7 +646,7 @@ static void publish(struct rec *r, struct pending *p, struct user_state *u, size
     if (r->emit.recommendation)
         r->emit.recommendation(r->emit.ctx, &rec);
     u->last_refresh_ms = p->due;
-    state_user_dirty(r->st, u);
+    state_dirty(r->users, u);
     if (p->next > p->due) { /* clicks after this refresh's slot were seen */
         p->due = p->next;
         p->next = INT64_MIN;
@@ -656,7 +665,7 @@ static void publish(struct rec *r, struct pending *p, struct user_state *u, size
 static void score_batch(struct rec *r, size_t b)
 {
     uint32_t n;
-    const float *M = state_item_matrix(r->st, &n);
+    const float *M = state_rows_matrix(r->items, &n);
     size_t k = (size_t)r->p.k;
     for (size_t i = 0; i < b; i++) {
         memcpy(r->U + i * r->dim, r->batch_u[i]->vec, (size_t)r->dim * sizeof(float));
@@ -697,7 +706,7 @@ static void rec_flush(void *self, int64_t watermark_ms)
             HASH_DEL(r->set, p);
             int32_t partition;
             struct eddy_str id = pending_user(p, &partition);
-            struct user_state *u = state_user(r->st, partition, id, false);
+            struct user_state *u = state_get_in(r->users, partition, id, false);
             if (!u) { /* no model for this user: nothing to recommend */
                 pending_recycle(r, p);
                 continue;
@@ -845,12 +854,18 @@ static void *rec_create(const void *params, struct eddy_state *st,
                  "recency > 0, candidates >= 1 and trending >= 0");
         return NULL;
     }
+    if (!state_store(st, &users_store) || !state_store(st, &items_store)) {
+        snprintf(err, errlen, "recommend: the state was opened without embeddings' stores");
+        return NULL;
+    }
     struct rec *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "recommend: out of memory");
         return NULL;
     }
     r->p = *p;
+    r->users = state_store(st, &users_store);
+    r->items = state_store(st, &items_store);
     cooc_writer_params(st, &r->p.read);
     /* Queries read the state alone: they find these parameters there. */
     state_blob_set(st, PARAMS_BLOB, &r->p, sizeof r->p);
@@ -909,14 +924,16 @@ static int two_stage_user(struct eddy_state *st, const struct rec_params *rp,
 static int recommend_user(struct eddy_state *st, struct eddy_str user_id, int k,
                           struct rec_item *out)
 {
-    const struct user_state *u = state_user_find(st, user_id);
+    struct state_store *users = state_store(st, &users_store);
+    struct state_store *items = state_store(st, &items_store);
+    const struct user_state *u = users && items ? state_find_any(users, user_id) : NULL;
     if (!u)
         return -1;
     const struct rec_params p = stored_params(st);
     if (p.retrieval == REC_TWO_STAGE)
         return two_stage_user(st, &p, u, user_id, k, out);
     uint32_t n;
-    const float *M = state_item_matrix(st, &n);
+    const float *M = state_rows_matrix(items, &n);
     if (k <= 0 || n == 0)
         return 0;
     size_t kk = (uint32_t)k < n ? (size_t)k : n;

@@ -38,28 +38,6 @@ static int key_quote_len(struct eddy_str key)
 
 /* ---- JSON values ---------------------------------------------------------- */
 
-static json_t *hex_json(struct eddy_str bytes)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *s = malloc(2 * bytes.len + 1);
-    if (!s)
-        return NULL;
-    for (size_t i = 0; i < bytes.len; i++) {
-        s[2 * i] = digits[(unsigned char)bytes.ptr[i] >> 4];
-        s[2 * i + 1] = digits[(unsigned char)bytes.ptr[i] & 15];
-    }
-    json_t *j = json_stringn(s, 2 * bytes.len);
-    free(s);
-    return j;
-}
-
-/* JSON strings must be UTF-8; ids are bytes, so others go out as hex. */
-static json_t *id_json(struct eddy_str id)
-{
-    json_t *s = json_stringn(id.ptr ? id.ptr : "", id.len);
-    return s ? s : sjson_with(json_object(), "hex", hex_json(id));
-}
-
 static json_t *kind_json(const char *kind)
 {
     return sjson_with(json_object(), "kind", json_string(kind));
@@ -69,81 +47,64 @@ static json_t *kind_json(const char *kind)
  * Each returns a new JSON object, or NULL: with why set if the stored entry
  * is corrupt, with why empty if jansson ran out of memory. */
 
-/* "partition" and "id" of a user key (state_key_split()). */
+/* "partition" and "id" of a partitioned store's key (state_key_split()). */
 static json_t *with_key(json_t *doc, struct eddy_str key)
 {
     int32_t partition = 0;
     struct eddy_str id = key;
     state_key_split(key, &partition, &id);
     doc = sjson_with(doc, "partition", json_integer(partition));
-    return sjson_with(doc, "id", id_json(id));
+    return sjson_with(doc, "id", sjson_id(id));
 }
 
 typedef json_t *(*entry_fn)(struct eddy_state *st, struct eddy_str key, struct eddy_str value,
                             char *why, size_t whylen);
 
-static json_t *seen_json(struct eddy_state *st, const struct user_state *u)
-{
-    json_t *arr = json_array();
-    for (uint32_t i = 0; arr && i < u->n_seen; i++)
-        arr = sjson_append(arr, id_json(state_item_id(st, u->seen[i])));
-    return arr;
-}
-
-static json_t *user_entry(struct eddy_state *st, struct eddy_str key, struct eddy_str value,
-                          char *why, size_t whylen)
-{
-    size_t dim = (size_t)state_dim(st);
-    struct user_state u = {.vec = malloc(dim * sizeof(float))};
-    json_t *doc = NULL;
-    if (!u.vec || !state_user_decode(st, value.ptr, value.len, &u, why, whylen))
-        goto out;
-    doc = kind_json("user");
-    doc = with_key(doc, key);
-    doc = sjson_with(doc, "last_refresh_ms", json_integer(u.last_refresh_ms));
-    doc = sjson_with(doc, "last_event_ms", json_integer(u.last_event_ms));
-    doc = sjson_with(doc, "n_events", json_integer((json_int_t)u.n_events));
-    doc = sjson_with(doc, "vector", sjson_floats(u.vec, dim));
-    doc = sjson_with(doc, "seen", seen_json(st, &u));
-out:
-    free(u.seen);
-    free(u.vec);
-    return doc;
-}
-
-/* state_open() validated and loaded every stored item into the matrix, so
+/* state_open() validated and loaded every stored row into the matrix, so
  * the in-memory row and vector are exactly what is stored. */
-static json_t *item_entry(struct eddy_state *st, struct eddy_str key, struct eddy_str value,
-                          char *why, size_t whylen)
+static json_t *dense_entry(struct eddy_state *st, const struct state_codec *c,
+                           struct eddy_str key, char *why, size_t whylen)
 {
-    (void)value;
-    int32_t row = state_item_row(st, key);
+    struct state_store *s = state_store(st, c);
+    int32_t row = state_rows_find(s, key);
     if (row < 0) {
         snprintf(why, whylen, "stored after the state was opened");
         return NULL;
     }
-    json_t *doc = kind_json("item");
-    doc = sjson_with(doc, "id", id_json(key));
+    json_t *doc = kind_json(c->kind);
+    doc = sjson_with(doc, "id", sjson_id(key));
     doc = sjson_with(doc, "row", json_integer(row));
-    return sjson_with(doc, "vector", sjson_floats(state_item_vec(st, (uint32_t)row),
-                                           (size_t)state_dim(st)));
+    return sjson_with(doc, "vector", sjson_floats(state_rows_vec(s, (uint32_t)row),
+                                                  (size_t)state_dim(st)));
 }
 
 /* A keyed store's value, rendered by its codec. */
-static json_t *store_entry(const struct state_codec *c, struct eddy_str key,
-                           struct eddy_str value, char *why, size_t whylen)
+static json_t *keyed_entry(struct eddy_state *st, const struct state_codec *c,
+                           struct eddy_str key, struct eddy_str value, char *why,
+                           size_t whylen)
 {
-    void *v = calloc(1, c->value_size);
+    void *v = calloc(1, state_value_bytes(st, c));
     json_t *doc = NULL;
-    if (v && state_value_decode(c, value.ptr, value.len, v, why, whylen)) {
+    if (v && state_value_decode(st, c, value.ptr, value.len, v, why, whylen)) {
         doc = kind_json(c->kind);
-        doc = sjson_with(doc, "id", id_json(key));
-        doc = c->to_json(doc, v);
+        doc = c->layout == STATE_PARTITIONED ? with_key(doc, key)
+                                             : sjson_with(doc, "id", sjson_id(key));
+        doc = c->to_json(doc, v, st);
     }
     if (v && c->free)
         c->free(v);
     free(v);
     return doc;
+}
+
+/* A store's entry. */
+static json_t *store_entry(struct eddy_state *st, const struct state_codec *c,
+                           struct eddy_str key, struct eddy_str value, char *why,
+                           size_t whylen)
+{
+    if (c->layout != STATE_DENSE)
+        return keyed_entry(st, c, key, value, why, whylen);
+    return dense_entry(st, c, key, why, whylen);
 }
 
 /* Offsets keys are topic, '\0', partition as 4 bytes big-endian. */
@@ -172,7 +133,7 @@ static json_t *offset_entry(struct eddy_state *st, struct eddy_str key, struct e
     if (!offset_decode(key, value, &topic, &partition, &next, why, whylen))
         return NULL;
     json_t *doc = kind_json("offset");
-    doc = sjson_with(doc, "topic", id_json(topic));
+    doc = sjson_with(doc, "topic", sjson_id(topic));
     doc = sjson_with(doc, "partition", json_integer(partition));
     return sjson_with(doc, "next_offset", json_integer(next));
 }
@@ -185,28 +146,25 @@ static json_t *meta_entry(struct eddy_state *st, struct eddy_str key, struct edd
     const size_t plen = strlen(STATE_BLOB_PREFIX);
     if (key.len >= plen && !memcmp(key.ptr, STATE_BLOB_PREFIX, plen)) {
         json_t *doc = kind_json("blob");
-        doc = sjson_with(doc, "key", id_json((struct eddy_str){key.ptr + plen, key.len - plen}));
-        return sjson_with(doc, "hex", hex_json(value));
+        doc = sjson_with(doc, "key", sjson_id((struct eddy_str){key.ptr + plen, key.len - plen}));
+        return sjson_with(doc, "hex", sjson_hex(value));
     }
     int64_t x;
     if (!state_i64_decode(value.ptr, value.len, &x, why, whylen))
         return NULL;
     json_t *doc = kind_json("meta");
-    doc = sjson_with(doc, "key", id_json(key));
+    doc = sjson_with(doc, "key", sjson_id(key));
     return sjson_with(doc, "value", json_integer(x));
 }
 
-/* The state's own column families with entries to show; the keyed stores'
- * show through their codecs. */
+/* The state's own column families with entries to show; the stores' show
+ * through their codecs. */
 static const struct {
     const char *cf;
-    const char *kind; /* for inspect_kind_cf(); NULL: not for `get` */
     entry_fn entry;
 } own_cfs[] = {
-    {"users", "user", user_entry},
-    {"items", "item", item_entry},
-    {"offsets", NULL, offset_entry},
-    {"meta", NULL, meta_entry},
+    {"offsets", offset_entry},
+    {"meta", meta_entry},
 };
 #define N_OWN (sizeof own_cfs / sizeof own_cfs[0])
 
@@ -218,7 +176,7 @@ static json_t *entry_json(struct eddy_state *st, const char *cf, struct eddy_str
 {
     const struct state_codec *c = state_cf_codec(st, cf);
     if (c)
-        return store_entry(c, key, value, why, whylen);
+        return store_entry(st, c, key, value, why, whylen);
     for (size_t i = 0; i < N_OWN; i++)
         if (!strcmp(own_cfs[i].cf, cf))
             return own_cfs[i].entry(st, key, value, why, whylen);
@@ -311,9 +269,6 @@ int inspect_export_jsonl(struct eddy_state *st, FILE *out, char *err, size_t err
 
 const char *inspect_kind_cf(const char *kind, const struct state_codec *const *stores)
 {
-    for (size_t i = 0; i < N_OWN; i++)
-        if (own_cfs[i].kind && !strcmp(kind, own_cfs[i].kind))
-            return own_cfs[i].cf;
     for (; stores && *stores; stores++)
         if (!strcmp(kind, (*stores)->kind))
             return (*stores)->name;
@@ -341,19 +296,14 @@ static int get_one(struct eddy_state *st, const char *cf, struct eddy_str key, F
     return rc;
 }
 
-/* Users: one line per partition holding the id. */
-int inspect_get(struct eddy_state *st, const char *cf, struct eddy_str id, FILE *out,
-                char *err, size_t errlen)
+/* A partitioned store: one line per partition holding the id. */
+static int get_partitioned(struct eddy_state *st, const char *cf, struct eddy_str id,
+                           FILE *out, char *err, size_t errlen)
 {
-    if (!state_cf(st, cf) || !shown(st, cf)) {
-        fmt_err(err, errlen, "state %s: no column family '%s' to show", state_dir(st), cf);
-        return -1;
-    }
-    if (strcmp(cf, "users"))
-        return get_one(st, cf, id, out, err, errlen);
+    struct state_store *s = state_store(st, state_cf_codec(st, cf));
     int rc = 1;
     for (int32_t p = 0; p >= 0;) {
-        p = state_stored_partition(st, id, p);
+        p = state_stored_partition(s, id, p);
         if (p < 0)
             break;
         char *key = malloc(4 + id.len);
@@ -373,6 +323,19 @@ int inspect_get(struct eddy_state *st, const char *cf, struct eddy_str id, FILE 
         p = p == INT32_MAX ? -1 : p + 1;
     }
     return rc;
+}
+
+int inspect_get(struct eddy_state *st, const char *cf, struct eddy_str id, FILE *out,
+                char *err, size_t errlen)
+{
+    if (!state_cf(st, cf) || !shown(st, cf)) {
+        fmt_err(err, errlen, "state %s: no column family '%s' to show", state_dir(st), cf);
+        return -1;
+    }
+    const struct state_codec *c = state_cf_codec(st, cf);
+    if (c && c->layout == STATE_PARTITIONED)
+        return get_partitioned(st, cf, id, out, err, errlen);
+    return get_one(st, cf, id, out, err, errlen);
 }
 
 /* ---- stats ---------------------------------------------------------------- */

@@ -18,9 +18,9 @@
 
 #include "state/state.h"
 
-/* The column family of a kind of entry: "user", "item", or the kind of one
- * of the stores (NULL-terminated, as given to state_open()); NULL for
- * anything else. */
+/* The column family of a kind of entry: the kind of one of the stores
+ * (NULL-terminated, as given to state_open()), e.g. "user", "item",
+ * "campaign"; NULL for anything else. */
 const char *inspect_kind_cf(const char *kind, const struct state_codec *const *stores);
 
 /* Writes a summary as text: format version, dim, model version, key counts
@@ -28,17 +28,18 @@ const char *inspect_kind_cf(const char *kind, const struct state_codec *const *s
 int inspect_stats(struct eddy_state *st, FILE *out, char *err, size_t errlen);
 
 /* Writes the entry of column family cf (see inspect_kind_cf()) as one line
- * of JSON, the same line inspect_export_jsonl() writes for it; a user id
- * held in several partitions gives one line per partition. 0 written, 1 no
- * such entry (nothing written), -1 error. */
+ * of JSON, the same line inspect_export_jsonl() writes for it; an id of a
+ * partitioned store held in several partitions gives one line per
+ * partition. 0 written, 1 no such entry (nothing written), -1 error. */
 int inspect_get(struct eddy_state *st, const char *cf, struct eddy_str id, FILE *out,
                 char *err, size_t errlen);
 
 /* Writes every stored entry as one compact JSON object per line, ordered by
- * column family (users, items, the keyed stores, offsets, meta), then by key
- * bytes. Each object starts with "kind": user, item, a store's kind (then
- * "id" and what its codec renders), offset, meta (an integer) or blob
- * (state_blob_set() bytes, in hex). Equal states give
+ * column family (the stores in their order, e.g. users, items, campaigns;
+ * then offsets, meta), then by key bytes. Each object starts with "kind": a
+ * store's kind (then "partition" for a partitioned store, "id", and what its
+ * codec renders, or a dense row's "row" and "vector"), offset, meta (an
+ * integer) or blob (state_blob_set() bytes, in hex). Equal states give
  * byte-identical output, so it can compare two state directories. */
 int inspect_export_jsonl(struct eddy_state *st, FILE *out, char *err, size_t errlen);
 

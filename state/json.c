@@ -2,6 +2,7 @@
 #include "state/json.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 json_t *sjson_with(json_t *doc, const char *key, json_t *value)
 {
@@ -45,4 +46,25 @@ json_t *sjson_doubles(const double *v, size_t n)
     for (size_t i = 0; arr && i < n; i++)
         arr = sjson_append(arr, sjson_real(v[i]));
     return arr;
+}
+
+json_t *sjson_hex(struct eddy_str bytes)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *s = malloc(2 * bytes.len + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < bytes.len; i++) {
+        s[2 * i] = digits[(unsigned char)bytes.ptr[i] >> 4];
+        s[2 * i + 1] = digits[(unsigned char)bytes.ptr[i] & 15];
+    }
+    json_t *j = json_stringn(s, 2 * bytes.len);
+    free(s);
+    return j;
+}
+
+json_t *sjson_id(struct eddy_str id)
+{
+    json_t *s = json_stringn(id.ptr ? id.ptr : "", id.len);
+    return s ? s : sjson_with(json_object(), "hex", sjson_hex(id));
 }

@@ -13,6 +13,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "schemas/records.h"
+
 /* Sets doc[key] = value and returns doc, or NULL (doc freed). */
 json_t *sjson_with(json_t *doc, const char *key, json_t *value);
 /* Appends value to arr and returns arr, or NULL (arr freed). */
@@ -20,5 +22,10 @@ json_t *sjson_append(json_t *arr, json_t *value);
 json_t *sjson_real(double d);
 json_t *sjson_floats(const float *v, size_t n);
 json_t *sjson_doubles(const double *v, size_t n);
+/* Bytes as lowercase hex digits. */
+json_t *sjson_hex(struct eddy_str bytes);
+/* An id: a string, or {"hex": "..."} when its bytes are not UTF-8 (JSON
+ * strings must be). */
+json_t *sjson_id(struct eddy_str id);
 
 #endif

@@ -1,24 +1,23 @@
 /* state.c: eddy's state on RocksDB, with an in-memory write-back cache.
  *
- * Layout: one RocksDB with a column family per kind of state (cf_names[]).
- * Every value starts with a 1-byte encoding version followed by fixed-width
- * little-endian fields; a value of the wrong size or version is reported as
+ * Layout: one RocksDB with a column family per store (struct state_codec)
+ * and the state's own (cf_names[]: offsets, meta). Every value starts with
+ * a 1-byte encoding version; the state's own values and dense rows follow it
+ * with fixed-width little-endian fields, a keyed store's with the codec's
+ * bytes, opaque here. A value of the wrong size or version is reported as
  * corruption, never read past.
  *
- * Keyed stores (state.h: struct state_codec) have a column family each,
- * between items and offsets; their values are the codec's version byte and
- * the codec's bytes, opaque here.
- *
- * Cache: users and keyed values are loaded on first access; all items are
- * loaded at open into one dense row-major matrix so the recommender can run
- * sgemm over it. Changed entries are listed as dirty until state_commit()
- * writes them, the model version and the offsets in one WriteBatch.
- * Cached users and keyed values share one byte budget, evicted with CLOCK: a
- * hand over the users' index slots and one over the keyed values' ring. Each
- * commit starts a new epoch; an entry handed out in the current epoch is
- * never evicted, which keeps every pointer valid until the next commit (the
- * contract in state.h) and, as dirty entries were handed out in it too,
- * keeps dirty entries in memory until they are written.
+ * Cache: keyed values are loaded on first access; a dense store's rows are
+ * all loaded at open into one row-major matrix so an operator can run sgemm
+ * over it. Changed values are listed as dirty until state_commit() writes
+ * them, the model version and the offsets in one WriteBatch.
+ * One cache serves every keyed store: each store has a compact index
+ * (open addressing, 8 bytes a slot) and a CLOCK hand over its slots, and
+ * all share one byte budget. Each commit starts a new epoch; an entry handed
+ * out in the current epoch is never evicted, which keeps every pointer valid
+ * until the next commit (the contract in state.h) and, as dirty entries were
+ * handed out in it too, keeps dirty entries in memory until they are
+ * written.
  *
  * Write-behind: state_commit() encodes the dirty entries into a WriteBatch
  * on the caller's thread and hands it to one writer thread, which writes it
@@ -29,7 +28,7 @@
  * clean, so the process must restart from the last durable commit.
  *
  * Errors while lazily loading an entry (corrupt value, I/O error) cannot be
- * returned through state_user() & co.; they are kept as a sticky error that
+ * returned through state_get() & co.; they are kept as a sticky error that
  * makes every later state_commit() fail, so nothing computed from a bad read
  * is ever persisted. Out of memory aborts, like uthash does. */
 #include "state/state.h"
@@ -60,16 +59,15 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "value encodings are little-endian memcpy; add byte swaps for this host");
 
 #define ENC_VERSION 1
-#define ITEM_INITIAL_ROWS 1024
-#define SEEN_INITIAL 8
+#define DENSE_INITIAL_ROWS 1024
 #define ERR_ID_MAX 64 /* characters of an id quoted in an error message */
 /* rocksdb::InfoLogLevel::HEADER_LEVEL (rocksdb/env.h); the C API has no name for it. */
 #define ROCKSDB_LOG_HEADER_ONLY 5
 
-/* The state's own column families; the stores' come between items and
+/* The state's own column families; the stores' come between default and
  * offsets (cf_at()), where `eddy state` lists them. */
-enum cf_index { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_OFFSETS, CF_META, CF_COUNT };
-static const char *const cf_names[CF_COUNT] = {"default", "users", "items", "offsets", "meta"};
+enum cf_index { CF_DEFAULT, CF_OFFSETS, CF_META, CF_COUNT };
+static const char *const cf_names[CF_COUNT] = {"default", "offsets", "meta"};
 
 /* A cached entry's bookkeeping for CLOCK, the budget and the commit. */
 struct cache_meta {
@@ -79,29 +77,41 @@ struct cache_meta {
     bool dirty;
 };
 
-/* A cached user: 80 bytes besides its key and vector (it was 176 with a
- * uthash handle, a CLOCK ring and a dirty list through the entries), which
- * matters at millions of users. */
-struct user_entry {
+/* A cached value of a keyed store: 24 bytes besides the value and its key
+ * (a user took 80 when users had an entry type of their own, and 176 with
+ * a uthash handle, a CLOCK ring and a dirty list), which matters at
+ * millions of users. No store pointer: every way to an entry is through
+ * its store. One allocation: header, value (and vector), key. */
+struct entry {
     struct cache_meta m;
     uint32_t key_len;
-    struct user_state u;
-    char key[];            /* partition + id (see part_key()), then the
-                            * dim floats of u.vec: one allocation */
+    uint32_t key_at;       /* the key's offset from the entry */
+    uint64_t value[];      /* the codec's value_size bytes (then dim floats), 8-aligned */
 };
 
-/* Cached users by key: a linear-probing table of entry pointers, each
- * tagged in its top 16 bits (unused by user-space addresses on x86-64 and
- * AArch64) with 16 bits of the key's hash, so that a probe seldom follows a
- * pointer that cannot match. 8 bytes a slot at most 3/4 full, against
- * uthash's 56-byte handle plus a bucket per entry. */
-struct user_index {
+/* A store's cached entries by key: a linear-probing table of entry
+ * pointers, each tagged in its top 16 bits (unused by user-space addresses
+ * on x86-64 and AArch64) with 16 bits of the key's hash, so that a probe
+ * seldom follows a pointer that cannot match. 8 bytes a slot at most 3/4
+ * full, against uthash's 56-byte handle plus a bucket per entry. */
+struct index {
     uintptr_t *slot; /* 0: empty */
     size_t cap;      /* a power of two, or 0 */
     size_t count;
 };
 
-struct item_entry {
+/* A dirty entry, kept with the first 12 bytes of its key inline,
+ * big-endian and zero-padded, so that the commit's sort compares integers
+ * instead of chasing two pointers per comparison (cache misses: that took
+ * ~1.5 us per dirty user); 12 bytes cover a partition and 8 bytes of id. */
+struct sort_rec {
+    uint64_t hi;
+    uint32_t lo;
+    struct entry *e;
+};
+
+/* A dense store's row ids. */
+struct dense_id {
     UT_hash_handle hh;
     uint32_t row;
     bool dirty;
@@ -109,25 +119,32 @@ struct item_entry {
     char id[];
 };
 
-/* A cached value of a keyed store. */
-struct keyed_entry {
-    UT_hash_handle hh;
-    struct keyed_entry *prev, *next; /* the keyed values' CLOCK ring, circular */
-    struct cache_meta m;
-    struct keyed_entry *dirty_next;
-    struct state_store *store;
-    char *key;             /* after the value */
-    size_t key_len;
-    max_align_t value[];   /* the codec's value_size bytes, then the key */
+struct dense {
+    struct dense_id *ids;            /* by id */
+    struct dense_id **by_row;
+    float *matrix;                   /* cap x dim, n used */
+    uint32_t n, cap;
+    uint32_t *dirty_rows;
+    uint32_t n_dirty, dirty_cap;
 };
 
 struct state_store {
     struct eddy_state *st;
     const struct state_codec *codec;
     rocksdb_column_family_handle_t *cf;
-    struct keyed_entry *entries;
-    bool scanned;          /* all stored values are cached */
-    bool sorted;           /* the hash's iteration order is by key */
+    /* keyed */
+    struct index ix;
+    size_t hand;              /* CLOCK hand: a slot of ix */
+    uint64_t stale;           /* cached, not handed out in this epoch */
+    struct sort_rec *dirty;   /* sorted at commit: no link in every entry */
+    size_t n_dirty, dirty_cap;
+    struct entry **order;     /* state_foreach(): the cached entries by key */
+    size_t order_cap;
+    bool scanned;             /* all stored values are cached */
+    bool ordered;             /* order holds every cached entry */
+    int32_t max_partition;    /* highest partition cached; -1 none */
+    /* dense */
+    struct dense d;
 };
 
 struct offset_entry {
@@ -145,8 +162,6 @@ struct blob_entry {
     void *data;
     size_t len;
 };
-
-struct sort_rec;
 
 /* The write-behind thread (see the top of the file). */
 struct writer {
@@ -178,18 +193,9 @@ struct eddy_state {
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_cache_t *block_cache;   /* NULL: RocksDB's default one */
 
-    struct user_index users;
     struct state_store *stores;
     size_t n_stores;
-    struct keyed_entry *dirty_keyed;
     struct offset_entry *offsets;
-
-    struct item_entry *items;        /* by id */
-    struct item_entry **item_by_row;
-    float *matrix;                   /* item_cap x dim, n_items used */
-    uint32_t n_items, item_cap;
-    uint32_t *dirty_rows;
-    uint32_t n_dirty_rows, dirty_rows_cap;
 
     struct blob_entry *blobs;        /* staged, newest first */
 
@@ -197,15 +203,9 @@ struct eddy_state {
     bool model_dirty;
     uint64_t n_dirty;
 
-    struct sort_rec *sorted;  /* the dirty users, sorted at commit */
-    size_t n_dirty_users, sorted_cap;
-
-    size_t user_hand;                 /* CLOCK hands: a slot of the users' index */
-    struct keyed_entry *keyed_hand;   /* and the keyed values' ring; NULL: none */
     size_t cache_bytes, cache_limit;
     size_t dirty_bytes, dirty_limit;  /* encoded size of what the next commit writes */
     uint64_t epoch;           /* number of successful commits */
-    uint64_t stale_users, stale_keyed; /* cached, not handed out in this epoch */
     uint64_t hits, misses, evictions;
     uint64_t ckpt_us, ckpt_bytes, restore_us;
     int64_t ckpt_unix_ms;
@@ -214,7 +214,6 @@ struct eddy_state {
     size_t buf_cap;
     char *key;                /* scratch for part_key() */
     size_t key_cap;
-    int32_t max_partition;    /* highest partition of a user cached; -1 none */
 
     uint64_t bg_errors;       /* RocksDB's background errors already checked */
     bool failed;              /* sticky error, see the top of the file */
@@ -304,15 +303,8 @@ static char *put(char *p, const void *src, size_t n)
     return p + n;
 }
 
-static const char *get(const char *p, void *dst, size_t n)
-{
-    if (n)
-        memcpy(dst, p, n);
-    return p + n;
-}
-
-/* Users are keyed by input partition, then id: the partition as 4 bytes
- * big-endian, so that one partition's entries are one contiguous key range
+/* A partitioned store's keys: the input partition as 4 bytes big-endian,
+ * then the id, so that one partition's entries are one contiguous key range
  * that a scale-out can hand to another instance. */
 #define PART_PREFIX 4
 
@@ -382,67 +374,19 @@ static uint64_t clock_us(clockid_t clock)
 
 /* ---- value encodings ---------------------------------------------------- */
 
-static size_t user_value_size(int dim, uint32_t n_seen)
-{
-    return 1 + 3 * 8 + (size_t)dim * 4 + 4 + (size_t)n_seen * 4;
-}
-
-static size_t user_encode(struct eddy_state *st, const struct user_state *u)
-{
-    size_t n = user_value_size(st->dim, u->n_seen);
-    char *p = scratch(st, n);
-    *p++ = ENC_VERSION;
-    p = put(p, &u->last_refresh_ms, 8);
-    p = put(p, &u->last_event_ms, 8);
-    p = put(p, &u->n_events, 8);
-    p = put(p, u->vec, (size_t)st->dim * 4);
-    p = put(p, &u->n_seen, 4);
-    put(p, u->seen, (size_t)u->n_seen * 4);
-    return n;
-}
-
-/* Decodes into u (whose vec has dim floats); allocates u->seen. */
-static bool user_decode(struct eddy_state *st, const char *v, size_t len,
-                        struct user_state *u, char *why, size_t whylen)
-{
-    size_t fixed = user_value_size(st->dim, 0);
-    uint32_t n_seen = 0;
-    if (len >= fixed)
-        memcpy(&n_seen, v + fixed - 4, 4);
-    if (!value_ok(v, len, user_value_size(st->dim, n_seen), why, whylen))
-        return false;
-    const char *p = v + 1;
-    p = get(p, &u->last_refresh_ms, 8);
-    p = get(p, &u->last_event_ms, 8);
-    p = get(p, &u->n_events, 8);
-    p = get(p, u->vec, (size_t)st->dim * 4);
-    p += 4;
-    u->seen = n_seen ? xrealloc(NULL, (size_t)n_seen * 4) : NULL;
-    u->n_seen = u->seen_cap = n_seen;
-    get(p, u->seen, (size_t)n_seen * 4);
-    /* state_user_has_seen() binary-searches, so order is an invariant. */
-    for (uint32_t i = 0; i < n_seen; i++) {
-        if ((i && u->seen[i] <= u->seen[i - 1]) || u->seen[i] >= st->n_items) {
-            snprintf(why, whylen, "seen set not sorted or row %u beyond %u items",
-                     u->seen[i], st->n_items);
-            return false;
-        }
-    }
-    return true;
-}
-
-static size_t item_value_size(int dim)
+/* A dense row: the version byte, the row (4 bytes), dim floats. */
+static size_t dense_value_size(int dim)
 {
     return 1 + 4 + (size_t)dim * 4;
 }
 
-static size_t item_encode(struct eddy_state *st, uint32_t row)
+static size_t dense_encode(struct eddy_state *st, const struct dense *d, uint32_t row)
 {
-    size_t n = item_value_size(st->dim);
+    size_t n = dense_value_size(st->dim);
     char *p = scratch(st, n);
     *p++ = ENC_VERSION;
     p = put(p, &row, 4);
-    put(p, st->matrix + (size_t)row * st->dim, (size_t)st->dim * 4);
+    put(p, d->matrix + (size_t)row * st->dim, (size_t)st->dim * 4);
     return n;
 }
 
@@ -450,22 +394,22 @@ static size_t item_encode(struct eddy_state *st, uint32_t row)
 static size_t keyed_encode(struct eddy_state *st, const struct state_codec *c,
                            const void *value)
 {
-    size_t n = 1 + c->encoded_size(value);
+    size_t n = 1 + c->encoded_size(value, st->dim);
     char *p = scratch(st, n);
     p[0] = (char)c->version;
-    c->encode(value, p + 1);
+    c->encode(value, st->dim, p + 1);
     return n;
 }
 
-static bool keyed_decode(const struct state_codec *c, const char *v, size_t len, void *value,
-                         char *why, size_t whylen)
+static bool keyed_decode(const struct state_codec *c, int dim, const char *v, size_t len,
+                         void *value, char *why, size_t whylen)
 {
     if (len < 1 || (uint8_t)v[0] != c->version) {
         snprintf(why, whylen, "value version %d, this eddy reads %s values of version %d",
                  len ? (uint8_t)v[0] : -1, c->kind, c->version);
         return false;
     }
-    return c->decode(v + 1, len - 1, value, why, whylen);
+    return c->decode(v + 1, len - 1, dim, value, why, whylen);
 }
 
 /* int64 values (offsets, meta): version byte + 8 bytes. */
@@ -521,7 +465,8 @@ static void init_stores(struct eddy_state *st, const struct state_options *opt)
         st->n_stores++;
     st->stores = xcalloc(st->n_stores * sizeof *st->stores);
     for (size_t i = 0; i < st->n_stores; i++)
-        st->stores[i] = (struct state_store){.st = st, .codec = opt->stores[i]};
+        st->stores[i] = (struct state_store){.st = st, .codec = opt->stores[i],
+                                             .max_partition = -1};
 }
 
 static size_t cf_count(const struct eddy_state *st)
@@ -529,17 +474,18 @@ static size_t cf_count(const struct eddy_state *st)
     return CF_COUNT + st->n_stores;
 }
 
-/* The k-th column family, in the order `eddy state` shows them: sets its
- * name and returns where its handle is kept. k < cf_count(). */
+/* The k-th column family, in the order `eddy state` shows them (default,
+ * the stores in their order, offsets, meta): sets its name and returns
+ * where its handle is kept. k < cf_count(). */
 static rocksdb_column_family_handle_t **cf_at(struct eddy_state *st, size_t k,
                                               const char **name)
 {
-    if (k >= CF_OFFSETS && k - CF_OFFSETS < st->n_stores) {
-        struct state_store *s = &st->stores[k - CF_OFFSETS];
+    if (k > CF_DEFAULT && k - 1 < st->n_stores) {
+        struct state_store *s = &st->stores[k - 1];
         *name = s->codec->name;
         return &s->cf;
     }
-    k = k < CF_OFFSETS ? k : k - st->n_stores;
+    k = k == CF_DEFAULT ? k : k - st->n_stores;
     *name = cf_names[k];
     return &st->cf[k];
 }
@@ -918,35 +864,32 @@ static int check_meta(struct eddy_state *st, char *err, size_t errlen)
     return 0;
 }
 
-static void item_grow(struct eddy_state *st, uint32_t rows)
+static void dense_grow(struct eddy_state *st, struct dense *d, uint32_t rows)
 {
-    if (rows <= st->item_cap)
+    if (rows <= d->cap)
         return;
-    uint32_t cap = st->item_cap ? st->item_cap : ITEM_INITIAL_ROWS;
+    uint32_t cap = d->cap ? d->cap : DENSE_INITIAL_ROWS;
     while (cap < rows)
         cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
-    st->matrix = xrealloc(st->matrix, (size_t)cap * st->dim * sizeof(float));
-    st->item_by_row = xrealloc(st->item_by_row, (size_t)cap * sizeof *st->item_by_row);
-    memset(st->item_by_row + st->item_cap, 0,
-           (size_t)(cap - st->item_cap) * sizeof *st->item_by_row);
-    st->item_cap = cap;
+    d->matrix = xrealloc(d->matrix, (size_t)cap * st->dim * sizeof(float));
+    d->by_row = xrealloc(d->by_row, (size_t)cap * sizeof *d->by_row);
+    memset(d->by_row + d->cap, 0, (size_t)(cap - d->cap) * sizeof *d->by_row);
+    d->cap = cap;
 }
 
-static struct item_entry *item_insert(struct eddy_state *st, struct eddy_str id, uint32_t row)
+static void dense_insert(struct dense *d, struct eddy_str id, uint32_t row)
 {
-    struct item_entry *e = xcalloc(sizeof *e + id.len);
+    struct dense_id *e = xcalloc(sizeof *e + id.len);
     e->row = row;
     e->id_len = id.len;
     put(e->id, id.ptr, id.len);
-    HASH_ADD_KEYPTR(hh, st->items, e->id, e->id_len, e);
-    st->item_by_row[row] = e;
-    return e;
+    HASH_ADD_KEYPTR(hh, d->ids, e->id, e->id_len, e);
+    d->by_row[row] = e;
 }
 
-static int count_keys(struct eddy_state *st, enum cf_index cf, uint32_t *n,
-                      char *err, size_t errlen)
+static int count_keys(struct state_store *s, uint32_t *n, char *err, size_t errlen)
 {
-    rocksdb_iterator_t *it = db_iterator(st, st->cf[cf]);
+    rocksdb_iterator_t *it = db_iterator(s->st, s->cf);
     char *rerr = NULL;
     *n = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
@@ -954,42 +897,43 @@ static int count_keys(struct eddy_state *st, enum cf_index cf, uint32_t *n,
     rocksdb_iter_get_error(it, &rerr);
     rocksdb_iter_destroy(it);
     if (rerr) {
-        fmt_err(err, errlen, "state %s: reading %s: %s", st->dir, cf_names[cf], rerr);
+        fmt_err(err, errlen, "state %s: reading %s: %s", s->st->dir, s->codec->name, rerr);
         rocksdb_free(rerr);
         return -1;
     }
     return 0;
 }
 
-static int load_item(struct eddy_state *st, const char *k, size_t klen, const char *v,
-                     size_t vlen, uint32_t n, char *err, size_t errlen)
+static int load_row(struct state_store *s, const char *k, size_t klen, const char *v,
+                    size_t vlen, uint32_t n, char *err, size_t errlen)
 {
+    struct eddy_state *st = s->st;
     char why[128];
     uint32_t row;
-    if (!value_ok(v, vlen, item_value_size(st->dim), why, sizeof why)) {
-        fmt_err(err, errlen, "state %s: corrupt items/%.*s: %s", st->dir,
+    if (!value_ok(v, vlen, dense_value_size(st->dim), why, sizeof why)) {
+        fmt_err(err, errlen, "state %s: corrupt %s/%.*s: %s", st->dir, s->codec->name,
                 id_quote_len(klen), k, why);
         return -1;
     }
     memcpy(&row, v + 1, 4);
-    if (row >= n || st->item_by_row[row]) {
-        fmt_err(err, errlen, "state %s: corrupt items/%.*s: row %u duplicate or beyond %u items",
-                st->dir, id_quote_len(klen), k, row, n);
+    if (row >= n || s->d.by_row[row]) {
+        fmt_err(err, errlen, "state %s: corrupt %s/%.*s: row %u duplicate or beyond %u rows",
+                st->dir, s->codec->name, id_quote_len(klen), k, row, n);
         return -1;
     }
-    memcpy(st->matrix + (size_t)row * st->dim, v + 5, (size_t)st->dim * 4);
-    item_insert(st, (struct eddy_str){k, klen}, row);
+    memcpy(s->d.matrix + (size_t)row * st->dim, v + 5, (size_t)st->dim * 4);
+    dense_insert(&s->d, (struct eddy_str){k, klen}, row);
     return 0;
 }
 
-/* Items are loaded whole: n distinct rows below n cover 0..n-1 exactly. */
-static int load_items(struct eddy_state *st, char *err, size_t errlen)
+/* A dense store is loaded whole: n distinct rows below n cover 0..n-1 exactly. */
+static int load_dense(struct state_store *s, char *err, size_t errlen)
 {
     uint32_t n;
-    if (count_keys(st, CF_ITEMS, &n, err, errlen))
+    if (count_keys(s, &n, err, errlen))
         return -1;
-    item_grow(st, n);
-    rocksdb_iterator_t *it = db_iterator(st, st->cf[CF_ITEMS]);
+    dense_grow(s->st, &s->d, n);
+    rocksdb_iterator_t *it = db_iterator(s->st, s->cf);
     uint32_t loaded = 0;
     int rc = 0;
     for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it);
@@ -997,20 +941,29 @@ static int load_items(struct eddy_state *st, char *err, size_t errlen)
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
-        if ((rc = load_item(st, k, klen, v, vlen, n, err, errlen)) == 0)
+        if ((rc = load_row(s, k, klen, v, vlen, n, err, errlen)) == 0)
             loaded++;
     }
     char *rerr = NULL;
     rocksdb_iter_get_error(it, &rerr);
     rocksdb_iter_destroy(it);
     if (rc == 0 && (rerr || loaded != n)) {
-        fmt_err(err, errlen, "state %s: reading items: %s", st->dir,
-                rerr ? rerr : "item count changed while loading");
+        fmt_err(err, errlen, "state %s: reading %s: %s", s->st->dir, s->codec->name,
+                rerr ? rerr : "row count changed while loading");
         rc = -1;
     }
     rocksdb_free(rerr);
-    st->n_items = loaded;
+    s->d.n = loaded;
     return rc;
+}
+
+static int load_dense_stores(struct eddy_state *st, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < st->n_stores; i++)
+        if (st->stores[i].codec->layout == STATE_DENSE &&
+            load_dense(&st->stores[i], err, errlen))
+            return -1;
+    return 0;
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1038,7 +991,6 @@ static int create_state(const struct state_options *opt, char *err, size_t errle
     struct eddy_state *st = xcalloc(sizeof *st);
     st->dir = xstrdup(tmp);
     st->dim = opt->dim;
-    st->max_partition = -1;
     init_stores(st, opt);
     make_options(st, true, opt->cache_bytes);
     int rc = open_db(st, err, errlen);
@@ -1088,7 +1040,6 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
     st->dir = xstrdup(opt->dir);
     st->dim = opt->dim;
     st->read_only = opt->read_only;
-    st->max_partition = -1;
     init_stores(st, opt);
     make_options(st, false, opt->cache_bytes);
     int rc = check_column_families(st, opt->create_if_missing && !opt->read_only, err, errlen);
@@ -1097,7 +1048,7 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
     if (rc == 0)
         rc = check_meta(st, err, errlen);
     if (rc == 0)
-        rc = load_items(st, err, errlen);
+        rc = load_dense_stores(st, err, errlen);
     if (rc) {
         state_close(st);
         return rc == STATE_BUSY ? STATE_BUSY : -1;
@@ -1112,7 +1063,7 @@ int state_dim(const struct eddy_state *st)
     return st->dim;
 }
 
-/* ---- user index ---------------------------------------------------------- */
+/* ---- index: a store's cached entries by key ------------------------------ */
 
 #define TAG_SHIFT 48
 #define ADDR_MASK (((uintptr_t)1 << TAG_SHIFT) - 1)
@@ -1122,9 +1073,19 @@ static uint64_t key_hash(const char *key, size_t len)
     return XXH3_64bits(key, len);
 }
 
-static struct user_entry *slot_entry(uintptr_t slot)
+static char *entry_key(const struct entry *e)
 {
-    return (struct user_entry *)(slot & ADDR_MASK);
+    return (char *)e + e->key_at;
+}
+
+static uint64_t entry_hash(const struct entry *e)
+{
+    return key_hash(entry_key(e), e->key_len);
+}
+
+static struct entry *slot_entry(uintptr_t slot)
+{
+    return (struct entry *)(slot & ADDR_MASK);
 }
 
 static uintptr_t slot_tag(uint64_t hash)
@@ -1140,36 +1101,37 @@ static void index_place(uintptr_t *slot, size_t cap, uintptr_t s, uint64_t hash)
     slot[i] = s;
 }
 
-static void index_grow(struct user_index *ix)
+static void index_grow(struct index *ix)
 {
     size_t cap = ix->cap ? 2 * ix->cap : 1024;
     uintptr_t *slot = xcalloc(cap * sizeof *slot);
     for (size_t i = 0; i < ix->cap; i++) {
-        const struct user_entry *e = slot_entry(ix->slot[i]);
+        const struct entry *e = slot_entry(ix->slot[i]);
         if (e)
-            index_place(slot, cap, ix->slot[i], key_hash(e->key, e->key_len));
+            index_place(slot, cap, ix->slot[i], entry_hash(e));
     }
     free(ix->slot);
     ix->slot = slot;
     ix->cap = cap;
 }
 
-static struct user_entry *index_find(const struct user_index *ix, const char *key, size_t len)
+static struct entry *index_find(const struct index *ix, const char *key, size_t len)
 {
     if (!ix->count)
         return NULL;
     uint64_t h = key_hash(key, len);
     uintptr_t tag = slot_tag(h);
     for (size_t i = h & (ix->cap - 1); ix->slot[i]; i = (i + 1) & (ix->cap - 1)) {
-        struct user_entry *e = slot_entry(ix->slot[i]);
-        if ((ix->slot[i] & ~ADDR_MASK) == tag && e->key_len == len && !memcmp(e->key, key, len))
+        struct entry *e = slot_entry(ix->slot[i]);
+        if ((ix->slot[i] & ~ADDR_MASK) == tag && e->key_len == len &&
+            !memcmp(entry_key(e), key, len))
             return e;
     }
     return NULL;
 }
 
 /* Adds an entry whose key is not in the index. */
-static void index_add(struct user_index *ix, struct user_entry *e)
+static void index_add(struct index *ix, struct entry *e)
 {
     if ((uintptr_t)e & ~ADDR_MASK) {
         fprintf(stderr, "eddy state: heap address %p has its top 16 bits set\n", (void *)e);
@@ -1177,21 +1139,20 @@ static void index_add(struct user_index *ix, struct user_entry *e)
     }
     if ((ix->count + 1) * 4 > ix->cap * 3)
         index_grow(ix);
-    uint64_t h = key_hash(e->key, e->key_len);
+    uint64_t h = entry_hash(e);
     index_place(ix->slot, ix->cap, (uintptr_t)e | slot_tag(h), h);
     ix->count++;
 }
 
 /* Removes an entry, then closes the gap: each later entry of the probe run
  * whose home slot is not between the gap and itself moves into the gap. */
-static void index_del(struct user_index *ix, const struct user_entry *e)
+static void index_del(struct index *ix, const struct entry *e)
 {
-    size_t mask = ix->cap - 1, i = key_hash(e->key, e->key_len) & mask;
+    size_t mask = ix->cap - 1, i = entry_hash(e) & mask;
     while (slot_entry(ix->slot[i]) != e)
         i = (i + 1) & mask;
     for (size_t j = (i + 1) & mask; ix->slot[j]; j = (j + 1) & mask) {
-        const struct user_entry *m = slot_entry(ix->slot[j]);
-        size_t home = key_hash(m->key, m->key_len) & mask;
+        size_t home = entry_hash(slot_entry(ix->slot[j])) & mask;
         if (((j - home) & mask) >= ((j - i) & mask)) {
             ix->slot[i] = ix->slot[j];
             i = j;
@@ -1201,35 +1162,40 @@ static void index_del(struct user_index *ix, const struct user_entry *e)
     ix->count--;
 }
 
-/* ---- cache: CLOCK over users and keyed values ---------------------------- */
+/* ---- cache: CLOCK over every keyed store's entries ----------------------- */
 
 /* Memory an entry costs besides its own fields: glibc's chunk header and
  * rounding per allocation, and its share of the index (8-byte slots at most
- * 3/4 full: 11 to 21 bytes a user) or of uthash's buckets (keyed values).
- * An estimate; `make bench` compares the budget with peak RSS. */
+ * 3/4 full: 11 to 21 bytes an entry). An estimate; `make bench` compares
+ * the budget with peak RSS. */
 #define MALLOC_OVERHEAD 16
 #define BUCKET_OVERHEAD 16
 
-static void user_free(struct user_entry *e);
-static void keyed_free(struct keyed_entry *e);
-static void dirty_users_push(struct eddy_state *st, struct user_entry *e);
-
-static size_t user_bytes(const struct eddy_state *st, const struct user_entry *e)
+/* Where a store's entries keep their key: after the header, the value and
+ * its vector. */
+static size_t entry_size(const struct state_store *s)
 {
-    size_t seen = e->u.seen ? (size_t)e->u.seen_cap * sizeof *e->u.seen + MALLOC_OVERHEAD : 0;
-    return sizeof *e + (size_t)st->dim * sizeof(float) + e->key_len + MALLOC_OVERHEAD +
-           BUCKET_OVERHEAD + seen;
+    const struct state_codec *c = s->codec;
+    return sizeof(struct entry) + c->value_size +
+           (c->vector ? (size_t)s->st->dim * sizeof(float) : 0);
 }
 
-static size_t keyed_bytes(const struct keyed_entry *e)
+static size_t entry_bytes(const struct state_store *s, const struct entry *e)
 {
-    const struct state_codec *c = e->store->codec;
+    const struct state_codec *c = s->codec;
     size_t heap = c->heap_bytes ? c->heap_bytes(e->value) : 0;
-    return sizeof *e + c->value_size + e->key_len + MALLOC_OVERHEAD + BUCKET_OVERHEAD +
+    return e->key_at + e->key_len + MALLOC_OVERHEAD + BUCKET_OVERHEAD +
            (heap ? heap + MALLOC_OVERHEAD : 0);
 }
 
-/* Re-counts an entry whose size changed (seen set grown, keyed value resized). */
+static void entry_free(const struct state_store *s, struct entry *e)
+{
+    if (s->codec->free)
+        s->codec->free(e->value);
+    free(e);
+}
+
+/* Re-counts an entry whose size changed (its value's heap grew). */
 static void cache_account(struct eddy_state *st, struct cache_meta *m, size_t bytes)
 {
     st->cache_bytes = st->cache_bytes - m->bytes + bytes;
@@ -1238,13 +1204,13 @@ static void cache_account(struct eddy_state *st, struct cache_meta *m, size_t by
 
 /* An entry handed out: CLOCK gives it a second chance, and it stays until
  * the next commit at least, since the caller may hold its pointer until
- * then. stale is the count of its kind (users or keyed values). */
-static void cache_touch(struct eddy_state *st, struct cache_meta *m, uint64_t *stale)
+ * then. */
+static void cache_touch(struct state_store *s, struct cache_meta *m)
 {
     m->ref = true;
-    if (m->epoch != st->epoch) {
-        m->epoch = st->epoch;
-        --*stale;
+    if (m->epoch != s->st->epoch) {
+        m->epoch = s->st->epoch;
+        s->stale--;
     }
 }
 
@@ -1257,100 +1223,60 @@ static void cache_add(struct eddy_state *st, struct cache_meta *m, size_t bytes)
     st->cache_bytes += bytes;
 }
 
-/* Puts a new keyed value just behind the keyed values' hand: swept last. */
-static void keyed_link(struct eddy_state *st, struct keyed_entry *e)
+/* Frees a stale entry. A stale entry is clean: marking dirty needs a
+ * pointer handed out in this epoch, and a commit cleans all before a new
+ * epoch. */
+static void evict(struct state_store *s, struct entry *e)
 {
-    struct keyed_entry *h = st->keyed_hand;
-    if (!h) {
-        e->prev = e->next = st->keyed_hand = e;
-        return;
-    }
-    e->next = h;
-    e->prev = h->prev;
-    e->prev->next = e;
-    h->prev = e;
+    index_del(&s->ix, e);
+    s->st->cache_bytes -= e->m.bytes;
+    s->stale--;
+    s->st->evictions++;
+    s->scanned = false; /* state_foreach() must read it again */
+    s->ordered = false;
+    entry_free(s, e);
 }
 
-/* Frees a stale user or keyed value. A stale entry is clean: marking dirty
- * needs a pointer handed out in this epoch, and a commit cleans all before
- * a new epoch. */
-static void evict_user(struct eddy_state *st, struct user_entry *e)
+/* One step of a store's CLOCK hand, which sweeps its index's slots (no list
+ * through the entries: 16 bytes an entry saved). Evicting an entry may move
+ * a later one of its probe run into the slot: the hand stays there. */
+static void sweep(struct state_store *s)
 {
-    index_del(&st->users, e);
-    st->cache_bytes -= e->m.bytes;
-    st->stale_users--;
-    st->evictions++;
-    user_free(e);
-}
-
-static void evict_keyed(struct eddy_state *st, struct keyed_entry *e)
-{
-    if (e->next == e) {
-        st->keyed_hand = NULL;
-    } else {
-        if (st->keyed_hand == e)
-            st->keyed_hand = e->next;
-        e->prev->next = e->next;
-        e->next->prev = e->prev;
-    }
-    st->cache_bytes -= e->m.bytes;
-    st->stale_keyed--;
-    st->evictions++;
-    HASH_DEL(e->store->entries, e);
-    e->store->scanned = false; /* state_foreach() must read it again */
-    keyed_free(e);
-}
-
-/* One step of the users' CLOCK hand, which sweeps the index's slots (no
- * list through the entries: 16 bytes a user saved). Evicting an entry may
- * move a later one of its probe run into the slot: the hand stays there. */
-static void sweep_user(struct eddy_state *st)
-{
-    size_t i = st->user_hand & (st->users.cap - 1);
-    struct user_entry *e = slot_entry(st->users.slot[i]);
-    st->user_hand = i + 1;
-    if (!e || e->m.epoch == st->epoch)
+    size_t i = s->hand & (s->ix.cap - 1);
+    struct entry *e = slot_entry(s->ix.slot[i]);
+    s->hand = i + 1;
+    if (!e || e->m.epoch == s->st->epoch)
         return;
     if (e->m.ref) {
         e->m.ref = false;
         return;
     }
-    evict_user(st, e);
-    st->user_hand = i;
+    evict(s, e);
+    s->hand = i;
 }
 
-static void sweep_keyed(struct eddy_state *st)
+/* The store with the most stale entries, which CLOCK sweeps next: the
+ * large ones (users) before the few, small and hot ones (campaigns). NULL
+ * if none has any. */
+static struct state_store *most_stale(struct eddy_state *st)
 {
-    struct keyed_entry *e = st->keyed_hand;
-    st->keyed_hand = e->next;
-    if (e->m.epoch == st->epoch)
-        return;
-    if (e->m.ref)
-        e->m.ref = false;
-    else
-        evict_keyed(st, e);
+    struct state_store *best = NULL;
+    for (size_t i = 0; i < st->n_stores; i++)
+        if (st->stores[i].stale && (!best || st->stores[i].stale > best->stale))
+            best = &st->stores[i];
+    return best;
 }
 
 /* CLOCK: while over budget, a hand clears reference bits and evicts the
  * first stale entry found with its bit clear. Entries of this epoch are
  * passed over; with a stale entry left, the hand finds a victim within two
- * turns. Users go first: keyed values are few, small and hot. */
+ * turns. */
 static void cache_trim(struct eddy_state *st)
 {
-    while (st->cache_bytes > st->cache_limit && (st->stale_users || st->stale_keyed)) {
-        if (st->stale_users)
-            sweep_user(st);
-        else
-            sweep_keyed(st);
-    }
-}
-
-static uint64_t keyed_cached(const struct eddy_state *st)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < st->n_stores; i++)
-        n += HASH_COUNT(st->stores[i].entries);
-    return n;
+    struct state_store *s;
+    while (st->cache_bytes > st->cache_limit && (s = most_stale(st)))
+        while (st->cache_bytes > st->cache_limit && s->stale)
+            sweep(s); /* the same store: the choice is not redone per step */
 }
 
 /* After a commit nothing is dirty and no pointer handed out before is valid:
@@ -1358,104 +1284,235 @@ static uint64_t keyed_cached(const struct eddy_state *st)
 static void cache_new_epoch(struct eddy_state *st)
 {
     st->epoch++;
-    st->stale_users = st->users.count;
-    st->stale_keyed = keyed_cached(st);
+    for (size_t i = 0; i < st->n_stores; i++)
+        st->stores[i].stale = st->stores[i].ix.count;
     cache_trim(st);
 }
 
 /* Slot by slot; after an eviction the same slot is looked at again, since
  * closing the gap may have moved a later entry into it (an entry moves only
  * into the gap, which goes forward, or within slots already looked at). */
-void state_cache_drop_users(struct eddy_state *st, int32_t partition)
+void state_store_drop_partition(struct state_store *s, int32_t partition)
 {
-    for (size_t i = 0; i < st->users.cap;) {
-        struct user_entry *e = slot_entry(st->users.slot[i]);
-        if (e && e->m.epoch != st->epoch &&
-            key_partition((struct eddy_str){e->key, e->key_len}) == partition)
-            evict_user(st, e);
+    for (size_t i = 0; i < s->ix.cap;) {
+        struct entry *e = slot_entry(s->ix.slot[i]);
+        if (e && e->m.epoch != s->st->epoch &&
+            key_partition((struct eddy_str){entry_key(e), e->key_len}) == partition)
+            evict(s, e);
         else
             i++;
     }
 }
 
-/* ---- users -------------------------------------------------------------- */
-
-static struct user_entry *user_alloc(struct eddy_state *st, struct eddy_str key)
+void state_drop_partition(struct eddy_state *st, int32_t partition)
 {
-    /* Floats need 4-byte alignment only; 16 cost up to 12 bytes a user. */
-    size_t vec_at = (sizeof(struct user_entry) + key.len + 3) & ~(size_t)3;
-    struct user_entry *e = xcalloc(vec_at + (size_t)st->dim * sizeof(float));
+    for (size_t i = 0; i < st->n_stores; i++)
+        if (st->stores[i].codec->layout == STATE_PARTITIONED)
+            state_store_drop_partition(&st->stores[i], partition);
+}
+
+/* ---- dense stores ---------------------------------------------------------- */
+
+int32_t state_rows_find(struct state_store *s, struct eddy_str id)
+{
+    struct dense_id *e;
+    id = nonnull(id);
+    HASH_FIND(hh, s->d.ids, id.ptr, id.len, e);
+    return e ? (int32_t)e->row : -1;
+}
+
+int32_t state_rows_add(struct state_store *s, struct eddy_str id, const float *vec)
+{
+    struct dense *d = &s->d;
+    int dim = s->st->dim;
+    id = nonnull(id);
+    int32_t row = state_rows_find(s, id);
+    if (row >= 0)
+        return row;
+    if (d->n == INT32_MAX)
+        return -1;
+    dense_grow(s->st, d, d->n + 1);
+    row = (int32_t)d->n++;
+    dense_insert(d, id, (uint32_t)row);
+    float *dst = d->matrix + (size_t)row * dim;
+    if (vec)
+        memcpy(dst, vec, (size_t)dim * sizeof(float));
+    else
+        memset(dst, 0, (size_t)dim * sizeof(float));
+    state_rows_dirty(s, (uint32_t)row); /* a row assignment must persist */
+    return row;
+}
+
+float *state_rows_vec(struct state_store *s, uint32_t row)
+{
+    return row < s->d.n ? s->d.matrix + (size_t)row * s->st->dim : NULL;
+}
+
+void state_rows_dirty(struct state_store *s, uint32_t row)
+{
+    struct dense *d = &s->d;
+    if (row >= d->n || d->by_row[row]->dirty)
+        return;
+    if (d->n_dirty == d->dirty_cap) {
+        d->dirty_cap = d->dirty_cap ? 2 * d->dirty_cap : 256;
+        d->dirty_rows = xrealloc(d->dirty_rows, (size_t)d->dirty_cap * 4);
+    }
+    d->by_row[row]->dirty = true;
+    d->dirty_rows[d->n_dirty++] = row;
+    s->st->n_dirty++;
+    s->st->dirty_bytes += dense_value_size(s->st->dim) + d->by_row[row]->id_len;
+}
+
+const float *state_rows_matrix(const struct state_store *s, uint32_t *n_rows)
+{
+    *n_rows = s->d.n;
+    return s->d.matrix;
+}
+
+struct eddy_str state_rows_id(const struct state_store *s, uint32_t row)
+{
+    if (row >= s->d.n)
+        return (struct eddy_str){NULL, 0};
+    const struct dense_id *e = s->d.by_row[row];
+    return (struct eddy_str){e->id, e->id_len};
+}
+
+/* ---- keyed stores -------------------------------------------------------- */
+
+struct state_store *state_store(struct eddy_state *st, const struct state_codec *codec)
+{
+    for (size_t i = 0; i < st->n_stores; i++)
+        if (!strcmp(st->stores[i].codec->name, codec->name))
+            return &st->stores[i];
+    return NULL;
+}
+
+uint64_t state_store_count(const struct state_store *s)
+{
+    return s->codec->layout == STATE_DENSE ? s->d.n : s->ix.count;
+}
+
+static struct entry *entry_of(const void *value)
+{
+    return (struct entry *)((char *)value - offsetof(struct entry, value));
+}
+
+struct eddy_str state_key(const void *value)
+{
+    const struct entry *e = entry_of(value);
+    return (struct eddy_str){entry_key(e), e->key_len};
+}
+
+/* A zeroed value. */
+static struct entry *entry_alloc(struct state_store *s, struct eddy_str key)
+{
+    size_t at = entry_size(s);
+    struct entry *e = xcalloc(at + key.len);
+    e->key_at = (uint32_t)at;
     e->key_len = (uint32_t)key.len;
-    put(e->key, key.ptr, key.len);
-    e->u.vec = (float *)((char *)e + vec_at);
-    e->u.last_refresh_ms = INT64_MIN;
-    e->u.last_event_ms = INT64_MIN;
+    put(entry_key(e), key.ptr, key.len);
     return e;
 }
 
-static void user_free(struct user_entry *e)
+/* An id for messages: a partitioned key's id part. */
+static struct eddy_str quoted_id(const struct state_store *s, struct eddy_str key)
 {
-    free(e->u.seen);
-    free(e);
+    return s->codec->layout == STATE_PARTITIONED ? key_id(key) : key;
 }
 
-/* Returns the stored user, or NULL if absent or unreadable (sticky error). */
-static struct user_entry *user_load(struct eddy_state *st, struct eddy_str key)
+/* Decodes a stored value; NULL and a sticky error if it is corrupt. */
+static struct entry *entry_from_value(struct state_store *s, struct eddy_str key,
+                                      const char *v, size_t len)
 {
-    char *rerr = NULL, why[128];
+    char why[128];
+    struct entry *e = entry_alloc(s, key);
+    if (!keyed_decode(s->codec, s->st->dim, v, len, e->value, why, sizeof why)) {
+        struct eddy_str id = quoted_id(s, key);
+        fail(s->st, "state %s: corrupt %s/%.*s: %s", s->st->dir, s->codec->name,
+             id_quote_len(id.len), id.ptr, why);
+        entry_free(s, e);
+        return NULL;
+    }
+    return e;
+}
+
+static struct entry *entry_load(struct state_store *s, struct eddy_str key)
+{
+    char *rerr = NULL;
     size_t len = 0;
-    char *v = db_get(st, st->cf[CF_USERS], key.ptr, key.len, &len, &rerr);
-    struct user_entry *e = NULL;
-    struct eddy_str id = key_id(key);
+    char *v = db_get(s->st, s->cf, key.ptr, key.len, &len, &rerr);
+    struct entry *e = NULL;
     if (rerr) {
-        fail(st, "state %s: reading users/%.*s: %s", st->dir, id_quote_len(id.len), id.ptr, rerr);
+        struct eddy_str id = quoted_id(s, key);
+        fail(s->st, "state %s: reading %s/%.*s: %s", s->st->dir, s->codec->name,
+             id_quote_len(id.len), id.ptr, rerr);
     } else if (v) {
-        e = user_alloc(st, key);
-        if (!user_decode(st, v, len, &e->u, why, sizeof why)) {
-            fail(st, "state %s: corrupt users/%.*s: %s", st->dir, id_quote_len(id.len),
-                 id.ptr, why);
-            user_free(e);
-            e = NULL;
-        }
+        e = entry_from_value(s, key, v, len);
     }
     rocksdb_free(rerr);
     rocksdb_free(v);
     return e;
 }
 
-struct user_state *state_user(struct eddy_state *st, int32_t partition, struct eddy_str id,
-                              bool create)
+static void entry_insert(struct state_store *s, struct entry *e)
 {
-    struct eddy_str key = part_key(st, partition, id);
-    struct user_entry *e = index_find(&st->users, key.ptr, key.len);
+    index_add(&s->ix, e);
+    cache_add(s->st, &e->m, entry_bytes(s, e));
+    s->ordered = false;
+    if (s->codec->layout == STATE_PARTITIONED) {
+        int32_t p = key_partition((struct eddy_str){entry_key(e), e->key_len});
+        s->max_partition = p > s->max_partition ? p : s->max_partition;
+    }
+}
+
+/* The cached entry of key, loaded from RocksDB on a miss, or made by the
+ * codec's init() if create; NULL if none. */
+static struct entry *entry_lookup(struct state_store *s, struct eddy_str key, bool create)
+{
+    struct eddy_state *st = s->st;
+    struct entry *e = index_find(&s->ix, key.ptr, key.len);
     if (e) {
         st->hits++;
-        cache_touch(st, &e->m, &st->stale_users);
-        return &e->u;
+        cache_touch(s, &e->m);
+        return e;
     }
     st->misses++;
-    e = user_load(st, key);
+    e = entry_load(s, key);
     if (!e && create) {
-        e = user_alloc(st, key);
-        e->u.is_new = true;
+        e = entry_alloc(s, key);
+        if (s->codec->init)
+            s->codec->init(e->value, st->dim);
     }
     if (!e)
         return NULL;
-    if (partition > st->max_partition)
-        st->max_partition = partition;
-    index_add(&st->users, e);
-    cache_add(st, &e->m, user_bytes(st, e));
+    entry_insert(s, e);
     cache_trim(st);
-    return &e->u;
+    return e;
+}
+
+void *state_get(struct state_store *s, struct eddy_str key, bool create)
+{
+    struct entry *e = entry_lookup(s, nonnull(key), create);
+    return e ? e->value : NULL;
+}
+
+const void *state_find(struct state_store *s, struct eddy_str key)
+{
+    return state_get(s, key, false);
+}
+
+void *state_get_in(struct state_store *s, int32_t partition, struct eddy_str id, bool create)
+{
+    return state_get(s, part_key(s->st, partition, id), create);
 }
 
 /* Seeks to each candidate partition's key in turn: a few seeks, not a scan. */
-int32_t state_stored_partition(struct eddy_state *st, struct eddy_str id, int32_t from)
+int32_t state_stored_partition(struct state_store *s, struct eddy_str id, int32_t from)
 {
-    rocksdb_iterator_t *it = db_iterator(st, st->cf[CF_USERS]);
+    rocksdb_iterator_t *it = db_iterator(s->st, s->cf);
     int32_t found = -1;
     for (int32_t p = from; p >= 0 && found < 0;) {
-        struct eddy_str want = part_key(st, p, nonnull(id));
+        struct eddy_str want = part_key(s->st, p, nonnull(id));
         rocksdb_iter_seek(it, want.ptr, want.len);
         if (!rocksdb_iter_valid(it))
             break;
@@ -1471,254 +1528,43 @@ int32_t state_stored_partition(struct eddy_state *st, struct eddy_str id, int32_
     return found;
 }
 
-struct user_state *state_user_find(struct eddy_state *st, struct eddy_str id)
+void *state_find_any(struct state_store *s, struct eddy_str id)
 {
-    for (int32_t p = 0; p <= st->max_partition; p++) {
-        struct eddy_str key = part_key(st, p, id);
-        if (index_find(&st->users, key.ptr, key.len))
-            return state_user(st, p, id, false);
+    for (int32_t p = 0; p <= s->max_partition; p++) {
+        struct eddy_str key = part_key(s->st, p, id);
+        if (index_find(&s->ix, key.ptr, key.len))
+            return state_get_in(s, p, id, false);
     }
-    int32_t p = state_stored_partition(st, nonnull(id), 0);
-    return p < 0 ? NULL : state_user(st, p, id, false);
+    int32_t p = state_stored_partition(s, nonnull(id), 0);
+    return p < 0 ? NULL : state_get_in(s, p, id, false);
 }
 
-void state_user_dirty(struct eddy_state *st, struct user_state *u)
+static struct sort_rec sort_rec_of(struct entry *e)
 {
-    struct user_entry *e = (struct user_entry *)((char *)u - offsetof(struct user_entry, u));
-    cache_account(st, &e->m, user_bytes(st, e)); /* state_user_seen_add() may grow it */
-    if (e->m.dirty)
-        return;
-    e->m.dirty = true;
-    dirty_users_push(st, e);
-    st->n_dirty++;
-    st->dirty_bytes += user_value_size(st->dim, u->n_seen) + e->key_len;
-}
-
-/* First index whose row is >= row. */
-static uint32_t seen_lower_bound(const struct user_state *u, uint32_t row)
-{
-    uint32_t lo = 0, hi = u->n_seen;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (u->seen[mid] < row)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-bool state_user_seen_add(struct user_state *u, uint32_t row)
-{
-    uint32_t pos = seen_lower_bound(u, row);
-    if (pos < u->n_seen && u->seen[pos] == row)
-        return false;
-    if (u->n_seen == u->seen_cap) {
-        u->seen_cap = u->seen_cap ? 2 * u->seen_cap : SEEN_INITIAL;
-        u->seen = xrealloc(u->seen, (size_t)u->seen_cap * sizeof *u->seen);
-    }
-    memmove(u->seen + pos + 1, u->seen + pos, (size_t)(u->n_seen - pos) * sizeof *u->seen);
-    u->seen[pos] = row;
-    u->n_seen++;
-    return true;
-}
-
-bool state_user_has_seen(const struct user_state *u, uint32_t row)
-{
-    uint32_t pos = seen_lower_bound(u, row);
-    return pos < u->n_seen && u->seen[pos] == row;
-}
-
-/* ---- items -------------------------------------------------------------- */
-
-int32_t state_item_row(struct eddy_state *st, struct eddy_str id)
-{
-    struct item_entry *e;
-    id = nonnull(id);
-    HASH_FIND(hh, st->items, id.ptr, id.len, e);
-    return e ? (int32_t)e->row : -1;
-}
-
-int32_t state_item_add(struct eddy_state *st, struct eddy_str id, const float *vec)
-{
-    id = nonnull(id);
-    int32_t row = state_item_row(st, id);
-    if (row >= 0)
-        return row;
-    if (st->n_items == INT32_MAX)
-        return -1;
-    item_grow(st, st->n_items + 1);
-    row = (int32_t)st->n_items++;
-    item_insert(st, id, (uint32_t)row);
-    float *dst = st->matrix + (size_t)row * st->dim;
-    if (vec)
-        memcpy(dst, vec, (size_t)st->dim * sizeof(float));
-    else
-        memset(dst, 0, (size_t)st->dim * sizeof(float));
-    state_item_dirty(st, (uint32_t)row); /* a row assignment must persist */
-    return row;
-}
-
-float *state_item_vec(struct eddy_state *st, uint32_t row)
-{
-    return row < st->n_items ? st->matrix + (size_t)row * st->dim : NULL;
-}
-
-void state_item_dirty(struct eddy_state *st, uint32_t row)
-{
-    if (row >= st->n_items || st->item_by_row[row]->dirty)
-        return;
-    if (st->n_dirty_rows == st->dirty_rows_cap) {
-        st->dirty_rows_cap = st->dirty_rows_cap ? 2 * st->dirty_rows_cap : 256;
-        st->dirty_rows = xrealloc(st->dirty_rows, (size_t)st->dirty_rows_cap * 4);
-    }
-    st->item_by_row[row]->dirty = true;
-    st->dirty_rows[st->n_dirty_rows++] = row;
-    st->n_dirty++;
-    st->dirty_bytes += item_value_size(st->dim) + st->item_by_row[row]->id_len;
-}
-
-const float *state_item_matrix(const struct eddy_state *st, uint32_t *n_rows)
-{
-    *n_rows = st->n_items;
-    return st->matrix;
-}
-
-struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row)
-{
-    if (row >= st->n_items)
-        return (struct eddy_str){NULL, 0};
-    const struct item_entry *e = st->item_by_row[row];
-    return (struct eddy_str){e->id, e->id_len};
-}
-
-/* ---- keyed stores -------------------------------------------------------- */
-
-struct state_store *state_store(struct eddy_state *st, const struct state_codec *codec)
-{
-    for (size_t i = 0; i < st->n_stores; i++)
-        if (!strcmp(st->stores[i].codec->name, codec->name))
-            return &st->stores[i];
-    return NULL;
-}
-
-static struct keyed_entry *entry_of(const void *value)
-{
-    return (struct keyed_entry *)((char *)value - offsetof(struct keyed_entry, value));
-}
-
-struct eddy_str state_key(const void *value)
-{
-    const struct keyed_entry *e = entry_of(value);
-    return (struct eddy_str){e->key, e->key_len};
-}
-
-/* A zeroed value. */
-static struct keyed_entry *keyed_alloc(struct state_store *s, struct eddy_str key)
-{
-    size_t size = s->codec->value_size;
-    struct keyed_entry *e = xcalloc(sizeof *e + size + key.len);
-    e->store = s;
-    e->key = (char *)e->value + size;
-    e->key_len = key.len;
-    put(e->key, key.ptr, key.len);
-    return e;
-}
-
-static void keyed_free(struct keyed_entry *e)
-{
-    if (e->store->codec->free)
-        e->store->codec->free(e->value);
-    free(e);
-}
-
-/* Decodes a stored value; NULL and a sticky error if it is corrupt. */
-static struct keyed_entry *keyed_from_value(struct state_store *s, struct eddy_str key,
-                                            const char *v, size_t len)
-{
-    char why[128];
-    struct keyed_entry *e = keyed_alloc(s, key);
-    if (!keyed_decode(s->codec, v, len, e->value, why, sizeof why)) {
-        fail(s->st, "state %s: corrupt %s/%.*s: %s", s->st->dir, s->codec->name,
-             id_quote_len(key.len), key.ptr, why);
-        keyed_free(e);
-        return NULL;
-    }
-    return e;
-}
-
-static struct keyed_entry *keyed_load(struct state_store *s, struct eddy_str key)
-{
-    char *rerr = NULL;
-    size_t len = 0;
-    char *v = db_get(s->st, s->cf, key.ptr, key.len, &len, &rerr);
-    struct keyed_entry *e = NULL;
-    if (rerr)
-        fail(s->st, "state %s: reading %s/%.*s: %s", s->st->dir, s->codec->name,
-             id_quote_len(key.len), key.ptr, rerr);
-    else if (v)
-        e = keyed_from_value(s, key, v, len);
-    rocksdb_free(rerr);
-    rocksdb_free(v);
-    return e;
-}
-
-static void keyed_insert(struct state_store *s, struct keyed_entry *e)
-{
-    HASH_ADD_KEYPTR(hh, s->entries, e->key, e->key_len, e);
-    keyed_link(s->st, e);
-    cache_add(s->st, &e->m, keyed_bytes(e));
-    s->sorted = false;
-}
-
-/* The cached entry of key, loaded from RocksDB on a miss, or made by the
- * codec's init() if create; NULL if none. */
-static struct keyed_entry *keyed_lookup(struct state_store *s, struct eddy_str key, bool create)
-{
-    struct eddy_state *st = s->st;
-    struct keyed_entry *e;
-    HASH_FIND(hh, s->entries, key.ptr, key.len, e);
-    if (e) {
-        st->hits++;
-        cache_touch(st, &e->m, &st->stale_keyed);
-        return e;
-    }
-    st->misses++;
-    e = keyed_load(s, key);
-    if (!e && create) {
-        e = keyed_alloc(s, key);
-        if (s->codec->init)
-            s->codec->init(e->value);
-    }
-    if (e)
-        keyed_insert(s, e);
-    return e;
-}
-
-void *state_get(struct state_store *s, struct eddy_str key, bool create)
-{
-    struct keyed_entry *e = keyed_lookup(s, nonnull(key), create);
-    cache_trim(s->st);
-    return e ? e->value : NULL;
-}
-
-const void *state_find(struct state_store *s, struct eddy_str key)
-{
-    return state_get(s, key, false);
+    unsigned char b[12] = {0};
+    uint64_t hi;
+    uint32_t lo;
+    memcpy(b, entry_key(e), e->key_len < 12 ? e->key_len : 12);
+    memcpy(&hi, b, 8);
+    memcpy(&lo, b + 8, 4);
+    return (struct sort_rec){__builtin_bswap64(hi), __builtin_bswap32(lo), e};
 }
 
 void state_dirty(struct state_store *s, void *value)
 {
     struct eddy_state *st = s->st;
-    struct keyed_entry *e = entry_of(value);
-    cache_account(st, &e->m, keyed_bytes(e)); /* the value may have grown */
+    struct entry *e = entry_of(value);
+    cache_account(st, &e->m, entry_bytes(s, e)); /* the value may have grown */
     if (e->m.dirty)
         return;
     e->m.dirty = true;
-    e->dirty_next = st->dirty_keyed;
-    st->dirty_keyed = e;
+    if (s->n_dirty == s->dirty_cap) {
+        s->dirty_cap = s->dirty_cap ? 2 * s->dirty_cap : 1024;
+        s->dirty = xrealloc(s->dirty, s->dirty_cap * sizeof *s->dirty);
+    }
+    s->dirty[s->n_dirty++] = sort_rec_of(e);
     st->n_dirty++;
-    st->dirty_bytes += 1 + s->codec->encoded_size(value) + e->key_len;
+    st->dirty_bytes += 1 + s->codec->encoded_size(value, st->dim) + e->key_len;
 }
 
 /* Caches every stored value not cached yet (cached ones may be newer). */
@@ -1729,10 +1575,10 @@ static void keyed_scan(struct state_store *s)
         struct eddy_str key, v;
         key.ptr = rocksdb_iter_key(it, &key.len);
         v.ptr = rocksdb_iter_value(it, &v.len);
-        struct keyed_entry *e;
-        HASH_FIND(hh, s->entries, key.ptr, key.len, e);
-        if (!e && (e = keyed_from_value(s, key, v.ptr, v.len)))
-            keyed_insert(s, e);
+        struct entry *e;
+        if (!index_find(&s->ix, key.ptr, key.len) &&
+            (e = entry_from_value(s, key, v.ptr, v.len)))
+            entry_insert(s, e);
     }
     char *rerr = NULL;
     rocksdb_iter_get_error(it, &rerr);
@@ -1743,13 +1589,36 @@ static void keyed_scan(struct state_store *s)
     s->scanned = true;
 }
 
-static int keyed_cmp(const struct keyed_entry *a, const struct keyed_entry *b)
+/* Key order: unsigned bytes, then the shorter first. */
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-    int c = memcmp(a->key, b->key, n);
-    if (c)
-        return c;
-    return (a->key_len > b->key_len) - (a->key_len < b->key_len);
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int entry_ptr_cmp(const void *x, const void *y)
+{
+    const struct entry *a = *(struct entry *const *)x, *b = *(struct entry *const *)y;
+    return key_cmp(entry_key(a), a->key_len, entry_key(b), b->key_len);
+}
+
+/* Lists the cached entries by key, unless nothing was added or evicted
+ * since the last time. */
+static void order_entries(struct state_store *s)
+{
+    if (s->ordered)
+        return;
+    if (s->order_cap < s->ix.count) {
+        s->order_cap = s->ix.count;
+        s->order = xrealloc(s->order, s->order_cap * sizeof *s->order);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < s->ix.cap; i++)
+        if (s->ix.slot[i])
+            s->order[n++] = slot_entry(s->ix.slot[i]);
+    if (n)
+        qsort(s->order, n, sizeof *s->order, entry_ptr_cmp);
+    s->ordered = true;
 }
 
 /* In key order, so that replays publish alike whatever is cached. */
@@ -1757,15 +1626,13 @@ void state_foreach(struct state_store *s, void (*fn)(void *value, void *ctx), vo
 {
     if (!s->scanned)
         keyed_scan(s);
-    if (!s->sorted) {
-        HASH_SRT(hh, s->entries, keyed_cmp);
-        s->sorted = true;
-    }
+    order_entries(s);
+    size_t n = s->ix.count;
     /* Every value is handed out, so none may go while fn runs. */
-    for (struct keyed_entry *e = s->entries; e; e = e->hh.next)
-        cache_touch(s->st, &e->m, &s->st->stale_keyed);
-    for (struct keyed_entry *e = s->entries; e; e = e->hh.next)
-        fn(e->value, ctx);
+    for (size_t i = 0; i < n; i++)
+        cache_touch(s, &s->order[i]->m);
+    for (size_t i = 0; i < n; i++)
+        fn(s->order[i]->value, ctx);
 }
 
 /* ---- model version and offsets ------------------------------------------ */
@@ -1932,75 +1799,47 @@ static void batch_add_blobs(struct eddy_state *st)
 
 /* ---- commit ------------------------------------------------------------- */
 
-/* A dirty user to sort: its partition and the id's first 8 bytes,
- * big-endian and zero-padded, inline, so that the sort compares integers
- * instead of chasing two pointers per comparison (cache misses: that took
- * ~1.5 us per dirty user). */
-struct sort_rec {
-    uint32_t partition;
-    uint64_t prefix;
-    struct user_entry *e;
-};
-
-static int user_key_cmp(const void *a, const void *b)
+static int sort_rec_cmp(const void *a, const void *b)
 {
     const struct sort_rec *x = a, *y = b;
-    if (x->partition != y->partition)
-        return (x->partition > y->partition) - (x->partition < y->partition);
-    if (x->prefix != y->prefix)
-        return (x->prefix > y->prefix) - (x->prefix < y->prefix);
-    const struct user_entry *p = x->e, *q = y->e;
-    int c = memcmp(p->key, q->key, p->key_len < q->key_len ? p->key_len : q->key_len);
-    return c ? c : (p->key_len > q->key_len) - (p->key_len < q->key_len);
+    if (x->hi != y->hi)
+        return (x->hi > y->hi) - (x->hi < y->hi);
+    if (x->lo != y->lo)
+        return (x->lo > y->lo) - (x->lo < y->lo);
+    const struct entry *p = x->e, *q = y->e;
+    return key_cmp(entry_key(p), p->key_len, entry_key(q), q->key_len);
 }
 
-static struct sort_rec sort_rec_of(struct user_entry *e)
+/* A keyed store's values go into the batch in key order: RocksDB's memtable
+ * then inserts each next to the previous one instead of searching its
+ * skiplist from the top, which makes a large checkpoint much faster. */
+static void batch_add_keyed(struct eddy_state *st, struct state_store *s)
 {
-    struct eddy_str key = {e->key, e->key_len}, id = key_id(key);
-    unsigned char b[8] = {0};
-    memcpy(b, id.ptr, id.len < 8 ? id.len : 8);
-    uint64_t x;
-    memcpy(&x, b, 8);
-    return (struct sort_rec){(uint32_t)key_partition(key), __builtin_bswap64(x), e};
-}
-
-/* The dirty users are kept as sort records, ready for the commit's sort:
- * no link in every cached entry. */
-static void dirty_users_push(struct eddy_state *st, struct user_entry *e)
-{
-    if (st->n_dirty_users == st->sorted_cap) {
-        st->sorted_cap = st->sorted_cap ? 2 * st->sorted_cap : 1024;
-        st->sorted = xrealloc(st->sorted, st->sorted_cap * sizeof *st->sorted);
+    if (s->n_dirty) /* dirty may still be NULL */
+        qsort(s->dirty, s->n_dirty, sizeof *s->dirty, sort_rec_cmp);
+    for (size_t i = 0; i < s->n_dirty; i++) {
+        const struct entry *e = s->dirty[i].e;
+        size_t len = keyed_encode(st, s->codec, e->value);
+        rocksdb_writebatch_put_cf(st->batch, s->cf, entry_key(e), e->key_len, st->buf, len);
     }
-    st->sorted[st->n_dirty_users++] = sort_rec_of(e);
 }
 
-/* Users go into the batch in key order: RocksDB's memtable then inserts
- * each next to the previous one instead of searching its skiplist from the
- * top, which makes a large checkpoint much faster. */
-static void batch_add_users(struct eddy_state *st)
+static void batch_add_dense(struct eddy_state *st, struct state_store *s)
 {
-    size_t n = st->n_dirty_users;
-    if (n) /* sorted may still be NULL */
-        qsort(st->sorted, n, sizeof *st->sorted, user_key_cmp);
-    for (size_t i = 0; i < n; i++) {
-        const struct user_entry *e = st->sorted[i].e;
-        size_t len = user_encode(st, &e->u);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_USERS], e->key, e->key_len, st->buf, len);
+    for (uint32_t i = 0; i < s->d.n_dirty; i++) {
+        const struct dense_id *e = s->d.by_row[s->d.dirty_rows[i]];
+        size_t n = dense_encode(st, &s->d, e->row);
+        rocksdb_writebatch_put_cf(st->batch, s->cf, e->id, e->id_len, st->buf, n);
     }
 }
 
 static void batch_add_dirty(struct eddy_state *st)
 {
-    batch_add_users(st);
-    for (uint32_t i = 0; i < st->n_dirty_rows; i++) {
-        const struct item_entry *e = st->item_by_row[st->dirty_rows[i]];
-        size_t n = item_encode(st, e->row);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_ITEMS], e->id, e->id_len, st->buf, n);
-    }
-    for (struct keyed_entry *e = st->dirty_keyed; e; e = e->dirty_next) {
-        size_t n = keyed_encode(st, e->store->codec, e->value);
-        rocksdb_writebatch_put_cf(st->batch, e->store->cf, e->key, e->key_len, st->buf, n);
+    for (size_t i = 0; i < st->n_stores; i++) {
+        if (st->stores[i].codec->layout == STATE_DENSE)
+            batch_add_dense(st, &st->stores[i]);
+        else
+            batch_add_keyed(st, &st->stores[i]);
     }
     for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
         if (e->dirty)
@@ -2010,26 +1849,25 @@ static void batch_add_dirty(struct eddy_state *st)
     batch_add_blobs(st);
 }
 
+static void clear_store_dirty(struct eddy_state *st, struct state_store *s)
+{
+    for (size_t i = 0; i < s->n_dirty; i++) {
+        struct entry *e = s->dirty[i].e;
+        cache_account(st, &e->m, entry_bytes(s, e)); /* grown since marked */
+        e->m.dirty = false;
+    }
+    s->n_dirty = 0;
+    for (uint32_t i = 0; i < s->d.n_dirty; i++)
+        s->d.by_row[s->d.dirty_rows[i]]->dirty = false;
+    s->d.n_dirty = 0;
+}
+
 static void clear_dirty(struct eddy_state *st)
 {
-    for (size_t i = 0; i < st->n_dirty_users; i++) {
-        struct user_entry *u = st->sorted[i].e;
-        cache_account(st, &u->m, user_bytes(st, u)); /* seen rows added since marked */
-        u->m.dirty = false;
-    }
-    struct keyed_entry *k, *kn;
-    for (k = st->dirty_keyed; k; k = kn) {
-        kn = k->dirty_next;
-        k->m.dirty = false;
-        k->dirty_next = NULL;
-    }
-    for (uint32_t i = 0; i < st->n_dirty_rows; i++)
-        st->item_by_row[st->dirty_rows[i]]->dirty = false;
+    for (size_t i = 0; i < st->n_stores; i++)
+        clear_store_dirty(st, &st->stores[i]);
     for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
         e->dirty = false;
-    st->n_dirty_users = 0;
-    st->dirty_keyed = NULL;
-    st->n_dirty_rows = 0;
     st->model_dirty = false;
     st->n_dirty = 0;
     st->dirty_bytes = 0;
@@ -2121,20 +1959,34 @@ int state_commit(struct eddy_state *st, char *err, size_t errlen)
     return 0;
 }
 
+/* The cache is over budget with nothing it may evict before a commit. */
+static bool cache_stuck(const struct eddy_state *st)
+{
+    if (st->cache_bytes <= st->cache_limit)
+        return false;
+    for (size_t i = 0; i < st->n_stores; i++)
+        if (st->stores[i].stale)
+            return false;
+    return true;
+}
+
 bool state_commit_due(const struct eddy_state *st)
 {
-    return st->dirty_bytes >= st->dirty_limit ||
-           (st->cache_bytes > st->cache_limit && st->stale_users + st->stale_keyed == 0);
+    return st->dirty_bytes >= st->dirty_limit || cache_stuck(st);
 }
 
 void state_stats(struct eddy_state *st, struct state_stats *out)
 {
     finish_write(st, false); /* a finished write's large batch is freed now */
     memset(out, 0, sizeof *out);
-    out->users_cached = st->users.count;
-    out->items = st->n_items;
-    out->keyed_cached = keyed_cached(st);
+    for (size_t i = 0; i < st->n_stores; i++) {
+        if (st->stores[i].codec->layout == STATE_DENSE)
+            out->rows += st->stores[i].d.n;
+        else
+            out->cached += st->stores[i].ix.count;
+    }
     out->dirty = st->n_dirty;
+
     out->model_version = st->model_version;
     out->cache_hits = st->hits;
     out->cache_misses = st->misses;
@@ -2159,33 +2011,33 @@ void state_stats(struct eddy_state *st, struct state_stats *out)
 
 /* ---- close -------------------------------------------------------------- */
 
-static void free_cache(struct eddy_state *st)
+static void free_store(struct state_store *s)
 {
-    for (size_t i = 0; i < st->users.cap; i++)
-        if (st->users.slot[i])
-            user_free(slot_entry(st->users.slot[i]));
-    free(st->users.slot);
-    struct item_entry *i, *it;
-    HASH_ITER(hh, st->items, i, it) {
-        HASH_DEL(st->items, i);
+    for (size_t i = 0; i < s->ix.cap; i++)
+        if (s->ix.slot[i])
+            entry_free(s, slot_entry(s->ix.slot[i]));
+    free(s->ix.slot);
+    free(s->dirty);
+    free(s->order);
+    struct dense_id *i, *it;
+    HASH_ITER(hh, s->d.ids, i, it) {
+        HASH_DEL(s->d.ids, i);
         free(i);
     }
-    for (size_t s = 0; s < st->n_stores; s++) {
-        struct keyed_entry *k, *kt;
-        HASH_ITER(hh, st->stores[s].entries, k, kt) {
-            HASH_DEL(st->stores[s].entries, k);
-            keyed_free(k);
-        }
-    }
+    free(s->d.matrix);
+    free(s->d.by_row);
+    free(s->d.dirty_rows);
+}
+
+static void free_cache(struct eddy_state *st)
+{
+    for (size_t s = 0; s < st->n_stores; s++)
+        free_store(&st->stores[s]);
     struct offset_entry *o, *ot;
     HASH_ITER(hh, st->offsets, o, ot) {
         HASH_DEL(st->offsets, o);
         free(o);
     }
-    free(st->matrix);
-    free(st->item_by_row);
-    free(st->dirty_rows);
-    free(st->sorted);
     free(st->buf);
     free(st->key);
 }
@@ -2269,16 +2121,15 @@ const struct state_codec *state_cf_codec(struct eddy_state *st, const char *name
     return NULL;
 }
 
-bool state_user_decode(struct eddy_state *st, const char *v, size_t len,
-                       struct user_state *u, char *why, size_t whylen)
+size_t state_value_bytes(const struct eddy_state *st, const struct state_codec *c)
 {
-    return user_decode(st, v, len, u, why, whylen);
+    return c->value_size + (c->vector ? (size_t)st->dim * sizeof(float) : 0);
 }
 
-bool state_value_decode(const struct state_codec *c, const char *v, size_t len, void *value,
-                        char *why, size_t whylen)
+bool state_value_decode(struct eddy_state *st, const struct state_codec *c, const char *v,
+                        size_t len, void *value, char *why, size_t whylen)
 {
-    return keyed_decode(c, v, len, value, why, whylen);
+    return keyed_decode(c, st->dim, v, len, value, why, whylen);
 }
 
 bool state_i64_decode(const char *v, size_t len, int64_t *x, char *why, size_t whylen)

@@ -1,34 +1,35 @@
 /* state.h: all of eddy's durable state, behind one small API.
  *
- * RocksDB (one database, one column family per kind of state) is the source
- * of truth. In front of it sits an in-memory cache: operators get pointers to
- * cached entries, change them in place, mark them dirty, and state_commit()
- * writes every dirty entry together with the consumed input offsets in ONE
+ * RocksDB (one database, one column family per store) is the source of
+ * truth. In front of it sits an in-memory cache: operators get pointers to
+ * cached values, change them in place, mark them dirty, and state_commit()
+ * writes every dirty value together with the consumed input offsets in ONE
  * atomic WriteBatch (WAL on). So after a crash the state and the offsets it
  * covers always agree: exactly-once state.
  *
- * Besides the users and items the recommender shares, the state offers
- * keyed stores: a column family of values whose layout, encoding and JSON
- * rendering belong to the operator that declares the store (struct
- * state_codec); the state caches, writes and checkpoints them without
- * knowing what they hold.
+ * The state knows no operator's values. An operator declares stores (struct
+ * state_codec): a column family, a kind, and for a keyed store a versioned
+ * value codec whose layout, encoding and JSON belong to the operator (the
+ * users of operators/users.h, the campaigns of operators/budget.c). A keyed
+ * store may be partitioned: its keys are an input partition, then an id, so
+ * that one partition's values are one key range (STATE_PARTITIONED). A
+ * dense store (STATE_DENSE) is the other layout: id -> one row of dim
+ * floats, rows in arrival order, all rows in one matrix for sgemm.
  *
- * Ownership: entries returned by state_user()/state_get()/state_find() (and
- * passed to a state_foreach() callback) belong to the state; their pointers
- * stay valid until the next state_commit() or state_close(), and no longer.
- * The cache keeps users and keyed values within their share of
- * state_options.cache_bytes by evicting, with CLOCK, clean entries not
- * handed out since the last commit.
- * So an operator may hold entries across further state_user() and
+ * Ownership: values returned by state_get()/state_get_in()/state_find*()
+ * (and passed to a state_foreach() callback) belong to the state; their
+ * pointers stay valid until the next state_commit() or state_close(), and
+ * no longer. One cache holds every keyed store's values within
+ * state_options.cache_bytes, evicting with CLOCK the clean values not handed
+ * out since the last commit. So an operator may hold values across further
  * state_get() calls within one process() or flush(), but must not keep
- * them across a commit. The cache exceeds its budget only when the entries
+ * them across a commit. The cache exceeds its budget only when the values
  * touched since the last commit alone do (dirty ones are among them). The
- * foreach callback must not call state_user() or state_get().
+ * foreach callback must not call state_get().
  *
- * Item vectors are not part of that budget: they live, all of them, in
- * one dense row-major float matrix (rows x dim) so the recommender can score
- * with sgemm; a pointer into it is valid only until the next state_item_add(),
- * which may grow (move) the matrix.
+ * Dense rows are not part of that budget: they live, all of them, in one
+ * row-major float matrix (rows x dim); a pointer into it is valid only until
+ * the next state_rows_add() on that store, which may grow (move) it.
  *
  * Not thread-safe: one thread (the pipeline's loop thread) owns a state. */
 #ifndef EDDY_STATE_H
@@ -53,60 +54,66 @@ struct state_options {
                               0 takes the stored one (an existing state only) */
     bool create_if_missing;
     bool read_only;        /* for inspection tools */
-    size_t cache_bytes;    /* memory budget: cached users and keyed values and RocksDB's
-                              memtables and block cache, not the item matrix;
+    size_t cache_bytes;    /* memory budget: cached keyed values and RocksDB's
+                              memtables and block cache, not dense rows;
                               0 = unlimited (and RocksDB's default sizes) */
-    /* The keyed stores, NULL-terminated (NULL: none). A stored database must
-     * hold exactly these besides the state's own column families; a new
-     * one gets them. */
+    /* The stores, NULL-terminated (NULL: none). A stored database must
+     * hold exactly these besides the state's own column families (default,
+     * offsets, meta); a new one gets them. */
     const struct state_codec *const *stores;
 };
 
 struct json_t; /* jansson's */
 
-/* A keyed store's values: the operator that owns the store owns this. The
- * state keeps each value in memory as a struct of value_size bytes (zeroed,
- * then init() or decode()), stores it as one version byte followed by what
- * encode() writes, and refuses a stored value of another version. */
+/* The layout of a store's values. */
+enum state_layout {
+    STATE_KEYED,       /* key -> a value the codec defines, cached on demand */
+    STATE_PARTITIONED, /* STATE_KEYED, keys being a partition (4 bytes
+                          big-endian) then an id: see state_get_in() */
+    STATE_DENSE,       /* id -> a row of dim floats, all loaded at open; the
+                          codec's value callbacks are not used */
+};
+
+/* A store, declared by the operator that owns it. A keyed store's values
+ * are the operator's: the state keeps each one in memory as a struct of
+ * value_size bytes, aligned to 8 (zeroed, then init() or decode()), followed
+ * by dim floats if vector is set (a flexible array member of the struct),
+ * stores it as one version byte followed by what encode() writes, and
+ * refuses a stored value of another version. dim is the state's
+ * (state_dim()). */
 struct state_codec {
     const char *name;      /* its column family, e.g. "campaigns" */
     const char *kind;      /* one value, e.g. "campaign": the "kind" of its JSON
                               and the kind `eddy state get` takes */
+    enum state_layout layout;
     uint8_t version;       /* of the encoding; 0 is not valid */
     size_t value_size;
-    void (*init)(void *value);                /* a value new to the store */
-    size_t (*encoded_size)(const void *value);
-    void (*encode)(const void *value, char *out); /* encoded_size() bytes */
+    bool vector;           /* the value ends in dim floats */
+    void (*init)(void *value, int dim);       /* a value new to the store */
+    size_t (*encoded_size)(const void *value, int dim);
+    void (*encode)(const void *value, int dim, char *out); /* encoded_size() bytes */
     /* Reads what encode() wrote (the version byte stripped); false and why
      * if it is corrupt. value may own memory even then: free() frees it. */
-    bool (*decode)(const char *in, size_t len, void *value, char *why, size_t whylen);
+    bool (*decode)(const char *in, size_t len, int dim, void *value, char *why,
+                   size_t whylen);
     size_t (*heap_bytes)(const void *value);  /* held outside value_size, for
                                                  the cache budget; NULL: none */
     void (*free)(void *value);                /* what the value owns; NULL: nothing */
-    /* Sets the value's fields on the JSON object doc (whose "kind" and "id"
-     * are set) as `eddy state get/export` show them; returns doc, or NULL
-     * (doc freed) if jansson runs out of memory. */
-    struct json_t *(*to_json)(struct json_t *doc, const void *value);
-};
-
-struct user_state {
-    int64_t last_refresh_ms;  /* event time of last published recs; INT64_MIN if never */
-    int64_t last_event_ms;    /* event time of the last click event applied */
-    uint64_t n_events;
-    uint32_t n_seen, seen_cap;
-    uint32_t *seen;           /* sorted item rows the user interacted with */
-    float *vec;               /* dim floats */
-    bool is_new;              /* created by this call, vector not initialised yet */
+    /* Sets the value's fields on the JSON object doc (whose "kind" and "id",
+     * and "partition" for a partitioned store, are set) as `eddy state
+     * get/export` show them; st is the state it was read from (read-only).
+     * Returns doc, or NULL (doc freed) if jansson runs out of memory. */
+    struct json_t *(*to_json)(struct json_t *doc, const void *value, struct eddy_state *st);
 };
 
 struct state_stats {
-    uint64_t users_cached, items, keyed_cached, dirty; /* keyed: cached store values */
+    uint64_t cached, rows, dirty; /* cached keyed values; dense rows */
     uint64_t disk_bytes;       /* RocksDB estimate of live data size */
     uint64_t model_version;
-    uint64_t cache_hits;         /* user and keyed lookups served from memory */
+    uint64_t cache_hits;         /* keyed lookups served from memory */
     uint64_t cache_misses;       /* lookups that read RocksDB, found or not */
     uint64_t cache_evictions;
-    uint64_t cache_bytes;        /* estimated bytes of cached users and keyed values */
+    uint64_t cache_bytes;        /* estimated bytes of cached keyed values */
     uint64_t memtable_bytes;     /* RocksDB's memtables, all column families */
     uint64_t block_cache_bytes;  /* RocksDB's block cache in use */
     uint64_t checkpoint_us;      /* duration of the last commit that wrote anything */
@@ -123,37 +130,15 @@ int state_open(const struct state_options *opt, struct eddy_state **out,
 void state_close(struct eddy_state *st);
 int state_dim(const struct eddy_state *st);
 
-/* Users are keyed by (clicks partition, user id): one partition's users
- * are one contiguous key range, ready to be handed to another instance.
- * Log files (replay) are partition 0. Items (one shared model) are keyed
- * by id alone.
- *
- * Users. Returns NULL only when !create and the user is unknown. A new
- * user's vector is zeroed and is_new is set: the caller initialises it. */
-struct user_state *state_user(struct eddy_state *st, int32_t partition, struct eddy_str id,
-                              bool create);
-/* The user with this id in whichever partition holds it (the lowest if
- * several do), cached or committed, for readers that do not know the
- * partition (the HTTP API); NULL if none. */
-struct user_state *state_user_find(struct eddy_state *st, struct eddy_str id);
-void state_user_dirty(struct eddy_state *st, struct user_state *u);
-/* Adds an item row to the user's seen set; returns false if already there. */
-bool state_user_seen_add(struct user_state *u, uint32_t row);
-bool state_user_has_seen(const struct user_state *u, uint32_t row);
-
-/* Items: rows are assigned in arrival order and never change. */
-int32_t state_item_row(struct eddy_state *st, struct eddy_str id); /* -1 if unknown */
-int32_t state_item_add(struct eddy_state *st, struct eddy_str id, const float *vec);
-float *state_item_vec(struct eddy_state *st, uint32_t row);
-void state_item_dirty(struct eddy_state *st, uint32_t row);
-const float *state_item_matrix(const struct eddy_state *st, uint32_t *n_rows);
-struct eddy_str state_item_id(const struct eddy_state *st, uint32_t row);
-
-/* Keyed stores. The store of a codec given to state_open() (matched by
- * name), valid until state_close(); NULL if it was not given. */
+/* The store of a codec given to state_open() (matched by name), valid
+ * until state_close(); NULL if it was not given. */
 struct state_store *state_store(struct eddy_state *st, const struct state_codec *codec);
-/* The value of key (cached, or read from RocksDB), or a new one made by
- * init() if create; NULL if none. */
+/* Cached values of a keyed store, or rows of a dense one. */
+uint64_t state_store_count(const struct state_store *s);
+
+/* Keyed stores. The value of key (cached, or read from RocksDB), or a new
+ * one made by init() if create; NULL if none. A partitioned store's key
+ * is the 4-byte partition and the id (state_get_in() builds it). */
 void *state_get(struct state_store *s, struct eddy_str key, bool create);
 /* state_get() without create, for readers that change nothing. */
 const void *state_find(struct state_store *s, struct eddy_str key);
@@ -166,8 +151,32 @@ struct eddy_str state_key(const void *value);
  * order must not depend on what happens to be cached. */
 void state_foreach(struct state_store *s, void (*fn)(void *value, void *ctx), void *ctx);
 
-/* Splits a stored user key; false if it is too short. */
+/* Partitioned stores: values are keyed by (input partition, id), so that
+ * one partition's values are one contiguous key range, ready to be handed
+ * to another instance. Log files (replay) are partition 0. */
+void *state_get_in(struct state_store *s, int32_t partition, struct eddy_str id, bool create);
+/* The value with this id in whichever partition holds it (the lowest if
+ * several do), cached or committed, for readers that do not know the
+ * partition (the HTTP API); NULL if none. */
+void *state_find_any(struct state_store *s, struct eddy_str id);
+/* Evicts the cached values of one partition not handed out since the last
+ * commit (call it right after one: then that is all of them). Used when
+ * the partition is revoked: its next owner may change them. */
+void state_store_drop_partition(struct state_store *s, int32_t partition);
+/* state_store_drop_partition() on every partitioned store. */
+void state_drop_partition(struct eddy_state *st, int32_t partition);
+/* Splits a partitioned key; false if it is too short. */
 bool state_key_split(struct eddy_str key, int32_t *partition, struct eddy_str *id);
+
+/* Dense stores: rows are assigned in arrival order and never change. */
+int32_t state_rows_find(struct state_store *s, struct eddy_str id); /* -1 if unknown */
+/* Adds a row of vec (zeros if NULL) for an id not there yet; its row, or
+ * the existing row; -1 if the store is full. */
+int32_t state_rows_add(struct state_store *s, struct eddy_str id, const float *vec);
+float *state_rows_vec(struct state_store *s, uint32_t row); /* NULL past the last */
+void state_rows_dirty(struct state_store *s, uint32_t row);
+const float *state_rows_matrix(const struct state_store *s, uint32_t *n_rows);
+struct eddy_str state_rows_id(const struct state_store *s, uint32_t row);
 
 /* Model version: a counter of embedding updates, persisted with the state. */
 uint64_t state_model_version(const struct eddy_state *st);
@@ -191,7 +200,7 @@ int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *
  * which wait for it. It fails with the error of the previous batch's write,
  * if that failed (then nothing after the last durable commit is kept; the
  * caller must stop). After it succeeds (even with nothing to write), every
- * user and keyed value pointer handed out is invalid and the cache is shrunk to its
+ * keyed value pointer handed out is invalid and the cache is shrunk to its
  * budget. */
 int state_commit(struct eddy_state *st, char *err, size_t errlen);
 
@@ -205,11 +214,6 @@ int state_sync(struct eddy_state *st, char *err, size_t errlen);
  * evict before a commit. Always false without a budget. Cheap: check it
  * after every event. */
 bool state_commit_due(const struct eddy_state *st);
-
-/* Evicts the cached users of one clicks partition not handed out since the
- * last commit (call it right after one: then that is all of them). Used
- * when the partition is revoked: its next owner may change them. */
-void state_cache_drop_users(struct eddy_state *st, int32_t partition);
 
 void state_stats(struct eddy_state *st, struct state_stats *out);
 

@@ -12,8 +12,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "operators/budget.h"
 #include "operators/embeddings.h"
 #include "operators/recommend.h"
+#include "operators/users.h"
 #include "pipeline/http/api.h"
 #include "pipeline/run/chain.h"
 #include "pipeline/codec/codec.h"
@@ -375,14 +377,21 @@ static void producer_stats(void *ctx, int brokers_up, int64_t queued_bytes)
     rt->metrics.producer_queued_bytes = (uint64_t)queued_bytes;
 }
 
+/* Cached values (or rows) of one operator's store; 0 if the chain has none. */
+static uint64_t store_count(struct eddy_state *st, const struct state_codec *codec)
+{
+    const struct state_store *s = state_store(st, codec);
+    return s ? state_store_count(s) : 0;
+}
+
 static void update_state_metrics(struct runtime *rt)
 {
     struct state_stats s;
     state_stats(rt->st, &s);
     rt->metrics.state_bytes = s.disk_bytes;
-    rt->metrics.state_users = s.users_cached;
-    rt->metrics.state_items = s.items;
-    rt->metrics.state_campaigns = s.keyed_cached; /* the one store: campaigns */
+    rt->metrics.state_users = store_count(rt->st, &users_store);
+    rt->metrics.state_items = store_count(rt->st, &items_store);
+    rt->metrics.state_campaigns = store_count(rt->st, &budget_campaigns);
     rt->metrics.cache_hits = s.cache_hits;
     rt->metrics.cache_misses = s.cache_misses;
     rt->metrics.cache_evictions = s.cache_evictions;

@@ -489,7 +489,7 @@ static void on_revoke(struct source_kafka *s, rd_kafka_t *rk,
     bool committed = s->hooks.checkpoint(s->hooks.ctx) == 0;
     for (int i = 0; i < parts->cnt; i++) {
         if (committed && !strcmp(parts->elems[i].topic, s->cfg->topic_clicks))
-            state_cache_drop_users(s->st, parts->elems[i].partition);
+            state_drop_partition(s->st, parts->elems[i].partition);
         rd_kafka_topic_partition_list_del(s->assigned, parts->elems[i].topic,
                                           parts->elems[i].partition);
         log_info("revoked %s[%d]", parts->elems[i].topic, (int)parts->elems[i].partition);

@@ -23,6 +23,7 @@
 #include "pipeline/run/metrics.h"
 #include "pipeline/codec/validate.h"
 #include "state/state.h"
+#include "tests/unit/users_store.h"
 #include "tests/fuzz/fuzz_util.h"
 
 #define DIM 4
@@ -79,16 +80,16 @@ static void fill_state(void)
 
     for (int i = 0; i < 6; i++) {
         float v[DIM] = {(float)i, 1.0f - (float)i / 4, 0.5f, (float)(i % 2)};
-        FUZZ_CHECK(state_item_add(st, S(items[i]), v) == i);
+        FUZZ_CHECK(state_rows_add(items_of(st), S(items[i]), v) == i);
     }
     for (int i = 0; i < 5; i++) {
-        struct user_state *u = state_user(st, i % 2, S(users[i]), true);
+        struct user_state *u = user_get(st, i % 2, S(users[i]), true);
         FUZZ_CHECK(u);
         for (int d = 0; d < DIM; d++)
             u->vec[d] = 0.25f * (float)(d + i);
         u->is_new = false;
-        state_user_seen_add(u, (uint32_t)i);
-        state_user_dirty(st, u);
+        user_seen_add(u, (uint32_t)i);
+        user_dirty(st, u);
     }
     for (int i = 0; i < 4; i++) {
         struct state_store *store = state_store(st, &budget_campaigns);

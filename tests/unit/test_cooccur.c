@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "operators/cooccur.h"
+#include "tests/unit/users_store.h"
 #include "state/state.h"
 
 #define S(s) eddy_str_c(s)
@@ -39,8 +40,11 @@ static struct cooc_params default_params(void)
 static void open_state(struct fx *f)
 {
     char err[256];
+    static const struct state_codec *stores[8] = {&items_store};
+    for (int i = 0; eddy_op_cooccur.stores[i]; i++)
+        stores[1 + i] = eddy_op_cooccur.stores[i];
     struct state_options o = {.dir = f->dir, .dim = 2, .create_if_missing = true,
-                              .stores = eddy_op_cooccur.stores};
+                              .stores = stores};
     if (state_open(&o, &f->st, err, sizeof err))
         fail_msg("state_open: %s", err);
 }
@@ -81,9 +85,9 @@ static int teardown(void **state)
 /* The item's row, given it one if new (embeddings does that in the chain). */
 static uint32_t row_of(struct fx *f, const char *item)
 {
-    int32_t row = state_item_row(f->st, S(item));
+    int32_t row = state_rows_find(items_of(f->st), S(item));
     if (row < 0)
-        row = state_item_add(f->st, S(item), NULL);
+        row = state_rows_add(items_of(f->st), S(item), NULL);
     assert_true(row >= 0);
     return (uint32_t)row;
 }
@@ -116,7 +120,7 @@ static const struct cooc_candidate *find(struct fx *f, const struct cooc_candida
                                          size_t n, const char *item)
 {
     for (size_t i = 0; i < n; i++)
-        if (c[i].row == (uint32_t)state_item_row(f->st, S(item)))
+        if (c[i].row == (uint32_t)state_rows_find(items_of(f->st), S(item)))
             return &c[i];
     return NULL;
 }
@@ -143,12 +147,12 @@ static void test_pairs_both_ways(void **state)
     const struct cooc_candidate *b = find(f, c, n, "b");
     assert_non_null(b);
     assert_true(b->cooc > 0);
-    assert_int_equal(b->because, state_item_row(f->st, S("a")));
+    assert_int_equal(b->because, state_rows_find(items_of(f->st), S("a")));
     float forwards = b->cooc;
     n = retrieve(f, "u3", &c);
     const struct cooc_candidate *a = find(f, c, n, "a");
     assert_non_null(a);
-    assert_int_equal(a->because, state_item_row(f->st, S("b")));
+    assert_int_equal(a->because, state_rows_find(items_of(f->st), S("b")));
     /* counts: a 2, b 2; the same normalisation both ways */
     assert_float_equal(a->cooc, forwards * 0.5f, 1e-6);
 }

@@ -15,6 +15,7 @@
 
 #include "operators/embeddings.h"
 #include "state/state.h"
+#include "tests/unit/users_store.h"
 
 #define DIM 16
 #define S(s) eddy_str_c(s)
@@ -46,7 +47,9 @@ static struct eddy_state *open_sub(struct fx *f, const char *name)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/%s", f->dir, name);
-    struct state_options o = {.dir = path, .dim = DIM, .create_if_missing = true};
+    static const struct state_codec *const stores[] = {&users_store, &items_store, NULL};
+    struct state_options o = {.dir = path, .dim = DIM, .create_if_missing = true,
+                              .stores = stores};
     struct eddy_state *st = NULL;
     if (state_open(&o, &st, f->err, sizeof f->err))
         fail_msg("state_open: %s", f->err);
@@ -94,18 +97,18 @@ static void stream_event(void *op, int i)
 static void assert_states_equal(struct eddy_state *a, struct eddy_state *b)
 {
     uint32_t na, nb;
-    const float *ma = state_item_matrix(a, &na), *mb = state_item_matrix(b, &nb);
+    const float *ma = state_rows_matrix(items_of(a), &na), *mb = state_rows_matrix(items_of(b), &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(ma, mb, (size_t)na * DIM * sizeof(float));
     for (uint32_t r = 0; r < na; r++) {
-        struct eddy_str ia = state_item_id(a, r), ib = state_item_id(b, r);
+        struct eddy_str ia = state_rows_id(items_of(a), r), ib = state_rows_id(items_of(b), r);
         assert_int_equal(ia.len, ib.len);
         assert_memory_equal(ia.ptr, ib.ptr, ia.len);
     }
     for (int i = 0; i < 13; i++) {
         char user[16];
         snprintf(user, sizeof user, "u%d", i);
-        struct user_state *ua = state_user(a, 0, S(user), false), *ub = state_user(b, 0, S(user), false);
+        struct user_state *ua = user_get(a, 0, S(user), false), *ub = user_get(b, 0, S(user), false);
         assert_non_null(ua);
         assert_non_null(ub);
         assert_memory_equal(ua->vec, ub->vec, DIM * sizeof(float));
@@ -158,13 +161,13 @@ static void test_positive_increases_dot(void **state)
     struct eddy_state *st = open_sub(f, "s");
     void *op = op_new(st, &p);
     click(op, "alice", "book", CLICK_VIEW, 1);
-    struct user_state *u = state_user(st, 0, S("alice"), false);
-    const float *q = state_item_vec(st, 0);
+    struct user_state *u = user_get(st, 0, S("alice"), false);
+    const float *q = state_rows_vec(items_of(st), 0);
     double before = dotd(u->vec, q);
     for (int j = 0; j < DIM; j++) /* initial vectors: seeded, small, not zero */
         assert_true(fabsf(u->vec[j]) <= 0.1f);
     click(op, "alice", "book", CLICK_CLICK, 2);
-    assert_true(dotd(u->vec, state_item_vec(st, 0)) > before);
+    assert_true(dotd(u->vec, state_rows_vec(items_of(st), 0)) > before);
     assert_int_equal(u->n_events, 2);
     assert_int_equal(u->last_event_ms, 2);
     assert_int_equal(state_model_version(st), 2);
@@ -184,23 +187,23 @@ static void test_one_step_numeric(void **state)
         pu[j] = 0.05f * (float)(j % 5) - 0.1f;
         qi[j] = 0.03f * (float)(j % 7) - 0.05f;
     }
-    struct user_state *u = state_user(st, 0, S("alice"), true);
+    struct user_state *u = user_get(st, 0, S("alice"), true);
     memcpy(u->vec, pu, sizeof pu);
     u->is_new = false;
-    state_item_add(st, S("book"), qi);
+    state_rows_add(items_of(st), S("book"), qi);
     void *op = op_new(st, &p);
     click(op, "alice", "book", CLICK_ADD_TO_CART, 5); /* weight 3 */
 
     const double lr = p.learning_rate, reg = p.regularization, w = 3.0;
     const double e = 1.0 - dotd(pu, qi);
-    const float *q = state_item_vec(st, 0);
+    const float *q = state_rows_vec(items_of(st), 0);
     for (int j = 0; j < DIM; j++) {
         double wp = pu[j] + lr * (w * e * qi[j] - reg * pu[j]);
         double wq = qi[j] + lr * (w * e * pu[j] - reg * qi[j]);
         assert_true(fabs(u->vec[j] - wp) < 1e-6);
         assert_true(fabs(q[j] - wq) < 1e-6);
     }
-    assert_true(state_user_has_seen(u, 0));
+    assert_true(user_has_seen(u, 0));
     eddy_op_embeddings.destroy(op);
     state_close(st);
 }
@@ -215,23 +218,23 @@ static void test_weight_zero(void **state)
     click(op, "alice", "a", CLICK_CLICK, 1);
     click(op, "alice", "b", CLICK_CLICK, 2);
     uint64_t mv = state_model_version(st);
-    struct user_state *u = state_user(st, 0, S("alice"), false);
+    struct user_state *u = user_get(st, 0, S("alice"), false);
     float pu[DIM];
     memcpy(pu, u->vec, sizeof pu);
     uint32_t n;
-    state_item_matrix(st, &n);
+    state_rows_matrix(items_of(st), &n);
     size_t msize = (size_t)n * DIM * sizeof(float);
     float *m = malloc(msize);
-    memcpy(m, state_item_matrix(st, &n), msize);
+    memcpy(m, state_rows_matrix(items_of(st), &n), msize);
 
     click(op, "alice", "a", CLICK_VIEW, 3);   /* seen already */
     click(op, "bob", "b", CLICK_VIEW, 4);     /* new user: initialised, not trained */
     assert_memory_equal(u->vec, pu, sizeof pu);
-    assert_memory_equal(state_item_matrix(st, &n), m, msize);
+    assert_memory_equal(state_rows_matrix(items_of(st), &n), m, msize);
     assert_int_equal(state_model_version(st), mv);
-    struct user_state *bob = state_user(st, 0, S("bob"), false);
-    assert_true(state_user_has_seen(bob, 1));
-    assert_false(state_user_has_seen(bob, 0));
+    struct user_state *bob = user_get(st, 0, S("bob"), false);
+    assert_true(user_has_seen(bob, 1));
+    assert_false(user_has_seen(bob, 0));
     assert_int_equal(bob->n_events, 1);
     assert_int_equal(u->n_events, 3);
     free(m);
@@ -248,15 +251,15 @@ static void test_negatives_move_others(void **state)
     void *op = op_new(st, &p);
     click(op, "bob", "other", CLICK_CLICK, 1);
     float other[DIM];
-    memcpy(other, state_item_vec(st, 0), sizeof other);
+    memcpy(other, state_rows_vec(items_of(st), 0), sizeof other);
     struct eddy_event ad = {.kind = EV_AD};
     ad.u.ad.campaign_id = S("c");
     eddy_op_embeddings.process(op, &ad); /* ignored */
     click(op, "alice", "book", CLICK_CLICK, 2);
-    assert_memory_not_equal(state_item_vec(st, 0), other, sizeof other);
-    struct user_state *u = state_user(st, 0, S("alice"), false);
+    assert_memory_not_equal(state_rows_vec(items_of(st), 0), other, sizeof other);
+    struct user_state *u = user_get(st, 0, S("alice"), false);
     assert_int_equal(u->n_seen, 1);
-    assert_true(state_user_has_seen(u, 1));
+    assert_true(user_has_seen(u, 1));
     eddy_op_embeddings.destroy(op);
     state_close(st);
 }

@@ -18,7 +18,8 @@
 #include "operators/budget.h"
 #include "state/inspect.h"
 #include "state/state.h"
-#include "state/state_internal.h"
+#include "tests/unit/users_store.h"
+#include "state/state_raw.h"
 
 #define STR_(x) #x
 #define XSTR(x) STR_(x)
@@ -26,7 +27,8 @@
 #define DIM 2
 #define S(s) eddy_str_c(s)
 
-static const struct state_codec *const stores[] = {&budget_campaigns, NULL};
+static const struct state_codec *const stores[] = {&users_store, &items_store,
+                                                   &budget_campaigns, NULL};
 
 struct fx {
     char dir[64];
@@ -68,15 +70,15 @@ static struct eddy_state *open_at(struct fx *f, const char *dir, int dim, bool r
 static void add_user(struct eddy_state *st, const char *id, float v0, float v1,
                      const uint32_t *seen, int n_seen)
 {
-    struct user_state *u = state_user(st, 0, S(id), true);
+    struct user_state *u = user_get(st, 0, S(id), true);
     u->vec[0] = v0;
     u->vec[1] = v1;
     u->last_refresh_ms = 1000;
     u->last_event_ms = 2000;
     u->n_events = 3;
     for (int i = 0; i < n_seen; i++)
-        state_user_seen_add(u, seen[i]);
-    state_user_dirty(st, u);
+        user_seen_add(u, seen[i]);
+    user_dirty(st, u);
 }
 
 /* users u1, \xff (not UTF-8), u0; items i2 (row 0), i1 (row 1); campaign c1;
@@ -86,8 +88,8 @@ static void build(struct fx *f, const char *dir, float u1_v0)
     struct eddy_state *st = open_at(f, dir, DIM, false);
     const float i2[DIM] = {1.0f, 0.1f}, i1[DIM] = {-0.5f, 3.0f};
     const uint32_t seen[] = {1, 0};
-    state_item_add(st, S("i2"), i2);
-    state_item_add(st, S("i1"), i1);
+    state_rows_add(items_of(st), S("i2"), i2);
+    state_rows_add(items_of(st), S("i1"), i1);
     add_user(st, "u1", u1_v0, -1.25f, seen, 2);
     add_user(st, "\xff", NAN, -INFINITY, NULL, 0);
     add_user(st, "u0", 0.0f, 2.0f, seen, 1);
@@ -219,7 +221,8 @@ static void test_get(void **state)
 static void test_kind_cf(void **state)
 {
     (void)state;
-    assert_string_equal(inspect_kind_cf("user", NULL), "users");
+    assert_string_equal(inspect_kind_cf("user", stores), "users");
+    assert_null(inspect_kind_cf("user", NULL));
     assert_string_equal(inspect_kind_cf("item", stores), "items");
     assert_string_equal(inspect_kind_cf("campaign", stores), "campaigns");
     assert_null(inspect_kind_cf("campaign", NULL));
@@ -285,12 +288,13 @@ static void test_corrupt_entry(void **state)
 {
     struct fx *f = *state;
     build(f, f->a, 0.5f);
+    static const char *const cfs[] = {"default", "users", "items", "campaigns",
+                                      "offsets", "meta", NULL};
+    struct state_raw *db = state_raw_open(f->a, cfs, f->err, sizeof f->err);
+    assert_non_null(db);
+    assert_int_equal(state_raw_put(db, "users", "u5", 2, "\x01\x02", 2, f->err, sizeof f->err), 0);
+    state_raw_close(db);
     struct eddy_state *st = open_at(f, f->a, DIM, false);
-    char *rerr = NULL;
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_put_cf(state_db(st), wo, state_cf(st, "users"), "u5", 2, "\x01\x02", 2, &rerr);
-    rocksdb_writeoptions_destroy(wo);
-    assert_null(rerr);
     free(capture(inspect_export_jsonl, st, f, -1));
     assert_non_null(strstr(f->err, f->a));
     assert_non_null(strstr(f->err, "corrupt users/u5: value is 2 bytes"));

@@ -16,6 +16,7 @@
 #include "operators/cooccur.h"
 #include "operators/recommend.h"
 #include "state/state.h"
+#include "tests/unit/users_store.h"
 
 #define DIM 4
 #define MAX_RECS 128
@@ -44,8 +45,11 @@ static int setup_dim(void **state, int dim)
     char err[256];
     strcpy(f->dir, "/tmp/eddy-test-rec-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
+    static const struct state_codec *stores[8] = {&users_store, &items_store};
+    for (int i = 0; eddy_op_cooccur.stores[i]; i++) /* two-stage reads cooccur's */
+        stores[2 + i] = eddy_op_cooccur.stores[i];
     struct state_options o = {.dir = f->dir, .dim = dim, .create_if_missing = true,
-                              .stores = eddy_op_cooccur.stores};
+                              .stores = stores};
     if (state_open(&o, &f->st, err, sizeof err))
         fail_msg("state_open: %s", err);
     *state = f;
@@ -124,7 +128,7 @@ static void click(void *op, const char *user, int64_t ts)
 
 static struct user_state *user(struct fx *f, const char *id, const float *vec)
 {
-    struct user_state *u = state_user(f->st, 0, S(id), true);
+    struct user_state *u = user_get(f->st, 0, S(id), true);
     memcpy(u->vec, vec, (size_t)state_dim(f->st) * sizeof(float));
     u->is_new = false;
     return u;
@@ -139,7 +143,7 @@ static void hand_items(struct fx *f)
     for (int i = 0; i < 6; i++) {
         char id[8];
         snprintf(id, sizeof id, "i%d", i);
-        assert_int_equal(state_item_add(f->st, S(id), v[i]), i);
+        assert_int_equal(state_rows_add(items_of(f->st), S(id), v[i]), i);
     }
 }
 
@@ -175,7 +179,7 @@ static void test_top_k_exact(void **state)
      * watermark, so that batching does not change the state. */
     assert_int_equal(f->recs[0].time, 1000);
     assert_int_equal(f->recs[0].model_version, 7);
-    struct user_state *u = state_user(f->st, 0, S("alice"), false);
+    struct user_state *u = user_get(f->st, 0, S("alice"), false);
     assert_int_equal(u->last_refresh_ms, 1000);
     struct state_stats ss;
     state_stats(f->st, &ss);
@@ -189,8 +193,8 @@ static void test_seen_excluded_k_large(void **state)
     struct fx *f = *state;
     hand_items(f);
     struct user_state *u = user(f, "alice", U_ALICE);
-    state_user_seen_add(u, 2);
-    state_user_seen_add(u, 4);
+    user_seen_add(u, 2);
+    user_seen_add(u, 4);
     void *op = op_new(f, 10, 0, 8);
     click(op, "alice", 1);
     eddy_op_recommend.flush(op, 1);
@@ -261,7 +265,7 @@ static void test_batching_does_not_change_refresh_times(void **state)
     assert_int_equal(f->n, 2); /* the last owed refresh covers 1500 and 3200 */
     assert_int_equal(f->recs[0].time, 1000);
     assert_int_equal(f->recs[1].time, 4000);
-    assert_int_equal(state_user(f->st, 0, S("alice"), false)->last_refresh_ms, 4000);
+    assert_int_equal(user_get(f->st, 0, S("alice"), false)->last_refresh_ms, 4000);
     click(op, "alice", 3999); /* covered by the refresh at 4000 */
     eddy_op_recommend.flush(op, 9000);
     assert_int_equal(f->n, 2);
@@ -313,7 +317,7 @@ static void random_world(struct fx *f)
         for (int j = 0; j < dim; j++)
             v[j] = rnd(&s);
         snprintf(id, sizeof id, "i%d", i);
-        state_item_add(f->st, S(id), v);
+        state_rows_add(items_of(f->st), S(id), v);
     }
     for (int u = 0; u < N_USERS; u++) {
         for (int j = 0; j < dim; j++)
@@ -321,7 +325,7 @@ static void random_world(struct fx *f)
         snprintf(id, sizeof id, "u%d", u);
         struct user_state *us = user(f, id, v);
         for (int k = 0; k < u % 5; k++)
-            state_user_seen_add(us, (uint32_t)((rnd(&s) + 0.5f) * (N_ITEMS - 1)));
+            user_seen_add(us, (uint32_t)((rnd(&s) + 0.5f) * (N_ITEMS - 1)));
     }
 }
 
@@ -385,7 +389,7 @@ static void test_blocks_agree_with_brute_force(void **state)
             v[j] = (float)(x >> 8) / 16777216.0f - 0.5f;
         }
         snprintf(id, sizeof id, "i%d", i);
-        state_item_add(f->st, S(id), v);
+        state_rows_add(items_of(f->st), S(id), v);
     }
     static const uint32_t edges[] = {0, 8191, 8192, 8193, 16383, 16384, 19999};
     void *op = op_new(f, K, 0, 128);
@@ -398,24 +402,24 @@ static void test_blocks_agree_with_brute_force(void **state)
         }
         struct user_state *us = user(f, id, v);
         for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++)
-            state_user_seen_add(us, edges[e]);
+            user_seen_add(us, edges[e]);
         for (uint32_t r = (uint32_t)u; r < ITEMS; r += 97) /* some of its best, surely */
-            state_user_seen_add(us, r);
+            user_seen_add(us, r);
         click(op, id, 100);
     }
     eddy_op_recommend.flush(op, 100);
     assert_int_equal(f->n, USERS);
     for (int u = 0; u < USERS; u++) {
         const struct got_rec *g = &f->recs[u];
-        struct user_state *us = state_user(f->st, 0, S(g->user), false);
+        struct user_state *us = user_get(f->st, 0, S(g->user), false);
         /* Brute force in double: the k best unseen rows, best first. */
         int best[K];
         double best_s[K];
         int n = 0;
         for (uint32_t r = 0; r < ITEMS; r++) {
-            if (state_user_has_seen(us, r))
+            if (user_has_seen(us, r))
                 continue;
-            const float *iv = state_item_vec(f->st, r);
+            const float *iv = state_rows_vec(items_of(f->st), r);
             double sc = 0;
             for (int j = 0; j < D; j++)
                 sc += (double)us->vec[j] * iv[j];
@@ -461,7 +465,7 @@ static void test_ties_and_nan(void **state)
                 v[j] = NAN;
         char id[16];
         snprintf(id, sizeof id, "i%d", i);
-        state_item_add(f->st, S(id), v);
+        state_rows_add(items_of(f->st), S(id), v);
     }
     static const char *const want[K] = {"i66", "i73", "i80", "i87", "i101",
                                         "i108", "i115", "i122", "i129", "i136"};
@@ -472,8 +476,8 @@ static void test_ties_and_nan(void **state)
             char id[16];
             snprintf(id, sizeof id, "t%d", u);
             struct user_state *us = user(f, id, w);
-            state_user_seen_add(us, 24);
-            state_user_seen_add(us, 31);
+            user_seen_add(us, 24);
+            user_seen_add(us, 31);
             click(op, id, 100 * batch);
         }
         eddy_op_recommend.flush(op, 100 * batch);
@@ -521,18 +525,18 @@ static void test_two_stage_because(void **state)
         fail_msg("create: %s", err);
     const char *seq[][2] = {{"u1", "a"}, {"u1", "b"}, {"u2", "a"}};
     for (int i = 0; i < 3; i++) {
-        if (state_item_row(f->st, S(seq[i][1])) < 0)
-            state_item_add(f->st, S(seq[i][1]), NULL);
-        struct user_state *u = state_user(f->st, 0, S(seq[i][0]), true);
-        state_user_seen_add(u, (uint32_t)state_item_row(f->st, S(seq[i][1])));
-        state_user_dirty(f->st, u);
+        if (state_rows_find(items_of(f->st), S(seq[i][1])) < 0)
+            state_rows_add(items_of(f->st), S(seq[i][1]), NULL);
+        struct user_state *u = user_get(f->st, 0, S(seq[i][0]), true);
+        user_seen_add(u, (uint32_t)state_rows_find(items_of(f->st), S(seq[i][1])));
+        user_dirty(f->st, u);
         struct eddy_event ev = {.kind = EV_CLICK};
         ev.u.click = (struct click_event){.user_id = S(seq[i][0]), .item_id = S(seq[i][1]),
                                           .type = CLICK_PURCHASE, .timestamp_ms = 10 + i};
-        eddy_op_cooccur.process(co, &ev);
         eddy_op_recommend.process(rec, &ev);
+        eddy_op_cooccur.process(co, &ev);
     }
-    state_user(f->st, 0, S("u3"), true); /* known, no history */
+    user_get(f->st, 0, S("u3"), true); /* known, no history */
     struct eddy_event ev = {.kind = EV_CLICK};
     ev.u.click = (struct click_event){.user_id = S("u3"), .item_id = S("a"), .timestamp_ms = 13};
     eddy_op_recommend.process(rec, &ev);

@@ -19,9 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <rocksdb/c.h>
-
 #include "state/state.h"
+#include "tests/unit/users_store.h"
+#include "state/state_raw.h"
 
 #define DIM 8
 
@@ -36,18 +36,21 @@ struct tally {
 
 #define TALLY_Q_AT 20 /* n, x, n_q */
 
-static void tally_init(void *value)
+static void tally_init(void *value, int dim)
 {
+    (void)dim;
     ((struct tally *)value)->n = -1;
 }
 
-static size_t tally_encoded_size(const void *value)
+static size_t tally_encoded_size(const void *value, int dim)
 {
+    (void)dim;
     return TALLY_Q_AT + (size_t)((const struct tally *)value)->n_q * 8;
 }
 
-static void tally_encode(const void *value, char *out)
+static void tally_encode(const void *value, int dim, char *out)
 {
+    (void)dim;
     const struct tally *t = value;
     memcpy(out, &t->n, 8);
     memcpy(out + 8, &t->x, 8);
@@ -56,8 +59,10 @@ static void tally_encode(const void *value, char *out)
         memcpy(out + TALLY_Q_AT, t->q, (size_t)t->n_q * 8);
 }
 
-static bool tally_decode(const char *in, size_t len, void *value, char *why, size_t whylen)
+static bool tally_decode(const char *in, size_t len, int dim, void *value, char *why,
+                         size_t whylen)
 {
+    (void)dim;
     struct tally *t = value;
     if (len < TALLY_Q_AT) {
         snprintf(why, whylen, "short");
@@ -97,7 +102,7 @@ static const struct state_codec tallies = {
     .heap_bytes = tally_heap_bytes,
     .free = tally_free,
 };
-static const struct state_codec *const stores[] = {&tallies, NULL};
+static const struct state_codec *const stores[] = {&users_store, &items_store, &tallies, NULL};
 
 /* Gives a tally a zeroed table of n doubles. */
 static void tally_resize(struct tally *t, uint32_t n)
@@ -180,27 +185,16 @@ static void fill(float *v, float base)
 }
 
 /* Writes one raw value into an eddy column family, bypassing state.c. */
-static void raw_put(const char *dir, int cf_index, const char *key, size_t klen,
+static void raw_put(const char *dir, const char *cf, const char *key, size_t klen,
                     const char *val, size_t vlen)
 {
-    static const char *const names[] = {"default", "users", "items",
-                                        "tallies", "offsets", "meta"};
-    const rocksdb_options_t *cfo[6];
-    rocksdb_column_family_handle_t *cf[6];
-    rocksdb_options_t *o = rocksdb_options_create();
-    char *err = NULL;
-    for (int i = 0; i < 6; i++)
-        cfo[i] = o;
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, 6, names, cfo, cf, &err);
-    assert_null(err);
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_put_cf(db, wo, cf[cf_index], key, klen, val, vlen, &err);
-    assert_null(err);
-    for (int i = 0; i < 6; i++)
-        rocksdb_column_family_handle_destroy(cf[i]);
-    rocksdb_close(db);
-    rocksdb_writeoptions_destroy(wo);
-    rocksdb_options_destroy(o);
+    static const char *const names[] = {"default", "users", "items", "tallies",
+                                        "offsets", "meta", NULL};
+    char err[512];
+    struct state_raw *db = state_raw_open(dir, names, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(state_raw_put(db, cf, key, klen, val, vlen, err, sizeof err), 0);
+    state_raw_close(db);
 }
 
 /* ---- round trip ---------------------------------------------------------- */
@@ -212,21 +206,21 @@ static void populate(struct eddy_state *st)
         char id[8];
         snprintf(id, sizeof id, "item%d", i);
         fill(v, (float)i);
-        assert_int_equal(state_item_add(st, S(id), v), i);
+        assert_int_equal(state_rows_add(items_of(st), S(id), v), i);
     }
-    struct user_state *u = state_user(st, 0, S("alice"), true);
+    struct user_state *u = user_get(st, 0, S("alice"), true);
     assert_true(u->is_new);
     fill(u->vec, -1.5f);
     u->vec[3] = 1e-30f; /* a denormal-ish value must survive bit for bit */
     u->last_refresh_ms = 1000;
     u->last_event_ms = 2000;
     u->n_events = 7;
-    state_user_seen_add(u, 2);
-    state_user_seen_add(u, 0);
-    state_user_dirty(st, u);
-    u = state_user(st, 0, S("bob"), true); /* never refreshed */
+    user_seen_add(u, 2);
+    user_seen_add(u, 0);
+    user_dirty(st, u);
+    u = user_get(st, 0, S("bob"), true); /* never refreshed */
     fill(u->vec, 3.0f);
-    state_user_dirty(st, u);
+    user_dirty(st, u);
 
     struct tally *t = tally(st, "camp", true);
     assert_int_equal(t->n, -1);
@@ -248,19 +242,19 @@ static void check_populated(struct eddy_state *st)
 {
     float v[DIM];
     uint32_t n;
-    state_item_matrix(st, &n);
+    state_rows_matrix(items_of(st), &n);
     assert_int_equal(n, 3);
     for (int i = 0; i < 3; i++) {
         char id[8];
         snprintf(id, sizeof id, "item%d", i);
-        assert_int_equal(state_item_row(st, S(id)), i);
-        struct eddy_str got = state_item_id(st, (uint32_t)i);
+        assert_int_equal(state_rows_find(items_of(st), S(id)), i);
+        struct eddy_str got = state_rows_id(items_of(st), (uint32_t)i);
         assert_int_equal(got.len, strlen(id));
         assert_memory_equal(got.ptr, id, got.len);
         fill(v, (float)i);
-        assert_memory_equal(state_item_vec(st, (uint32_t)i), v, sizeof v);
+        assert_memory_equal(state_rows_vec(items_of(st), (uint32_t)i), v, sizeof v);
     }
-    struct user_state *u = state_user(st, 0, S("alice"), false);
+    struct user_state *u = user_get(st, 0, S("alice"), false);
     assert_non_null(u);
     fill(v, -1.5f);
     v[3] = 1e-30f;
@@ -271,7 +265,7 @@ static void check_populated(struct eddy_state *st)
     assert_int_equal(u->n_seen, 2);
     assert_int_equal(u->seen[0], 0);
     assert_int_equal(u->seen[1], 2);
-    u = state_user(st, 0, S("bob"), false);
+    u = user_get(st, 0, S("bob"), false);
     assert_non_null(u);
     assert_true(u->last_refresh_ms == INT64_MIN);
     assert_int_equal(u->n_seen, 0);
@@ -303,17 +297,17 @@ static void test_roundtrip(void **state)
     commit_ok(f, st);
     state_stats(st, &ss);
     assert_int_equal(ss.dirty, 0);
-    assert_int_equal(ss.items, 3);
+    assert_int_equal(ss.rows, 3);
     check_populated(st); /* the cache itself */
     state_close(st);
 
     st = open_ok(f);
     check_populated(st);
-    assert_false(state_user(st, 0, S("alice"), false)->is_new);
-    assert_null(state_user(st, 0, S("nobody"), false));
+    assert_false(user_get(st, 0, S("alice"), false)->is_new);
+    assert_null(user_get(st, 0, S("nobody"), false));
     assert_null(tally(st, "nocamp", false));
     state_stats(st, &ss);
-    assert_int_equal(ss.users_cached, 2);
+    assert_int_equal(state_store_count(users_of(st)), 2);
     assert_int_equal(ss.model_version, 2);
     state_close(st);
 }
@@ -324,15 +318,15 @@ static void test_uncommitted_lost(void **state)
     struct eddy_state *st = open_ok(f);
     populate(st);
     commit_ok(f, st);
-    struct user_state *u = state_user(st, 0, S("alice"), true);
+    struct user_state *u = user_get(st, 0, S("alice"), true);
     u->vec[0] = 42.0f;
-    state_user_seen_add(u, 1);
-    state_user_dirty(st, u);
-    state_user_dirty(st, state_user(st, 0, S("carol"), true));
+    user_seen_add(u, 1);
+    user_dirty(st, u);
+    user_dirty(st, user_get(st, 0, S("carol"), true));
     float v[DIM] = {0};
-    state_item_add(st, S("item9"), v);
-    state_item_vec(st, 0)[0] = 42.0f;
-    state_item_dirty(st, 0);
+    state_rows_add(items_of(st), S("item9"), v);
+    state_rows_vec(items_of(st), 0)[0] = 42.0f;
+    state_rows_dirty(items_of(st), 0);
     struct tally *t = tally(st, "camp", true);
     t->n = 1;
     tally_dirty(st, t);
@@ -342,8 +336,8 @@ static void test_uncommitted_lost(void **state)
 
     st = open_ok(f);
     check_populated(st);
-    assert_null(state_user(st, 0, S("carol"), false));
-    assert_int_equal(state_item_row(st, S("item9")), -1);
+    assert_null(user_get(st, 0, S("carol"), false));
+    assert_int_equal(state_rows_find(items_of(st), S("item9")), -1);
     state_close(st);
 }
 
@@ -405,13 +399,10 @@ static void test_not_a_db(void **state)
 static void test_foreign_rocksdb(void **state)
 {
     struct fx *f = *state;
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(o, 1);
-    char *err = NULL;
-    rocksdb_t *db = rocksdb_open(o, f->dir, &err);
-    assert_null(err);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
+    char err[512];
+    struct state_raw *db = state_raw_open(f->dir, NULL, err, sizeof err);
+    assert_non_null(db);
+    state_raw_close(db);
     assert_null(open_dim(f, DIM, true, false));
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "not an eddy"));
@@ -422,7 +413,7 @@ static void test_format_version(void **state)
     struct fx *f = *state;
     state_close(open_ok(f));
     char v[9] = {1, 99};
-    raw_put(f->dir, 5, "format_version", 14, v, sizeof v);
+    raw_put(f->dir, "meta", "format_version", 14, v, sizeof v);
     assert_null(open_dim(f, DIM, true, false));
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "format version 99"));
@@ -433,7 +424,7 @@ static void test_corrupt_item(void **state)
     struct fx *f = *state;
     state_close(open_ok(f));
     char v[5] = {1, 0, 0, 0, 0}; /* a row but no vector */
-    raw_put(f->dir, 2, "short", 5, v, sizeof v);
+    raw_put(f->dir, "items", "short", 5, v, sizeof v);
     assert_null(open_dim(f, DIM, true, false));
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "corrupt items/short"));
@@ -446,19 +437,19 @@ static void test_corrupt_user(void **state)
     struct fx *f = *state;
     state_close(open_ok(f));
     char v[40] = {1};
-    raw_put(f->dir, 1, "\0\0\0\0mallory", 11, v, sizeof v); /* partition 0 */
+    raw_put(f->dir, "users", "\0\0\0\0mallory", 11, v, sizeof v); /* partition 0 */
     char v2[9] = {7};
-    raw_put(f->dir, 4, "t\0\0\0\0\0", 6, v2, sizeof v2);
+    raw_put(f->dir, "offsets", "t\0\0\0\0\0", 6, v2, sizeof v2);
     struct eddy_state *st = open_ok(f);
-    assert_null(state_user(st, 0, S("mallory"), false));
+    assert_null(user_get(st, 0, S("mallory"), false));
     state_offset_get(st, "t", 0);
-    state_user_dirty(st, state_user(st, 0, S("fine"), true));
+    user_dirty(st, user_get(st, 0, S("fine"), true));
     assert_int_equal(state_commit(st, f->err, sizeof f->err), -1);
     assert_non_null(strstr(f->err, f->dir));
     assert_non_null(strstr(f->err, "corrupt users/mallory"));
     state_close(st);
     st = open_ok(f);
-    assert_null(state_user(st, 0, S("fine"), false));
+    assert_null(user_get(st, 0, S("fine"), false));
     state_close(st);
 }
 
@@ -487,16 +478,16 @@ static void test_seen_set(void **state)
     const uint32_t in[] = {5, 1, 3, 1, 5, 9, 0, 3};
     const bool added[] = {true, true, true, false, false, true, true, false};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
-        assert_int_equal(state_user_seen_add(&u, in[i]), added[i]);
+        assert_int_equal(user_seen_add(&u, in[i]), added[i]);
     const uint32_t want[] = {0, 1, 3, 5, 9};
     assert_int_equal(u.n_seen, 5);
     assert_memory_equal(u.seen, want, sizeof want);
-    assert_true(state_user_has_seen(&u, 9));
-    assert_false(state_user_has_seen(&u, 2));
-    assert_false(state_user_has_seen(&u, 10));
+    assert_true(user_has_seen(&u, 9));
+    assert_false(user_has_seen(&u, 2));
+    assert_false(user_has_seen(&u, 10));
     /* growth, inserting in descending order */
     for (uint32_t r = 200; r > 100; r--)
-        assert_true(state_user_seen_add(&u, r));
+        assert_true(user_seen_add(&u, r));
     assert_int_equal(u.n_seen, 105);
     for (uint32_t i = 1; i < u.n_seen; i++)
         assert_true(u.seen[i - 1] < u.seen[i]);
@@ -513,22 +504,22 @@ static void test_matrix_growth(void **state)
     for (uint32_t r = 0; r < n; r++) {
         snprintf(id, sizeof id, "i%u", r);
         fill(v, (float)r);
-        assert_int_equal(state_item_add(st, S(id), v), r);
+        assert_int_equal(state_rows_add(items_of(st), S(id), v), r);
     }
-    assert_int_equal(state_item_add(st, S("i7"), NULL), 7); /* existing: same row */
+    assert_int_equal(state_rows_add(items_of(st), S("i7"), NULL), 7); /* existing: same row */
     commit_ok(f, st);
     state_close(st);
     st = open_ok(f);
     uint32_t rows;
-    const float *m = state_item_matrix(st, &rows);
+    const float *m = state_rows_matrix(items_of(st), &rows);
     assert_int_equal(rows, n);
     for (uint32_t r = 0; r < n; r++) {
         snprintf(id, sizeof id, "i%u", r);
         fill(v, (float)r);
         assert_memory_equal(m + (size_t)r * DIM, v, sizeof v);
-        assert_int_equal(state_item_row(st, S(id)), r);
+        assert_int_equal(state_rows_find(items_of(st), S(id)), r);
     }
-    assert_null(state_item_vec(st, n));
+    assert_null(state_rows_vec(items_of(st), n));
     state_close(st);
 }
 
@@ -586,7 +577,7 @@ static void test_keyed_version(void **state)
 
     struct state_codec v2 = tallies;
     v2.version = 2;
-    const struct state_codec *const v2_stores[] = {&v2, NULL};
+    const struct state_codec *const v2_stores[] = {&users_store, &items_store, &v2, NULL};
     struct state_options o = {.dir = f->dir, .dim = DIM, .stores = v2_stores};
     assert_int_equal(state_open(&o, &st, f->err, sizeof f->err), 0);
     assert_null(state_get(state_store(st, &v2), S("t"), false));
@@ -595,7 +586,8 @@ static void test_keyed_version(void **state)
                                    "tally values of version 2"));
     state_close(st);
 
-    o.stores = NULL;
+    const struct state_codec *const no_tallies[] = {&users_store, &items_store, NULL};
+    o.stores = no_tallies;
     assert_int_equal(state_open(&o, &st, f->err, sizeof f->err), -1);
     assert_non_null(strstr(f->err, "unexpected column family 'tallies'"));
 }
@@ -635,7 +627,7 @@ static void check_user(struct eddy_state *st, int i)
 {
     char id[16];
     float v[DIM];
-    struct user_state *u = state_user(st, 0, user_id(id, i), false);
+    struct user_state *u = user_get(st, 0, user_id(id, i), false);
     assert_non_null(u);
     user_bits(v, i);
     assert_memory_equal(u->vec, v, sizeof v);
@@ -652,12 +644,12 @@ static void write_users(struct fx *f, struct eddy_state *st)
     struct user_state *held[1000];
     char id[16];
     for (int i = 0; i < N_CACHE_USERS; i++) {
-        struct user_state *u = state_user(st, 0, user_id(id, i), true);
+        struct user_state *u = user_get(st, 0, user_id(id, i), true);
         assert_true(u->is_new);
         user_bits(u->vec, i);
         u->n_events = (uint64_t)i;
-        state_user_seen_add(u, (uint32_t)(i % 3));
-        state_user_dirty(st, u);
+        user_seen_add(u, (uint32_t)(i % 3));
+        user_dirty(st, u);
         held[i % 1000] = u;
         if (i % 1000 < 999)
             continue;
@@ -682,7 +674,7 @@ static void test_cache_bounded(void **state)
     write_users(f, st);
     struct state_stats s = stats_of(st);
     assert_true(s.cache_evictions > 0);
-    assert_true(s.users_cached < N_CACHE_USERS / 10);
+    assert_true(state_store_count(users_of(st)) < N_CACHE_USERS / 10);
     assert_true(s.checkpoint_bytes > 1000 * DIM * sizeof(float));
     assert_true(s.checkpoint_unix_ms > 0);
     /* read back through the small cache, some hits, mostly loads */
@@ -698,7 +690,7 @@ static void test_cache_bounded(void **state)
 
     st = open_budget(f);
     assert_true(stats_of(st).restore_us > 0);
-    assert_int_equal(stats_of(st).users_cached, 0); /* users load lazily */
+    assert_int_equal(state_store_count(users_of(st)), 0); /* users load lazily */
     for (int i = N_CACHE_USERS - 1; i >= 0; i--)
         check_user(st, i);
     check_populated(st);
@@ -717,21 +709,21 @@ static void test_cache_dirty_survives(void **state)
     char id[16];
     struct user_state *held[60];
     for (int i = 0; i < 60; i++) /* about 18 kB: all stay cached */
-        state_user(st, 0, user_id(id, i), false);
+        user_get(st, 0, user_id(id, i), false);
     commit_ok(f, st); /* nothing dirty: all 60 are now evictable */
     uint64_t hits = stats_of(st).cache_hits;
     for (int i = 0; i < 60; i += 2) {
-        held[i] = state_user(st, 0, user_id(id, i), false);
+        held[i] = user_get(st, 0, user_id(id, i), false);
         held[i]->n_events = 424242;
-        state_user_dirty(st, held[i]);
+        user_dirty(st, held[i]);
     }
     assert_int_equal(stats_of(st).cache_hits, hits + 30);
     for (int i = 1001; i < 2000; i += 2) /* the odd ones of 0..59 must go */
-        state_user(st, 0, user_id(id, i), false);
+        user_get(st, 0, user_id(id, i), false);
     hits = stats_of(st).cache_hits;
     for (int i = 0; i < 60; i += 2) {
         assert_int_equal(held[i]->n_events, 424242);
-        assert_ptr_equal(state_user(st, 0, user_id(id, i), false), held[i]);
+        assert_ptr_equal(user_get(st, 0, user_id(id, i), false), held[i]);
     }
     assert_int_equal(stats_of(st).cache_hits, hits + 30);
     uint64_t misses = stats_of(st).cache_misses;
@@ -742,7 +734,7 @@ static void test_cache_dirty_survives(void **state)
 
     st = open_budget(f);
     for (int i = 0; i < 60; i++)
-        assert_int_equal(state_user(st, 0, user_id(id, i), false)->n_events,
+        assert_int_equal(user_get(st, 0, user_id(id, i), false)->n_events,
                          i % 2 ? (uint64_t)i : 424242);
     state_close(st);
 }
@@ -776,7 +768,7 @@ static void test_cache_keyed(void **state)
     }
     commit_ok(f, st);
     struct state_stats s = stats_of(st);
-    assert_true(s.keyed_cached < 200);
+    assert_true(state_store_count(state_store(st, &tallies)) < 200);
     assert_true(s.cache_evictions > 0);
     for (int round = 0; round < 2; round++) {
         int n = 0;
@@ -796,7 +788,7 @@ static void set_vec(struct user_state *u, float base)
 
 /* Users are keyed by partition: the same id in two partitions is two
  * entries. Dropping one partition's cache keeps the other's; dropped
- * entries come back from RocksDB unchanged; state_user_find() finds a user
+ * entries come back from RocksDB unchanged; state_find_any() finds a user
  * whatever its partition, cached or not. */
 /* Commits are written behind, on another thread: a read of RocksDB right
  * after one (the entry evicted in between) must still see it, every time. */
@@ -805,13 +797,13 @@ static void test_write_behind_reads_see_commits(void **state)
     struct fx *f = *state;
     struct eddy_state *st = open_dim(f, DIM, true, false);
     for (int round = 0; round < 50; round++) {
-        struct user_state *u = state_user(st, 3, eddy_str_c("w"), true);
+        struct user_state *u = user_get(st, 3, eddy_str_c("w"), true);
         set_vec(u, (float)round);
         u->n_events = (uint64_t)round;
-        state_user_dirty(st, u);
+        user_dirty(st, u);
         commit_ok(f, st);
-        state_cache_drop_users(st, 3); /* the next read goes to RocksDB */
-        u = state_user(st, 3, eddy_str_c("w"), false);
+        state_drop_partition(st, 3); /* the next read goes to RocksDB */
+        u = user_get(st, 3, eddy_str_c("w"), false);
         assert_non_null(u);
         assert_int_equal(u->n_events, round);
         assert_true(u->vec[1] == (float)round + 1.0f / 3.0f);
@@ -825,36 +817,37 @@ static void test_partitions(void **state)
 {
     struct fx *f = *state;
     struct eddy_state *st = open_dim(f, DIM, true, false);
-    struct user_state *a = state_user(st, 0, eddy_str_c("u1"), true);
-    struct user_state *b = state_user(st, 7, eddy_str_c("u1"), true);
+    struct user_state *a = user_get(st, 0, eddy_str_c("u1"), true);
+    struct user_state *b = user_get(st, 7, eddy_str_c("u1"), true);
     assert_ptr_not_equal(a, b);
     set_vec(a, 0.0f);
     set_vec(b, 100.0f);
-    state_user_dirty(st, a);
-    state_user_dirty(st, b);
-    state_user_dirty(st, state_user(st, 7, eddy_str_c("only7"), true));
+    user_dirty(st, a);
+    user_dirty(st, b);
+    user_dirty(st, user_get(st, 7, eddy_str_c("only7"), true));
     commit_ok(f, st);
 
-    state_cache_drop_users(st, 7);
+    state_drop_partition(st, 7);
     struct state_stats ss;
     state_stats(st, &ss);
-    assert_int_equal(ss.users_cached, 1); /* partition 0's u1 */
+    assert_int_equal(state_store_count(users_of(st)), 1); /* partition 0's u1 */
 
-    b = state_user(st, 7, eddy_str_c("u1"), false);
+    b = user_get(st, 7, eddy_str_c("u1"), false);
     assert_non_null(b);
     assert_true(b->vec[1] == 100.0f + 1.0f / 3.0f);
-    assert_true(state_user(st, 0, eddy_str_c("u1"), false)->vec[1] == 1.0f / 3.0f);
-    state_cache_drop_users(st, 7); /* handed out this epoch: stays */
+    assert_true(user_get(st, 0, eddy_str_c("u1"), false)->vec[1] == 1.0f / 3.0f);
+    state_drop_partition(st, 7); /* handed out this epoch: stays */
     state_stats(st, &ss);
-    assert_int_equal(ss.users_cached, 2);
+    assert_int_equal(state_store_count(users_of(st)), 2);
 
     commit_ok(f, st);
-    state_cache_drop_users(st, 7);
-    struct user_state *found = state_user_find(st, eddy_str_c("only7")); /* from RocksDB */
+    state_drop_partition(st, 7);
+    struct user_state *found = state_find_any(users_of(st), eddy_str_c("only7")); /* stored */
     assert_non_null(found);
-    assert_ptr_equal(found, state_user(st, 7, eddy_str_c("only7"), false));
-    assert_true(state_user_find(st, eddy_str_c("u1"))->vec[1] == 1.0f / 3.0f); /* lowest */
-    assert_null(state_user_find(st, eddy_str_c("nobody")));
+    assert_ptr_equal(found, user_get(st, 7, eddy_str_c("only7"), false));
+    const struct user_state *lowest = state_find_any(users_of(st), eddy_str_c("u1"));
+    assert_true(lowest->vec[1] == 1.0f / 3.0f);
+    assert_null(state_find_any(users_of(st), eddy_str_c("nobody")));
     state_close(st);
 }
 
@@ -870,7 +863,7 @@ static void lookup_all(struct eddy_state *st, int users, int parity, uint64_t hi
     for (int i = 0; i < users; i++) {
         if (parity >= 0 && i % 2 != parity)
             continue;
-        struct user_state *u = state_user(st, i % 4, user_id(id, i), false);
+        struct user_state *u = user_get(st, i % 4, user_id(id, i), false);
         assert_non_null(u);
         assert_true(u->vec[1] == (float)i + 1.0f / 3.0f);
     }
@@ -886,18 +879,18 @@ static void test_index_survives_removals(void **state)
     struct eddy_state *st = open_ok(f);
     char id[16];
     for (int i = 0; i < USERS; i++) {
-        struct user_state *u = state_user(st, i % 4, user_id(id, i), true);
+        struct user_state *u = user_get(st, i % 4, user_id(id, i), true);
         set_vec(u, (float)i);
-        state_user_dirty(st, u);
+        user_dirty(st, u);
     }
     commit_ok(f, st);
-    state_cache_drop_users(st, 1);
-    state_cache_drop_users(st, 3);
-    assert_int_equal(stats_of(st).users_cached, USERS / 2);
+    state_drop_partition(st, 1);
+    state_drop_partition(st, 3);
+    assert_int_equal(state_store_count(users_of(st)), USERS / 2);
     lookup_all(st, USERS, 0, USERS / 2, 0);  /* partitions 0 and 2: kept */
     lookup_all(st, USERS, 1, 0, USERS / 2);  /* 1 and 3: read back */
     lookup_all(st, USERS, -1, USERS, 0);
-    assert_int_equal(stats_of(st).users_cached, USERS);
+    assert_int_equal(state_store_count(users_of(st)), USERS);
     state_close(st);
 }
 
@@ -933,7 +926,7 @@ static void test_index_survives_removals(void **state)
 static struct eddy_state *child_open(const char *dir, size_t cache_bytes, bool create)
 {
     struct state_options o = {.dir = dir, .dim = DIM, .create_if_missing = create,
-                              .cache_bytes = cache_bytes};
+                              .cache_bytes = cache_bytes, .stores = stores};
     struct eddy_state *st = NULL;
     char err[512];
     CHILD_CHECK(state_open(&o, &st, err, sizeof err) == 0, "state_open: %s", err);
@@ -945,10 +938,10 @@ static int child_commit(struct eddy_state *st, int from, int n, char *err, size_
 {
     char id[16];
     for (int i = from; i < from + n; i++) {
-        struct user_state *u = state_user(st, 0, user_id(id, i), true);
+        struct user_state *u = user_get(st, 0, user_id(id, i), true);
         set_vec(u, (float)i);
         u->n_events = (uint64_t)i;
-        state_user_dirty(st, u);
+        user_dirty(st, u);
     }
     state_offset_set(st, "clicks", 0, FULL_DISK_BASE + from + n);
     return state_commit(st, err, errlen);
@@ -1005,11 +998,11 @@ static int full_disk_child(const char *mnt, size_t cache_bytes)
                 (long long)next, users);
     char id[16];
     for (int i = 0; i < stored; i++) {
-        struct user_state *u = state_user(st, 0, user_id(id, i), false);
+        struct user_state *u = user_get(st, 0, user_id(id, i), false);
         CHILD_CHECK(u && u->n_events == (uint64_t)i && u->vec[1] == (float)i + 1.0f / 3.0f,
                     "user %d of %d is missing or wrong", i, stored);
     }
-    CHILD_CHECK(!state_user(st, 0, user_id(id, stored), false),
+    CHILD_CHECK(!user_get(st, 0, user_id(id, stored), false),
                 "user %d is there, beyond the stored offset", stored);
     /* and it takes writes again */
     CHILD_CHECK(child_commit(st, stored, 10, err, sizeof err) == 0 &&
