@@ -615,6 +615,6 @@ const struct eddy_operator eddy_op_cooccur = {
     .destroy = cooc_destroy,
     .clock = EV_CLICK,
     .inputs = EVENT_BIT(EV_CLICK),
-    .outputs = OUTPUT_BIT(OUTPUT_NEIGHBOURS),
+    .outputs = OUTPUT_BIT(OUTPUT_STATE),
     .stores = cooc_stores,
 };

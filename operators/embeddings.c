@@ -208,6 +208,6 @@ const struct eddy_operator eddy_op_embeddings = {
     .destroy = mf_destroy,
     .clock = EV_CLICK,
     .inputs = EVENT_BIT(EV_CLICK),
-    .outputs = OUTPUT_BIT(OUTPUT_VECTORS),
+    .outputs = OUTPUT_BIT(OUTPUT_STATE),
     .stores = mf_stores, /* recommend reads them too */
 };

@@ -87,8 +87,8 @@ struct eddy_query {
  * topics or files, or values it leaves in the state for the operators after
  * it. */
 enum eddy_output_kind {
-    OUTPUT_VECTORS,         /* user and item vectors, in the state: what recommend scores */
-    OUTPUT_NEIGHBOURS,      /* item neighbours and user histories, in the state: recommend's candidates */
+    OUTPUT_STATE,           /* values in its stores that later operators read (embeddings'
+                               vectors, cooccur's neighbour lists): nothing emitted */
     OUTPUT_RECOMMENDATIONS, /* eddy_emit.recommendation */
     OUTPUT_DECISIONS,       /* eddy_emit.decision */
     OUTPUT_KINDS

@@ -60,8 +60,7 @@ const struct state_codec *const *chain_stores(void)
 static const char *const input_names[EV_KINDS] = {
     [EV_CLICK] = "clicks", [EV_AD] = "ad_events", [EV_CAMPAIGN] = "campaigns"};
 static const char *const output_names[OUTPUT_KINDS] = {
-    [OUTPUT_VECTORS] = "vectors (state)",
-    [OUTPUT_NEIGHBOURS] = "neighbours (state)", [OUTPUT_RECOMMENDATIONS] = "recommendations",
+    [OUTPUT_STATE] = "state (for later operators)", [OUTPUT_RECOMMENDATIONS] = "recommendations",
     [OUTPUT_DECISIONS] = "decisions"};
 
 /* Writes label and the names of the bits set in mask, comma separated. */
