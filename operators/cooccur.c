@@ -37,6 +37,8 @@ struct cooc_entry {
 struct cooc_list {
     double count;
     int64_t t_ref;
+    float self_norm; /* items: count^(a - 1), a the popularity exponent, kept by
+                      * the writer so that readers need not know a */
     uint32_t n, cap;
     struct cooc_entry *e;
 };
@@ -60,7 +62,7 @@ static void *xrealloc(void *p, size_t n)
 
 /* ---- the lists' codec --------------------------------------------------- */
 
-#define LIST_HEAD 20 /* count, t_ref, n */
+#define LIST_HEAD 24 /* count, t_ref, n, self_norm */
 
 static void list_init(void *value, int dim)
 {
@@ -81,6 +83,7 @@ static void list_encode(const void *value, int dim, char *out)
     memcpy(out, &l->count, 8);
     memcpy(out + 8, &l->t_ref, 8);
     memcpy(out + 16, &l->n, 4);
+    memcpy(out + 20, &l->self_norm, 4);
     if (l->n)
         memcpy(out + LIST_HEAD, l->e, l->n * sizeof *l->e);
 }
@@ -101,6 +104,7 @@ static bool list_decode(const char *in, size_t len, int dim, void *value, char *
     }
     memcpy(&l->count, in, 8);
     memcpy(&l->t_ref, in + 8, 8);
+    memcpy(&l->self_norm, in + 20, 4);
     l->n = l->cap = n;
     l->e = n ? xrealloc(NULL, n * sizeof *l->e) : NULL;
     if (n)
@@ -132,6 +136,7 @@ static json_t *list_json(json_t *doc, const void *value, struct eddy_state *st)
         }
     }
     doc = sjson_with(doc, "count", sjson_real(l->count));
+    doc = sjson_with(doc, "self_norm", sjson_real(l->self_norm));
     doc = sjson_with(doc, "time_ms", l->t_ref == INT64_MIN ? json_null() : json_integer(l->t_ref));
     return sjson_with(doc, "entries", entries);
 }
@@ -178,6 +183,7 @@ static double list_advance(struct cooc_list *l, int64_t t, const struct cooc_par
             double f = decay(t - l->t_ref, p->half_life_ms);
             float fn = (float)pow(f, -p->popularity_exponent);
             l->count *= f;
+            l->self_norm *= (float)pow(f, p->popularity_exponent - 1);
             for (uint32_t i = 0; i < l->n; i++) {
                 l->e[i].w *= (float)f;
                 l->e[i].err *= (float)f;
@@ -254,6 +260,7 @@ static void pair_with_history(struct cooc *c, const struct cooc_list *h, uint32_
     struct cooc_list *lj = item_list(c, j);
     const double fj = list_advance(lj, t, &c->p);
     lj->count += wj * fj;
+    lj->self_norm = (float)pow(lj->count, a - 1);
     const float norm_j = (float)pow(lj->count, -a);
     for (uint32_t k = 0; k < h->n; k++) {
         uint32_t i = h->e[k].row;
@@ -293,25 +300,6 @@ static void cooc_process(void *self, const struct eddy_event *ev)
     state_dirty(c->users, h);
 }
 
-#define PARAMS_BLOB "cooccur.params"
-
-struct cooc_written {
-    float popularity_exponent;
-};
-
-void cooc_writer_params(struct eddy_state *st, struct cooc_read_params *p)
-{
-    void *blob;
-    size_t len;
-    struct cooc_written w = {0.5f};
-    if (state_blob_get(st, PARAMS_BLOB, &blob, &len) == 0) {
-        if (len == sizeof w)
-            memcpy(&w, blob, sizeof w);
-        free(blob);
-    }
-    p->popularity_exponent = w.popularity_exponent;
-}
-
 static void cooc_flush(void *self, int64_t watermark_ms)
 {
     (void)self, (void)watermark_ms; /* all its work is done per event */
@@ -334,9 +322,6 @@ static void *cooc_create(const void *params, struct eddy_state *st,
     }
     c->p = *p;
     c->st = st;
-    /* Readers normalise with the writer's exponent. */
-    struct cooc_written w = {p->popularity_exponent};
-    state_blob_set(st, PARAMS_BLOB, &w, sizeof w);
     c->users = state_store(st, &cooc_users_codec);
     c->items = state_store(st, &cooc_items_codec);
     c->trending = state_store(st, &cooc_trending_codec);
@@ -451,8 +436,7 @@ static void gather_neighbours(struct state_store *items, const struct cooc_list 
         const struct cooc_list *li = list[k];
         if (!li || !(li->count > 0))
             continue;
-        const float base = (float)(exp2(-(double)k / p->recency) * hi->w /
-                                   pow(li->count, 1 - p->popularity_exponent));
+        const float base = (float)(exp2(-(double)k / p->recency) * hi->w) * li->self_norm;
         for (uint32_t q = 0; q < li->n; q++)
             if (li->e[q].w > li->e[q].err)
                 acc_add(s, li->e[q].row, base * (li->e[q].w - li->e[q].err) * li->e[q].norm,

@@ -45,15 +45,11 @@ extern const struct eddy_operator eddy_op_cooccur;
 struct cooc_read_params {
     int history;            /* the user's most recent interactions used */
     float recency;          /* weight halves every `recency` interactions back */
-    float popularity_exponent; /* the writer's: cooc_writer_params() */
     int candidates;         /* at most this many, by co-occurrence score */
     int trending;           /* and at most this many trending items */
     int64_t half_life_ms;   /* the writer's: cooc_half_life() */
 };
 
-/* Fills p's popularity_exponent with the operator's own, as it recorded it
- * in the state (0.5 if it never ran on it). */
-void cooc_writer_params(struct eddy_state *st, struct cooc_read_params *p);
 
 struct cooc_candidate {
     uint32_t row;

@@ -866,7 +866,6 @@ static void *rec_create(const void *params, struct eddy_state *st,
     r->p = *p;
     r->users = state_store(st, &users_store);
     r->items = state_store(st, &items_store);
-    cooc_writer_params(st, &r->p.read);
     /* Queries read the state alone: they find these parameters there. */
     state_blob_set(st, PARAMS_BLOB, &r->p, sizeof r->p);
     r->st = st;

@@ -128,7 +128,6 @@ static const struct cooc_candidate *find(struct fx *f, const struct cooc_candida
 static size_t retrieve(struct fx *f, const char *user, const struct cooc_candidate **c)
 {
     struct cooc_read_params rp = read_params();
-    cooc_writer_params(f->st, &rp);
     return cooc_retrieve(f->st, &rp, S(user), f->scratch, c);
 }
 
@@ -251,7 +250,6 @@ static void test_candidate_limits(void **state)
         click(f, "u1", items[i], i);
     click(f, "u2", "a", 10);
     struct cooc_read_params rp = read_params();
-    cooc_writer_params(f->st, &rp);
     rp.candidates = 2;
     rp.trending = 1;
     const struct cooc_candidate *c;
