@@ -983,7 +983,7 @@ static const struct eddy_param rec_keys[] = {
      "are candidates"},
     {.key = "recency", .type = PARAM_FLOAT, .def = "8", .off = REC(read.recency), .min = 0.01,
      .max = INFINITY, .help = "An interaction's weight halves every this many interactions back"},
-    {.key = "candidates", .type = PARAM_INT, .def = "300", .off = REC(read.candidates),
+    {.key = "candidates", .type = PARAM_INT, .def = "100", .off = REC(read.candidates),
      .min = 1, .max = 100000, .help = "Most co-occurrence candidates ranked per refresh"},
     {.key = "trending", .type = PARAM_INT, .def = "100", .off = REC(read.trending), .min = 0,
      .max = 100000, .help = "Most trending items added to them"},
