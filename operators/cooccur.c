@@ -529,7 +529,7 @@ size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
         return 0;
     gather_neighbours(items, state_find(users, user_id), p, s);
     const struct cooc_list *tr = state_find(trending, TRENDING_KEY);
-    out_reserve(s, s->n + 2 * (tr ? tr->n : 0));
+    out_reserve(s, 1 + s->n + 2 * (tr ? tr->n : 0)); /* never 0: out must not be NULL */
     /* The trending-only ones wait at the far end of out. */
     struct cooc_candidate *tail = s->out + s->out_cap - (tr ? tr->n : 0);
     size_t n_trending = tr ? add_trending(tr, s, (size_t)p->trending, tail) : 0;
@@ -543,7 +543,8 @@ size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
         select_best(s->out, n, (size_t)p->candidates);
         n = (size_t)p->candidates;
     }
-    memmove(s->out + n, tail, n_trending * sizeof *tail);
+    if (n_trending)
+        memmove(s->out + n, tail, n_trending * sizeof *tail);
     *out = s->out;
     return n + n_trending;
 }

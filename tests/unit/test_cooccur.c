@@ -224,6 +224,15 @@ static void test_trending_decays(void **state)
     assert_int_equal(x->because, -1);
 }
 
+/* Before any click there is nothing to retrieve, and no crash. */
+static void test_empty_state(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    const struct cooc_candidate *c;
+    assert_int_equal(retrieve(f, "nobody", &c), 0);
+}
+
 /* A type weighted 0 is ignored: a VIEW pairs with nothing. */
 static void test_zero_weight_ignored(void **state)
 {
@@ -311,6 +320,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trending_decays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_weight_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidate_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_after_reopen, setup, teardown),
     };
