@@ -77,9 +77,14 @@ static void on_recommendation(void *ctx, const struct recommendation *rec)
         return;
     memcpy(d->last_items[u], items, sizeof items);
     d->last_print[u] = elapsed(d);
-    printf("[%5.1fs] recommend %.*s (segment %d): %s   (%d/%zu from its segment's items)\n",
+    printf("[%5.1fs] recommend %.*s (segment %d): %s   (%d/%zu from its segment's items",
            elapsed(d), (int)rec->user_id.len, rec->user_id.ptr, segment, items, same,
            rec->n_items);
+    if (rec->n_items && rec->items[0].because.len) /* the explanation, for the first */
+        printf("; %.*s because of %.*s", (int)rec->items[0].item_id.len,
+               rec->items[0].item_id.ptr, (int)rec->items[0].because.len,
+               rec->items[0].because.ptr);
+    printf(")\n");
     fflush(stdout);
 }
 
