@@ -551,12 +551,12 @@ static struct eddy_str pending_user(const struct pending *p, int32_t *partition)
 }
 
 /* A candidate's features: co-occurrence share, trending share, MF dot. */
-static void features(struct eddy_state *st, const struct user_state *u,
+static void features(const struct rec *r, const struct user_state *u,
                      const struct cooc_candidate *c, float best, uint32_t row, float f[3])
 {
     f[0] = c ? c->cooc / best : 0;
     f[1] = c ? c->trend : 0;
-    f[2] = dot_fixed(u->vec, state_rows_vec(state_store(st, &items_store), row), state_dim(st));
+    f[2] = dot_fixed(u->vec, state_rows_vec(r->items, row), r->dim);
 }
 
 /* One pairwise (BPR) step on the blend at a positive click on an item the
@@ -587,11 +587,11 @@ static void learn_step(struct rec *r, const struct eddy_event *ev, const struct 
      * the one the positive had to beat for the top of the list. */
     const struct rec_blend b = blend_of(r->st, &r->p);
     float fp[3], fn[3] = {0}, f[3], top = -INFINITY;
-    features(r->st, u, cp, best, (uint32_t)pos, fp);
+    features(r, u, cp, best, (uint32_t)pos, fp);
     for (size_t i = 0; i < n; i++) {
         if (&c[i] == cp || user_has_seen(u, c[i].row))
             continue;
-        features(r->st, u, &c[i], best, c[i].row, f);
+        features(r, u, &c[i], best, c[i].row, f);
         float score = f[0] + b.trending * f[1] + b.mf * f[2];
         if (score > top) {
             top = score;

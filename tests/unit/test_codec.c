@@ -475,6 +475,22 @@ static void set_string(avro_value_t *rec, const char *name, const char *s, bool 
     assert_int_equal(avro_value_set_string(&b, s), 0);
 }
 
+/* Frames v single-object (fingerprint fp) into buf, then frees v, its class
+ * and its schema; the framed length. */
+static size_t frame_and_free(avro_value_t *v, avro_value_iface_t *cls, avro_schema_t s,
+                             uint64_t fp, uint8_t *buf, size_t cap)
+{
+    size_t hdr = so_header(buf, fp);
+    avro_writer_t w = avro_writer_memory((char *)buf + hdr, (int64_t)(cap - hdr));
+    assert_int_equal(avro_value_write(w, v), 0);
+    size_t len = hdr + (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(v);
+    avro_value_iface_decref(cls);
+    avro_schema_decref(s);
+    return len;
+}
+
 /* Encodes a v2 click with Avro C directly and frames it single-object. */
 static size_t encode_v2(uint8_t *buf, size_t cap, int symbol, const char *user)
 {
@@ -492,15 +508,7 @@ static size_t encode_v2(uint8_t *buf, size_t cap, int symbol, const char *user)
     set_string(&v, "item_id", "i42", false);
     set_string(&v, "user_id", user, false);
 
-    size_t hdr = so_header(buf, fingerprint_of(v2_schema));
-    avro_writer_t w = avro_writer_memory((char *)buf + hdr, (int64_t)(cap - hdr));
-    assert_int_equal(avro_value_write(w, &v), 0);
-    size_t len = hdr + (size_t)avro_writer_tell(w);
-    avro_writer_free(w);
-    avro_value_decref(&v);
-    avro_value_iface_decref(cls);
-    avro_schema_decref(s);
-    return len;
+    return frame_and_free(&v, cls, s, fingerprint_of(v2_schema), buf, cap);
 }
 
 /* Fields a writer lacks read as the defaults of eddy's schema; a field
@@ -775,15 +783,7 @@ static size_t encode_v1_recommendation(const char *json, uint8_t *buf, size_t ca
     f = field(&v, "model_version");
     assert_int_equal(avro_value_set_long(&f, 7), 0);
 
-    size_t hdr = so_header(buf, fingerprint_of(json));
-    avro_writer_t w = avro_writer_memory((char *)buf + hdr, (int64_t)(cap - hdr));
-    assert_int_equal(avro_value_write(w, &v), 0);
-    size_t len = hdr + (size_t)avro_writer_tell(w);
-    avro_writer_free(w);
-    avro_value_decref(&v);
-    avro_value_iface_decref(cls);
-    avro_schema_decref(s);
-    return len;
+    return frame_and_free(&v, cls, s, fingerprint_of(json), buf, cap);
 }
 
 /* eddy's reader reads what the old schema wrote, each because null (the
