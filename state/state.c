@@ -75,6 +75,8 @@ struct cache_meta {
     uint32_t bytes;  /* what it counts against the budget */
     bool ref;        /* CLOCK reference bit */
     bool dirty;
+    bool deleted;    /* state_delete(): absent to readers; the commit deletes
+                      * it from RocksDB and frees it (it is dirty until then) */
 };
 
 /* A cached value of a keyed store: 24 bytes besides the value and its key
@@ -1474,6 +1476,13 @@ static struct entry *entry_lookup(struct state_store *s, struct eddy_str key, bo
     if (e) {
         st->hits++;
         cache_touch(s, &e->m);
+        if (e->m.deleted) { /* absent until the commit, or made anew */
+            if (!create)
+                return NULL;
+            e->m.deleted = false;
+            if (s->codec->init)
+                s->codec->init(e->value, st->dim);
+        }
         return e;
     }
     st->misses++;
@@ -1550,21 +1559,42 @@ static struct sort_rec sort_rec_of(struct entry *e)
     return (struct sort_rec){__builtin_bswap64(hi), __builtin_bswap32(lo), e};
 }
 
-void state_dirty(struct state_store *s, void *value)
+/* Puts an entry on its store's dirty list, once; false if it was on it. */
+static bool dirty_add(struct state_store *s, struct entry *e)
 {
-    struct eddy_state *st = s->st;
-    struct entry *e = entry_of(value);
-    cache_account(st, &e->m, entry_bytes(s, e)); /* the value may have grown */
     if (e->m.dirty)
-        return;
+        return false;
     e->m.dirty = true;
     if (s->n_dirty == s->dirty_cap) {
         s->dirty_cap = s->dirty_cap ? 2 * s->dirty_cap : 1024;
         s->dirty = xrealloc(s->dirty, s->dirty_cap * sizeof *s->dirty);
     }
     s->dirty[s->n_dirty++] = sort_rec_of(e);
-    st->n_dirty++;
-    st->dirty_bytes += 1 + s->codec->encoded_size(value, st->dim) + e->key_len;
+    s->st->n_dirty++;
+    return true;
+}
+
+void state_dirty(struct state_store *s, void *value)
+{
+    struct eddy_state *st = s->st;
+    struct entry *e = entry_of(value);
+    cache_account(st, &e->m, entry_bytes(s, e)); /* the value may have grown */
+    if (dirty_add(s, e))
+        st->dirty_bytes += 1 + s->codec->encoded_size(value, st->dim) + e->key_len;
+}
+
+void state_delete(struct state_store *s, void *value)
+{
+    struct entry *e = entry_of(value);
+    if (e->m.deleted)
+        return;
+    if (s->codec->free)
+        s->codec->free(e->value);
+    memset(e->value, 0, entry_size(s) - sizeof *e);
+    e->m.deleted = true;
+    cache_account(s->st, &e->m, entry_bytes(s, e));
+    if (dirty_add(s, e))
+        s->st->dirty_bytes += 1 + e->key_len;
 }
 
 /* Caches every stored value not cached yet (cached ones may be newer). */
@@ -1632,7 +1662,8 @@ void state_foreach(struct state_store *s, void (*fn)(void *value, void *ctx), vo
     for (size_t i = 0; i < n; i++)
         cache_touch(s, &s->order[i]->m);
     for (size_t i = 0; i < n; i++)
-        fn(s->order[i]->value, ctx);
+        if (!s->order[i]->m.deleted)
+            fn(s->order[i]->value, ctx);
 }
 
 /* ---- model version and offsets ------------------------------------------ */
@@ -1819,6 +1850,10 @@ static void batch_add_keyed(struct eddy_state *st, struct state_store *s)
         qsort(s->dirty, s->n_dirty, sizeof *s->dirty, sort_rec_cmp);
     for (size_t i = 0; i < s->n_dirty; i++) {
         const struct entry *e = s->dirty[i].e;
+        if (e->m.deleted) {
+            rocksdb_writebatch_delete_cf(st->batch, s->cf, entry_key(e), e->key_len);
+            continue;
+        }
         size_t len = keyed_encode(st, s->codec, e->value);
         rocksdb_writebatch_put_cf(st->batch, s->cf, entry_key(e), e->key_len, st->buf, len);
     }
@@ -1853,6 +1888,13 @@ static void clear_store_dirty(struct eddy_state *st, struct state_store *s)
 {
     for (size_t i = 0; i < s->n_dirty; i++) {
         struct entry *e = s->dirty[i].e;
+        if (e->m.deleted) { /* the batch deletes it; the store stays scanned */
+            index_del(&s->ix, e);
+            st->cache_bytes -= e->m.bytes;
+            s->ordered = false;
+            entry_free(s, e);
+            continue;
+        }
         cache_account(st, &e->m, entry_bytes(s, e)); /* grown since marked */
         e->m.dirty = false;
     }
