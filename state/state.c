@@ -118,6 +118,8 @@ struct keyed_entry {
     struct state_store *store;
     char *key;             /* after the value */
     size_t key_len;
+    bool deleted;          /* state_delete(): absent to readers; the commit
+                            * deletes it from RocksDB and frees it */
     max_align_t value[];   /* the codec's value_size bytes, then the key */
 };
 
@@ -1283,7 +1285,8 @@ static void evict_user(struct eddy_state *st, struct user_entry *e)
     user_free(e);
 }
 
-static void evict_keyed(struct eddy_state *st, struct keyed_entry *e)
+/* Takes a keyed value out of the CLOCK ring, the budget and its store's hash. */
+static void keyed_unlink(struct eddy_state *st, struct keyed_entry *e)
 {
     if (e->next == e) {
         st->keyed_hand = NULL;
@@ -1294,9 +1297,14 @@ static void evict_keyed(struct eddy_state *st, struct keyed_entry *e)
         e->next->prev = e->prev;
     }
     st->cache_bytes -= e->m.bytes;
+    HASH_DEL(e->store->entries, e);
+}
+
+static void evict_keyed(struct eddy_state *st, struct keyed_entry *e)
+{
+    keyed_unlink(st, e);
     st->stale_keyed--;
     st->evictions++;
-    HASH_DEL(e->store->entries, e);
     e->store->scanned = false; /* state_foreach() must read it again */
     keyed_free(e);
 }
@@ -1681,6 +1689,13 @@ static struct keyed_entry *keyed_lookup(struct state_store *s, struct eddy_str k
     if (e) {
         st->hits++;
         cache_touch(st, &e->m, &st->stale_keyed);
+        if (e->deleted) { /* absent until the commit; or made anew, then written */
+            if (!create)
+                return NULL;
+            e->deleted = false;
+            if (s->codec->init)
+                s->codec->init(e->value);
+        }
         return e;
     }
     st->misses++;
@@ -1719,6 +1734,26 @@ void state_dirty(struct state_store *s, void *value)
     st->dirty_keyed = e;
     st->n_dirty++;
     st->dirty_bytes += 1 + s->codec->encoded_size(value) + e->key_len;
+}
+
+void state_delete(struct state_store *s, void *value)
+{
+    struct eddy_state *st = s->st;
+    struct keyed_entry *e = entry_of(value);
+    if (e->deleted)
+        return;
+    if (s->codec->free)
+        s->codec->free(e->value);
+    memset(e->value, 0, s->codec->value_size);
+    e->deleted = true;
+    cache_account(st, &e->m, keyed_bytes(e));
+    if (e->m.dirty)
+        return;
+    e->m.dirty = true;
+    e->dirty_next = st->dirty_keyed;
+    st->dirty_keyed = e;
+    st->n_dirty++;
+    st->dirty_bytes += 1 + e->key_len;
 }
 
 /* Caches every stored value not cached yet (cached ones may be newer). */
@@ -1765,7 +1800,8 @@ void state_foreach(struct state_store *s, void (*fn)(void *value, void *ctx), vo
     for (struct keyed_entry *e = s->entries; e; e = e->hh.next)
         cache_touch(s->st, &e->m, &s->st->stale_keyed);
     for (struct keyed_entry *e = s->entries; e; e = e->hh.next)
-        fn(e->value, ctx);
+        if (!e->deleted)
+            fn(e->value, ctx);
 }
 
 /* ---- model version and offsets ------------------------------------------ */
@@ -1999,6 +2035,10 @@ static void batch_add_dirty(struct eddy_state *st)
         rocksdb_writebatch_put_cf(st->batch, st->cf[CF_ITEMS], e->id, e->id_len, st->buf, n);
     }
     for (struct keyed_entry *e = st->dirty_keyed; e; e = e->dirty_next) {
+        if (e->deleted) {
+            rocksdb_writebatch_delete_cf(st->batch, e->store->cf, e->key, e->key_len);
+            continue;
+        }
         size_t n = keyed_encode(st, e->store->codec, e->value);
         rocksdb_writebatch_put_cf(st->batch, e->store->cf, e->key, e->key_len, st->buf, n);
     }
@@ -2022,6 +2062,10 @@ static void clear_dirty(struct eddy_state *st)
         kn = k->dirty_next;
         k->m.dirty = false;
         k->dirty_next = NULL;
+        if (k->deleted) { /* the batch deletes it; the store stays scanned */
+            keyed_unlink(st, k);
+            keyed_free(k);
+        }
     }
     for (uint32_t i = 0; i < st->n_dirty_rows; i++)
         st->item_by_row[st->dirty_rows[i]]->dirty = false;

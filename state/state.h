@@ -160,6 +160,11 @@ const void *state_find(struct state_store *s, struct eddy_str key);
 /* Marks a value from state_get() changed: the next commit writes it. Call
  * it again after the value's heap_bytes() changed, so the budget counts it. */
 void state_dirty(struct state_store *s, void *value);
+/* Deletes a value from state_get() (its key stays valid until the next
+ * commit): readers find none, state_foreach() skips it, state_get() with
+ * create makes it anew by init(), and the next commit deletes it from
+ * RocksDB and frees it. */
+void state_delete(struct state_store *s, void *value);
 /* The key of a value handed out by the state. */
 struct eddy_str state_key(const void *value);
 /* Visits every value of the store, stored or cached, in key order: the
