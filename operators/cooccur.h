@@ -37,6 +37,11 @@ struct cooc_params {
     float reverse_weight;
     float popularity_exponent;
     int64_t half_life_ms;               /* 0: no decay */
+    int min_count;                      /* clicks before an item is paired; 1: no gate */
+    int sketch_width;                   /* counters per row of the count-min sketch */
+    int sketch_depth;                   /* its rows */
+    int64_t ttl_ms;                     /* histories and lists untouched this long
+                                           (event time) expire; 0: never */
 };
 
 extern const struct eddy_operator eddy_op_cooccur;
@@ -49,10 +54,11 @@ struct cooc_read_params {
     int candidates;         /* at most this many, by co-occurrence score */
     int trending;           /* and at most this many trending items */
     int64_t half_life_ms;   /* the writer's: cooc_half_life() */
+    int64_t ttl_ms;         /* the writer's: cooc_writer_params() */
 };
 
-/* Fills p's popularity_exponent with the operator's own, as it recorded it
- * in the state (0.5 if it never ran on it). */
+/* Fills p's popularity_exponent and ttl_ms with the operator's own, as it
+ * recorded them in the state (0.5 and 0 if it never ran on it). */
 void cooc_writer_params(struct eddy_state *st, struct cooc_read_params *p);
 
 struct cooc_candidate {
