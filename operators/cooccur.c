@@ -712,6 +712,8 @@ static void select_best(struct cooc_candidate *c, size_t n, size_t k)
 
 static void out_reserve(struct cooc_scratch *s, size_t n)
 {
+    if (n == 0)
+        n = 1; /* out is never NULL: an empty state (all gated) has no candidates */
     if (n > s->out_cap) {
         s->out_cap = n;
         s->out = xrealloc(s->out, n * sizeof *s->out);
@@ -812,7 +814,7 @@ static const struct eddy_param cooc_keys[] = {
      .max = SKETCH_MAX, .help = "Clicks (counted by a count-min sketch) before an item is "
      "paired and gets a neighbour list (1: every item at once)"},
     {.key = "sketch.width", .type = PARAM_INT, .def = "1048576", .off = CO(sketch_width),
-     .min = SKETCH_PAGE, .max = 1 << 30, .help = "Counters per row of the count-min sketch, "
+     .min = SKETCH_PAGE, .max = 1e8, .help = "Counters per row of the count-min sketch, "
      "a multiple of 1024 (one byte each; keep it above 4x the distinct items)"},
     {.key = "sketch.depth", .type = PARAM_INT, .def = "4", .off = CO(sketch_depth), .min = 1,
      .max = 64, .help = "Rows of the count-min sketch"},
