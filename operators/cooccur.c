@@ -455,14 +455,16 @@ static void cooc_process(void *self, const struct eddy_event *ev)
 struct cooc_written {
     float popularity_exponent;
     int32_t sketch_width, sketch_depth; /* 0: no sketch was kept */
+    int32_t zero;                       /* no padding: the blob's bytes are state */
     int64_t ttl_ms;
 };
+_Static_assert(sizeof(struct cooc_written) == 24, "struct cooc_written has padding");
 
 static struct cooc_written written_params(struct eddy_state *st)
 {
     void *blob;
     size_t len;
-    struct cooc_written w = {0.5f, 0, 0, 0};
+    struct cooc_written w = {0.5f, 0, 0, 0, 0};
     if (state_blob_get(st, PARAMS_BLOB, &blob, &len) == 0) {
         if (len == sizeof w || len == sizeof w.popularity_exponent)
             memcpy(&w, blob, len);
@@ -550,7 +552,7 @@ static void *cooc_create(const void *params, struct eddy_state *st,
     /* Readers normalise with the writer's exponent and expire with its TTL.
      * A sketch once kept keeps its size recorded, gate on or off. */
     struct cooc_written w = {p->popularity_exponent, gate ? p->sketch_width : old.sketch_width,
-                             gate ? p->sketch_depth : old.sketch_depth, p->ttl_ms};
+                             gate ? p->sketch_depth : old.sketch_depth, 0, p->ttl_ms};
     state_blob_set(st, PARAMS_BLOB, &w, sizeof w);
     return c;
 }
