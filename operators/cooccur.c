@@ -10,8 +10,10 @@
  * their vectors: a user's clicks all come from one partition, and readers
  * (the HTTP API) know the id only. Handing a partition's users to another
  * instance will have to select them by the partitioner's hash of the id.
- * Everything is a function of event times and input order only, so a
- * replay and a restarted run build the same lists bit for bit. */
+ * The count-min sketch behind min.count is a blob (saved at checkpoint),
+ * and expiry (ttl.ms) is measured against the trending list's time, so
+ * everything is a function of event times and input order only: a replay
+ * and a restarted run build the same lists bit for bit. */
 #include "operators/cooccur.h"
 
 #include <math.h>

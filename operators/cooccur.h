@@ -13,6 +13,12 @@
  * Space-Saving again) serves users with no history. docs/recommender.md
  * gives the defaults and how they were chosen.
  *
+ * Bounded state (both off by default): with `min.count` above 1, a
+ * count-min sketch counts each item's clicks, and an item is paired, kept
+ * in histories and trending only from its min.count-th click on; with
+ * `ttl.ms`, histories and neighbour lists not touched for that long in
+ * event time are absent to readers and deleted by a periodic sweep.
+ *
  * Items are the rows of the state's item matrix (state_item_row()), which
  * embeddings assigns before this operator sees the event: the same row
  * joins the neighbour lists, the MF vectors and users' seen sets.
