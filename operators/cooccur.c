@@ -10,8 +10,10 @@
  * their vectors: a user's clicks all come from one partition, and readers
  * (the HTTP API) know the id only. Handing a partition's users to another
  * instance will have to select them by the partitioner's hash of the id.
- * Everything is a function of event times and input order only, so a
- * replay and a restarted run build the same lists bit for bit. */
+ * The count-min sketch behind min.count is a blob (saved at checkpoint),
+ * and expiry (ttl.ms) is measured against the trending list's time, so
+ * everything is a function of event times and input order only: a replay
+ * and a restarted run build the same lists bit for bit. */
 #include "operators/cooccur.h"
 
 #include <math.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <xxhash.h>
 
 #include "operators/users.h"
 #include "state/json.h"
@@ -43,11 +46,23 @@ struct cooc_list {
     struct cooc_entry *e;
 };
 
+/* The count-min sketch of clicks per item that gates pairing (min.count):
+ * depth rows of width saturating 8-bit counters, conservative update. It
+ * lives in memory and is saved, page by page, as blobs at each checkpoint
+ * (only the pages changed since the last one), so a restart reads back
+ * exactly what the last commit covered. */
+#define SKETCH_PAGE 1024      /* counters per blob */
+#define SKETCH_BLOB "cooccur.sketch."
+#define SKETCH_MAX 255
+
 struct cooc {
     struct cooc_params p;
     struct eddy_state *st;
     struct state_store *users, *items, *trending;
     struct state_store *item_rows; /* embeddings' items (operators/users.h) */
+    uint8_t *sketch;          /* depth x width; NULL without a gate */
+    uint8_t *page_dirty;      /* one byte per page */
+    size_t n_pages;
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -245,19 +260,160 @@ static void history_push(struct cooc_list *h, uint32_t row, float w, uint32_t ma
 
 /* ---- the operator ------------------------------------------------------- */
 
-static struct cooc_list *item_list(struct cooc *c, uint32_t row)
+/* ---- expiry (ttl.ms) ----------------------------------------------------
+ *
+ * A history or a neighbour list whose time (t_ref: the event time it was
+ * last touched at) is before clock - ttl is expired, clock being the
+ * latest event time the operator has applied (the trending list's t_ref,
+ * in the state). Readers treat it as absent; the writer, touching it,
+ * starts it anew as if it were absent; and a sweep every ttl/4 of event
+ * time deletes the expired ones from the state. So whether a value was
+ * swept yet changes nothing anyone sees, and everything stays a function
+ * of the input: the same after a restart as without one. */
+
+/* The time before which a value is expired at clock; INT64_MIN: none is. */
+static int64_t expiry_cutoff(int64_t clock, int64_t ttl_ms)
+{
+    if (ttl_ms <= 0 || clock == INT64_MIN || clock < INT64_MIN + ttl_ms)
+        return INT64_MIN;
+    return clock - ttl_ms;
+}
+
+static bool expired(const struct cooc_list *l, int64_t cutoff)
+{
+    return l->t_ref < cutoff;
+}
+
+/* An expired value, started anew: what state_get() makes of a deleted one. */
+static void list_reset(struct cooc_list *l)
+{
+    free(l->e);
+    *l = (struct cooc_list){0};
+    list_init(l, 0);
+}
+
+static struct cooc_list *live_get(struct state_store *s, struct eddy_str key, int64_t cutoff)
+{
+    struct cooc_list *l = state_get(s, key, true);
+    if (expired(l, cutoff) && l->t_ref != INT64_MIN)
+        list_reset(l);
+    return l;
+}
+
+static struct cooc_list *item_list(struct cooc *c, uint32_t row, int64_t cutoff)
 {
     struct row_key k;
-    return state_get(c->items, row_key(row, &k), true);
+    return live_get(c->items, row_key(row, &k), cutoff);
+}
+
+struct sweep {
+    struct state_store *s;
+    int64_t cutoff;
+};
+
+static void sweep_one(void *value, void *ctx)
+{
+    const struct sweep *w = ctx;
+    if (expired(value, w->cutoff))
+        state_delete(w->s, value);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+/* When the clock crosses a multiple of ttl/4 (event time, so where input
+ * batches end does not matter), deletes every history and list expired at
+ * that multiple: each lives at most 1.25 ttl past its last touch. */
+static void maybe_sweep(struct cooc *c, int64_t before, int64_t clock)
+{
+    const int64_t every = c->p.ttl_ms / 4 > 0 ? c->p.ttl_ms / 4 : 1;
+    if (c->p.ttl_ms <= 0 || before == INT64_MIN || clock <= before ||
+        floor_div(clock, every) == floor_div(before, every))
+        return;
+    int64_t at = floor_div(clock, every) * every;
+    struct sweep w = {c->users, expiry_cutoff(at, c->p.ttl_ms)};
+    state_foreach(c->users, sweep_one, &w);
+    w.s = c->items;
+    state_foreach(c->items, sweep_one, &w);
+}
+
+/* ---- the count-min sketch (min.count) ----------------------------------- */
+
+/* Counts one click on the item; returns its estimated count so far. */
+static int sketch_add(struct cooc *c, struct eddy_str id)
+{
+    const uint64_t h = XXH64(id.ptr, id.len, 0x5eed);
+    const uint32_t h1 = (uint32_t)h, h2 = (uint32_t)(h >> 32) | 1;
+    const size_t width = (size_t)c->p.sketch_width;
+    size_t at[64];
+    int est = SKETCH_MAX;
+    for (int r = 0; r < c->p.sketch_depth; r++) {
+        at[r] = (size_t)r * width + (h1 + (uint32_t)r * h2) % width;
+        if (c->sketch[at[r]] < est)
+            est = c->sketch[at[r]];
+    }
+    if (est == SKETCH_MAX)
+        return est;
+    est++;
+    /* Conservative update: raise only the counters below the new estimate,
+     * which keeps the over-estimate of rare items (the ones gated) small. */
+    for (int r = 0; r < c->p.sketch_depth; r++)
+        if (c->sketch[at[r]] < est) {
+            c->sketch[at[r]] = (uint8_t)est;
+            c->page_dirty[at[r] / SKETCH_PAGE] = 1;
+        }
+    return est;
+}
+
+static void sketch_blob_key(char *buf, size_t len, size_t page)
+{
+    snprintf(buf, len, SKETCH_BLOB "%zu", page);
+}
+
+static void cooc_checkpoint(void *self)
+{
+    struct cooc *c = self;
+    char key[64];
+    for (size_t i = 0; i < c->n_pages; i++)
+        if (c->page_dirty[i]) {
+            sketch_blob_key(key, sizeof key, i);
+            state_blob_set(c->st, key, c->sketch + i * SKETCH_PAGE, SKETCH_PAGE);
+            c->page_dirty[i] = 0;
+        }
+}
+
+/* Reads back the pages the last commit covered; the others are zero. */
+static int sketch_restore(struct cooc *c, char *err, size_t errlen)
+{
+    char key[64];
+    for (size_t i = 0; i < c->n_pages; i++) {
+        void *blob;
+        size_t len;
+        sketch_blob_key(key, sizeof key, i);
+        int rc = state_blob_get(c->st, key, &blob, &len);
+        if (rc < 0 || (rc == 0 && len != SKETCH_PAGE)) {
+            if (rc == 0)
+                free(blob);
+            snprintf(err, errlen, "cooccur: cannot read the sketch's blob %s", key);
+            return -1;
+        }
+        if (rc == 0) {
+            memcpy(c->sketch + i * SKETCH_PAGE, blob, SKETCH_PAGE);
+            free(blob);
+        }
+    }
+    return 0;
 }
 
 /* Pairs item j with each item of the user's history, both ways. */
 static void pair_with_history(struct cooc *c, const struct cooc_list *h, uint32_t j, float wj,
-                              int64_t t)
+                              int64_t t, int64_t cutoff)
 {
     const double a = c->p.popularity_exponent;
     const uint32_t max = (uint32_t)c->p.neighbours;
-    struct cooc_list *lj = item_list(c, j);
+    struct cooc_list *lj = item_list(c, j, cutoff);
     const double fj = list_advance(lj, t, &c->p);
     lj->count += wj * fj;
     lj->self_norm = (float)pow(lj->count, a - 1);
@@ -266,7 +422,7 @@ static void pair_with_history(struct cooc *c, const struct cooc_list *h, uint32_
         uint32_t i = h->e[k].row;
         if (i == j)
             continue;
-        struct cooc_list *li = item_list(c, i);
+        struct cooc_list *li = item_list(c, i, cutoff);
         const double fi = list_advance(li, t, &c->p);
         const float x = h->e[k].w * wj;
         list_add(li, j, (float)(x * fi), norm_j, max);
@@ -288,16 +444,53 @@ static void cooc_process(void *self, const struct eddy_event *ev)
     int32_t row = state_rows_find(c->item_rows, e->item_id);
     if (row < 0 || !(w > 0))
         return; /* embeddings gives every clicked item a row; a weight of 0 ignores the type */
-    struct cooc_list *h = state_get(c->users, e->user_id, true);
-    pair_with_history(c, h, (uint32_t)row, w, e->timestamp_ms);
+    /* The trending list's time is the operator's clock: the latest event
+     * time applied, which expiry is measured against. */
     struct cooc_list *tr = state_get(c->trending, TRENDING_KEY, true);
+    const int64_t before = tr->t_ref;
     const double f = list_advance(tr, e->timestamp_ms, &c->p);
-    list_add(tr, (uint32_t)row, (float)(w * f), 0, (uint32_t)c->p.trending);
     state_dirty(c->trending, tr);
+    maybe_sweep(c, before, tr->t_ref);
+    /* An item below min.count is counted and nothing else: no list, no
+     * pairs, no place in histories or trending. */
+    if (c->sketch && sketch_add(c, e->item_id) < c->p.min_count)
+        return;
+    const int64_t cutoff = expiry_cutoff(tr->t_ref, c->p.ttl_ms);
+    list_add(tr, (uint32_t)row, (float)(w * f), 0, (uint32_t)c->p.trending);
+    struct cooc_list *h = live_get(c->users, e->user_id, cutoff);
+    pair_with_history(c, h, (uint32_t)row, w, e->timestamp_ms, cutoff);
     history_push(h, (uint32_t)row, w, (uint32_t)c->p.history);
     if (e->timestamp_ms > h->t_ref)
         h->t_ref = e->timestamp_ms;
     state_dirty(c->users, h);
+}
+
+#define PARAMS_BLOB "cooccur.params"
+
+/* What readers and a restarted writer need of the writer's parameters. A
+ * state without it (written before the TTL and the sketch) had neither. */
+struct cooc_written {
+    int32_t sketch_width, sketch_depth; /* 0: no sketch was kept */
+    int64_t ttl_ms;
+};
+_Static_assert(sizeof(struct cooc_written) == 16, "struct cooc_written has padding");
+
+static struct cooc_written written_params(struct eddy_state *st)
+{
+    void *blob;
+    size_t len;
+    struct cooc_written w = {0, 0, 0};
+    if (state_blob_get(st, PARAMS_BLOB, &blob, &len) == 0) {
+        if (len == sizeof w)
+            memcpy(&w, blob, len);
+        free(blob);
+    }
+    return w;
+}
+
+static int64_t cooc_ttl(struct eddy_state *st)
+{
+    return written_params(st).ttl_ms;
 }
 
 static void cooc_flush(void *self, int64_t watermark_ms)
@@ -307,7 +500,12 @@ static void cooc_flush(void *self, int64_t watermark_ms)
 
 static void cooc_destroy(void *self)
 {
-    free(self);
+    struct cooc *c = self;
+    if (c) {
+        free(c->sketch);
+        free(c->page_dirty);
+        free(c);
+    }
 }
 
 static void *cooc_create(const void *params, struct eddy_state *st,
@@ -331,6 +529,45 @@ static void *cooc_create(const void *params, struct eddy_state *st,
         free(c);
         return NULL;
     }
+    const bool gate = p->min_count > 1;
+    if (gate && (p->sketch_depth < 1 || p->sketch_depth > 64 || p->sketch_width < SKETCH_PAGE ||
+                 p->sketch_width % SKETCH_PAGE)) {
+        snprintf(err, errlen, "cooccur: sketch.depth must be 1 to 64 and sketch.width a "
+                 "multiple of %d (got %d x %d)", SKETCH_PAGE, p->sketch_depth, p->sketch_width);
+        free(c);
+        return NULL;
+    }
+    /* The sketch's counters mean nothing at another size: refuse to read
+     * them as if they did. */
+    struct cooc_written old = written_params(st);
+    if (gate && old.sketch_width &&
+        (old.sketch_width != p->sketch_width || old.sketch_depth != p->sketch_depth)) {
+        snprintf(err, errlen, "cooccur: the state's count-min sketch is %d x %d, not %d x %d "
+                 "(sketch.width x sketch.depth); keep its size or start a new state",
+                 old.sketch_width, old.sketch_depth, p->sketch_width, p->sketch_depth);
+        free(c);
+        return NULL;
+    }
+    if (gate) {
+        size_t counters = (size_t)p->sketch_width * (size_t)p->sketch_depth;
+        c->n_pages = counters / SKETCH_PAGE;
+        c->sketch = calloc(counters, 1);
+        c->page_dirty = calloc(c->n_pages, 1);
+        if (!c->sketch || !c->page_dirty) {
+            snprintf(err, errlen, "cooccur: out of memory for the sketch (%zu bytes)", counters);
+            cooc_destroy(c);
+            return NULL;
+        }
+        if (sketch_restore(c, err, errlen)) {
+            cooc_destroy(c);
+            return NULL;
+        }
+    }
+    /* Readers expire with the writer's TTL. A sketch once kept keeps its
+     * size recorded, gate on or off. */
+    struct cooc_written w = {gate ? p->sketch_width : old.sketch_width,
+                             gate ? p->sketch_depth : old.sketch_depth, p->ttl_ms};
+    state_blob_set(st, PARAMS_BLOB, &w, sizeof w);
     return c;
 }
 
@@ -349,6 +586,9 @@ struct cooc_scratch {
     uint32_t *used;
     struct cooc_candidate *out;
     size_t out_cap;
+    bool ttl_known;        /* ttl_ms read from the state yet */
+    int64_t ttl_ms;        /* the writer's, read at the first retrieval: it
+                            * records it when created, after any reader */
 };
 
 struct cooc_scratch *cooc_scratch_new(void)
@@ -416,7 +656,8 @@ static struct acc *acc_find(struct cooc_scratch *s, uint32_t row)
  * Weights and counts are read as of i's list's time: they decay by the
  * same factor, which cancels out of the ratio. */
 static void gather_neighbours(struct state_store *items, const struct cooc_list *h,
-                              const struct cooc_read_params *p, struct cooc_scratch *s)
+                              const struct cooc_read_params *p, int64_t cutoff,
+                              struct cooc_scratch *s)
 {
     const uint32_t used = h && h->n < (uint32_t)p->history ? h->n
                           : h                                 ? (uint32_t)p->history
@@ -426,6 +667,8 @@ static void gather_neighbours(struct state_store *items, const struct cooc_list 
     for (uint32_t k = 0; k < used; k++) {
         struct row_key key;
         list[k] = state_find(items, row_key(h->e[h->n - 1 - k].row, &key));
+        if (list[k] && expired(list[k], cutoff))
+            list[k] = NULL;
         entries += list[k] ? list[k]->n : 0;
         if (list[k]) /* its first entries' miss overlaps the next lookup */
             __builtin_prefetch(list[k]->e);
@@ -487,6 +730,8 @@ static void select_best(struct cooc_candidate *c, size_t n, size_t k)
 
 static void out_reserve(struct cooc_scratch *s, size_t n)
 {
+    if (n == 0)
+        n = 1; /* out is never NULL: an empty state (all gated) has no candidates */
     if (n > s->out_cap) {
         s->out_cap = n;
         s->out = xrealloc(s->out, n * sizeof *s->out);
@@ -527,9 +772,15 @@ size_t cooc_retrieve(struct eddy_state *st, const struct cooc_read_params *p,
     *out = NULL;
     if (!users || !items || !trending)
         return 0;
-    gather_neighbours(items, state_find(users, user_id), p, s);
     const struct cooc_list *tr = state_find(trending, TRENDING_KEY);
-    out_reserve(s, 1 + s->n + 2 * (tr ? tr->n : 0)); /* never 0: out must not be NULL */
+    if (!s->ttl_known) {
+        s->ttl_ms = cooc_ttl(st);
+        s->ttl_known = true;
+    }
+    const int64_t cutoff = expiry_cutoff(tr ? tr->t_ref : INT64_MIN, s->ttl_ms);
+    const struct cooc_list *h = state_find(users, user_id);
+    gather_neighbours(items, h && !expired(h, cutoff) ? h : NULL, p, cutoff, s);
+    out_reserve(s, 1 + s->n + 2 * (tr ? tr->n : 0));
     /* The trending-only ones wait at the far end of out. */
     struct cooc_candidate *tail = s->out + s->out_cap - (tr ? tr->n : 0);
     size_t n_trending = tr ? add_trending(tr, s, (size_t)p->trending, tail) : 0;
@@ -582,6 +833,17 @@ static const struct eddy_param cooc_keys[] = {
     {.key = "half_life.ms", .type = PARAM_INT64, .def = "15552000000", .off = CO(half_life_ms),
      .min = 0, .max = INFINITY, .help = "Half-life of co-occurrence weights and counts in "
      "event time, in ms (0: no decay; the default is 180 days)"},
+    {.key = "min.count", .type = PARAM_INT, .def = "1", .off = CO(min_count), .min = 1,
+     .max = SKETCH_MAX, .help = "Clicks (counted by a count-min sketch) before an item is "
+     "paired and gets a neighbour list (1: every item at once)"},
+    {.key = "sketch.width", .type = PARAM_INT, .def = "1048576", .off = CO(sketch_width),
+     .min = SKETCH_PAGE, .max = 1e8, .help = "Counters per row of the count-min sketch, "
+     "a multiple of 1024 (one byte each; keep it above 4x the distinct items)"},
+    {.key = "sketch.depth", .type = PARAM_INT, .def = "4", .off = CO(sketch_depth), .min = 1,
+     .max = 64, .help = "Rows of the count-min sketch"},
+    {.key = "ttl.ms", .type = PARAM_INT64, .def = "0", .off = CO(ttl_ms), .min = 0,
+     .max = INFINITY, .help = "User histories and item neighbour lists not touched for this "
+     "long in event time expire, in ms (0: never)"},
 };
 
 static const struct state_codec *const cooc_stores[] = {&cooc_users_codec, &cooc_items_codec,
@@ -597,6 +859,7 @@ const struct eddy_operator eddy_op_cooccur = {
     .create = cooc_create,
     .process = cooc_process,
     .flush = cooc_flush,
+    .checkpoint = cooc_checkpoint,
     .destroy = cooc_destroy,
     .clock = EV_CLICK,
     .inputs = EVENT_BIT(EV_CLICK),

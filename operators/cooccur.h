@@ -13,6 +13,12 @@
  * Space-Saving again) serves users with no history. docs/recommender.md
  * gives the defaults and how they were chosen.
  *
+ * Bounded state (both off by default): with `min.count` above 1, a
+ * count-min sketch counts each item's clicks, and an item is paired, kept
+ * in histories and trending only from its min.count-th click on; with
+ * `ttl.ms`, histories and neighbour lists not touched for that long in
+ * event time are absent to readers and deleted by a periodic sweep.
+ *
  * Items are the rows of embeddings' item store (operators/users.h), which
  * embeddings assigns before this operator sees the event: the same row
  * joins the neighbour lists, the MF vectors and users' seen sets.
@@ -37,6 +43,11 @@ struct cooc_params {
     float reverse_weight;
     float popularity_exponent;
     int64_t half_life_ms;               /* 0: no decay */
+    int min_count;                      /* clicks before an item is paired; 1: no gate */
+    int sketch_width;                   /* counters per row of the count-min sketch */
+    int sketch_depth;                   /* its rows */
+    int64_t ttl_ms;                     /* histories and lists untouched this long
+                                           (event time) expire; 0: never */
 };
 
 extern const struct eddy_operator eddy_op_cooccur;
@@ -47,7 +58,6 @@ struct cooc_read_params {
     float recency;          /* weight halves every `recency` interactions back */
     int candidates;         /* at most this many, by co-occurrence score */
     int trending;           /* and at most this many trending items */
-    int64_t half_life_ms;   /* the writer's: cooc_half_life() */
 };
 
 

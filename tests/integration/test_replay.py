@@ -59,14 +59,20 @@ def outputs(workdir, name):
             records(os.path.join(out, "decisions.avro")), export, files)
 
 
-def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir):
+# The second: the count-min gate and a TTL short enough (1 s of this log's
+# event time) that sweeps delete histories and lists all along.
+@pytest.mark.parametrize("cooccur", [{}, {"EDDY_COOCCUR_MIN_COUNT": "3",
+                                          "EDDY_COOCCUR_TTL_MS": "1000"}],
+                         ids=["defaults", "gate-and-ttl"])
+def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir, cooccur):
+    env = {**os.environ, **cooccur}
     log = os.path.join(workdir, "log")
     eddy("gen", "--out", log, *GEN)
     took = {}
     for name in ("a", "b"):
         start = time.monotonic()
         r = subprocess.run(replay_cmd(workdir, name, log), capture_output=True, text=True,
-                           timeout=600)
+                           timeout=600, env=env)
         took[name] = time.monotonic() - start
         assert r.returncode == 0, r.stderr
     a, b = outputs(workdir, "a"), outputs(workdir, "b")
@@ -76,7 +82,7 @@ def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir):
     # Kill a third replay part-way (after some checkpoints), then resume it.
     start = time.monotonic()
     p = subprocess.Popen(replay_cmd(workdir, "c", log), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, env=env)
     state = os.path.join(workdir, "c", "state")
     while not os.path.exists(os.path.join(state, "CURRENT")) and p.poll() is None:
         time.sleep(0.05)
@@ -86,7 +92,7 @@ def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir):
     p.send_signal(signal.SIGKILL)
     assert p.wait() == -signal.SIGKILL, "the replay ended before the kill: make the log longer"
     r = subprocess.run(replay_cmd(workdir, "c", log), capture_output=True, text=True,
-                       timeout=600)
+                       timeout=600, env=env)
     assert r.returncode == 0, r.stderr
     assert "resuming the replay after event" in r.stderr, r.stderr
     assert outputs(workdir, "c") == a, f"killed after {time.monotonic() - start:.1f} s"

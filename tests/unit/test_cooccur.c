@@ -1,7 +1,10 @@
 /* test_cooccur.c: the co-occurrence operator's lists and its retrieval:
  * pairs both ways, Space-Saving bounds, the history bound, decay in event
- * time, trending items for a user without history, type weights, and the
- * same answers after a commit and a reopen. */
+ * time, trending items for a user without history, type weights, the
+ * same answers after a commit and a reopen, the count-min gate
+ * (min.count) and its sketch across a reopen, and expiry (ttl.ms): absent
+ * to readers, started anew by the writer, deleted by the sweep, and the
+ * same with and without restarts. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +21,7 @@
 #include "operators/cooccur.h"
 #include "tests/unit/users_store.h"
 #include "state/state.h"
+#include "state/state_internal.h"
 
 #define S(s) eddy_str_c(s)
 #define HOUR 3600000LL
@@ -34,7 +38,8 @@ static struct cooc_params default_params(void)
 {
     return (struct cooc_params){.history = 10, .neighbours = 100, .trending = 100,
                                 .weight = {1, 1, 1, 1}, .reverse_weight = 0.5f,
-                                .popularity_exponent = 0.5f};
+                                .popularity_exponent = 0.5f, .min_count = 1,
+                                .sketch_width = 1024, .sketch_depth = 4};
 }
 
 static void open_state(struct fx *f)
@@ -312,6 +317,225 @@ static void test_same_after_reopen(void **state)
     assert_true(strlen(before) > 0);
 }
 
+
+/* Commits (the operator saves its sketch first, as the pipeline has it
+ * do), closes, reopens and restarts the operator. */
+static void restart(struct fx *f)
+{
+    char err[256];
+    eddy_op_cooccur.checkpoint(f->op);
+    if (state_commit(f->st, err, sizeof err) || state_sync(f->st, err, sizeof err))
+        fail_msg("commit: %s", err);
+    eddy_op_cooccur.destroy(f->op);
+    f->op = NULL;
+    state_close(f->st);
+    open_state(f);
+    start(f);
+}
+
+static void commit(struct fx *f)
+{
+    char err[256];
+    eddy_op_cooccur.checkpoint(f->op);
+    if (state_commit(f->st, err, sizeof err) || state_sync(f->st, err, sizeof err))
+        fail_msg("commit: %s", err);
+}
+
+/* Keys committed in one of the state's column families. */
+static size_t stored_keys(struct fx *f, const char *cf)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(state_db(f->st), ro, state_cf(f->st, cf));
+    size_t n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+        n++;
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return n;
+}
+
+/* With min.count 2, an item clicked once is neither paired nor trending;
+ * once clicked twice it is. */
+static void test_gate(void **state)
+{
+    struct fx *f = *state;
+    f->p.min_count = 2;
+    start(f);
+    click(f, "u1", "a", 1); /* a 1: gated */
+    click(f, "u1", "b", 2); /* b 1: gated, not paired with a */
+    click(f, "u2", "a", 3); /* a 2: in, with no neighbours yet */
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u2", &c);
+    assert_null(find(f, c, n, "b")); /* no pair, and not trending either */
+    assert_non_null(find(f, c, n, "a"));
+    assert_int_equal(n, 1);
+    click(f, "u2", "b", 4); /* b 2: in, paired with a */
+    click(f, "u3", "a", 5);
+    n = retrieve(f, "u3", &c);
+    const struct cooc_candidate *b = find(f, c, n, "b");
+    assert_non_null(b);
+    assert_true(b->cooc > 0);
+    assert_int_equal(b->because, state_rows_find(items_of(f->st), S("a")));
+}
+
+/* The sketch's counts survive a commit and a reopen: an item clicked
+ * twice before and once after is in at min.count 3. And a sketch of
+ * another size is refused. */
+static void test_sketch_survives_reopen(void **state)
+{
+    struct fx *f = *state;
+    f->p.min_count = 3;
+    start(f);
+    click(f, "u1", "a", 1);
+    click(f, "u2", "a", 2);
+    const struct cooc_candidate *c;
+    assert_int_equal(retrieve(f, "nobody", &c), 0);
+    restart(f);
+    click(f, "u3", "a", 3);
+    size_t n = retrieve(f, "nobody", &c);
+    assert_int_equal(n, 1);
+    assert_non_null(find(f, c, n, "a"));
+
+    char err[256];
+    eddy_op_cooccur.destroy(f->op);
+    f->op = NULL;
+    struct cooc_params p = f->p;
+    p.sketch_width = 2048;
+    struct eddy_emit emit = {0};
+    assert_null(eddy_op_cooccur.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "sketch"));
+}
+
+/* ttl 10 h: a history and a list untouched for longer are absent to
+ * retrieval, ones touched within it stay; a sweep (every ttl/4 of event
+ * time) then deletes the expired ones from the state. */
+static void test_ttl_expiry(void **state)
+{
+    struct fx *f = *state;
+    f->p.ttl_ms = 10 * HOUR;
+    start(f);
+    click(f, "u1", "a", 1);
+    click(f, "u1", "b", 2);
+    click(f, "u2", "a", 3); /* u2: a; a: b */
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u2", &c);
+    assert_true(find(f, c, n, "b") && find(f, c, n, "b")->cooc > 0);
+    click(f, "u4", "c", 5 * HOUR);
+    click(f, "u4", "d", 5 * HOUR + 1);
+    click(f, "u5", "c", 6 * HOUR);
+    click(f, "u7", "a", 9 * HOUR);
+    click(f, "u7", "e", 9 * HOUR + 1); /* a: b (stale), e */
+    click(f, "u3", "z", 11 * HOUR); /* the clock: u1, u2 and b expired, a not */
+    n = retrieve(f, "u2", &c);
+    const struct cooc_candidate *b = find(f, c, n, "b");
+    assert_true(!b || (b->cooc == 0 && b->because == -1)); /* trending only */
+    for (size_t i = 0; i < n; i++)
+        assert_true(c[i].cooc == 0);
+    n = retrieve(f, "u5", &c);
+    const struct cooc_candidate *d = find(f, c, n, "d");
+    assert_non_null(d);
+    assert_true(d->cooc > 0);
+    /* Not swept yet (the sweep at 10 h deletes what expired before 0 h). */
+    commit(f);
+    assert_int_equal(stored_keys(f, "cooccur_users"), 6);
+    assert_int_equal(stored_keys(f, "cooccur_items"), 6);
+    click(f, "u6", "y", 13 * HOUR); /* sweeps at 12.5 h: u1, u2 and b go */
+    n = retrieve(f, "u2", &c);
+    for (size_t i = 0; i < n; i++)
+        assert_true(c[i].cooc == 0);
+    commit(f);
+    assert_int_equal(stored_keys(f, "cooccur_users"), 5);  /* u3..u7 */
+    assert_int_equal(stored_keys(f, "cooccur_items"), 6);  /* a, c, d, e, z, y */
+    n = retrieve(f, "u7", &c);
+    assert_true(find(f, c, n, "e") && find(f, c, n, "e")->cooc > 0);
+    n = retrieve(f, "u5", &c);
+    assert_true(find(f, c, n, "d") && find(f, c, n, "d")->cooc > 0);
+}
+
+/* An expired list not swept yet is started anew when touched, exactly as
+ * a deleted one would be: a's old neighbour b is gone. */
+static void test_ttl_writer_resets(void **state)
+{
+    struct fx *f = *state;
+    f->p.ttl_ms = 10 * HOUR;
+    start(f);
+    click(f, "u1", "a", 1);
+    click(f, "u1", "b", 2);                 /* a: b */
+    click(f, "u2", "a", 10 * HOUR + 100);   /* expired (before 100 ms), not swept */
+    click(f, "u2", "c", 10 * HOUR + 101);   /* a: c */
+    click(f, "u3", "a", 10 * HOUR + 102);
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u3", &c);
+    const struct cooc_candidate *b = find(f, c, n, "b"), *cc = find(f, c, n, "c");
+    assert_non_null(cc);
+    assert_true(cc->cooc > 0);
+    assert_true(!b || b->cooc == 0);
+}
+
+/* A late click makes a list that is expired at once, inside a live
+ * history: retrieval skips that list (x, which only a's list holds as a
+ * neighbour, is no candidate). */
+static void test_ttl_late_item(void **state)
+{
+    struct fx *f = *state;
+    f->p.ttl_ms = 10 * HOUR;
+    start(f);
+    click(f, "u1", "x", 12 * HOUR);
+    click(f, "u1", "a", 1 * HOUR); /* late: a's list (x) is of 1 h, before 2 h */
+    const struct cooc_candidate *c;
+    size_t n = retrieve(f, "u1", &c);
+    const struct cooc_candidate *x = find(f, c, n, "x"), *a = find(f, c, n, "a");
+    assert_true(!x || x->cooc == 0);
+    assert_non_null(a); /* x's list is live and holds a */
+    assert_true(a->cooc > 0);
+}
+
+static void run_mixed(struct fx *f, int restart_every, char *out, size_t len)
+{
+    f->p.ttl_ms = 3 * HOUR;
+    f->p.min_count = 2;
+    f->p.half_life_ms = HOUR;
+    start(f);
+    const char *users[] = {"u0", "u1", "u2", "u3", "u4"};
+    const char *items[] = {"a", "b", "c", "d", "e", "f", "g"};
+    for (int i = 0; i < 120; i++) {
+        /* gaps of up to 4 h, some events late */
+        int64_t t = (int64_t)i * 20 * 60000 + (i % 13 == 0 ? 4 * HOUR : 0) -
+                    (i % 5 == 0 ? 30 * 60000 : 0);
+        click(f, users[(i * 3) % 5], items[(i * i + 3 * i) % 7], t);
+        if (restart_every && i % restart_every == restart_every - 1)
+            restart(f);
+    }
+    size_t used = 0;
+    for (int u = 0; u < 5 && used < len; u++) {
+        dump(f, users[u], out + used, len - used);
+        used = strlen(out);
+    }
+    commit(f);
+    used += (size_t)snprintf(out + used, len - used, "| %zu %zu", stored_keys(f, "cooccur_users"),
+                             stored_keys(f, "cooccur_items"));
+}
+
+/* The same clicks with and without restarts (commit, close, reopen)
+ * give the same candidates and the same stored values. */
+static void test_ttl_gate_deterministic(void **state)
+{
+    struct fx *f = *state;
+    static char straight[16384], restarted[16384];
+    run_mixed(f, 0, straight, sizeof straight);
+    struct fx *g = calloc(1, sizeof *g);
+    strcpy(g->dir, "/tmp/eddy-test-cooc-XXXXXX");
+    assert_non_null(mkdtemp(g->dir));
+    open_state(g);
+    g->p = default_params();
+    g->scratch = cooc_scratch_new();
+    run_mixed(g, 7, restarted, sizeof restarted);
+    void *gs = g;
+    teardown(&gs);
+    assert_string_equal(straight, restarted);
+    assert_true(strlen(straight) > 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +547,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidate_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_after_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sketch_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_writer_resets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_late_item, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_gate_deterministic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

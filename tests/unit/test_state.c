@@ -565,6 +565,50 @@ static void test_keyed_store(void **state)
     state_close(st);
 }
 
+/* A deleted value is absent at once (to state_find() and state_foreach()),
+ * made anew by init() if asked for again, and gone from RocksDB and the
+ * cache after the commit. */
+static void test_keyed_delete(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    struct state_store *s = state_store(st, &tallies);
+    const char *ids[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        struct tally *t = tally(st, ids[i], true);
+        t->n = i;
+        tally_resize(t, 4);
+        tally_dirty(st, t);
+    }
+    commit_ok(f, st);
+    uint64_t cached = stats_of(st).cached;
+    state_delete(s, tally(st, "a", false));
+    state_delete(s, tally(st, "b", false));
+    assert_null(state_find(s, S("a")));
+    char seen[64] = "";
+    state_foreach(s, collect, seen);
+    assert_string_equal(seen, "c,");
+    struct tally *b = tally(st, "b", true); /* anew */
+    assert_int_equal(b->n, -1);
+    assert_int_equal(b->n_q, 0);
+    b->n = 7;
+    tally_dirty(st, b);
+    commit_ok(f, st);
+    assert_int_equal(stats_of(st).cached, cached - 1);
+    assert_null(state_find(s, S("a")));
+    state_close(st);
+
+    st = open_ok(f);
+    s = state_store(st, &tallies);
+    assert_null(state_find(s, S("a")));
+    assert_int_equal(tally(st, "b", false)->n, 7);
+    assert_int_equal(tally(st, "c", false)->n, 2);
+    seen[0] = 0;
+    state_foreach(s, collect, seen);
+    assert_string_equal(seen, "b,c,");
+    state_close(st);
+}
+
 /* A stored value of another version is refused, naming it; so is a state
  * whose stores are not the ones it was made with. */
 static void test_keyed_version(void **state)
@@ -1077,6 +1121,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_seen_set),
         cmocka_unit_test_setup_teardown(test_matrix_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyed_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyed_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
