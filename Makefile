@@ -31,7 +31,7 @@ BUILD_DEBS := build-essential pkg-config librdkafka-dev libavro-dev librocksdb-d
               libopenblas-dev libuv1-dev libinih-dev libjansson-dev libcurl4-openssl-dev \
               libhttp-parser-dev uthash-dev libxxhash-dev
 UNIT_DEBS  := libcmocka-dev
-TEST_DEBS  := python3-pytest python3-kafka python3-avro python3-prometheus-client kcat curl
+TEST_DEBS  := python3-pytest python3-kafka python3-avro python3-snappy python3-prometheus-client kcat curl
 OPTIONAL_DEBS := docker-compose chromium
 PY         := /usr/bin/python3
 

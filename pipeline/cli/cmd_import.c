@@ -51,7 +51,7 @@ static const char usage_import[] =
     "\n"
     "  -o, --out DIR        output directory, created if missing (required)\n"
     "      --skip-bad       skip malformed rows and report how many on stderr\n"
-    "      --codec C        Avro block codec: deflate or null (default %s)\n"
+    "      --codec C        Avro block codec: deflate, snappy or null (default %s)\n"
     "ipinyou only:\n"
     "      --campaign ID    campaign id (default %s)\n"
     "      --rate-per-s N   rows per second of event time (default %" PRIu64 ")\n"
@@ -161,8 +161,9 @@ int cmd_import(int argc, char **argv)
         case 'o': dir = optarg; break;
         case O_SKIP: o.skip_bad = true; break;
         case O_CODEC:
-            if (strcmp(optarg, "deflate") && strcmp(optarg, "null"))
-                return cli_bad_value("import", "codec", optarg, "is neither deflate nor null");
+            if (strcmp(optarg, "deflate") && strcmp(optarg, "snappy") && strcmp(optarg, "null"))
+                return cli_bad_value("import", "codec", optarg,
+                                     "is none of deflate, snappy and null");
             o.codec = optarg;
             break;
         case 'h':

@@ -77,8 +77,8 @@ int eventlog_writer_new(const char *path, enum eddy_record_type type, const char
         errf(err, errlen, "eventlog: type %d is not an input record", (int)type);
         goto out;
     }
-    if (strcmp(codec, "deflate") && strcmp(codec, "null")) {
-        errf(err, errlen, "unknown Avro codec \"%s\" (deflate or null)", codec);
+    if (strcmp(codec, "deflate") && strcmp(codec, "snappy") && strcmp(codec, "null")) {
+        errf(err, errlen, "unknown Avro codec \"%s\" (deflate, snappy or null)", codec);
         goto out;
     }
     if (!(w->path = strdup(path)) || asprintf(&w->tmp, "%s.tmp", path) < 0) {

@@ -93,7 +93,9 @@ static int out_open(struct outfile *f, const char *dir, int i, struct out_mark k
             return errf(err, errlen, "%s: %s", f->path, avro_strerror());
         return 0;
     }
-    if (eventlog_ocf_create(f->path, out_types[i], "deflate", err, errlen))
+    /* snappy, not deflate: Avro C deflates at level 9, which took half of a
+     * replay's CPU (docs/performance.md); snappy is a standard Avro codec too. */
+    if (eventlog_ocf_create(f->path, out_types[i], "snappy", err, errlen))
         return -1;
     if (avro_file_writer_open_bs(f->path, &f->fw, BLOCK_SIZE))
         return errf(err, errlen, "%s: %s", f->path, avro_strerror());
