@@ -13,7 +13,9 @@ same topics) until it has read all N: the ceiling, since the producer bounds
 both. Median of 3 each.
 
 Latency: `eddy gen --rate R --wall-time` for a few seconds (each event
-stamped with the wall time it is produced), into eddy with the refresh
+stamped with the wall time it is produced) on the bench's traffic
+(docs/performance.md, "Bench traffic": sessions of Zipf-popular users and
+items, 1M users, 100k items), into eddy with the refresh
 debounce at 0, after the campaign budgets; the first second is warm-up and
 not counted. eddy's consumer gets kafka.fetch.wait.max.ms = 5: the mock
 broker holds every fetch that long (500 ms by default) even when it has
@@ -136,6 +138,9 @@ def event_time(topic, v):
                 _, i = varint(v, i)
             for _ in range(n):
                 i = skip_string(v, i) + 4  # item id, float score
+                branch, i = varint(v, i)  # because: null or string
+                if branch == 1:
+                    i = skip_string(v, i)
     else:
         _, i = varint(v, i)  # slot
         i += 16  # two doubles
@@ -170,6 +175,10 @@ def read_collected(path):
 
 
 WARMUP_MS = 2000
+# The bench's traffic, as bench_replay.c's GEN_ARGS (event time is the wall
+# time here, so only the draws of users and items matter).
+SESSIONS = ("--traffic", "sessions", "--users", "1000000", "--items", "100000",
+            "--segments", "10")
 
 
 def after_warmup(lat):
@@ -224,7 +233,7 @@ def latency(harness, eddy, workdir, rate, seconds):
             f.write("[kafka]\nkafka.linger.ms = 1\n")
         n = rate * seconds
         subprocess.run([eddy, "gen", "-c", gen_conf, "-b", broker.bootstrap, "-n", str(n),
-                        "--rate", str(rate), "--wall-time", "--no-budgets",
+                        "--rate", str(rate), "--wall-time", "--no-budgets", *SESSIONS,
                         "--step-us", str(1000000 // rate)],
                        capture_output=True, check=True, timeout=600)
         # Not a count: past its capacity eddy falls behind, and the mock

@@ -378,11 +378,39 @@ static float rank_score(const struct rec_blend *b, const struct cooc_candidate *
     return c->cooc / best_cooc + b->trending * c->trend + b->mf * mf;
 }
 
+/* Moves the best k of c[0..n) to its front, in no particular order
+ * (quickselect: cheaper than a heap of k when most of c is kept, and
+ * better() is a total order, so the set does not depend on c's order). */
+static void cand_select(struct cand *c, size_t n, size_t k)
+{
+    if (k == 0 || k >= n)
+        return;
+    size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
+    while (hi - lo > 1) {
+        struct cand pivot = c[lo + (hi - lo - 1) / 2], t;
+        size_t i = lo, j = hi - 1;
+        for (;;) { /* Hoare's partition; rows are distinct, so none compare equal */
+            while (better(c[i], pivot))
+                i++;
+            while (better(pivot, c[j]))
+                j--;
+            if (i >= j)
+                break;
+            t = c[i], c[i] = c[j], c[j] = t;
+            i++, j--;
+        }
+        if (k - 1 <= j)
+            hi = j + 1;
+        else
+            lo = j + 1;
+    }
+}
+
 /* The user's top k (at most) into out, best first, items they have seen
  * left out. Candidates are first ranked without the MF term; only the best
  * p->rerank of them get it (a dot product is a cache miss into the item
  * matrix: most of a refresh's cost when every candidate had one). pool:
- * room for max(k, rerank). */
+ * room for two_stage_pool(p). */
 static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
                             struct cooc_scratch *s, const struct user_state *u,
                             struct eddy_str user_id, size_t k, struct cand *pool,
@@ -397,15 +425,13 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
         best = 1;
     const struct rec_blend b = blend_of(st, p);
     const bool mf = u && b.mf != 0;
-    const size_t first = mf && (size_t)p->rerank > k ? (size_t)p->rerank : k;
-    for (size_t i = 0; i < n; i++) {
-        struct cand x = {rank_score(&b, &c[i], best, 0), c[i].row, c[i].because};
-        if (len == first && !better(x, pool[0]))
-            continue; /* most candidates: checked before the seen set's search */
+    for (size_t i = 0; i < n; i++)
         if (!(u && user_has_seen(u, c[i].row)))
-            len = offer(pool, len, first, x);
-    }
+            pool[len++] = (struct cand){rank_score(&b, &c[i], best, 0), c[i].row, c[i].because};
     if (mf) {
+        const size_t first = (size_t)p->rerank > k ? (size_t)p->rerank : k;
+        cand_select(pool, len, first);
+        len = len < first ? len : first;
         const int dim = state_dim(st);
         struct state_store *items = state_store(st, &items_store);
         for (size_t i = 0; i < len; i++) /* the rows' misses overlap, not queue */
@@ -413,15 +439,18 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
                 __builtin_prefetch(state_rows_vec(items, pool[i].row) + j);
         for (size_t i = 0; i < len; i++)
             pool[i].score += b.mf * dot_fixed(u->vec, state_rows_vec(items, pool[i].row), dim);
-        for (size_t i = len / 2; i-- > 0;) /* the scores moved: heapify again */
-            cand_sift_down(pool, len, i);
-        while (len > k) { /* drop the worst down to k */
-            pool[0] = pool[--len];
-            cand_sift_down(pool, len, 0);
-        }
     }
+    cand_select(pool, len, k);
+    len = len < k ? len : k;
     heap_to_items(st, pool, len, out);
     return len;
+}
+
+/* Candidates two_stage_top() may be handed: its pool's size. */
+static size_t two_stage_pool(const struct rec_params *p)
+{
+    size_t n = (size_t)p->read.candidates + (size_t)p->read.trending;
+    return n > (size_t)p->k ? n : (size_t)p->k;
 }
 
 /* ---- pending users ------------------------------------------------------ */
@@ -878,8 +907,8 @@ static void *rec_create(const void *params, struct eddy_state *st,
     /* A block's scores for a full batch: about 4 MB, to stay in cache. */
     r->block = (uint32_t)((BLOCK_BYTES / sizeof(float) / bu + 15) / 16 * 16);
     r->S = malloc(bu * r->block * sizeof *r->S);
-    /* sized for a sgemm batch's heaps, and for two-stage's rerank pool */
-    size_t pool = (size_t)(p->rerank > p->k ? p->rerank : p->k);
+    /* sized for a sgemm batch's heaps, and for two-stage's candidates */
+    size_t pool = two_stage_pool(p);
     r->tops = calloc(bu * (size_t)p->k > pool ? bu * (size_t)p->k : pool, sizeof *r->tops);
     r->sel = calloc(bu, sizeof *r->sel);
     r->scratch.cmax = malloc((r->block / CHUNK + 1) * sizeof *r->scratch.cmax);
@@ -907,8 +936,8 @@ static int two_stage_user(struct eddy_state *st, const struct rec_params *rp,
                           struct rec_item *out)
 {
     struct cooc_scratch *s = cooc_scratch_new();
-    struct cand *h = malloc((size_t)(k > rp->rerank ? k : rp->rerank > 0 ? rp->rerank : 1) *
-                            sizeof *h);
+    size_t pool = two_stage_pool(rp);
+    struct cand *h = malloc((pool > (size_t)k ? pool : (size_t)k) * sizeof *h);
     int n = -1;
     if (s && h)
         n = k > 0 ? (int)two_stage_top(st, rp, s, u, user_id, (size_t)k, h,

@@ -116,7 +116,6 @@ struct sort_rec {
 struct dense_id {
     UT_hash_handle hh;
     uint32_t row;
-    bool dirty;
     size_t id_len;
     char id[];
 };
@@ -128,6 +127,9 @@ struct dense {
     uint32_t n, cap;
     uint32_t *dirty_rows;
     uint32_t n_dirty, dirty_cap;
+    uint8_t *row_dirty;              /* by row: 1 if in dirty_rows; its own
+                                      * array, as every click marks a row and
+                                      * the id entries are cache misses */
 };
 
 struct state_store {
@@ -876,6 +878,8 @@ static void dense_grow(struct eddy_state *st, struct dense *d, uint32_t rows)
     d->matrix = xrealloc(d->matrix, (size_t)cap * st->dim * sizeof(float));
     d->by_row = xrealloc(d->by_row, (size_t)cap * sizeof *d->by_row);
     memset(d->by_row + d->cap, 0, (size_t)(cap - d->cap) * sizeof *d->by_row);
+    d->row_dirty = xrealloc(d->row_dirty, cap);
+    memset(d->row_dirty + d->cap, 0, cap - d->cap);
     d->cap = cap;
 }
 
@@ -1353,13 +1357,13 @@ float *state_rows_vec(struct state_store *s, uint32_t row)
 void state_rows_dirty(struct state_store *s, uint32_t row)
 {
     struct dense *d = &s->d;
-    if (row >= d->n || d->by_row[row]->dirty)
+    if (row >= d->n || d->row_dirty[row])
         return;
     if (d->n_dirty == d->dirty_cap) {
         d->dirty_cap = d->dirty_cap ? 2 * d->dirty_cap : 256;
         d->dirty_rows = xrealloc(d->dirty_rows, (size_t)d->dirty_cap * 4);
     }
-    d->by_row[row]->dirty = true;
+    d->row_dirty[row] = 1;
     d->dirty_rows[d->n_dirty++] = row;
     s->st->n_dirty++;
     s->st->dirty_bytes += dense_value_size(s->st->dim) + d->by_row[row]->id_len;
@@ -1900,7 +1904,7 @@ static void clear_store_dirty(struct eddy_state *st, struct state_store *s)
     }
     s->n_dirty = 0;
     for (uint32_t i = 0; i < s->d.n_dirty; i++)
-        s->d.by_row[s->d.dirty_rows[i]]->dirty = false;
+        s->d.row_dirty[s->d.dirty_rows[i]] = 0;
     s->d.n_dirty = 0;
 }
 
@@ -2068,6 +2072,7 @@ static void free_store(struct state_store *s)
     }
     free(s->d.matrix);
     free(s->d.by_row);
+    free(s->d.row_dirty);
     free(s->d.dirty_rows);
 }
 
