@@ -306,16 +306,9 @@ static struct cooc_list *item_list(struct cooc *c, uint32_t row, int64_t cutoff)
     return live_get(c->items, row_key(row, &k), cutoff);
 }
 
-struct sweep {
-    struct state_store *s;
-    int64_t cutoff;
-};
-
-static void sweep_one(void *value, void *ctx)
+static bool expired_at(const void *value, void *cutoff)
 {
-    const struct sweep *w = ctx;
-    if (expired(value, w->cutoff))
-        state_delete(w->s, value);
+    return expired(value, *(const int64_t *)cutoff);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -333,10 +326,9 @@ static void maybe_sweep(struct cooc *c, int64_t before, int64_t clock)
         floor_div(clock, every) == floor_div(before, every))
         return;
     int64_t at = floor_div(clock, every) * every;
-    struct sweep w = {c->users, expiry_cutoff(at, c->p.ttl_ms)};
-    state_foreach(c->users, sweep_one, &w);
-    w.s = c->items;
-    state_foreach(c->items, sweep_one, &w);
+    int64_t cutoff = expiry_cutoff(at, c->p.ttl_ms);
+    state_sweep(c->users, expired_at, &cutoff);
+    state_sweep(c->items, expired_at, &cutoff);
 }
 
 /* ---- the count-min sketch (min.count) ----------------------------------- */

@@ -1623,6 +1623,54 @@ static void keyed_scan(struct state_store *s)
     s->scanned = true;
 }
 
+/* A stored value the cache does not hold: deleted through a cached
+ * tombstone if expired, else dropped again (the sweep caches no live
+ * value, so that it stays within the budget). */
+static size_t sweep_stored(struct state_store *s, struct eddy_str key, struct eddy_str v,
+                           bool (*expired)(const void *value, void *ctx), void *ctx)
+{
+    struct entry *e = entry_from_value(s, key, v.ptr, v.len);
+    if (!e)
+        return 0;
+    if (!expired(e->value, ctx)) {
+        entry_free(s, e);
+        return 0;
+    }
+    entry_insert(s, e); /* handed out in this epoch: kept until the commit */
+    state_delete(s, e->value);
+    return 1;
+}
+
+size_t state_sweep(struct state_store *s, bool (*expired)(const void *value, void *ctx),
+                   void *ctx)
+{
+    size_t deleted = 0;
+    for (size_t i = 0; i < s->ix.cap; i++) { /* the cached ones are the newest */
+        struct entry *e = slot_entry(s->ix.slot[i]);
+        if (e && !e->m.deleted && expired(e->value, ctx)) {
+            cache_touch(s, &e->m); /* a dirty entry must be of this epoch */
+            state_delete(s, e->value);
+            deleted++;
+        }
+    }
+    rocksdb_iterator_t *it = db_iterator(s->st, s->cf);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        struct eddy_str key, v;
+        key.ptr = rocksdb_iter_key(it, &key.len);
+        if (index_find(&s->ix, key.ptr, key.len))
+            continue;
+        v.ptr = rocksdb_iter_value(it, &v.len);
+        deleted += sweep_stored(s, key, v, expired, ctx);
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    if (rerr)
+        fail(s->st, "state %s: reading %s: %s", s->st->dir, s->codec->name, rerr);
+    rocksdb_free(rerr);
+    return deleted;
+}
+
 /* Key order: unsigned bytes, then the shorter first. */
 static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {

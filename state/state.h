@@ -150,6 +150,14 @@ void state_dirty(struct state_store *s, void *value);
  * create makes it anew by init(), and the next commit deletes it from
  * RocksDB and frees it. Keyed and partitioned stores only. */
 void state_delete(struct state_store *s, void *value);
+/* Deletes every value of the store, cached or only stored, for which
+ * expired(value, ctx) is true, as state_delete() does; returns how many.
+ * Unlike state_foreach() it caches no value it keeps: a stored value is
+ * decoded, judged and dropped, so a sweep of a store larger than the cache
+ * budget stays within it (a deleted value keeps a small tombstone in the
+ * cache until the commit). Keyed and partitioned stores. */
+size_t state_sweep(struct state_store *s, bool (*expired)(const void *value, void *ctx),
+                   void *ctx);
 /* The key of a value handed out by the state. */
 struct eddy_str state_key(const void *value);
 /* Visits every value of the store, stored or cached, in key order: the

@@ -609,6 +609,47 @@ static void test_keyed_delete(void **state)
     state_close(st);
 }
 
+static bool n_is_even(const void *value, void *ctx)
+{
+    (void)ctx;
+    return ((const struct tally *)value)->n % 2 == 0;
+}
+
+/* A sweep deletes what its predicate picks, cached or only stored, and
+ * caches none of the values it keeps: after a reopen (nothing cached) it
+ * leaves only the tombstones of the two it deleted in the cache. */
+static void test_keyed_sweep(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_ok(f);
+    const char *ids[] = {"a", "b", "c", "d", "e"};
+    for (int i = 0; i < 5; i++) {
+        struct tally *t = tally(st, ids[i], true);
+        t->n = i; /* a, c, e even */
+        tally_resize(t, 4);
+        tally_dirty(st, t);
+    }
+    commit_ok(f, st);
+    state_close(st);
+    st = open_ok(f);
+    struct state_store *s = state_store(st, &tallies);
+    tally(st, "e", false); /* one cached, the rest only stored */
+    assert_int_equal(stats_of(st).cached, 1);
+    assert_int_equal(state_sweep(s, n_is_even, NULL), 3);
+    assert_int_equal(stats_of(st).cached, 3); /* e, and the tombstones of a and c */
+    assert_null(state_find(s, S("a")));
+    assert_null(state_find(s, S("e")));
+    assert_int_equal(state_sweep(s, n_is_even, NULL), 0);
+    commit_ok(f, st);
+    state_close(st);
+    st = open_ok(f);
+    s = state_store(st, &tallies);
+    char seen[64] = "";
+    state_foreach(s, collect, seen);
+    assert_string_equal(seen, "b,d,");
+    state_close(st);
+}
+
 /* A stored value of another version is refused, naming it; so is a state
  * whose stores are not the ones it was made with. */
 static void test_keyed_version(void **state)
@@ -1122,6 +1163,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_matrix_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyed_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyed_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyed_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
