@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <xxhash.h>
 
@@ -23,7 +24,50 @@ struct mf {
     struct mf_params p;
     struct eddy_state *st;
     struct state_store *users, *items; /* operators/users.h */
+    int64_t clock;                     /* latest event time applied; INT64_MIN: none */
+    bool clock_dirty;
 };
+
+#define CLOCK_BLOB "embeddings.clock"
+
+/* ---- expiry (ttl.ms) -----------------------------------------------------
+ *
+ * A user whose last click is more than ttl.ms of event time old expires:
+ * when the operator's clock (the latest event time it applied, saved with
+ * each commit) crosses a multiple of ttl/4, a sweep deletes every user
+ * whose last click is before that multiple minus ttl. Event time alone
+ * decides, so a restart or another batching sweeps at the same points and
+ * the state stays a function of the input. A user lives at most 1.25 ttl
+ * past their last click; one who comes back starts anew (a new vector, an
+ * empty seen set). Items are rows of a dense matrix, which cannot delete
+ * one: they do not expire (docs/recommender.md, "Bounded state"). */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+static bool user_expired(const void *value, void *cutoff)
+{
+    return ((const struct user_state *)value)->last_event_ms < *(const int64_t *)cutoff;
+}
+
+static void advance_clock(struct mf *m, int64_t t)
+{
+    const int64_t before = m->clock;
+    if (t <= before)
+        return;
+    m->clock = t;
+    m->clock_dirty = true;
+    const int64_t every = m->p.ttl_ms / 4 > 0 ? m->p.ttl_ms / 4 : 1;
+    if (m->p.ttl_ms <= 0 || before == INT64_MIN ||
+        floor_div(t, every) == floor_div(before, every))
+        return;
+    int64_t cutoff = floor_div(t, every) * every;
+    if (__builtin_sub_overflow(cutoff, m->p.ttl_ms, &cutoff))
+        return;
+    state_sweep(m->users, user_expired, &cutoff);
+}
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -92,6 +136,7 @@ static void mf_process(void *self, const struct eddy_event *ev)
     if (ev->kind != EV_CLICK || (unsigned)ev->u.click.type >= CLICK_TYPE_COUNT)
         return;
     const struct click_event *c = &ev->u.click;
+    advance_clock(m, c->timestamp_ms);
     struct user_state *u = state_get_in(m->users, ev->partition, c->user_id, true);
     int32_t row = item_row(m, c->item_id);
     if (!u || row < 0)
@@ -154,7 +199,25 @@ static void *mf_create(const void *params, struct eddy_state *st,
     m->st = st;
     m->users = state_store(st, &users_store);
     m->items = state_store(st, &items_store);
+    m->clock = INT64_MIN;
+    void *blob;
+    size_t len;
+    if (state_blob_get(st, CLOCK_BLOB, &blob, &len) == 0) {
+        if (len == sizeof m->clock)
+            memcpy(&m->clock, blob, len);
+        free(blob);
+    }
     return m;
+}
+
+/* The clock goes with the commit, so a restart sweeps where a run without
+ * one would. */
+static void mf_checkpoint(void *self)
+{
+    struct mf *m = self;
+    if (m->clock_dirty)
+        state_blob_set(m->st, CLOCK_BLOB, &m->clock, sizeof m->clock);
+    m->clock_dirty = false;
 }
 
 static void mf_flush(void *self, int64_t watermark_ms)
@@ -190,6 +253,10 @@ static const struct eddy_param mf_keys[] = {
     {.key = "weight.purchase", .type = PARAM_FLOAT, .def = "4.0",
      .off = MF(weight[CLICK_PURCHASE]), .min = 0, .max = INFINITY,
      .help = "Confidence weight of a PURCHASE event"},
+    {.key = "ttl.ms", .type = PARAM_INT64, .def = "0", .off = MF(ttl_ms), .min = 0,
+     .max = INFINITY,
+     .help = "Users without a click for this long in event time expire (vector and seen "
+             "set), in ms (0: never)"},
 };
 
 /* Users before items: `eddy state` lists them in this order. */
@@ -205,6 +272,7 @@ const struct eddy_operator eddy_op_embeddings = {
     .create = mf_create,
     .process = mf_process,
     .flush = mf_flush,
+    .checkpoint = mf_checkpoint,
     .destroy = mf_destroy,
     .clock = EV_CLICK,
     .inputs = EVENT_BIT(EV_CLICK),

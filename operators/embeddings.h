@@ -18,6 +18,7 @@ struct mf_params {
     int negatives;
     float init_scale;              /* std-dev-like scale of initial vectors */
     float weight[CLICK_TYPE_COUNT]; /* confidence per event type */
+    int64_t ttl_ms;                /* users without a click this long expire; 0: never */
 };
 
 extern const struct eddy_operator eddy_op_embeddings;

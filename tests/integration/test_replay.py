@@ -59,10 +59,11 @@ def outputs(workdir, name):
             records(os.path.join(out, "decisions.avro")), export, files)
 
 
-# The second: the count-min gate and a TTL short enough (1 s of this log's
-# event time) that sweeps delete histories and lists all along.
+# The second: the count-min gate and TTLs short enough (1 s and 2 s of this
+# log's event time) that sweeps delete histories, lists and users all along.
 @pytest.mark.parametrize("cooccur", [{}, {"EDDY_COOCCUR_MIN_COUNT": "3",
-                                          "EDDY_COOCCUR_TTL_MS": "1000"}],
+                                          "EDDY_COOCCUR_TTL_MS": "1000",
+                                          "EDDY_EMBEDDINGS_TTL_MS": "2000"}],
                          ids=["defaults", "gate-and-ttl"])
 def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir, cooccur):
     env = {**os.environ, **cooccur}

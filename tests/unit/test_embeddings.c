@@ -146,6 +146,56 @@ static void test_deterministic(void **state)
     state_close(b);
 }
 
+#define HOUR 3600000LL
+
+static void commit_checkpointed(struct fx *f, struct eddy_state *st, void *op)
+{
+    eddy_op_embeddings.checkpoint(op);
+    if (state_commit(st, f->err, sizeof f->err))
+        fail_msg("commit: %s", f->err);
+}
+
+/* ttl 10 h: when the clock crosses a multiple of 2.5 h, users whose last
+ * click is before that multiple minus 10 h are deleted, and one who comes
+ * back starts anew. The clock goes with the commit: after a reopen the
+ * operator sweeps where one that ran on would. */
+static void test_ttl(void **state)
+{
+    struct fx *f = *state;
+    struct mf_params p = params(0);
+    p.ttl_ms = 10 * HOUR;
+    struct eddy_state *st = open_sub(f, "a");
+    void *op = op_new(st, &p);
+    click(op, "u1", "i1", CLICK_CLICK, 1 * HOUR);
+    click(op, "u2", "i2", CLICK_CLICK, 4 * HOUR);
+    click(op, "u3", "i1", CLICK_CLICK, 12 * HOUR); /* sweep at 10 h: cutoff 0 */
+    assert_non_null(user_get(st, 0, S("u1"), false));
+    click(op, "u3", "i2", CLICK_CLICK, 13 * HOUR); /* at 12.5 h: cutoff 2.5 h */
+    assert_null(user_get(st, 0, S("u1"), false));
+    assert_non_null(user_get(st, 0, S("u2"), false));
+    click(op, "u1", "i2", CLICK_CLICK, 13 * HOUR + 1);
+    struct user_state *u1 = user_get(st, 0, S("u1"), false);
+    assert_non_null(u1);
+    assert_int_equal(u1->n_events, 1);
+    assert_int_equal(u1->n_seen, 1);
+    commit_checkpointed(f, st, op);
+    eddy_op_embeddings.destroy(op);
+    state_close(st);
+
+    st = open_sub(f, "a");
+    op = op_new(st, &p);
+    click(op, "u3", "i1", CLICK_CLICK, 15 * HOUR + 1); /* at 15 h: cutoff 5 h */
+    assert_null(user_get(st, 0, S("u2"), false));
+    assert_non_null(user_get(st, 0, S("u1"), false));
+    commit_checkpointed(f, st, op);
+    eddy_op_embeddings.destroy(op);
+    state_close(st);
+    st = open_sub(f, "a");
+    assert_null(user_get(st, 0, S("u2"), false));
+    assert_non_null(user_get(st, 0, S("u3"), false));
+    state_close(st);
+}
+
 static double dotd(const float *a, const float *b)
 {
     double s = 0;
@@ -289,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_weight_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_negatives_move_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
