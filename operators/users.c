@@ -166,7 +166,7 @@ const struct state_codec items_store = {
 /* First index whose row is >= row. Branch-free: a refresh asks about a
  * few hundred candidates, and a mispredicted branch per halving cost more
  * than the halving. */
-static uint32_t seen_lower_bound(const struct user_state *u, uint32_t row)
+static inline uint32_t seen_lower_bound(const struct user_state *u, uint32_t row)
 {
     const uint32_t *base = u->seen;
     uint32_t n = u->n_seen;
