@@ -44,6 +44,19 @@ struct replay {
     double last_progress;
 };
 
+/* What the state holds in memory at the end, against its budget. */
+static void print_state_memory(struct replay *r)
+{
+    struct state_stats s;
+    char budget[32] = "no budget";
+    state_stats(r->st, &s);
+    if (r->cfg->cache_bytes)
+        snprintf(budget, sizeof budget, "budget %.0f MiB", (double)r->cfg->cache_bytes / 1048576);
+    printf("replay: state cache %" PRIu64 " values, %.1f MiB (%s), %" PRIu64
+           " evictions; %" PRIu64 " dense rows beside it\n",
+           s.cached, (double)s.cache_bytes / 1048576, budget, s.cache_evictions, s.rows);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -487,6 +500,7 @@ int replay_run(const struct eddy_config *cfg, const struct replay_options *o)
         if (d->rejected)
             printf("replay: %" PRIu64 " records rejected by operators (see the log)\n",
                    d->rejected);
+        print_state_memory(&r);
     }
     if (!rc && r.bt)
         rc = write_report(&r, wall, err, sizeof err);
