@@ -58,6 +58,17 @@ void auction_log_free(struct auction_log *l);
 int backtest_protocol(struct backtest *b, const char *fractions, const struct auction_log *eval,
                       const struct auction_log *tune, char *err, size_t errlen);
 
+/* With a tuning log: before the evaluated log, the fan-out campaigns are
+ * trained on it. Call after the chain processed ev (expanded): on the
+ * protocol campaign's CampaignBudget, while no fan-out campaign has seen an
+ * auction (a fresh state; a resumed one trained already), every auction of
+ * the tuning log and its click go through ops for each fan-out campaign,
+ * moved back in event time by whole periods so that they end before the
+ * evaluated log. Their decisions are not booked; each training episode's
+ * clicks and spend are, for the learning curve. */
+struct op_chain;
+void backtest_pretrain(struct backtest *b, struct op_chain *ops, const struct eddy_event *ev);
+
 /* The events the chain runs for ev: ev itself, or its fan-out under the
  * protocol. Valid until the next call. */
 size_t backtest_expand(struct backtest *b, const struct eddy_event *ev,
