@@ -45,6 +45,10 @@ static const struct bid_params default_params = {
     .gamma = 0.9,
     .epsilon = 0.0,
     .overspend_penalty = 2.0,
+    .explore_cap = 100.0,
+    .half_life = 10.0,
+    .pacing = PACING_EVEN,
+    .reward = REWARD_CLICKS,
     .seed = 42,
 };
 
@@ -160,7 +164,7 @@ static struct campaign_state *campaign(struct fx *f, const char *id)
 {
     struct campaign_state *c = state_get(store(f), eddy_str_c(id), false);
     assert_non_null(c);
-    assert_int_equal(c->n_q, f->p.slots * f->p.buckets * f->p.n_actions);
+    assert_int_equal(c->n_q, f->p.slots * f->p.buckets * 9 * f->p.n_actions);
     return c;
 }
 
@@ -289,14 +293,17 @@ static void test_flush_advances_idle_campaign(void **s)
 }
 
 /* The Q-updates of a hand-made run, against hand computation. Params: 4
- * slots, 2 buckets, actions {1.0, 0.5}, alpha 0.5, gamma 0.9, penalty 2;
- * budget 10000, period 4000, base bid 1000. Q index = state * 2 + action,
- * state = slot * 2 + bucket. */
+ * slots, 2 buckets, actions {1.0, 0.5}, alpha 0.5, gamma 0.9, penalty 2,
+ * even pacing; budget 10000, period 4000, base bid 1000. Q index = state * 2
+ * + action, state = (slot * 2 + bucket) * 9 + 3 * pace + cpm, where pace and
+ * cpm are the last slot's spend against its plan and its CPM against the
+ * market's (0 below, 1 on, 2 above; 4 = on plan before any slot closed). */
 static void test_q_update(void **s)
 {
     struct fx *f = *s;
     configure(f, "c", 10000, 4000, 1000);
-    ad(f, "c", AD_IMPRESSION, 0); /* slot 0, full budget: bucket 1, state 1 */
+    ad(f, "c", AD_IMPRESSION, 0); /* slot 0, full budget: bucket 1, state 13 */
+    assert_int_equal(campaign(f, "c")->l.q_state, 13);
     for (int t = 100; t <= 300; t += 100)
         auction(f, "c", t, 1.0, 1000); /* bid 1000 >= 1000: won, pacing is 1 */
     ad(f, "c", AD_CLICK, 400);
@@ -304,46 +311,54 @@ static void test_q_update(void **s)
     assert_int_equal(c->l.spent_micros, 3000);
     assert_int_equal(c->l.slot_clicks, 1);
 
-    /* Close slot 0: r = 1 - 2 * (3000 - 2500) / 10000 * 4 = 0.6; next state
-     * 3 (slot 1, 7000 left: bucket 1) has Q 0: Q[1,0] = 0.5 * 0.6. The click
-     * at 1500 goes to slot 1: the latest auction was won. */
+    /* Close slot 0: r = 1 - 2 * (3000 - 2500) / 10000 * 4 = 0.6; 3000 spent
+     * against a slot plan of 2500 is on plan (below 1.25 x), at the market's
+     * CPM: next state 31 (slot 1, 7000 left: bucket 1, market 4) has Q 0:
+     * Q[13,0] = 0.5 * 0.6. The click at 1500 goes to slot 1: the latest
+     * auction was won. */
     ad(f, "c", AD_CLICK, 1500);
-    assert_float_equal(c->q[1 * 2 + 0], 0.3, 1e-12);
-    assert_int_equal(c->l.q_state, 3);
+    assert_float_equal(c->q[13 * 2 + 0], 0.3, 1e-12);
+    assert_int_equal(c->l.q_state, 31);
     assert_float_equal(f->dec[1].d.pacing_rate, 0.7 / 0.75, 1e-12);
     assert_int_equal(f->dec[1].d.spent_micros, 3000);
     assert_int_equal(f->dec[1].d.remaining_micros, 7000);
 
-    /* Close slot 1: r = 1 (under plan); Q[3,0] = 0.5 * 1. */
+    /* Close slot 1: r = 1 (under plan); Q[31,0] = 0.5 * 1. Nothing was
+     * spent in it: under its plan, so the market state is 1 from now on. */
     ad(f, "c", AD_IMPRESSION, 2000);
-    assert_float_equal(c->q[3 * 2 + 0], 0.5, 1e-12);
+    assert_float_equal(c->q[31 * 2 + 0], 0.5, 1e-12);
+    assert_int_equal(c->l.q_state, (2 * 2 + 1) * 9 + 1);
 
     /* Slots 2 and 3 close with r = 0 (slot 3 terminal); the new period
-     * resets spend and starts in state 1 again, where action 0 is best. */
+     * resets spend and starts in state 10 (slot 0, bucket 1, market 1). */
     ad(f, "c", AD_IMPRESSION, 4000);
     assert_int_equal(c->l.spent_micros, 0);
-    assert_int_equal(c->l.q_state, 1);
+    assert_int_equal(c->l.q_state, 10);
     assert_int_equal(c->l.action, 0);
 
-    /* Close it with r = 0: bootstraps from max Q[3,.] = 0.5:
-     * Q[1,0] = 0.3 + 0.5 * (0.9 * 0.5 - 0.3) = 0.375. */
+    /* Close it with r = 0: bootstraps from max Q[28,.] (slot 1, bucket 1,
+     * market 1), set here to 0.5: Q[10,0] = 0.5 * (0.9 * 0.5) = 0.225. */
+    c->q[28 * 2 + 0] = 0.5;
     ad(f, "c", AD_IMPRESSION, 5000);
-    assert_float_equal(c->q[1 * 2 + 0], 0.375, 1e-12);
+    assert_float_equal(c->q[10 * 2 + 0], 0.225, 1e-12);
+    assert_int_equal(c->l.q_state, 28);
 
     /* Six wins in slot 1: 6000 spent against a plan of 5000, r = -2 * 0.4,
-     * next state 4 (4000 left: bucket 0), untrained:
-     * Q[3,0] = 0.5 + 0.5 * (-0.8 - 0.5) = -0.15. */
+     * next state (2 * 2 + 0) * 9 + 7 = 43 (4000 left: bucket 0; over its
+     * slot plan of 3333), untrained: Q[28,0] = 0.5 + 0.5 * (-0.8 - 0.5). */
     for (int t = 5100; t <= 5600; t += 100)
         auction(f, "c", t, 1.0, 1000);
     ad(f, "c", AD_IMPRESSION, 6000);
-    assert_float_equal(c->q[3 * 2 + 0], -0.15, 1e-12);
+    assert_float_equal(c->q[28 * 2 + 0], -0.15, 1e-12);
+    assert_int_equal(c->l.q_state, 43);
 
-    /* Next period, slot 1 (state 3): action 1 is now the greedy one. */
+    /* Next period, slot 1 (state 28 again): action 1 is now the greedy one;
+     * closing slot 0 (state 10) bootstrapped from max(-0.15, 0) = 0. */
     ad(f, "c", AD_IMPRESSION, 9000);
-    assert_int_equal(c->l.q_state, 3);
+    assert_int_equal(c->l.q_state, 28);
     assert_int_equal(c->l.action, 1);
     assert_true(f->dec[f->n_dec - 1].d.bid_multiplier == 0.5);
-    assert_float_equal(c->q[1 * 2 + 0], 0.1875, 1e-12);
+    assert_float_equal(c->q[10 * 2 + 0], 0.1125, 1e-12);
 }
 
 /* Exhaustion: once less than the mean market price so far is left, a
@@ -672,7 +687,10 @@ static void test_ledger_readable(void **state)
         "\"wins\":0,\"clicks\":0,\"impressions\":0,\"conversions\":0,"
         "\"reported_cost_micros\":0,\"priced_auctions\":2,\"price_sum_micros\":0,"
         "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,"
-        "\"pacing_rate\":\"NaN\",\"decisions\":0}");
+        "\"pacing_rate\":\"NaN\",\"decisions\":0,\"plan_multiplier\":0.0,"
+        "\"market_state\":0,\"slot_auctions\":0,\"slot_price_sum_micros\":0,"
+        "\"slot_plan_micros\":0.0,\"slot_cost_per_auction\":0.0,"
+        "\"period_expected_micros\":0.0,\"auctions_per_slot\":0.0,\"slot_value\":0.0}");
     l.period_start_ms = 0;
     json_decref(doc);
     doc = budget_ledger_json(json_object(), &l, LEDGER_READABLE);
