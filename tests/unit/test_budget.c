@@ -431,6 +431,149 @@ static void test_never_overspends(void **s)
     assert_true(spent_decisions > 0); /* the budgets did run out */
 }
 
+/* Market pacing, 24 slots, actions far from the plan and exploring, so the
+ * no-overspend and cap checks see every action. */
+static struct bid_params market_params(void)
+{
+    struct bid_params p = default_params;
+    p.slots = 24;
+    p.buckets = 4;
+    p.n_actions = 3;
+    p.multipliers[0] = 0.25, p.multipliers[1] = 1.0, p.multipliers[2] = 4.0;
+    p.explore_cap = 4.0;
+    p.epsilon = 0.3;
+    p.alpha = 0.1;
+    p.pacing = PACING_MARKET;
+    return p;
+}
+
+/* The no-overspend guarantee under market pacing and its action space:
+ * multipliers up to 16x the plan, explored, never spend past a budget. */
+static void test_market_never_overspends(void **s)
+{
+    (void)s;
+    struct bid_params p = market_params();
+    struct fx *f = fx_new(&p);
+    configure(f, "a", 100000, 24000, 60000);
+    configure(f, "b", 250000, 24000, 50000);
+    stream(f, 17, 0, 20000);
+    assert_true(campaign(f, "a")->l.wins + campaign(f, "b")->l.wins > 100);
+    for (size_t i = 0; i < f->n_dec; i++)
+        assert_true(f->dec[i].d.remaining_micros >= 0);
+    fx_free(f);
+}
+
+/* One period of 24 slots x 40 auctions from t0: pCTR in [0.001, 0.011),
+ * price uniform in [0, 2 x mean) (mean 50000), times `jump` from the
+ * middle of the period on. Returns the spend at the period's end. */
+static int64_t generated_period(struct fx *f, uint64_t seed, int64_t t0, double jump)
+{
+    for (int i = 0; i < 24 * 40; i++) {
+        uint64_t h = mix(seed ^ mix((uint64_t)(t0 + i)));
+        double pctr = 0.001 + 0.01 * unit(h);
+        double price = 100000 * unit(mix(h)) * (i >= 12 * 40 ? jump : 1.0);
+        auction(f, "c", t0 + i * 25, pctr, (int64_t)price);
+        assert_true(campaign(f, "c")->l.spent_micros <= campaign(f, "c")->l.budget_micros);
+    }
+    return campaign(f, "c")->l.spent_micros;
+}
+
+/* The spend at the open of `slot` in the last period decided. */
+static int64_t spent_at_slot(const struct fx *f, int32_t slot)
+{
+    for (size_t i = f->n_dec; i-- > 0;)
+        if (f->dec[i].d.slot == slot && f->dec[i].d.pacing_rate > 0)
+            return f->dec[i].d.spent_micros;
+    return -1;
+}
+
+/* Five periods teach the market; then prices double (or halve) halfway
+ * through a period. The base bid is 5 times too low, so bidding it as it
+ * is (even pacing) spends a fifth of the budget: the multiplier must come
+ * from the market. The plan re-paces on what is left: half the budget by
+ * the jump, the budget lasting to the last slots after it, and the period
+ * spends within 5% of its budget, never more. */
+static void run_price_jump(double jump)
+{
+    struct bid_params p = market_params();
+    p.multipliers[0] = 0.9, p.multipliers[1] = 1.0, p.multipliers[2] = 1.1;
+    p.explore_cap = 1.1;
+    p.epsilon = 0.05;
+    struct fx *f = fx_new(&p);
+    int64_t budget = 24 * 40 * 50000 / 8; /* c0 = 1/8 */
+    configure(f, "c", budget, 24000, 2000000); /* pCTR 0.005 bids 10000 at multiplier 1 */
+    for (int k = 0; k < 5; k++)
+        generated_period(f, 1, k * 24000, 1.0);
+    int64_t spent = generated_period(f, 2, 5 * 24000, jump);
+    assert_true(spent <= budget);
+    assert_true(spent >= budget * 0.95);
+    int64_t at_jump = spent_at_slot(f, 12), late = spent_at_slot(f, 22);
+    assert_true(at_jump >= budget * 0.4 && at_jump <= budget * 0.6);
+    assert_true(late > 0 && late < budget); /* still bidding in slot 22 */
+    fx_free(f);
+}
+
+static void test_repaces_after_price_jump_up(void **s)
+{
+    (void)s;
+    run_price_jump(2.0);
+}
+
+static void test_repaces_after_price_jump_down(void **s)
+{
+    (void)s;
+    run_price_jump(0.5);
+}
+
+/* However far the actions are from the plan, a decision stays within
+ * [plan / cap, plan x cap]. */
+static void test_explore_cap(void **s)
+{
+    (void)s;
+    struct bid_params p = market_params();
+    p.epsilon = 1.0;
+    p.explore_cap = 1.5;
+    struct fx *f = fx_new(&p);
+    configure(f, "c", 1000000, 24000, 10000000);
+    generated_period(f, 3, 0, 1.0);
+    generated_period(f, 4, 24000, 1.0);
+    const struct campaign_ledger *l = &campaign(f, "c")->l;
+    assert_true(l->plan_multiplier != 1.0); /* the market made the plan */
+    double ratio = l->bid_multiplier / l->plan_multiplier;
+    assert_true(ratio >= 1 / 1.5 - 1e-12 && ratio <= 1.5 + 1e-12);
+    bool low = false, high = false;
+    for (size_t i = 0; i < f->n_dec; i++) {
+        low |= f->dec[i].d.bid_multiplier < 0.99 * l->plan_multiplier;
+        high |= f->dec[i].d.bid_multiplier > 1.01 * l->plan_multiplier;
+    }
+    assert_true(low && high); /* it explored both ways */
+    fx_free(f);
+}
+
+/* reward = value: a slot's reward is the conversion value of won auctions,
+ * not the clicks. */
+static void test_reward_value(void **s)
+{
+    (void)s;
+    struct bid_params p = default_params;
+    p.reward = REWARD_VALUE;
+    p.overspend_penalty = 0;
+    struct fx *f = fx_new(&p);
+    configure(f, "c", 10000, 4000, 1000);
+    auction(f, "c", 0, 1.0, 500); /* won */
+    ad(f, "c", AD_CLICK, 10);
+    struct eddy_event ev = {.kind = EV_AD};
+    ev.u.ad = (struct ad_event){.campaign_id = eddy_str_c("c"), .type = AD_CONVERSION,
+                                .timestamp_ms = 20, .has_value = true, .value = 7.5};
+    eddy_op_budget.process(f->op, &ev);
+    struct campaign_state *c = campaign(f, "c");
+    int64_t s0 = c->l.q_state;
+    ad(f, "c", AD_IMPRESSION, 1000); /* closes slot 0: Q = 0.5 * 7.5 */
+    assert_float_equal(c->q[s0 * 2 + c->l.action], 3.75, 1e-12);
+    assert_float_equal(c->l.conversion_value, 7.5, 1e-12);
+    fx_free(f);
+}
+
 static struct bid_params exploring_params(void)
 {
     struct bid_params p = default_params;
@@ -710,6 +853,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pacing_zero_once_spent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spent_means_below_a_typical_price, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_overspends, setup, teardown),
+        cmocka_unit_test(test_market_never_overspends),
+        cmocka_unit_test(test_repaces_after_price_jump_up),
+        cmocka_unit_test(test_repaces_after_price_jump_down),
+        cmocka_unit_test(test_explore_cap),
+        cmocka_unit_test(test_reward_value),
         cmocka_unit_test(test_untrained_bids_the_base_bid),
         cmocka_unit_test(test_explores),
         cmocka_unit_test(test_deterministic),
