@@ -311,8 +311,6 @@ int backtest_protocol(struct backtest *b, const char *fractions, const struct au
     b->campaign = xstrndup(eval->campaign, strlen(eval->campaign));
     b->period_ms = eval->period_ms;
     b->shown_period = eval->a[0].t_ms / eval->period_ms + (int64_t)(n_ep ? eval->n / n_ep / 2 : 0);
-    if (tune)
-        keep_tuning_log(b, eval, tune);
     for (size_t i = 0; i < b->n_f; i++) {
         struct fraction *f = &b->f[i];
         if (asprintf(&f->id, "%s@%s", eval->campaign, f->label) < 0)
@@ -328,6 +326,8 @@ int backtest_protocol(struct backtest *b, const char *fractions, const struct au
         oracle_simulate(eval->a, eval->n, n_ep, f->budget_micros, b->o.slots, &f->oracle);
         bid_result_init(&f->eddy, n_ep, f->budget_micros, mean_price, b->o.slots);
     }
+    if (tune)
+        keep_tuning_log(b, eval, tune);
     return 0;
 }
 
