@@ -41,6 +41,7 @@ struct fraction {
     struct report_training train;    /* the pre-training's episodes */
     struct report_episode shown;     /* the representative evaluated episode */
     uint64_t wins_before;            /* during the pre-training */
+    int64_t period;                  /* of eddy's latest auction; its episodes are periods */
 };
 
 struct backtest {
@@ -422,6 +423,10 @@ static void after_ad(struct backtest *b, const struct ad_event *ev)
     const struct campaign_ledger *l = ledger_of(b, ev->campaign_id);
     if (ev->type == AD_AUCTION) {
         c->r.auctions++;
+        if (f && b->period_ms && ev->timestamp_ms / b->period_ms != f->period) {
+            bid_result_end_episode(&f->eddy);
+            f->period = ev->timestamp_ms / b->period_ms;
+        }
         if (f)
             bid_result_auction(&f->eddy, ev->timestamp_ms);
         if (l && (uint64_t)l->wins > c->wins_before) {
