@@ -71,6 +71,7 @@ def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir):
         assert r.returncode == 0, r.stderr
     a, b = outputs(workdir, "a"), outputs(workdir, "b")
     assert a[0] and a[1], "the log must give recommendations and decisions"
+    controller_state(a[2])  # compared below with everything else in the export
     assert a == b
 
     # Kill a third replay part-way (after some checkpoints), then resume it.
@@ -90,6 +91,54 @@ def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir):
     assert r.returncode == 0, r.stderr
     assert "resuming the replay after event" in r.stderr, r.stderr
     assert outputs(workdir, "c") == a, f"killed after {time.monotonic() - start:.1f} s"
+
+
+def controller_state(export):
+    """The budget controller's state in a state export: every campaign's
+    ledger, market histogram and Q-table."""
+    campaigns = [json.loads(line) for line in export.splitlines() if '"kind":"campaign"' in line]
+    assert campaigns, "the export must hold the campaigns"
+    for c in campaigns:
+        assert {"plan_multiplier", "market_state", "auctions_per_slot",
+                "market_auctions", "market_cost_micros", "market_total", "q"} <= c.keys(), c
+    return campaigns
+
+
+def test_pretrained_protocol_is_deterministic_across_a_sigkill(workdir):
+    """The protocol with --tune-on pre-trains the controller inside the first
+    event; two runs and a killed-and-resumed one leave the same outputs and
+    the same controller state (ledgers, market histograms, Q-tables)."""
+    tune, log = os.path.join(workdir, "tune"), os.path.join(workdir, "log")
+    one = ["--events", 40000, "--campaigns", 1, "--ad-fraction", 0.5, "--period-ms", 2000]
+    eddy("gen", "--out", tune, *one, "--seed", 4)
+    eddy("gen", "--out", log, *one, "--seed", 5)
+    extra = ["--budget-fractions", "1/8,1/2", "--tune-on", tune]
+    took = {}
+    for name in ("a", "b"):
+        start = time.monotonic()
+        r = subprocess.run(replay_cmd(workdir, name, log, *extra), capture_output=True,
+                           text=True, timeout=600)
+        took[name] = time.monotonic() - start
+        assert r.returncode == 0, r.stderr
+        assert "no episode overspent" in r.stdout, r.stdout
+    a, b = outputs(workdir, "a"), outputs(workdir, "b")
+    assert a == b
+    trained = controller_state(a[2])
+    assert all(c["market_total"] > 0 and any(c["q"]) for c in trained), trained
+
+    p = subprocess.Popen(replay_cmd(workdir, "c", log, *extra), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    state = os.path.join(workdir, "c", "state")
+    while not os.path.exists(os.path.join(state, "CURRENT")) and p.poll() is None:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.2, 0.6) * min(took.values()))
+    p.send_signal(signal.SIGKILL)
+    assert p.wait() == -signal.SIGKILL, "the replay ended before the kill: make the log longer"
+    r = subprocess.run(replay_cmd(workdir, "c", log, *extra), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resuming the replay after event" in r.stderr, r.stderr
+    assert outputs(workdir, "c") == a
 
 
 def test_replay_report(workdir):
@@ -172,6 +221,10 @@ def test_ipinyou_protocol(workdir):
             assert res["auctions"] > 0, (f["label"], policy)
             assert res["max_overspend_micros"] <= 0, (f["label"], policy)
         assert f["oracle"]["clicks"] >= f["lin"]["clicks"], f
+        # README: the controller, pre-trained on train.txt, matches or beats Lin.
+        assert f["eddy"]["clicks"] >= f["lin"]["clicks"], f
+        assert len(f["training"]["clicks"]) == 100 and f["episode"]["spent_micros"], f
+    assert sum(f["eddy"]["clicks"] for f in rep["fractions"]) >= 142
 
 
 def kafka_replay(broker, workdir, name, *bounds):
