@@ -125,6 +125,11 @@ void bid_result_click(struct bid_result *r)
     r->clicks++;
 }
 
+void bid_result_value(struct bid_result *r, double value)
+{
+    r->value += value;
+}
+
 void bid_result_finish(struct bid_result *r)
 {
     if (r->in_episode > 0)

@@ -41,6 +41,7 @@ struct auction {
 
 struct bid_result {
     uint64_t auctions, wins, clicks;
+    double value;                    /* conversion value (AdEvent.value) of won auctions */
     int64_t spend_micros;
     int64_t budget_micros;           /* summed over the episodes */
     uint64_t episodes;
@@ -86,6 +87,8 @@ void bid_result_book(struct bid_result *r, int64_t price_micros);
 void bid_result_end_episode(struct bid_result *r);
 /* The logged click of the auction booked last. */
 void bid_result_click(struct bid_result *r);
+/* A conversion of the auction booked last, worth value. */
+void bid_result_value(struct bid_result *r, double value);
 /* Closes the last (possibly partial) episode. lin_simulate() and
  * oracle_simulate() call it themselves. */
 void bid_result_finish(struct bid_result *r);

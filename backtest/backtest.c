@@ -441,6 +441,10 @@ static void after_ad(struct backtest *b, const struct ad_event *ev)
         c->r.clicks++;
         if (f)
             bid_result_click(&f->eddy);
+    } else if (ev->type == AD_CONVERSION && ev->has_value && l && l->last_auction_won) {
+        bid_result_value(&c->r, ev->value);
+        if (f)
+            bid_result_value(&f->eddy, ev->value);
     }
 }
 
@@ -524,23 +528,38 @@ void backtest_decision(struct backtest *b, const struct budget_decision *d)
 
 /* ---- the report ---------------------------------------------------------- */
 
+/* The conversion value column shows only when the log has conversion values. */
+static bool any_value(const struct backtest *b)
+{
+    for (const struct camp *c = b->camps; c; c = c->hh.next)
+        if (c->r.value != 0)
+            return true;
+    return false;
+}
+
 static void print_campaigns(struct backtest *b)
 {
     if (!b->camps)
         return;
+    bool value = any_value(b);
     printf("\nbidding, the budget operator, per campaign (money in currency units)\n");
-    printf("  %-14s %9s %7s %7s %10s %7s %8s  %s\n", "campaign", "auctions", "win", "clicks",
-           "spend", "used", "eCPC", "first ran out");
+    printf("  %-14s %9s %7s %7s %10s %7s %8s  %-*s%s\n", "campaign", "auctions", "win",
+           "clicks", "spend", "used", "eCPC", value ? 19 : 0, "first ran out",
+           value ? "  conversion value" : "");
     for (struct camp *c = b->camps; c; c = c->hh.next) {
         const struct bid_result *r = &c->r;
         char ran_out[32] = "never";
         if (r->first_exhausted_ms >= 0)
             fmt_utc(ran_out, sizeof ran_out, r->first_exhausted_ms, "%Y-%m-%d %H:%M:%S");
-        printf("  %-14s %9" PRIu64 " %6.1f%% %7" PRIu64 " %10.2f %6.1f%% %8.2f  %s\n", c->id,
+        printf("  %-14s %9" PRIu64 " %6.1f%% %7" PRIu64 " %10.2f %6.1f%% %8.2f  %-*s", c->id,
                r->auctions, r->auctions ? 100.0 * (double)r->wins / (double)r->auctions : 0.0,
                r->clicks, (double)r->spend_micros / 1e6,
                r->budget_micros ? 100.0 * (double)r->spend_micros / (double)r->budget_micros : 0.0,
-               r->clicks ? (double)r->spend_micros / 1e6 / (double)r->clicks : 0.0, ran_out);
+               r->clicks ? (double)r->spend_micros / 1e6 / (double)r->clicks : 0.0,
+               value ? 19 : 0, ran_out);
+        if (value)
+            printf("  %16.2f", r->value);
+        printf("\n");
     }
 }
 

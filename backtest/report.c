@@ -197,6 +197,7 @@ static json_t *bid_json(struct jb *b, const struct bid_result *r, const char *id
     put(b, o, "auctions", juint(r->auctions));
     put(b, o, "wins", juint(r->wins));
     put(b, o, "clicks", juint(r->clicks));
+    put(b, o, "conversion_value", jreal(r->value));
     put(b, o, "spend_micros", jint(r->spend_micros));
     put(b, o, "budget_micros", jint(r->budget_micros));
     put(b, o, "episodes", juint(r->episodes));
@@ -854,7 +855,7 @@ static int campaign_section(FILE *f, const struct report *r)
     fprintf(f, "<table>\n<tr><th class=\"l\">campaign</th><th>auctions</th><th>wins</th>"
                "<th>win rate</th><th>clicks</th><th>spend</th><th>budget</th>"
                "<th>budget used</th><th>eCPC</th><th>first ran out</th>"
-               "<th>max overspend</th></tr>\n");
+               "<th>max overspend</th><th>conversion value</th></tr>\n");
     for (size_t i = 0; i < nc; i++) {
         const struct report_campaign *c = &r->campaigns[i];
         const struct bid_result *b = &c->eddy;
@@ -877,7 +878,7 @@ static int campaign_section(FILE *f, const struct report *r)
         ran_out(f, b->first_exhausted_ms);
         fprintf(f, "</td><td>");
         money(f, b->max_overspend_micros);
-        fprintf(f, "</td></tr>\n");
+        fprintf(f, "</td><td>%.2f</td></tr>\n", fin(b->value));
     }
     fprintf(f, "</table>\n<p>Money in currency units (micros / 10<sup>6</sup>).</p>\n");
 
