@@ -6,7 +6,10 @@
  *   - HR@K over time (per prequential window), eddy against popularity and
  *     item-kNN, and the three models by the users' history;
  *   - cumulative spend against the even plan, per campaign;
- *   - clicks against the budget fraction c0, for eddy, Lin and the oracle.
+ *   - clicks against the budget fraction c0, for eddy, Lin and the oracle;
+ *   - per c0, one evaluated episode of eddy's: spend against the even plan
+ *     and its bid multiplier against the market plan, slot by slot; and the
+ *     learning curve of its pre-training on the tuning log.
  * A section without data (no click events, no auctions, no fractions) says
  * so in a sentence instead of showing an empty chart.
  *
