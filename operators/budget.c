@@ -2,10 +2,11 @@
  * tabular Q-learning.
  *
  * The model and every rule below are written down in docs/budget.md; this
- * file follows it. All a campaign's state lives in its ledger and Q-table in
- * the state's campaigns store, whose value layout, encoding and JSON are
- * defined here; the operator itself holds only its parameters, and a
- * restart from committed state continues exactly where it left off. */
+ * file follows it. All a campaign's state lives in its ledger, market
+ * histogram and Q-table in the state's campaigns store, whose value layout,
+ * encoding and JSON are defined here; the operator itself holds only its
+ * parameters, and a restart from committed state continues exactly where it
+ * left off. */
 #include "operators/budget.h"
 
 #include <math.h>
