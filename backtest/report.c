@@ -573,12 +573,13 @@ static void svg_line_chart(FILE *f, const char *title, enum svg_xkind xk, const 
     esc(f, title);
     fprintf(f, "</text>\n");
 
-    /* legend, top right */
-    double lx = PR - 110.0 * (double)ns;
+    /* legend, top right; items narrower when many, so all fit */
+    double item = ns ? fmin(110.0, (PR - PL - 200.0) / (double)ns) : 110.0;
+    double lx = PR - item * (double)ns;
     if (lx < PL + 200.0)
         lx = PL + 200.0;
     for (size_t k = 0; k < ns; k++) {
-        double bx = lx + 110.0 * (double)k;
+        double bx = lx + item * (double)k;
         fprintf(f,
                 "<line x1=\"%.1f\" y1=\"14\" x2=\"%.1f\" y2=\"14\" stroke=\"%s\" "
                 "stroke-width=\"2.5\"%s/>",
@@ -1035,11 +1036,10 @@ static int learning_charts(FILE *f, const struct report *r)
         ser[k] = (struct svg_series){r->fractions[k].label, colors[k], clicks, false};
         ser[ns + k] = (struct svg_series){r->fractions[k].label, colors[k], used, false};
     }
-    fprintf(f, "<h3>Learning curve (pre-training on the tuning log)</h3>\n");
-    svg_line_chart(f, "clicks per training episode (mean of the last 10)", SVG_X_CATEGORY,
-                   NULL, labels, n, ser, ns);
-    svg_line_chart(f, "budget used per training episode (mean of the last 10)",
-                   SVG_X_CATEGORY, NULL, labels, n, ser + ns, ns);
+    fprintf(f, "<h3>Learning curve (pre-training on the tuning log)</h3>\n<p>Per training "
+               "episode, each point the mean of the last 10 episodes.</p>\n");
+    svg_line_chart(f, "clicks per episode", SVG_X_CATEGORY, NULL, labels, n, ser, ns);
+    svg_line_chart(f, "budget used per episode", SVG_X_CATEGORY, NULL, labels, n, ser + ns, ns);
     free(y), free(labels), free(names), free(ser);
     return 0;
 }
