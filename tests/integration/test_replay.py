@@ -141,6 +141,49 @@ def test_pretrained_protocol_is_deterministic_across_a_sigkill(workdir):
     assert outputs(workdir, "c") == a
 
 
+def write_log(path, name, recs):
+    with open(os.path.join(ROOT, "schemas", name + ".avsc")) as f:
+        sch = avro.schema.parse(f.read())
+    with avro.datafile.DataFileWriter(open(path, "wb"), avro.io.DatumWriter(), sch) as w:
+        for rec in recs:
+            w.append(rec)
+
+
+def test_report_shows_conversion_value(workdir):
+    """Conversions with AdEvent.value after won auctions: the report gives
+    the campaign's conversion value next to its clicks, and reward = value
+    trains on it."""
+    log = os.path.join(workdir, "log")
+    os.makedirs(log)
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    write_log(os.path.join(log, "campaigns.avro"), "CampaignBudget",
+              [{"campaign_id": "v", "budget_micros": 10**9, "period_ms": 24000,
+                "base_bid_micros": 10000}])
+    ads = []
+    for i in range(200):
+        ads.append({"campaign_id": "v", "event_type": "AUCTION", "timestamp": t0 + datetime.timedelta(milliseconds=100 * i),
+                    "pctr": 0.5, "market_price_micros": 1000})
+        if i % 4 == 0:
+            ads.append({"campaign_id": "v", "event_type": "CONVERSION",
+                        "timestamp": t0 + datetime.timedelta(milliseconds=100 * i),
+                        "value": 2.5})
+    write_log(os.path.join(log, "ad-events.avro"), "AdEvent", ads)
+    out = os.path.join(workdir, "out")
+    env = dict(os.environ, EDDY_BIDDING_REWARD="value")
+    r = subprocess.run([EDDY, "replay", "-q", "--state", os.path.join(workdir, "state"),
+                        "-o", out, log], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "conversion value" in r.stdout, r.stdout
+    with open(os.path.join(out, "report.json")) as f:
+        camp = json.load(f)["campaigns"][0]
+    assert camp["wins"] == 200, camp  # bid 5000 >= price 1000, budget plenty
+    assert camp["conversion_value"] == 50 * 2.5, camp
+    ledger = [json.loads(line) for line in state_cli(
+        "export", "--format", "jsonl", "-d", os.path.join(workdir, "state")).splitlines()
+        if '"kind":"campaign"' in line][0]
+    assert any(q > 0 for q in ledger["q"]), "reward = value trains on the conversions"
+
+
 def test_replay_report(workdir):
     log = os.path.join(workdir, "log")
     eddy("gen", "--out", log, *GEN)
