@@ -473,8 +473,6 @@ static void add_point(struct camp *c, struct report_spend_point p)
     c->points[c->n_points++] = p;
 }
 
-/* Closes the previous period when a decision opens a new one, then adds the
- * point "spent so far against the even plan so far". */
 /* The decisions that open each slot of the representative episode: spend
  * so far, the multiplier in force and the plan's. */
 static void show_decision(struct backtest *b, const struct budget_decision *d)
@@ -493,6 +491,9 @@ static void show_decision(struct backtest *b, const struct budget_decision *d)
     e->plan_multiplier[d->slot] = l ? l->plan_multiplier : NAN;
 }
 
+/* Closes the previous period when a decision opens a new one, then adds the
+ * point "spent so far against the even plan so far". The pre-training's
+ * decisions are not booked. */
 void backtest_decision(struct backtest *b, const struct budget_decision *d)
 {
     if (b->pretraining)
