@@ -810,6 +810,18 @@ static void test_rejects_bad_params(void **s)
     assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
     assert_non_null(strstr(err, "epsilon"));
     p = default_params;
+    p.explore_cap = 0.5;
+    assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "explore.cap"));
+    p = default_params;
+    p.half_life = 0;
+    assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "half_life"));
+    p = default_params;
+    p.pacing = 7;
+    assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "pacing"));
+    p = default_params;
     emit.decision = NULL;
     assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
 }
