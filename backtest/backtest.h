@@ -14,9 +14,10 @@
  * out to one campaign per fraction c0, "<id>@<c0>", with budget c0 x N x
  * mean market price of the log (N: the auctions of one budget period) and,
  * when Lin was tuned, Lin's base bid for that c0 divided by the training
- * log's mean pCTR: eddy then bids what Lin would, times its learnt
- * multiplier, under its pacing. Lin and the oracle run on the same auctions
- * (backtest/auction.h). */
+ * log's mean pCTR: eddy then bids what Lin would, times its controller's
+ * multiplier (docs/budget.md), pre-trained on the tuning log (see
+ * backtest_pretrain()). Lin and the oracle run on the same auctions
+ * (backtest/auction.h); eddy's episodes are its budget periods. */
 #ifndef EDDY_BACKTEST_H
 #define EDDY_BACKTEST_H
 
