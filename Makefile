@@ -97,6 +97,7 @@ BENCH_OBJS_bench_state   = state/state.o state/json.o operators/budget.o operato
                            state/state_raw.o
 BENCH_OBJS_bench_refresh = $(CONFIG_OBJS) pipeline/tools/gen.o pipeline/kafka/kafka.o pipeline/run/log.o \
                            $(patsubst %.c,%.o,$(wildcard pipeline/codec/*.c))
+BENCH_OBJS_bench_budget  = $(CONFIG_OBJS) backtest/auction.o
 BENCH_OBJS_bench_replay  = pipeline/source/source_logs.o pipeline/source/merge.o pipeline/codec/eventlog.o \
                            pipeline/codec/avromap.o pipeline/codec/schemas.o pipeline/run/log.o pipeline/codec/validate.o
 
@@ -177,7 +178,7 @@ demo: deps-build
 	$(MAKE) --no-print-directory $(B)/eddy
 	$(B)/eddy demo
 
-BENCHES := bench_state bench_refresh bench_replay
+BENCHES := bench_state bench_refresh bench_replay bench_budget
 
 bench: deps
 	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" build/bench/eddy \
@@ -185,6 +186,7 @@ bench: deps
 	build/bench/bench/bench_state build/bench/bench_state.json
 	build/bench/bench/bench_refresh build/bench/bench_refresh.json
 	build/bench/bench/bench_replay build/bench/bench_replay.json build/bench/eddy
+	build/bench/bench/bench_budget build/bench/bench_budget.json
 	$(PY) bench/bench_kafka.py build/bench/bench_kafka.json build/bench/eddy
 	@$(PY) bench/report.py bench/results.json \
 	    $(addprefix build/bench/,$(addsuffix .json,$(BENCHES) bench_kafka))

@@ -114,9 +114,20 @@ void bid_result_book(struct bid_result *r, int64_t price_micros)
         mark_exhausted(r);
 }
 
+void bid_result_end_episode(struct bid_result *r)
+{
+    if (r->in_episode > 0)
+        close_episode(r);
+}
+
 void bid_result_click(struct bid_result *r)
 {
     r->clicks++;
+}
+
+void bid_result_value(struct bid_result *r, double value)
+{
+    r->value += value;
 }
 
 void bid_result_finish(struct bid_result *r)

@@ -41,6 +41,7 @@ struct auction {
 
 struct bid_result {
     uint64_t auctions, wins, clicks;
+    double value;                    /* conversion value (AdEvent.value) of won auctions */
     int64_t spend_micros;
     int64_t budget_micros;           /* summed over the episodes */
     uint64_t episodes;
@@ -81,8 +82,13 @@ void bid_result_init(struct bid_result *r, uint64_t episode, int64_t budget_micr
  * bid_result_click() when that auction's impression was clicked. */
 void bid_result_auction(struct bid_result *r, int64_t t_ms);
 void bid_result_book(struct bid_result *r, int64_t price_micros);
+/* Closes the open episode early: for a policy whose episodes are periods
+ * of event time (eddy), which may hold fewer auctions than `episode`. */
+void bid_result_end_episode(struct bid_result *r);
 /* The logged click of the auction booked last. */
 void bid_result_click(struct bid_result *r);
+/* A conversion of the auction booked last, worth value. */
+void bid_result_value(struct bid_result *r, double value);
 /* Closes the last (possibly partial) episode. lin_simulate() and
  * oracle_simulate() call it themselves. */
 void bid_result_finish(struct bid_result *r);

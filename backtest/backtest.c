@@ -38,6 +38,10 @@ struct fraction {
     int64_t budget_micros, base_bid_micros;
     double lin_b0;
     struct bid_result eddy, lin, oracle;
+    struct report_training train;    /* the pre-training's episodes */
+    struct report_episode shown;     /* the representative evaluated episode */
+    uint64_t wins_before;            /* during the pre-training */
+    int64_t period;                  /* of eddy's latest auction; its episodes are periods */
 };
 
 struct backtest {
@@ -52,6 +56,15 @@ struct backtest {
     struct fraction f[MAX_FRACTIONS];
     size_t n_f;
     struct eddy_event fan[MAX_FRACTIONS];
+    int64_t period_ms;               /* of the evaluated log */
+    int64_t shown_period;            /* index (t / period_ms) of the representative episode */
+    /* The pre-training: the tuning log's auctions, moved back in time by
+     * shift_ms (whole periods) so they end before the evaluated log; run
+     * once, before the evaluated log's first auction, on a fresh state. */
+    struct auction *tune;
+    size_t n_tune;
+    int64_t shift_ms, train_first_period;
+    bool pretraining;
 };
 
 static void *xcalloc(size_t n)
@@ -100,8 +113,12 @@ void backtest_free(struct backtest *b)
         free(c->points);
         free(c);
     }
-    for (size_t i = 0; i < b->n_f; i++)
+    for (size_t i = 0; i < b->n_f; i++) {
         free(b->f[i].id);
+        free(b->f[i].train.clicks);
+        free(b->f[i].train.spend_micros);
+    }
+    free(b->tune);
     free(b->campaign);
     preq_free(b->preq);
     free(b->top);
@@ -200,6 +217,79 @@ static int parse_fractions(struct backtest *b, const char *list, char *err, size
     return rc;
 }
 
+/* ---- the pre-training ---------------------------------------------------- */
+
+static bool is_protocol_campaign(const struct backtest *b, struct eddy_str id);
+
+static void keep_tuning_log(struct backtest *b, const struct auction_log *eval,
+                            const struct auction_log *tune)
+{
+    b->tune = malloc(tune->n * sizeof *b->tune);
+    if (!b->tune)
+        abort();
+    memcpy(b->tune, tune->a, tune->n * sizeof *b->tune);
+    b->n_tune = tune->n;
+    int64_t gap = tune->a[tune->n - 1].t_ms - eval->a[0].t_ms;
+    int64_t periods = gap >= 0 ? gap / eval->period_ms + 1 : 0;
+    b->shift_ms = periods * eval->period_ms;
+    b->train_first_period = (tune->a[0].t_ms - b->shift_ms) / eval->period_ms;
+    size_t n = (size_t)((tune->a[tune->n - 1].t_ms - b->shift_ms) / eval->period_ms -
+                        b->train_first_period + 1);
+    for (size_t i = 0; i < b->n_f; i++) {
+        struct report_training *t = &b->f[i].train;
+        t->n = n;
+        t->budget_micros = b->f[i].budget_micros;
+        t->clicks = xcalloc(n * sizeof *t->clicks);
+        t->spend_micros = xcalloc(n * sizeof *t->spend_micros);
+    }
+}
+
+/* The ledger of a fan-out campaign; NULL if unknown. */
+static const struct campaign_ledger *ledger_of(struct backtest *b, struct eddy_str id);
+
+static void pretrain_event(struct backtest *b, struct op_chain *ops, struct fraction *f,
+                           const struct auction *a, size_t episode)
+{
+    struct eddy_str id = eddy_str_c(f->id);
+    struct eddy_event ev = {.kind = EV_AD};
+    ev.u.ad = (struct ad_event){.campaign_id = id, .type = AD_AUCTION,
+                                .timestamp_ms = a->t_ms - b->shift_ms, .has_pctr = true,
+                                .pctr = a->pctr, .has_market_price = true,
+                                .market_price_micros = a->price_micros};
+    chain_process(ops, &ev);
+    const struct campaign_ledger *l = ledger_of(b, id);
+    if (!l || (uint64_t)l->wins == f->wins_before)
+        return;
+    f->wins_before = (uint64_t)l->wins;
+    f->train.spend_micros[episode] += a->price_micros;
+    if (!a->click)
+        return;
+    ev.u.ad = (struct ad_event){.campaign_id = id, .type = AD_CLICK,
+                                .timestamp_ms = a->t_ms - b->shift_ms};
+    chain_process(ops, &ev);
+    f->train.clicks[episode]++;
+}
+
+void backtest_pretrain(struct backtest *b, struct op_chain *ops, const struct eddy_event *ev)
+{
+    if (!b->n_tune || ev->kind != EV_CAMPAIGN ||
+        !is_protocol_campaign(b, ev->u.campaign.campaign_id))
+        return;
+    for (size_t i = 0; i < b->n_f; i++) {
+        const struct campaign_ledger *l = ledger_of(b, eddy_str_c(b->f[i].id));
+        if (!l || l->auctions) /* trained already: a state resumed past this */
+            return;
+    }
+    b->pretraining = true;
+    for (size_t i = 0; i < b->n_f; i++)
+        for (size_t k = 0; k < b->n_tune; k++) {
+            int64_t t = b->tune[k].t_ms - b->shift_ms;
+            size_t episode = (size_t)(t / b->period_ms - b->train_first_period);
+            pretrain_event(b, ops, &b->f[i], &b->tune[k], episode);
+        }
+    b->pretraining = false;
+}
+
 int backtest_protocol(struct backtest *b, const char *fractions, const struct auction_log *eval,
                       const struct auction_log *tune, char *err, size_t errlen)
 {
@@ -220,6 +310,8 @@ int backtest_protocol(struct backtest *b, const char *fractions, const struct au
         auction_means(tune->a, tune->n, &tune_price, &tune_pctr);
     uint64_t n_ep = episode_of(eval);
     b->campaign = xstrndup(eval->campaign, strlen(eval->campaign));
+    b->period_ms = eval->period_ms;
+    b->shown_period = eval->a[0].t_ms / eval->period_ms + (int64_t)(n_ep ? eval->n / n_ep / 2 : 0);
     for (size_t i = 0; i < b->n_f; i++) {
         struct fraction *f = &b->f[i];
         if (asprintf(&f->id, "%s@%s", eval->campaign, f->label) < 0)
@@ -235,6 +327,8 @@ int backtest_protocol(struct backtest *b, const char *fractions, const struct au
         oracle_simulate(eval->a, eval->n, n_ep, f->budget_micros, b->o.slots, &f->oracle);
         bid_result_init(&f->eddy, n_ep, f->budget_micros, mean_price, b->o.slots);
     }
+    if (tune)
+        keep_tuning_log(b, eval, tune);
     return 0;
 }
 
@@ -329,6 +423,10 @@ static void after_ad(struct backtest *b, const struct ad_event *ev)
     const struct campaign_ledger *l = ledger_of(b, ev->campaign_id);
     if (ev->type == AD_AUCTION) {
         c->r.auctions++;
+        if (f && b->period_ms && ev->timestamp_ms / b->period_ms != f->period) {
+            bid_result_end_episode(&f->eddy);
+            f->period = ev->timestamp_ms / b->period_ms;
+        }
         if (f)
             bid_result_auction(&f->eddy, ev->timestamp_ms);
         if (l && (uint64_t)l->wins > c->wins_before) {
@@ -343,6 +441,10 @@ static void after_ad(struct backtest *b, const struct ad_event *ev)
         c->r.clicks++;
         if (f)
             bid_result_click(&f->eddy);
+    } else if (ev->type == AD_CONVERSION && ev->has_value && l && l->last_auction_won) {
+        bid_result_value(&c->r, ev->value);
+        if (f)
+            bid_result_value(&f->eddy, ev->value);
     }
 }
 
@@ -371,10 +473,32 @@ static void add_point(struct camp *c, struct report_spend_point p)
     c->points[c->n_points++] = p;
 }
 
+/* The decisions that open each slot of the representative episode: spend
+ * so far, the multiplier in force and the plan's. */
+static void show_decision(struct backtest *b, const struct budget_decision *d)
+{
+    struct fraction *f = fraction_of(b, d->campaign_id);
+    if (!f || !b->period_ms || d->event_time_ms / b->period_ms != b->shown_period ||
+        d->slot < 0 || d->slot >= AUCTION_MAX_SLOTS || f->shown.seen[d->slot])
+        return;
+    const struct campaign_ledger *l = ledger_of(b, d->campaign_id);
+    struct report_episode *e = &f->shown;
+    e->seen[d->slot] = true;
+    e->slots = b->o.slots;
+    e->budget_micros = d->spent_micros + d->remaining_micros;
+    e->spent_micros[d->slot] = d->spent_micros;
+    e->multiplier[d->slot] = d->bid_multiplier;
+    e->plan_multiplier[d->slot] = l ? l->plan_multiplier : NAN;
+}
+
 /* Closes the previous period when a decision opens a new one, then adds the
- * point "spent so far against the even plan so far". */
+ * point "spent so far against the even plan so far". The pre-training's
+ * decisions are not booked. */
 void backtest_decision(struct backtest *b, const struct budget_decision *d)
 {
+    if (b->pretraining)
+        return;
+    show_decision(b, d);
     struct camp *c = camp_of(b, d->campaign_id);
     int64_t budget = d->spent_micros + d->remaining_micros;
     int64_t period = c->period_ms > 0 ? d->event_time_ms / c->period_ms : 0;
@@ -405,23 +529,38 @@ void backtest_decision(struct backtest *b, const struct budget_decision *d)
 
 /* ---- the report ---------------------------------------------------------- */
 
+/* The conversion value column shows only when the log has conversion values. */
+static bool any_value(const struct backtest *b)
+{
+    for (const struct camp *c = b->camps; c; c = c->hh.next)
+        if (c->r.value != 0)
+            return true;
+    return false;
+}
+
 static void print_campaigns(struct backtest *b)
 {
     if (!b->camps)
         return;
+    bool value = any_value(b);
     printf("\nbidding, the budget operator, per campaign (money in currency units)\n");
-    printf("  %-14s %9s %7s %7s %10s %7s %8s  %s\n", "campaign", "auctions", "win", "clicks",
-           "spend", "used", "eCPC", "first ran out");
+    printf("  %-14s %9s %7s %7s %10s %7s %8s  %-*s%s\n", "campaign", "auctions", "win",
+           "clicks", "spend", "used", "eCPC", value ? 19 : 0, "first ran out",
+           value ? "  conversion value" : "");
     for (struct camp *c = b->camps; c; c = c->hh.next) {
         const struct bid_result *r = &c->r;
         char ran_out[32] = "never";
         if (r->first_exhausted_ms >= 0)
             fmt_utc(ran_out, sizeof ran_out, r->first_exhausted_ms, "%Y-%m-%d %H:%M:%S");
-        printf("  %-14s %9" PRIu64 " %6.1f%% %7" PRIu64 " %10.2f %6.1f%% %8.2f  %s\n", c->id,
+        printf("  %-14s %9" PRIu64 " %6.1f%% %7" PRIu64 " %10.2f %6.1f%% %8.2f  %-*s", c->id,
                r->auctions, r->auctions ? 100.0 * (double)r->wins / (double)r->auctions : 0.0,
                r->clicks, (double)r->spend_micros / 1e6,
                r->budget_micros ? 100.0 * (double)r->spend_micros / (double)r->budget_micros : 0.0,
-               r->clicks ? (double)r->spend_micros / 1e6 / (double)r->clicks : 0.0, ran_out);
+               r->clicks ? (double)r->spend_micros / 1e6 / (double)r->clicks : 0.0,
+               value ? 19 : 0, ran_out);
+        if (value)
+            printf("  %16.2f", r->value);
+        printf("\n");
     }
 }
 
@@ -507,7 +646,8 @@ int backtest_report(struct backtest *b, const char *dir, const char *title,
     for (i = 0; i < b->n_f; i++) {
         bid_result_finish(&b->f[i].eddy);
         rf[i] = (struct report_fraction){b->f[i].label, b->f[i].c0, b->f[i].lin_b0,
-                                         b->f[i].eddy, b->f[i].lin, b->f[i].oracle};
+                                         b->f[i].eddy, b->f[i].lin, b->f[i].oracle,
+                                         &b->f[i].train, &b->f[i].shown};
     }
     struct report r = {title, config, n_config, run, n_run, s.eddy.events ? &s : NULL,
                        rc, n_c, rf, b->n_f};

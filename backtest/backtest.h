@@ -14,9 +14,10 @@
  * out to one campaign per fraction c0, "<id>@<c0>", with budget c0 x N x
  * mean market price of the log (N: the auctions of one budget period) and,
  * when Lin was tuned, Lin's base bid for that c0 divided by the training
- * log's mean pCTR: eddy then bids what Lin would, times its learnt
- * multiplier, under its pacing. Lin and the oracle run on the same auctions
- * (backtest/auction.h). */
+ * log's mean pCTR: eddy then bids what Lin would, times its controller's
+ * multiplier (docs/budget.md), pre-trained on the tuning log (see
+ * backtest_pretrain()). Lin and the oracle run on the same auctions
+ * (backtest/auction.h); eddy's episodes are its budget periods. */
 #ifndef EDDY_BACKTEST_H
 #define EDDY_BACKTEST_H
 
@@ -57,6 +58,17 @@ void auction_log_free(struct auction_log *l);
  * campaign's base bid). Runs Lin and the oracle. */
 int backtest_protocol(struct backtest *b, const char *fractions, const struct auction_log *eval,
                       const struct auction_log *tune, char *err, size_t errlen);
+
+/* With a tuning log: before the evaluated log, the fan-out campaigns are
+ * trained on it. Call after the chain processed ev (expanded): on the
+ * protocol campaign's CampaignBudget, while no fan-out campaign has seen an
+ * auction (a fresh state; a resumed one trained already), every auction of
+ * the tuning log and its click go through ops for each fan-out campaign,
+ * moved back in event time by whole periods so that they end before the
+ * evaluated log. Their decisions are not booked; each training episode's
+ * clicks and spend are, for the learning curve. */
+struct op_chain;
+void backtest_pretrain(struct backtest *b, struct op_chain *ops, const struct eddy_event *ev);
 
 /* The events the chain runs for ev: ev itself, or its fan-out under the
  * protocol. Valid until the next call. */

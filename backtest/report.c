@@ -197,6 +197,7 @@ static json_t *bid_json(struct jb *b, const struct bid_result *r, const char *id
     put(b, o, "auctions", juint(r->auctions));
     put(b, o, "wins", juint(r->wins));
     put(b, o, "clicks", juint(r->clicks));
+    put(b, o, "conversion_value", jreal(r->value));
     put(b, o, "spend_micros", jint(r->spend_micros));
     put(b, o, "budget_micros", jint(r->budget_micros));
     put(b, o, "episodes", juint(r->episodes));
@@ -215,6 +216,41 @@ static json_t *bid_json(struct jb *b, const struct bid_result *r, const char *id
         append(b, a, jint(r->slot_spend_micros[i]));
     put(b, o, "slot_spend_micros", a);
     put(b, o, "slot_plan_micros", jreal(slot_plan(r)));
+    return o;
+}
+
+/* eddy's pre-training, per training episode; null without one. */
+static json_t *training_json(struct jb *b, const struct report_training *t)
+{
+    if (!t || !t->n)
+        return json_null();
+    json_t *o = json_object(), *clicks = json_array(), *spend = json_array();
+    for (size_t i = 0; clicks && spend && i < t->n; i++) {
+        append(b, clicks, juint(t->clicks[i]));
+        append(b, spend, jint(t->spend_micros[i]));
+    }
+    put(b, o, "budget_micros", jint(t->budget_micros));
+    put(b, o, "clicks", clicks);
+    put(b, o, "spend_micros", spend);
+    return o;
+}
+
+/* The representative episode, per slot; null without one. */
+static json_t *episode_json(struct jb *b, const struct report_episode *e)
+{
+    int slots = e ? clamp_slots(e->slots) : 0;
+    if (!slots)
+        return json_null();
+    json_t *o = json_object(), *spent = json_array(), *m = json_array(), *plan = json_array();
+    for (int i = 0; spent && m && plan && i < slots; i++) {
+        append(b, spent, e->seen[i] ? jint(e->spent_micros[i]) : json_null());
+        append(b, m, e->seen[i] ? jreal(e->multiplier[i]) : json_null());
+        append(b, plan, e->seen[i] ? jreal(e->plan_multiplier[i]) : json_null());
+    }
+    put(b, o, "budget_micros", jint(e->budget_micros));
+    put(b, o, "spent_micros", spent);
+    put(b, o, "bid_multiplier", m);
+    put(b, o, "plan_multiplier", plan);
     return o;
 }
 
@@ -337,6 +373,8 @@ static json_t *report_json(const struct report *r, struct jb *b)
         put(b, fo, "eddy", bid_json(b, &f->eddy, NULL));
         put(b, fo, "lin", bid_json(b, &f->lin, NULL));
         put(b, fo, "oracle", bid_json(b, &f->oracle, NULL));
+        put(b, fo, "training", training_json(b, f->train));
+        put(b, fo, "episode", episode_json(b, f->shown));
         append(b, fs, fo);
     }
     put(b, root, "fractions", fs);
@@ -535,12 +573,13 @@ static void svg_line_chart(FILE *f, const char *title, enum svg_xkind xk, const 
     esc(f, title);
     fprintf(f, "</text>\n");
 
-    /* legend, top right */
-    double lx = PR - 110.0 * (double)ns;
+    /* legend, top right; items narrower when many, so all fit */
+    double item = ns ? fmin(110.0, (PR - PL - 200.0) / (double)ns) : 110.0;
+    double lx = PR - item * (double)ns;
     if (lx < PL + 200.0)
         lx = PL + 200.0;
     for (size_t k = 0; k < ns; k++) {
-        double bx = lx + 110.0 * (double)k;
+        double bx = lx + item * (double)k;
         fprintf(f,
                 "<line x1=\"%.1f\" y1=\"14\" x2=\"%.1f\" y2=\"14\" stroke=\"%s\" "
                 "stroke-width=\"2.5\"%s/>",
@@ -817,7 +856,7 @@ static int campaign_section(FILE *f, const struct report *r)
     fprintf(f, "<table>\n<tr><th class=\"l\">campaign</th><th>auctions</th><th>wins</th>"
                "<th>win rate</th><th>clicks</th><th>spend</th><th>budget</th>"
                "<th>budget used</th><th>eCPC</th><th>first ran out</th>"
-               "<th>max overspend</th></tr>\n");
+               "<th>max overspend</th><th>conversion value</th></tr>\n");
     for (size_t i = 0; i < nc; i++) {
         const struct report_campaign *c = &r->campaigns[i];
         const struct bid_result *b = &c->eddy;
@@ -840,7 +879,7 @@ static int campaign_section(FILE *f, const struct report *r)
         ran_out(f, b->first_exhausted_ms);
         fprintf(f, "</td><td>");
         money(f, b->max_overspend_micros);
-        fprintf(f, "</td></tr>\n");
+        fprintf(f, "</td><td>%.2f</td></tr>\n", fin(b->value));
     }
     fprintf(f, "</table>\n<p>Money in currency units (micros / 10<sup>6</sup>).</p>\n");
 
@@ -920,6 +959,107 @@ static int fraction_section(FILE *f, const struct report *r)
     return 0;
 }
 
+/* One evaluated episode of one c0: spend at each slot's open against the
+ * even plan, and the bid multiplier against the market plan's. */
+static int episode_charts(FILE *f, const struct report_fraction *fr)
+{
+    const struct report_episode *e = fr->shown;
+    int slots = e ? clamp_slots(e->slots) : 0;
+    if (!slots)
+        return 0;
+    size_t n = (size_t)slots;
+    double *ys = chart_columns(n, 4);
+    const char **labels = malloc(n * sizeof *labels);
+    char (*names)[24] = malloc(n * sizeof *names);
+    if (!ys || !labels || !names) {
+        free(ys), free(labels), free(names);
+        return -1;
+    }
+    double *yp = ys + n, *ym = ys + 2 * n, *yq = ys + 3 * n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%zu", i);
+        labels[i] = names[i];
+        ys[i] = e->seen[i] ? (double)e->spent_micros[i] / 1e6 : NAN;
+        yp[i] = (double)e->budget_micros * (double)i / (double)slots / 1e6;
+        ym[i] = e->seen[i] ? e->multiplier[i] : NAN;
+        yq[i] = e->seen[i] ? e->plan_multiplier[i] : NAN;
+    }
+    char title[96];
+    snprintf(title, sizeof title, "c0 %s: spend at each slot's open vs plan", fr->label);
+    struct svg_series spend[2] = {{"spent", C_EDDY, ys, false}, {"even plan", C_PLAN, yp, true}};
+    svg_line_chart(f, title, SVG_X_CATEGORY, NULL, labels, n, spend, 2);
+    snprintf(title, sizeof title, "c0 %s: bid multiplier by slot", fr->label);
+    struct svg_series mult[2] = {{"decision", C_EDDY, ym, false},
+                                 {"market plan", C_PLAN, yq, true}};
+    svg_line_chart(f, title, SVG_X_CATEGORY, NULL, labels, n, mult, 2);
+    free(ys), free(labels), free(names);
+    return 0;
+}
+
+/* The pre-training's learning curve: clicks per training episode, and the
+ * share of the budget spent, each a moving mean over 10 episodes. */
+static int learning_charts(FILE *f, const struct report *r)
+{
+    static const char *const colors[] = {C_EDDY, C_ALT, C_ORACLE, "#d62728", "#9467bd",
+                                         "#8c564b", "#e377c2", "#7f7f7f"};
+    size_t n = 0, ns = r->n_fractions < 8 ? r->n_fractions : 8;
+    for (size_t k = 0; k < ns; k++)
+        if (r->fractions[k].train && r->fractions[k].train->n > n)
+            n = r->fractions[k].train->n;
+    if (!n)
+        return 0;
+    double *y = chart_columns(n, 2 * ns);
+    const char **labels = malloc(n * sizeof *labels);
+    char (*names)[24] = malloc(n * sizeof *names);
+    struct svg_series *ser = malloc(2 * ns * sizeof *ser);
+    if (!y || !labels || !names || !ser) {
+        free(y), free(labels), free(names), free(ser);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%zu", i + 1);
+        labels[i] = names[i];
+    }
+    for (size_t k = 0; k < ns; k++) {
+        const struct report_training *t = r->fractions[k].train;
+        double *clicks = y + 2 * k * n, *used = clicks + n;
+        for (size_t i = 0; i < n; i++) {
+            double c = 0, sp = 0;
+            size_t from = i >= 9 ? i - 9 : 0, m = 0;
+            for (size_t j = from; t && j <= i && j < t->n; j++, m++) {
+                c += t->clicks[j];
+                sp += (double)t->spend_micros[j];
+            }
+            clicks[i] = m ? c / (double)m : NAN;
+            used[i] = m && t->budget_micros ? sp / (double)m / (double)t->budget_micros : NAN;
+        }
+        ser[k] = (struct svg_series){r->fractions[k].label, colors[k], clicks, false};
+        ser[ns + k] = (struct svg_series){r->fractions[k].label, colors[k], used, false};
+    }
+    fprintf(f, "<h3>Learning curve (pre-training on the tuning log)</h3>\n<p>Per training "
+               "episode, each point the mean of the last 10 episodes.</p>\n");
+    svg_line_chart(f, "clicks per episode", SVG_X_CATEGORY, NULL, labels, n, ser, ns);
+    svg_line_chart(f, "budget used per episode", SVG_X_CATEGORY, NULL, labels, n, ser + ns, ns);
+    free(y), free(labels), free(names), free(ser);
+    return 0;
+}
+
+/* The controller explained: one evaluated episode per c0, the learning
+ * curve. */
+static int controller_section(FILE *f, const struct report *r)
+{
+    size_t n = r->fractions ? r->n_fractions : 0;
+    if (n == 0)
+        return 0;
+    fprintf(f, "<h2>The budget controller</h2>\n<p>One evaluated episode per c0 (the "
+               "middle one of the evaluated log): spend against the even plan, and the "
+               "bid multiplier the controller decided against its market plan.</p>\n");
+    for (size_t i = 0; i < n; i++)
+        if (episode_charts(f, &r->fractions[i]))
+            return -1;
+    return learning_charts(f, r);
+}
+
 static int write_html(FILE *f, const struct report *r)
 {
     const char *title = r->title ? r->title : "";
@@ -933,7 +1073,7 @@ static int write_html(FILE *f, const struct report *r)
     /* Results first; what produced them last. */
     kv_table(f, "Run", r->run, r->n_run);
     if (rec_section(f, r->rec) != 0 || fraction_section(f, r) != 0 ||
-        campaign_section(f, r) != 0)
+        controller_section(f, r) != 0 || campaign_section(f, r) != 0)
         return -1;
     kv_table(f, "Configuration", r->config, r->n_config);
     fprintf(f, "</body>\n</html>\n");

@@ -6,7 +6,10 @@
  *   - HR@K over time (per prequential window), eddy against popularity and
  *     item-kNN, and the three models by the users' history;
  *   - cumulative spend against the even plan, per campaign;
- *   - clicks against the budget fraction c0, for eddy, Lin and the oracle.
+ *   - clicks against the budget fraction c0, for eddy, Lin and the oracle;
+ *   - per c0, one evaluated episode of eddy's: spend against the even plan
+ *     and its bid multiplier against the market plan, slot by slot; and the
+ *     learning curve of its pre-training on the tuning log.
  * A section without data (no click events, no auctions, no fractions) says
  * so in a sentence instead of showing an empty chart.
  *
@@ -40,6 +43,24 @@ struct report_campaign {
     size_t n_points;
 };
 
+/* eddy's pre-training on the tuning log: clicks and spend per episode. */
+struct report_training {
+    size_t n;
+    uint32_t *clicks;
+    int64_t *spend_micros;
+    int64_t budget_micros;  /* of each episode */
+};
+
+/* One evaluated episode of eddy, slot by slot at each slot's open: spend so
+ * far, the bid multiplier in force and the plan's. */
+struct report_episode {
+    int slots;              /* 0: none recorded */
+    int64_t budget_micros;
+    bool seen[AUCTION_MAX_SLOTS];
+    int64_t spent_micros[AUCTION_MAX_SLOTS];
+    double multiplier[AUCTION_MAX_SLOTS], plan_multiplier[AUCTION_MAX_SLOTS];
+};
+
 /* One row of the Cai et al. protocol: a budget fraction and the three
  * policies on the evaluated log. */
 struct report_fraction {
@@ -47,6 +68,8 @@ struct report_fraction {
     double c0;
     double lin_b0;          /* Lin's tuned base bid (micros) */
     struct bid_result eddy, lin, oracle;
+    const struct report_training *train; /* NULL or n 0: no pre-training */
+    const struct report_episode *shown;  /* NULL or slots 0: none */
 };
 
 struct report {

@@ -1,10 +1,12 @@
-/* budget.c: per-campaign budget pacing by tabular Q-learning.
+/* budget.c: per-campaign budget pacing: a market-model plan corrected by
+ * tabular Q-learning.
  *
  * The model and every rule below are written down in docs/budget.md; this
- * file follows it. All a campaign's state lives in its ledger and Q-table in
- * the state's campaigns store, whose value layout, encoding and JSON are
- * defined here; the operator itself holds only its parameters, and a
- * restart from committed state continues exactly where it left off. */
+ * file follows it. All a campaign's state lives in its ledger, market
+ * histogram and Q-table in the state's campaigns store, whose value layout,
+ * encoding and JSON are defined here; the operator itself holds only its
+ * parameters, and a restart from committed state continues exactly where it
+ * left off. */
 #include "operators/budget.h"
 
 #include <math.h>
@@ -23,12 +25,19 @@ enum draw_tag { DRAW_EXPLORE = 1, DRAW_ACTION, DRAW_THROTTLE };
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+/* The last slot's spend against its plan, and its CPM against the
+ * market's: below LOW is bucket 0, above HIGH bucket 2, else 1. */
+#define MARKET_LOW 0.8
+#define MARKET_HIGH 1.25
+#define MARKET_STATES 9 /* 3 pace x 3 CPM buckets */
+
 struct budget {
     struct bid_params p;
     struct state_store *store;
     struct eddy_emit emit;
-    int64_t n_states; /* slots * buckets */
+    int64_t n_states; /* slots * buckets * MARKET_STATES */
     uint32_t n_q;     /* n_states * n_actions */
+    double decay;     /* of the market per slot: 0.5^(1 / (half_life * slots)) */
 };
 
 /* --- pure helpers ------------------------------------------------------ */
@@ -70,24 +79,126 @@ static int64_t slot_start(const struct budget *b, const struct campaign_ledger *
     return l->period_start_ms + (l->slot * l->period_ms + b->p.slots - 1) / b->p.slots;
 }
 
-/* Q-state of the current slot with the budget left now. */
+/* Q-state of the current slot with the budget left now and the market
+ * state of the slot closed last. */
 static int64_t q_state(const struct budget *b, const struct campaign_ledger *l)
 {
     double left = (double)remaining(l) / (double)l->budget_micros;
     int64_t bucket = left > 0 ? (int64_t)(left * b->p.buckets) : 0;
     if (bucket > b->p.buckets - 1)
         bucket = b->p.buckets - 1;
-    return l->slot * b->p.buckets + bucket;
+    return (l->slot * b->p.buckets + bucket) * MARKET_STATES + l->market_state;
 }
 
-/* Clicks won in the slot, minus the penalty for being ahead of an even plan
- * at its end, measured in slots' worth of budget. */
+/* Clicks (or conversion value) won in the slot, minus the penalty for being
+ * ahead of an even plan at its end, measured in slots' worth of budget. */
 static double slot_reward(const struct budget *b, const struct campaign_ledger *l)
 {
     double budget = (double)l->budget_micros;
     double plan = budget * (double)(l->slot + 1) / b->p.slots;
     double ahead = ((double)l->spent_micros - plan) / budget * b->p.slots;
-    return (double)l->slot_clicks - b->p.overspend_penalty * fmax(0.0, ahead);
+    double won = b->p.reward == REWARD_VALUE ? l->slot_value : (double)l->slot_clicks;
+    return won - b->p.overspend_penalty * fmax(0.0, ahead);
+}
+
+/* 0, 1 or 2: x / expected below MARKET_LOW, between, above MARKET_HIGH; 1
+ * when nothing was expected. */
+static int64_t level(double x, double expected)
+{
+    if (!(expected > 0))
+        return 1;
+    return x < MARKET_LOW * expected ? 0 : x > MARKET_HIGH * expected ? 2 : 1;
+}
+
+/* --- the market ---------------------------------------------------------- */
+
+/* The bin of an auction: the bid multiplier its price needed, in
+ * 1/MARKET_PER_DECADE decades around 1, rounded up; pCTR or base bid 0
+ * (no bid wins a priced auction) goes to the last bin. */
+static int market_bin(double pctr, int64_t base_bid, int64_t price)
+{
+    if (price <= 0)
+        return 0;
+    double needed = (double)price / (pctr * (double)base_bid);
+    if (!(needed < INFINITY))
+        return MARKET_BINS - 1;
+    double k = ceil(log10(needed) * MARKET_PER_DECADE) + MARKET_ONE;
+    return k < 0 ? 0 : k > MARKET_BINS - 1 ? MARKET_BINS - 1 : (int)k;
+}
+
+/* The multiplier that wins every auction of bins 0..k. */
+static double bin_multiplier(int k)
+{
+    return pow(10.0, (double)(k - MARKET_ONE) / MARKET_PER_DECADE);
+}
+
+/* The highest bin a multiplier m wins whole; -1: none. */
+static int bins_won(double m)
+{
+    if (!(m > 0))
+        return -1;
+    double k = floor(log10(m) * MARKET_PER_DECADE + 1e-9) + MARKET_ONE;
+    return k < 0 ? -1 : k > MARKET_BINS - 1 ? MARKET_BINS - 1 : (int)k;
+}
+
+/* Expected spend per auction at multiplier m, by the market; 0 without one. */
+static double cost_per_auction(const struct market *m, double multiplier)
+{
+    double cost = 0;
+    int top = bins_won(multiplier);
+    for (int k = 0; k <= top; k++)
+        cost += m->cost_micros[k];
+    return m->total > 0 ? cost / m->total : 0;
+}
+
+static void market_add(struct market *m, int bin, int64_t price)
+{
+    m->auctions[bin] += 1;
+    m->cost_micros[bin] += (double)price;
+    m->total += 1;
+}
+
+static void market_decay(struct market *m, double f)
+{
+    for (int k = 0; k < MARKET_BINS; k++) {
+        m->auctions[k] *= f;
+        m->cost_micros[k] *= f;
+    }
+    m->total *= f;
+}
+
+/* Mean price of the market; 0 without one. */
+static double market_cpm(const struct market *m)
+{
+    double cost = 0;
+    for (int k = 0; k < MARKET_BINS; k++)
+        cost += m->cost_micros[k];
+    return m->total > 0 ? cost / m->total : 0;
+}
+
+/* The market plan: the highest multiplier whose expected spend over the
+ * auctions left in the period fits in the budget left. The expected spend
+ * is scaled by how the period's closed slots spent against their
+ * expectation (kappa), so a market that turned dearer or cheaper than the
+ * histogram re-paces at once. 1 when there is no market yet. */
+static double market_plan(const struct budget *b, const struct campaign_state *c)
+{
+    const struct campaign_ledger *l = &c->l;
+    if (!(c->m.total > 0) || !(l->auctions_per_slot > 0) || l->base_bid_micros <= 0)
+        return 1.0;
+    double left_auctions = l->auctions_per_slot * (double)(b->p.slots - l->slot);
+    double one_slot = (double)l->budget_micros / b->p.slots;
+    double kappa = ((double)l->spent_micros + one_slot) / (l->period_expected_micros + one_slot);
+    double budget_left = (double)(remaining(l) > 0 ? remaining(l) : 0);
+    double cost = 0;
+    int best = 0;
+    for (int k = 0; k < MARKET_BINS - 1; k++) {
+        cost += c->m.cost_micros[k];
+        if (left_auctions * kappa * cost / c->m.total > budget_left)
+            break;
+        best = k;
+    }
+    return bin_multiplier(best);
 }
 
 /* Spent: what is left no longer pays for a typical win, the mean market
@@ -99,11 +210,14 @@ static bool budget_spent(const struct campaign_ledger *l)
 }
 
 /* Even pacing: the share of the remaining budget over the share of the
- * period left at `at`. Zero once the budget is spent. */
-static double pacing_rate(const struct campaign_ledger *l, int64_t at)
+ * period left at `at`; market pacing paces by the multiplier and takes
+ * every auction. Zero once the budget is spent. */
+static double pacing_rate(const struct budget *b, const struct campaign_ledger *l, int64_t at)
 {
     if (budget_spent(l))
         return 0.0;
+    if (b->p.pacing == PACING_MARKET)
+        return 1.0;
     double budget_left = (double)remaining(l) / (double)l->budget_micros;
     double time_left = (double)(l->period_ms - (at - l->period_start_ms)) / (double)l->period_ms;
     return fmin(1.0, fmax(0.0, budget_left / time_left));
@@ -164,19 +278,53 @@ static int64_t choose_action(const struct budget *b, struct campaign_state *c)
     return greedy(b, q_row(b, c, l->q_state));
 }
 
-/* Opens the ledger's current slot: picks the action for its Q-state, derives
- * the pacing rate and publishes the decision, stamped with the slot start. */
+/* The action's factor on the plan, held within [1 / cap, cap]: however
+ * the Q-table learns or explores, a decision stays near the plan. */
+static double capped_factor(const struct budget *b, int64_t action)
+{
+    double f = b->p.multipliers[action];
+    return fmin(b->p.explore_cap, fmax(1.0 / b->p.explore_cap, f));
+}
+
+/* Opens the ledger's current slot: makes the plan, picks the action for its
+ * Q-state, derives the pacing rate and publishes the decision, stamped with
+ * the slot start. */
 static void open_slot(struct budget *b, struct campaign_state *c)
 {
     struct campaign_ledger *l = &c->l;
     int64_t start = slot_start(b, l);
+    if (l->slot == 0)
+        l->period_expected_micros = 0;
+    l->plan_multiplier = b->p.pacing == PACING_MARKET ? market_plan(b, c) : 1.0;
     l->q_state = q_state(b, l);
     l->action = choose_action(b, c);
-    l->bid_multiplier = b->p.multipliers[l->action];
-    l->pacing_rate = pacing_rate(l, start);
+    l->bid_multiplier = l->plan_multiplier * capped_factor(b, l->action);
+    l->pacing_rate = pacing_rate(b, l, start);
+    l->slot_cost_per_auction = cost_per_auction(&c->m, l->bid_multiplier);
+    l->slot_plan_micros = (double)(remaining(l) > 0 ? remaining(l) : 0) /
+                          (double)(b->p.slots - l->slot);
     l->slot_spent_micros = 0;
     l->slot_clicks = 0;
+    l->slot_value = 0;
+    l->slot_auctions = 0;
+    l->slot_price_sum_micros = 0;
     publish(b, c, start);
+}
+
+/* What the slot just closed tells the next: its pace and CPM buckets, its
+ * expected spend, the auction rate; and the market forgets a little. */
+static void observe_slot(const struct budget *b, struct campaign_state *c)
+{
+    struct campaign_ledger *l = &c->l;
+    double n = (double)l->slot_auctions;
+    double cpm = n > 0 ? (double)l->slot_price_sum_micros / n : 0;
+    int64_t pace = level((double)l->slot_spent_micros, l->slot_plan_micros);
+    l->market_state = 3 * pace + (n > 0 ? level(cpm, market_cpm(&c->m)) : 1);
+    l->period_expected_micros += n * l->slot_cost_per_auction;
+    l->auctions_per_slot = l->auctions_per_slot > 0
+                               ? b->decay * l->auctions_per_slot + (1 - b->decay) * n
+                               : n;
+    market_decay(&c->m, b->decay);
 }
 
 /* One Q-learning step for the action taken in the slot just closed. next is
@@ -198,6 +346,7 @@ static void next_slot(struct budget *b, struct campaign_state *c, int64_t period
     struct campaign_ledger *l = &c->l;
     double r = slot_reward(b, l);
     bool period_ends = l->slot + 1 == b->p.slots;
+    observe_slot(b, c);
     if (period_ends) {
         l->period_start_ms = period;
         l->slot = 0;
@@ -345,6 +494,9 @@ static void on_auction(struct budget *b, struct campaign_state *c, const struct 
     if (price >= 0) {
         l->priced_auctions++;
         l->price_sum_micros += price;
+        l->slot_auctions++;
+        l->slot_price_sum_micros += price;
+        market_add(&c->m, market_bin(ev->pctr, l->base_bid_micros, price), price);
     }
     double bid = ev->pctr * (double)l->base_bid_micros * l->bid_multiplier;
     /* Written as !(bid >= price) so that a NaN bid loses. */
@@ -374,8 +526,11 @@ static void on_ad(struct budget *b, const struct ad_event *ev)
         break;
     case AD_CONVERSION:
         l->conversions++;
-        if (ev->has_value)
+        if (ev->has_value) {
             l->conversion_value += ev->value;
+            if (l->last_auction_won)
+                l->slot_value += ev->value;
+        }
         break;
     case AD_TYPE_COUNT:
         break;
@@ -392,13 +547,22 @@ static int check_params(const struct bid_params *p, char *err, size_t errlen)
         bad = "slots and buckets must be at least 1";
     else if (p->n_actions < 1 || p->n_actions > BID_MAX_ACTIONS)
         bad = "n_actions must be between 1 and " STR(BID_MAX_ACTIONS);
-    else if ((int64_t)p->slots * p->buckets > (int64_t)(UINT32_MAX / (uint32_t)p->n_actions))
-        bad = "slots * buckets * n_actions does not fit a Q-table";
+    else if ((int64_t)p->slots * p->buckets * MARKET_STATES >
+             (int64_t)(UINT32_MAX / (uint32_t)p->n_actions))
+        bad = "slots * buckets * 9 * n_actions does not fit a Q-table";
     else if (!(p->alpha >= 0 && p->alpha <= 1) || !(p->gamma >= 0 && p->gamma <= 1) ||
              !(p->epsilon >= 0 && p->epsilon <= 1))
         bad = "alpha, gamma and epsilon must be in [0,1]";
     else if (!(p->overspend_penalty >= 0) || !isfinite(p->overspend_penalty))
         bad = "overspend_penalty must be finite and >= 0";
+    else if (!(p->explore_cap >= 1))
+        bad = "explore.cap must be >= 1";
+    else if (!(p->half_life > 0) || !isfinite(p->half_life))
+        bad = "market.half_life must be finite and > 0";
+    else if (p->pacing != PACING_EVEN && p->pacing != PACING_MARKET)
+        bad = "pacing must be even or market";
+    else if (p->reward != REWARD_CLICKS && p->reward != REWARD_VALUE)
+        bad = "reward must be clicks or value";
     for (int a = 0; !bad && a < p->n_actions; a++)
         if (!(p->multipliers[a] >= 0) || !isfinite(p->multipliers[a]))
             bad = "multipliers must be finite and >= 0";
@@ -431,8 +595,9 @@ static void *budget_create(const void *params, struct eddy_state *st,
     b->p = *p;
     b->store = store;
     b->emit = *emit;
-    b->n_states = (int64_t)p->slots * p->buckets;
+    b->n_states = (int64_t)p->slots * p->buckets * MARKET_STATES;
     b->n_q = (uint32_t)(b->n_states * p->n_actions);
+    b->decay = pow(0.5, 1.0 / (p->half_life * p->slots));
     return b;
 }
 
@@ -494,7 +659,11 @@ _Static_assert(sizeof(struct campaign_ledger) % 8 == 0,
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "the campaign encoding is little-endian memcpy; add byte swaps for this host");
 
-#define Q_AT (sizeof(struct campaign_ledger) + 4) /* where the Q-table starts */
+_Static_assert(sizeof(struct market) == (2 * MARKET_BINS + 1) * sizeof(double),
+               "struct market must be plain doubles (no padding)");
+
+#define N_AT (sizeof(struct campaign_ledger) + sizeof(struct market)) /* where n_q is */
+#define Q_AT (N_AT + 4) /* where the Q-table starts */
 
 static void campaign_init(void *value, int dim)
 {
@@ -503,7 +672,9 @@ static void campaign_init(void *value, int dim)
     l->period_start_ms = INT64_MIN;
     l->slot = -1;
     l->bid_multiplier = 1.0;
+    l->plan_multiplier = 1.0;
     l->pacing_rate = 1.0;
+    l->market_state = 4; /* on plan, CPM as the market's */
 }
 
 static size_t campaign_encoded_size(const void *value, int dim)
@@ -517,7 +688,8 @@ static void campaign_encode(const void *value, int dim, char *out)
     (void)dim;
     const struct campaign_state *c = value;
     memcpy(out, &c->l, sizeof c->l);
-    memcpy(out + sizeof c->l, &c->n_q, 4);
+    memcpy(out + sizeof c->l, &c->m, sizeof c->m);
+    memcpy(out + N_AT, &c->n_q, 4);
     if (c->n_q)
         memcpy(out + Q_AT, c->q, (size_t)c->n_q * sizeof(double));
 }
@@ -529,13 +701,14 @@ static bool campaign_decode(const char *in, size_t len, int dim, void *value, ch
     struct campaign_state *c = value;
     uint32_t n_q = 0;
     if (len >= Q_AT)
-        memcpy(&n_q, in + sizeof c->l, 4);
+        memcpy(&n_q, in + N_AT, 4);
     if (len < Q_AT || len != Q_AT + (size_t)n_q * sizeof(double)) {
         snprintf(why, whylen, "value is %zu bytes, expected %zu", len + 1,
                  Q_AT + (size_t)n_q * sizeof(double) + 1); /* counting the version byte */
         return false;
     }
     memcpy(&c->l, in, sizeof c->l);
+    memcpy(&c->m, in + sizeof c->l, sizeof c->m);
     c->n_q = n_q;
     c->q = xcalloc(n_q, sizeof *c->q);
     memcpy(c->q, in + Q_AT, (size_t)n_q * sizeof(double));
@@ -578,6 +751,11 @@ static const struct {
     LEDGER(priced_auctions, L_INT),      LEDGER(price_sum_micros, L_INT),
     LEDGER(conversion_value, L_REAL),    LEDGER(bid_multiplier, L_REAL),
     LEDGER(pacing_rate, L_REAL),         LEDGER(decisions, L_INT),
+    LEDGER(plan_multiplier, L_REAL),     LEDGER(market_state, L_INT),
+    LEDGER(slot_auctions, L_INT),        LEDGER(slot_price_sum_micros, L_INT),
+    LEDGER(slot_plan_micros, L_REAL),    LEDGER(slot_cost_per_auction, L_REAL),
+    LEDGER(period_expected_micros, L_REAL), LEDGER(auctions_per_slot, L_REAL),
+    LEDGER(slot_value, L_REAL),
 };
 _Static_assert(sizeof ledger_fields / sizeof ledger_fields[0] * 8 ==
                    sizeof(struct campaign_ledger),
@@ -614,13 +792,16 @@ static json_t *campaign_json(json_t *doc, const void *value, struct eddy_state *
     (void)st;
     const struct campaign_state *c = value;
     doc = budget_ledger_json(doc, &c->l, LEDGER_RAW);
+    doc = sjson_with(doc, "market_auctions", sjson_doubles(c->m.auctions, MARKET_BINS));
+    doc = sjson_with(doc, "market_cost_micros", sjson_doubles(c->m.cost_micros, MARKET_BINS));
+    doc = sjson_with(doc, "market_total", sjson_real(c->m.total));
     return sjson_with(doc, "q", sjson_doubles(c->q, c->n_q));
 }
 
 const struct state_codec budget_campaigns = {
     .name = "campaigns",
     .kind = "campaign",
-    .version = 1,
+    .version = 2,
     .value_size = sizeof(struct campaign_state),
     .init = campaign_init,
     .encoded_size = campaign_encoded_size,
@@ -631,21 +812,36 @@ const struct state_codec budget_campaigns = {
     .to_json = campaign_json,
 };
 
+static const char *const pacing_choices[] = {"even", "market", NULL};
+static const char *const reward_choices[] = {"clicks", "value", NULL};
+
 /* The keys of [bidding], which the pipeline reads into struct bid_params. */
 #define BID(field) offsetof(struct bid_params, field)
 static const struct eddy_param bid_keys[] = {
     {.key = "slots", .type = PARAM_INT, .def = "24", .off = BID(slots), .min = 1, .max = 1440,
      .help = "Decision slots per budget period"},
-    {.key = "budget.buckets", .type = PARAM_INT, .def = "10", .off = BID(buckets), .min = 1,
+    {.key = "budget.buckets", .type = PARAM_INT, .def = "4", .off = BID(buckets), .min = 1,
      .max = 100, .help = "Buckets of remaining budget in the Q-state"},
-    {.key = "multipliers", .type = PARAM_POSITIVE_LIST, .def = "0.5,0.75,1.0,1.25,1.5,2.0",
+    {.key = "pacing", .type = PARAM_CHOICE, .def = "market", .off = BID(pacing),
+     .choices = pacing_choices,
+     .help = "The plan: market (multiplier from the market histogram) or even (throttle)"},
+    {.key = "multipliers", .type = PARAM_POSITIVE_LIST, .def = "0.9,1.0,1.1",
      .off = BID(multipliers), .count_off = BID(n_actions), .max_count = BID_MAX_ACTIONS,
-     .help = "The actions: bid multipliers, comma separated, 1 to 16 values, each > 0"},
+     .help = "The actions: factors on the plan's bid multiplier, comma separated, 1 to 16 "
+             "values, each > 0"},
+    {.key = "explore.cap", .type = PARAM_DOUBLE, .def = "1.1", .off = BID(explore_cap),
+     .min = 1, .max = INFINITY,
+     .help = "A decision's multiplier stays within [plan / cap, plan x cap]"},
+    {.key = "market.half_life", .type = PARAM_DOUBLE, .def = "10", .off = BID(half_life),
+     .min = 0.01, .max = 1e6, .help = "Half-life of the market histogram, in budget periods"},
+    {.key = "reward", .type = PARAM_CHOICE, .def = "clicks", .off = BID(reward),
+     .choices = reward_choices,
+     .help = "What a slot's reward counts: clicks, or value (AdEvent.value of conversions)"},
     {.key = "alpha", .type = PARAM_DOUBLE, .def = "0.1", .off = BID(alpha), .min = 0, .max = 1,
      .help = "Q-learning rate"},
     {.key = "gamma", .type = PARAM_DOUBLE, .def = "0.95", .off = BID(gamma), .min = 0, .max = 1,
      .help = "Discount of future rewards"},
-    {.key = "epsilon", .type = PARAM_DOUBLE, .def = "0.1", .off = BID(epsilon), .min = 0,
+    {.key = "epsilon", .type = PARAM_DOUBLE, .def = "0.05", .off = BID(epsilon), .min = 0,
      .max = 1, .help = "Probability of exploring a random action"},
     {.key = "overspend.penalty", .type = PARAM_DOUBLE, .def = "1.0", .off = BID(overspend_penalty),
      .min = 0, .max = INFINITY, .help = "Reward penalty for spending ahead of an even plan"},
@@ -658,7 +854,7 @@ static const struct state_codec *const budget_stores[] = {&budget_campaigns, NUL
 const struct eddy_operator eddy_op_budget = {
     .name = "budget",
     .section = "bidding",
-    .section_help = "Budget pacing by Q-learning (see docs/budget.md).",
+    .section_help = "Budget pacing: a market plan corrected by Q-learning (see docs/budget.md).",
     .params = bid_keys,
     .n_params = sizeof bid_keys / sizeof bid_keys[0],
     .params_size = sizeof(struct bid_params),

@@ -70,6 +70,7 @@ static const char usage_replay[] =
     "                             1/32,1/16,1/8,1/4,1/2 (default: off)\n"
     "      --tune-on LOG          ad log Lin's base bid is tuned on (repeatable);\n"
     "                             with the protocol, eddy bids from the same base\n"
+    "                             and its controller is first trained on LOG\n"
     "      --checkpoint-events N  checkpoint every N events (default: [state]\n"
     "                             checkpoint.events)\n"
     "      --progress             progress bar (default when stderr is a TTY)\n"

@@ -126,6 +126,7 @@ static void evaluate_event(void *ctx, struct op_chain *ops, const struct eddy_ev
         chain_process(ops, &evs[i]);
         backtest_after(r->bt, &evs[i]);
     }
+    backtest_pretrain(r->bt, ops, ev);
 }
 
 static void evaluate_decision(void *ctx, const struct budget_decision *d)

@@ -78,6 +78,7 @@ def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir, cooccur):
         assert r.returncode == 0, r.stderr
     a, b = outputs(workdir, "a"), outputs(workdir, "b")
     assert a[0] and a[1], "the log must give recommendations and decisions"
+    controller_state(a[2])  # compared below with everything else in the export
     assert a == b
 
     # Kill a third replay part-way (after some checkpoints), then resume it.
@@ -97,6 +98,97 @@ def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir, cooccur):
     assert r.returncode == 0, r.stderr
     assert "resuming the replay after event" in r.stderr, r.stderr
     assert outputs(workdir, "c") == a, f"killed after {time.monotonic() - start:.1f} s"
+
+
+def controller_state(export):
+    """The budget controller's state in a state export: every campaign's
+    ledger, market histogram and Q-table."""
+    campaigns = [json.loads(line) for line in export.splitlines() if '"kind":"campaign"' in line]
+    assert campaigns, "the export must hold the campaigns"
+    for c in campaigns:
+        assert {"plan_multiplier", "market_state", "auctions_per_slot",
+                "market_auctions", "market_cost_micros", "market_total", "q"} <= c.keys(), c
+    return campaigns
+
+
+def test_pretrained_protocol_is_deterministic_across_a_sigkill(workdir):
+    """The protocol with --tune-on pre-trains the controller inside the first
+    event; two runs and a killed-and-resumed one leave the same outputs and
+    the same controller state (ledgers, market histograms, Q-tables)."""
+    tune, log = os.path.join(workdir, "tune"), os.path.join(workdir, "log")
+    one = ["--events", 40000, "--campaigns", 1, "--ad-fraction", 0.5, "--period-ms", 2000]
+    eddy("gen", "--out", tune, *one, "--seed", 4)
+    eddy("gen", "--out", log, *one, "--seed", 5)
+    extra = ["--budget-fractions", "1/8,1/2", "--tune-on", tune]
+    took = {}
+    for name in ("a", "b"):
+        start = time.monotonic()
+        r = subprocess.run(replay_cmd(workdir, name, log, *extra), capture_output=True,
+                           text=True, timeout=600)
+        took[name] = time.monotonic() - start
+        assert r.returncode == 0, r.stderr
+        assert "no episode overspent" in r.stdout, r.stdout
+    a, b = outputs(workdir, "a"), outputs(workdir, "b")
+    assert a == b
+    trained = controller_state(a[2])
+    assert all(c["market_total"] > 0 and any(c["q"]) for c in trained), trained
+
+    p = subprocess.Popen(replay_cmd(workdir, "c", log, *extra), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    state = os.path.join(workdir, "c", "state")
+    while not os.path.exists(os.path.join(state, "CURRENT")) and p.poll() is None:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.2, 0.6) * min(took.values()))
+    p.send_signal(signal.SIGKILL)
+    assert p.wait() == -signal.SIGKILL, "the replay ended before the kill: make the log longer"
+    r = subprocess.run(replay_cmd(workdir, "c", log, *extra), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resuming the replay after event" in r.stderr, r.stderr
+    assert outputs(workdir, "c") == a
+
+
+def write_log(path, name, recs):
+    with open(os.path.join(ROOT, "schemas", name + ".avsc")) as f:
+        sch = avro.schema.parse(f.read())
+    with avro.datafile.DataFileWriter(open(path, "wb"), avro.io.DatumWriter(), sch) as w:
+        for rec in recs:
+            w.append(rec)
+
+
+def test_report_shows_conversion_value(workdir):
+    """Conversions with AdEvent.value after won auctions: the report gives
+    the campaign's conversion value next to its clicks, and reward = value
+    trains on it."""
+    log = os.path.join(workdir, "log")
+    os.makedirs(log)
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    write_log(os.path.join(log, "campaigns.avro"), "CampaignBudget",
+              [{"campaign_id": "v", "budget_micros": 10**9, "period_ms": 24000,
+                "base_bid_micros": 10000}])
+    ads = []
+    for i in range(200):
+        ads.append({"campaign_id": "v", "event_type": "AUCTION", "timestamp": t0 + datetime.timedelta(milliseconds=100 * i),
+                    "pctr": 0.5, "market_price_micros": 1000})
+        if i % 4 == 0:
+            ads.append({"campaign_id": "v", "event_type": "CONVERSION",
+                        "timestamp": t0 + datetime.timedelta(milliseconds=100 * i),
+                        "value": 2.5})
+    write_log(os.path.join(log, "ad-events.avro"), "AdEvent", ads)
+    out = os.path.join(workdir, "out")
+    env = dict(os.environ, EDDY_BIDDING_REWARD="value")
+    r = subprocess.run([EDDY, "replay", "-q", "--state", os.path.join(workdir, "state"),
+                        "-o", out, log], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "conversion value" in r.stdout, r.stdout
+    with open(os.path.join(out, "report.json")) as f:
+        camp = json.load(f)["campaigns"][0]
+    assert camp["wins"] == 200, camp  # bid 5000 >= price 1000, budget plenty
+    assert camp["conversion_value"] == 50 * 2.5, camp
+    ledger = [json.loads(line) for line in state_cli(
+        "export", "--format", "jsonl", "-d", os.path.join(workdir, "state")).splitlines()
+        if '"kind":"campaign"' in line][0]
+    assert any(q > 0 for q in ledger["q"]), "reward = value trains on the conversions"
 
 
 def test_replay_report(workdir):
@@ -179,6 +271,10 @@ def test_ipinyou_protocol(workdir):
             assert res["auctions"] > 0, (f["label"], policy)
             assert res["max_overspend_micros"] <= 0, (f["label"], policy)
         assert f["oracle"]["clicks"] >= f["lin"]["clicks"], f
+        # README: the controller, pre-trained on train.txt, matches or beats Lin.
+        assert f["eddy"]["clicks"] >= f["lin"]["clicks"], f
+        assert len(f["training"]["clicks"]) == 100 and f["episode"]["spent_micros"], f
+    assert sum(f["eddy"]["clicks"] for f in rep["fractions"]) >= 142
 
 
 def kafka_replay(broker, workdir, name, *bounds):

@@ -76,6 +76,11 @@ def test_sigkill_at_random_points_gives_the_same_state(workdir):
     for t, e in ends.items():
         assert stored_offsets(a, t) == {p: o for p, o in e.items() if o}, t
     assert len(a) > 3000
+    # The budget controller's whole state is in what is compared: ledgers,
+    # market histograms and Q-tables.
+    campaigns = [json.loads(x) for x in a if '"kind":"campaign"' in x]
+    assert len(campaigns) == 4 and all(
+        c["market_total"] > 0 and "plan_multiplier" in c and any(c["q"]) for c in campaigns)
     assert a == b, next((x, y) for x, y in zip(a, b) if x != y)
 
 

@@ -45,6 +45,10 @@ static const struct bid_params default_params = {
     .gamma = 0.9,
     .epsilon = 0.0,
     .overspend_penalty = 2.0,
+    .explore_cap = 100.0,
+    .half_life = 10.0,
+    .pacing = PACING_EVEN,
+    .reward = REWARD_CLICKS,
     .seed = 42,
 };
 
@@ -160,7 +164,7 @@ static struct campaign_state *campaign(struct fx *f, const char *id)
 {
     struct campaign_state *c = state_get(store(f), eddy_str_c(id), false);
     assert_non_null(c);
-    assert_int_equal(c->n_q, f->p.slots * f->p.buckets * f->p.n_actions);
+    assert_int_equal(c->n_q, f->p.slots * f->p.buckets * 9 * f->p.n_actions);
     return c;
 }
 
@@ -289,14 +293,17 @@ static void test_flush_advances_idle_campaign(void **s)
 }
 
 /* The Q-updates of a hand-made run, against hand computation. Params: 4
- * slots, 2 buckets, actions {1.0, 0.5}, alpha 0.5, gamma 0.9, penalty 2;
- * budget 10000, period 4000, base bid 1000. Q index = state * 2 + action,
- * state = slot * 2 + bucket. */
+ * slots, 2 buckets, actions {1.0, 0.5}, alpha 0.5, gamma 0.9, penalty 2,
+ * even pacing; budget 10000, period 4000, base bid 1000. Q index = state * 2
+ * + action, state = (slot * 2 + bucket) * 9 + 3 * pace + cpm, where pace and
+ * cpm are the last slot's spend against its plan and its CPM against the
+ * market's (0 below, 1 on, 2 above; 4 = on plan before any slot closed). */
 static void test_q_update(void **s)
 {
     struct fx *f = *s;
     configure(f, "c", 10000, 4000, 1000);
-    ad(f, "c", AD_IMPRESSION, 0); /* slot 0, full budget: bucket 1, state 1 */
+    ad(f, "c", AD_IMPRESSION, 0); /* slot 0, full budget: bucket 1, state 13 */
+    assert_int_equal(campaign(f, "c")->l.q_state, 13);
     for (int t = 100; t <= 300; t += 100)
         auction(f, "c", t, 1.0, 1000); /* bid 1000 >= 1000: won, pacing is 1 */
     ad(f, "c", AD_CLICK, 400);
@@ -304,46 +311,54 @@ static void test_q_update(void **s)
     assert_int_equal(c->l.spent_micros, 3000);
     assert_int_equal(c->l.slot_clicks, 1);
 
-    /* Close slot 0: r = 1 - 2 * (3000 - 2500) / 10000 * 4 = 0.6; next state
-     * 3 (slot 1, 7000 left: bucket 1) has Q 0: Q[1,0] = 0.5 * 0.6. The click
-     * at 1500 goes to slot 1: the latest auction was won. */
+    /* Close slot 0: r = 1 - 2 * (3000 - 2500) / 10000 * 4 = 0.6; 3000 spent
+     * against a slot plan of 2500 is on plan (below 1.25 x), at the market's
+     * CPM: next state 31 (slot 1, 7000 left: bucket 1, market 4) has Q 0:
+     * Q[13,0] = 0.5 * 0.6. The click at 1500 goes to slot 1: the latest
+     * auction was won. */
     ad(f, "c", AD_CLICK, 1500);
-    assert_float_equal(c->q[1 * 2 + 0], 0.3, 1e-12);
-    assert_int_equal(c->l.q_state, 3);
+    assert_float_equal(c->q[13 * 2 + 0], 0.3, 1e-12);
+    assert_int_equal(c->l.q_state, 31);
     assert_float_equal(f->dec[1].d.pacing_rate, 0.7 / 0.75, 1e-12);
     assert_int_equal(f->dec[1].d.spent_micros, 3000);
     assert_int_equal(f->dec[1].d.remaining_micros, 7000);
 
-    /* Close slot 1: r = 1 (under plan); Q[3,0] = 0.5 * 1. */
+    /* Close slot 1: r = 1 (under plan); Q[31,0] = 0.5 * 1. Nothing was
+     * spent in it: under its plan, so the market state is 1 from now on. */
     ad(f, "c", AD_IMPRESSION, 2000);
-    assert_float_equal(c->q[3 * 2 + 0], 0.5, 1e-12);
+    assert_float_equal(c->q[31 * 2 + 0], 0.5, 1e-12);
+    assert_int_equal(c->l.q_state, (2 * 2 + 1) * 9 + 1);
 
     /* Slots 2 and 3 close with r = 0 (slot 3 terminal); the new period
-     * resets spend and starts in state 1 again, where action 0 is best. */
+     * resets spend and starts in state 10 (slot 0, bucket 1, market 1). */
     ad(f, "c", AD_IMPRESSION, 4000);
     assert_int_equal(c->l.spent_micros, 0);
-    assert_int_equal(c->l.q_state, 1);
+    assert_int_equal(c->l.q_state, 10);
     assert_int_equal(c->l.action, 0);
 
-    /* Close it with r = 0: bootstraps from max Q[3,.] = 0.5:
-     * Q[1,0] = 0.3 + 0.5 * (0.9 * 0.5 - 0.3) = 0.375. */
+    /* Close it with r = 0: bootstraps from max Q[28,.] (slot 1, bucket 1,
+     * market 1), set here to 0.5: Q[10,0] = 0.5 * (0.9 * 0.5) = 0.225. */
+    c->q[28 * 2 + 0] = 0.5;
     ad(f, "c", AD_IMPRESSION, 5000);
-    assert_float_equal(c->q[1 * 2 + 0], 0.375, 1e-12);
+    assert_float_equal(c->q[10 * 2 + 0], 0.225, 1e-12);
+    assert_int_equal(c->l.q_state, 28);
 
     /* Six wins in slot 1: 6000 spent against a plan of 5000, r = -2 * 0.4,
-     * next state 4 (4000 left: bucket 0), untrained:
-     * Q[3,0] = 0.5 + 0.5 * (-0.8 - 0.5) = -0.15. */
+     * next state (2 * 2 + 0) * 9 + 7 = 43 (4000 left: bucket 0; over its
+     * slot plan of 3333), untrained: Q[28,0] = 0.5 + 0.5 * (-0.8 - 0.5). */
     for (int t = 5100; t <= 5600; t += 100)
         auction(f, "c", t, 1.0, 1000);
     ad(f, "c", AD_IMPRESSION, 6000);
-    assert_float_equal(c->q[3 * 2 + 0], -0.15, 1e-12);
+    assert_float_equal(c->q[28 * 2 + 0], -0.15, 1e-12);
+    assert_int_equal(c->l.q_state, 43);
 
-    /* Next period, slot 1 (state 3): action 1 is now the greedy one. */
+    /* Next period, slot 1 (state 28 again): action 1 is now the greedy one;
+     * closing slot 0 (state 10) bootstrapped from max(-0.15, 0) = 0. */
     ad(f, "c", AD_IMPRESSION, 9000);
-    assert_int_equal(c->l.q_state, 3);
+    assert_int_equal(c->l.q_state, 28);
     assert_int_equal(c->l.action, 1);
     assert_true(f->dec[f->n_dec - 1].d.bid_multiplier == 0.5);
-    assert_float_equal(c->q[1 * 2 + 0], 0.1875, 1e-12);
+    assert_float_equal(c->q[10 * 2 + 0], 0.1125, 1e-12);
 }
 
 /* Exhaustion: once less than the mean market price so far is left, a
@@ -414,6 +429,149 @@ static void test_never_overspends(void **s)
         spent_decisions += f->dec[i].d.pacing_rate == 0.0;
     }
     assert_true(spent_decisions > 0); /* the budgets did run out */
+}
+
+/* Market pacing, 24 slots, actions far from the plan and exploring, so the
+ * no-overspend and cap checks see every action. */
+static struct bid_params market_params(void)
+{
+    struct bid_params p = default_params;
+    p.slots = 24;
+    p.buckets = 4;
+    p.n_actions = 3;
+    p.multipliers[0] = 0.25, p.multipliers[1] = 1.0, p.multipliers[2] = 4.0;
+    p.explore_cap = 4.0;
+    p.epsilon = 0.3;
+    p.alpha = 0.1;
+    p.pacing = PACING_MARKET;
+    return p;
+}
+
+/* The no-overspend guarantee under market pacing and its action space:
+ * multipliers up to 16x the plan, explored, never spend past a budget. */
+static void test_market_never_overspends(void **s)
+{
+    (void)s;
+    struct bid_params p = market_params();
+    struct fx *f = fx_new(&p);
+    configure(f, "a", 100000, 24000, 60000);
+    configure(f, "b", 250000, 24000, 50000);
+    stream(f, 17, 0, 20000);
+    assert_true(campaign(f, "a")->l.wins + campaign(f, "b")->l.wins > 100);
+    for (size_t i = 0; i < f->n_dec; i++)
+        assert_true(f->dec[i].d.remaining_micros >= 0);
+    fx_free(f);
+}
+
+/* One period of 24 slots x 40 auctions from t0: pCTR in [0.001, 0.011),
+ * price uniform in [0, 2 x mean) (mean 50000), times `jump` from the
+ * middle of the period on. Returns the spend at the period's end. */
+static int64_t generated_period(struct fx *f, uint64_t seed, int64_t t0, double jump)
+{
+    for (int i = 0; i < 24 * 40; i++) {
+        uint64_t h = mix(seed ^ mix((uint64_t)(t0 + i)));
+        double pctr = 0.001 + 0.01 * unit(h);
+        double price = 100000 * unit(mix(h)) * (i >= 12 * 40 ? jump : 1.0);
+        auction(f, "c", t0 + i * 25, pctr, (int64_t)price);
+        assert_true(campaign(f, "c")->l.spent_micros <= campaign(f, "c")->l.budget_micros);
+    }
+    return campaign(f, "c")->l.spent_micros;
+}
+
+/* The spend at the open of `slot` in the last period decided. */
+static int64_t spent_at_slot(const struct fx *f, int32_t slot)
+{
+    for (size_t i = f->n_dec; i-- > 0;)
+        if (f->dec[i].d.slot == slot && f->dec[i].d.pacing_rate > 0)
+            return f->dec[i].d.spent_micros;
+    return -1;
+}
+
+/* Five periods teach the market; then prices double (or halve) halfway
+ * through a period. The base bid is 5 times too low, so bidding it as it
+ * is (even pacing) spends a fifth of the budget: the multiplier must come
+ * from the market. The plan re-paces on what is left: half the budget by
+ * the jump, the budget lasting to the last slots after it, and the period
+ * spends within 5% of its budget, never more. */
+static void run_price_jump(double jump)
+{
+    struct bid_params p = market_params();
+    p.multipliers[0] = 0.9, p.multipliers[1] = 1.0, p.multipliers[2] = 1.1;
+    p.explore_cap = 1.1;
+    p.epsilon = 0.05;
+    struct fx *f = fx_new(&p);
+    int64_t budget = 24 * 40 * 50000 / 8; /* c0 = 1/8 */
+    configure(f, "c", budget, 24000, 2000000); /* pCTR 0.005 bids 10000 at multiplier 1 */
+    for (int k = 0; k < 5; k++)
+        generated_period(f, 1, k * 24000, 1.0);
+    int64_t spent = generated_period(f, 2, 5 * 24000, jump);
+    assert_true(spent <= budget);
+    assert_true(spent >= budget * 0.95);
+    int64_t at_jump = spent_at_slot(f, 12), late = spent_at_slot(f, 22);
+    assert_true(at_jump >= budget * 0.4 && at_jump <= budget * 0.6);
+    assert_true(late > 0 && late < budget); /* still bidding in slot 22 */
+    fx_free(f);
+}
+
+static void test_repaces_after_price_jump_up(void **s)
+{
+    (void)s;
+    run_price_jump(2.0);
+}
+
+static void test_repaces_after_price_jump_down(void **s)
+{
+    (void)s;
+    run_price_jump(0.5);
+}
+
+/* However far the actions are from the plan, a decision stays within
+ * [plan / cap, plan x cap]. */
+static void test_explore_cap(void **s)
+{
+    (void)s;
+    struct bid_params p = market_params();
+    p.epsilon = 1.0;
+    p.explore_cap = 1.5;
+    struct fx *f = fx_new(&p);
+    configure(f, "c", 1000000, 24000, 10000000);
+    generated_period(f, 3, 0, 1.0);
+    generated_period(f, 4, 24000, 1.0);
+    const struct campaign_ledger *l = &campaign(f, "c")->l;
+    assert_true(l->plan_multiplier != 1.0); /* the market made the plan */
+    double ratio = l->bid_multiplier / l->plan_multiplier;
+    assert_true(ratio >= 1 / 1.5 - 1e-12 && ratio <= 1.5 + 1e-12);
+    bool low = false, high = false;
+    for (size_t i = 0; i < f->n_dec; i++) {
+        low |= f->dec[i].d.bid_multiplier < 0.99 * l->plan_multiplier;
+        high |= f->dec[i].d.bid_multiplier > 1.01 * l->plan_multiplier;
+    }
+    assert_true(low && high); /* it explored both ways */
+    fx_free(f);
+}
+
+/* reward = value: a slot's reward is the conversion value of won auctions,
+ * not the clicks. */
+static void test_reward_value(void **s)
+{
+    (void)s;
+    struct bid_params p = default_params;
+    p.reward = REWARD_VALUE;
+    p.overspend_penalty = 0;
+    struct fx *f = fx_new(&p);
+    configure(f, "c", 10000, 4000, 1000);
+    auction(f, "c", 0, 1.0, 500); /* won */
+    ad(f, "c", AD_CLICK, 10);
+    struct eddy_event ev = {.kind = EV_AD};
+    ev.u.ad = (struct ad_event){.campaign_id = eddy_str_c("c"), .type = AD_CONVERSION,
+                                .timestamp_ms = 20, .has_value = true, .value = 7.5};
+    eddy_op_budget.process(f->op, &ev);
+    struct campaign_state *c = campaign(f, "c");
+    int64_t s0 = c->l.q_state;
+    ad(f, "c", AD_IMPRESSION, 1000); /* closes slot 0: Q = 0.5 * 7.5 */
+    assert_float_equal(c->q[s0 * 2 + c->l.action], 3.75, 1e-12);
+    assert_float_equal(c->l.conversion_value, 7.5, 1e-12);
+    fx_free(f);
 }
 
 static struct bid_params exploring_params(void)
@@ -652,6 +810,18 @@ static void test_rejects_bad_params(void **s)
     assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
     assert_non_null(strstr(err, "epsilon"));
     p = default_params;
+    p.explore_cap = 0.5;
+    assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "explore.cap"));
+    p = default_params;
+    p.half_life = 0;
+    assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "half_life"));
+    p = default_params;
+    p.pacing = 7;
+    assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
+    assert_non_null(strstr(err, "pacing"));
+    p = default_params;
     emit.decision = NULL;
     assert_null(eddy_op_budget.create(&p, f->st, &emit, err, sizeof err));
 }
@@ -672,7 +842,10 @@ static void test_ledger_readable(void **state)
         "\"wins\":0,\"clicks\":0,\"impressions\":0,\"conversions\":0,"
         "\"reported_cost_micros\":0,\"priced_auctions\":2,\"price_sum_micros\":0,"
         "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,"
-        "\"pacing_rate\":\"NaN\",\"decisions\":0}");
+        "\"pacing_rate\":\"NaN\",\"decisions\":0,\"plan_multiplier\":0.0,"
+        "\"market_state\":0,\"slot_auctions\":0,\"slot_price_sum_micros\":0,"
+        "\"slot_plan_micros\":0.0,\"slot_cost_per_auction\":0.0,"
+        "\"period_expected_micros\":0.0,\"auctions_per_slot\":0.0,\"slot_value\":0.0}");
     l.period_start_ms = 0;
     json_decref(doc);
     doc = budget_ledger_json(json_object(), &l, LEDGER_READABLE);
@@ -692,6 +865,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pacing_zero_once_spent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spent_means_below_a_typical_price, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_overspends, setup, teardown),
+        cmocka_unit_test(test_market_never_overspends),
+        cmocka_unit_test(test_repaces_after_price_jump_up),
+        cmocka_unit_test(test_repaces_after_price_jump_down),
+        cmocka_unit_test(test_explore_cap),
+        cmocka_unit_test(test_reward_value),
         cmocka_unit_test(test_untrained_bids_the_base_bid),
         cmocka_unit_test(test_explores),
         cmocka_unit_test(test_deterministic),

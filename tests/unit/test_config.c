@@ -98,13 +98,16 @@ static void assert_defaults(const struct eddy_config *c)
     assert_int_equal(rec->refresh_interval_ms, 1000);
     assert_int_equal(rec->batch_users, 128);
     assert_int_equal(bid->slots, 24);
-    assert_int_equal(bid->buckets, 10);
-    static const double m[] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0};
-    assert_int_equal(bid->n_actions, 6);
-    for (int i = 0; i < 6; i++)
+    assert_int_equal(bid->buckets, 4);
+    static const double m[] = {0.9, 1.0, 1.1};
+    assert_int_equal(bid->n_actions, 3);
+    for (int i = 0; i < 3; i++)
         assert_true(bid->multipliers[i] == m[i]);
-    assert_true(bid->alpha == 0.1 && bid->gamma == 0.95 && bid->epsilon == 0.1);
+    assert_true(bid->alpha == 0.1 && bid->gamma == 0.95 && bid->epsilon == 0.05);
     assert_true(bid->overspend_penalty == 1.0);
+    assert_int_equal(bid->pacing, PACING_MARKET);
+    assert_int_equal(bid->reward, REWARD_CLICKS);
+    assert_true(bid->explore_cap == 1.1 && bid->half_life == 10);
     assert_int_equal(bid->seed, 42);
     assert_string_equal(c->http_listen, "127.0.0.1:9464");
 }

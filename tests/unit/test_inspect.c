@@ -137,6 +137,12 @@ static char *export_of(struct fx *f, const char *dir)
     return text;
 }
 
+/* An empty market histogram: MARKET_BINS (161) zeros. */
+#define ZEROS_10 "0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,"
+#define ZEROS_160 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 \
+                  ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10 ZEROS_10
+#define ZEROS_161 ZEROS_160 "0.0"
+_Static_assert(MARKET_BINS == 161, "ZEROS_161 is an empty market");
 #define CAMPAIGN_LINE                                                                        \
     "{\"kind\":\"campaign\",\"id\":\"c1\",\"configured\":1,\"budget_micros\":5000000,"      \
     "\"period_ms\":0,\"base_bid_micros\":0,\"period_start_ms\":-9223372036854775808,"         \
@@ -145,7 +151,11 @@ static char *export_of(struct fx *f, const char *dir)
     "\"impressions\":0,\"conversions\":0,\"reported_cost_micros\":0,"                          \
     "\"priced_auctions\":0,\"price_sum_micros\":0,"                                          \
     "\"conversion_value\":0.0,\"bid_multiplier\":1.1000000000000001,\"pacing_rate\":1.0,"    \
-    "\"decisions\":0,\"q\":[0.10000000000000001,-2.5,0.0]}\n"
+    "\"decisions\":0,\"plan_multiplier\":1.0,\"market_state\":4,\"slot_auctions\":0,"      \
+    "\"slot_price_sum_micros\":0,\"slot_plan_micros\":0.0,\"slot_cost_per_auction\":0.0,"    \
+    "\"period_expected_micros\":0.0,\"auctions_per_slot\":0.0,\"slot_value\":0.0,"           \
+    "\"market_auctions\":[" ZEROS_161 "],\"market_cost_micros\":[" ZEROS_161 "],"           \
+    "\"market_total\":0.0,\"q\":[0.10000000000000001,-2.5,0.0]}\n"
 #define U1_LINE                                                                              \
     "{\"kind\":\"user\",\"partition\":0,\"id\":\"u1\",\"last_refresh_ms\":1000,\"last_event_ms\":2000,"       \
     "\"n_events\":3,\"vector\":[0.5,-1.25],\"seen\":[\"i2\",\"i1\"]}\n"

@@ -439,6 +439,56 @@ static void test_json_derived_zero(void **state)
     free(html);
 }
 
+/* The controller's section: the first fraction pre-trained (3 episodes)
+ * with its middle episode recorded at slots 0 and 2 of 4 (slot 1 had no
+ * decision); the second neither. */
+static void test_controller(void **state)
+{
+    struct fx *f = *state;
+    struct full u;
+    full_report(&u, "controller");
+    uint32_t clicks[3] = {1, 0, 2};
+    int64_t spend[3] = {900, 1000, 950};
+    struct report_training train = {3, clicks, spend, 1000};
+    struct report_episode shown = {.slots = 4, .budget_micros = 1000};
+    shown.seen[0] = shown.seen[2] = true;
+    shown.spent_micros[2] = 480;
+    shown.multiplier[0] = 1.5, shown.plan_multiplier[0] = 1.25;
+    shown.multiplier[2] = 0.9, shown.plan_multiplier[2] = 1.0;
+    u.fr[0].train = &train;
+    u.fr[0].shown = &shown;
+    char err[256] = "";
+    assert_int_equal(report_write_json(&u.r, f->json, err, sizeof err), 0);
+    json_error_t je;
+    json_t *root = json_load_file(f->json, 0, &je);
+    assert_non_null(root);
+    assert_jint(root, "fractions.0.training.budget_micros", 1000);
+    assert_jint(root, "fractions.0.training.clicks.2", 2);
+    assert_jint(root, "fractions.0.training.spend_micros.1", 1000);
+    assert_jint(root, "fractions.0.episode.spent_micros.2", 480);
+    assert_true(json_is_null(get(root, "fractions.0.episode.spent_micros.1")));
+    assert_jreal(root, "fractions.0.episode.bid_multiplier.0", 1.5);
+    assert_jreal(root, "fractions.0.episode.plan_multiplier.2", 1.0);
+    assert_true(json_is_null(get(root, "fractions.1.training")));
+    assert_true(json_is_null(get(root, "fractions.1.episode")));
+    json_decref(root);
+
+    assert_int_equal(report_write_html(&u.r, f->html, err, sizeof err), 0);
+    char *html = slurp(f->html);
+    assert_self_contained(html);
+    assert_non_null(strstr(html, "The budget controller"));
+    assert_non_null(strstr(html, "c0 1/32: spend at each slot&#39;s open vs plan"));
+    assert_non_null(strstr(html, "c0 1/32: bid multiplier by slot"));
+    assert_null(strstr(html, "c0 1/16: bid multiplier"));
+    assert_non_null(strstr(html, "Learning curve"));
+    /* 3 charts as before, 2 for the episode, 2 for the learning curve */
+    int svgs = 0;
+    for (const char *p = strstr(html, "<svg"); p; p = strstr(p + 1, "<svg"))
+        svgs++;
+    assert_int_equal(svgs, 7);
+    free(html);
+}
+
 static void test_html(void **state)
 {
     struct fx *f = *state;
@@ -614,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_all_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_derived_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_controller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html_single_point_constant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_errors, setup, teardown),
