@@ -1601,6 +1601,17 @@ void state_delete(struct state_store *s, void *value)
         s->st->dirty_bytes += 1 + e->key_len;
 }
 
+/* Ends a scan of a store: its error, if any, fails the state. */
+static void store_iter_end(struct state_store *s, rocksdb_iterator_t *it)
+{
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    if (rerr)
+        fail(s->st, "state %s: reading %s: %s", s->st->dir, s->codec->name, rerr);
+    rocksdb_free(rerr);
+}
+
 /* Caches every stored value not cached yet (cached ones may be newer). */
 static void keyed_scan(struct state_store *s)
 {
@@ -1614,12 +1625,7 @@ static void keyed_scan(struct state_store *s)
             (e = entry_from_value(s, key, v.ptr, v.len)))
             entry_insert(s, e);
     }
-    char *rerr = NULL;
-    rocksdb_iter_get_error(it, &rerr);
-    rocksdb_iter_destroy(it);
-    if (rerr)
-        fail(s->st, "state %s: reading %s: %s", s->st->dir, s->codec->name, rerr);
-    rocksdb_free(rerr);
+    store_iter_end(s, it);
     s->scanned = true;
 }
 
@@ -1662,12 +1668,7 @@ size_t state_sweep(struct state_store *s, bool (*expired)(const void *value, voi
         v.ptr = rocksdb_iter_value(it, &v.len);
         deleted += sweep_stored(s, key, v, expired, ctx);
     }
-    char *rerr = NULL;
-    rocksdb_iter_get_error(it, &rerr);
-    rocksdb_iter_destroy(it);
-    if (rerr)
-        fail(s->st, "state %s: reading %s: %s", s->st->dir, s->codec->name, rerr);
-    rocksdb_free(rerr);
+    store_iter_end(s, it);
     return deleted;
 }
 
