@@ -15,6 +15,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "operators/common.h"
 #include "state/json.h"
 #include "state/state.h"
 
@@ -391,16 +392,6 @@ static void advance(struct budget *b, struct campaign_state *c, int64_t t)
 }
 
 /* --- events ------------------------------------------------------------ */
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "eddy budget: out of memory\n");
-        abort(); /* as the state does */
-    }
-    return p;
-}
 
 /* The campaign, created if new. A Q-table of another size (stored under
  * other params, or new) is replaced by zeros of this operator's size. */

@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <xxhash.h>
 
+#include "operators/common.h"
 #include "operators/users.h"
 #include "state/json.h"
 #include "state/state.h"
@@ -64,16 +65,6 @@ struct cooc {
     uint8_t *page_dirty;      /* one byte per page */
     size_t n_pages;
 };
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fprintf(stderr, "eddy cooccur: out of memory (%zu bytes)\n", n);
-        abort();
-    }
-    return q;
-}
 
 /* ---- the lists' codec --------------------------------------------------- */
 
@@ -313,22 +304,13 @@ static bool expired_at(const void *value, void *cutoff)
     return expired(value, *(const int64_t *)cutoff);
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a / b - (a % b != 0 && (a < 0) != (b < 0));
-}
-
-/* When the clock crosses a multiple of ttl/4 (event time, so where input
- * batches end does not matter), deletes every history and list expired at
- * that multiple: each lives at most 1.25 ttl past its last touch. */
+/* Deletes every history and list expired when the clock crosses a sweep
+ * point (operators/common.h). */
 static void maybe_sweep(struct cooc *c, int64_t before, int64_t clock)
 {
-    const int64_t every = c->p.ttl_ms / 4 > 0 ? c->p.ttl_ms / 4 : 1;
-    if (c->p.ttl_ms <= 0 || before == INT64_MIN || clock <= before ||
-        floor_div(clock, every) == floor_div(before, every))
+    int64_t cutoff;
+    if (!ttl_sweep_due(before, clock, c->p.ttl_ms, &cutoff))
         return;
-    int64_t at = floor_div(clock, every) * every;
-    int64_t cutoff = expiry_cutoff(at, c->p.ttl_ms);
     state_sweep(c->users, expired_at, &cutoff);
     state_sweep(c->items, expired_at, &cutoff);
 }

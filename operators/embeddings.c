@@ -16,6 +16,7 @@
 
 #include <xxhash.h>
 
+#include "operators/common.h"
 #include "operators/users.h"
 #include "operators/vecmath.h"
 #include "state/state.h"
@@ -42,11 +43,6 @@ struct mf {
  * empty seen set). Items are rows of a dense matrix, which cannot delete
  * one: they do not expire (docs/recommender.md, "Bounded state"). */
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a / b - (a % b != 0 && (a < 0) != (b < 0));
-}
-
 static bool user_expired(const void *value, void *cutoff)
 {
     return ((const struct user_state *)value)->last_event_ms < *(const int64_t *)cutoff;
@@ -59,14 +55,9 @@ static void advance_clock(struct mf *m, int64_t t)
         return;
     m->clock = t;
     m->clock_dirty = true;
-    const int64_t every = m->p.ttl_ms / 4 > 0 ? m->p.ttl_ms / 4 : 1;
-    if (m->p.ttl_ms <= 0 || before == INT64_MIN ||
-        floor_div(t, every) == floor_div(before, every))
-        return;
-    int64_t cutoff = floor_div(t, every) * every;
-    if (__builtin_sub_overflow(cutoff, m->p.ttl_ms, &cutoff))
-        return;
-    state_sweep(m->users, user_expired, &cutoff);
+    int64_t cutoff;
+    if (ttl_sweep_due(before, t, m->p.ttl_ms, &cutoff))
+        state_sweep(m->users, user_expired, &cutoff);
 }
 
 static uint64_t splitmix64(uint64_t *s)

@@ -28,6 +28,7 @@
 #include <uthash.h>
 
 #include "operators/blas.h"
+#include "operators/common.h"
 #include "operators/cooccur.h"
 #include "operators/users.h"
 #include "operators/vecmath.h"
@@ -94,16 +95,6 @@ struct rec {
     struct cooc_scratch *retrieval; /* REC_TWO_STAGE */
     struct state_store *users, *items; /* embeddings' (operators/users.h) */
 };
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fprintf(stderr, "eddy recommend: out of memory (%zu bytes)\n", n);
-        abort();
-    }
-    return q;
-}
 
 /* ---- top-k selection ---------------------------------------------------- */
 

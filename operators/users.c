@@ -12,22 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "operators/common.h"
 #include "state/json.h"
 
 #define SEEN_INITIAL 8
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "the encoding is little-endian memcpy; add byte swaps for this host");
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fprintf(stderr, "eddy users: out of memory (%zu bytes)\n", n);
-        abort();
-    }
-    return q;
-}
 
 static char *put(char *p, const void *src, size_t n)
 {

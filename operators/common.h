@@ -1,0 +1,52 @@
+/* common.h: what several operators need alike: allocation that treats out
+ * of memory as fatal (as the state does: an operator cannot drop an event's
+ * effect and go on), and when an event-time TTL's periodic sweep is due. */
+#ifndef EDDY_OPERATORS_COMMON_H
+#define EDDY_OPERATORS_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static inline void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "eddy: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return q;
+}
+
+static inline void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "eddy: out of memory (%zu x %zu bytes)\n", n, size);
+        abort();
+    }
+    return p;
+}
+
+static inline int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+/* A TTL's sweep runs when an operator's clock (the latest event time it
+ * applied) moves from `before` to `now` across a multiple of ttl/4: event
+ * time alone decides, so where batches or restarts fall does not matter,
+ * and a value lives at most 1.25 ttl past its last touch. True if one is
+ * due, with *cutoff the time before which a value is expired (that
+ * multiple minus ttl). */
+static inline bool ttl_sweep_due(int64_t before, int64_t now, int64_t ttl_ms, int64_t *cutoff)
+{
+    const int64_t every = ttl_ms / 4 > 0 ? ttl_ms / 4 : 1;
+    if (ttl_ms <= 0 || before == INT64_MIN || now <= before ||
+        floor_div(now, every) == floor_div(before, every))
+        return false;
+    return !__builtin_sub_overflow(floor_div(now, every) * every, ttl_ms, cutoff);
+}
+
+#endif
