@@ -22,10 +22,29 @@
  * Write-behind: state_commit() encodes the dirty entries into a WriteBatch
  * on the caller's thread and hands it to one writer thread, which writes it
  * (WAL on) while the caller goes on. One batch is in flight at a time: the
- * next commit, every read of RocksDB (a cache miss must not read a value
- * older than one in flight) and state_sync() wait for it first. A failed
+ * next commit and state_sync() wait for it first. A cache miss does not:
+ * nothing is evicted while a commit is being encoded or written
+ * (cache_trim()), and a deleted value stays cached as a tombstone until
+ * evicted, so every value of an unwritten commit is in the cache and a miss
+ * never concerns one. (A miss used to wait for the write: with live traffic,
+ * new users and items miss all the time, and the loop stopped for the whole
+ * write of a checkpoint, 0.3-0.5 s every 5 s.) Scans and blob reads still
+ * wait. A failed
  * write is a sticky error like those below: its entries were already marked
  * clean, so the process must restart from the last durable commit.
+ *
+ * Incremental commits (state_commit_begin()): encoding a checkpoint's dirty
+ * values (tens of thousands of neighbour lists after 5 s of live traffic)
+ * took 100 ms of the loop thread, a stall every checkpoint. So the live
+ * pipeline takes the snapshot at once and encodes it in slices between
+ * batches of input: the dirty lists become the snapshot's frozen lists and
+ * the next epoch starts. An entry still dirty from an earlier epoch is
+ * frozen: it is in the snapshot and not encoded yet. Whatever hands it out
+ * (cache_touch(), the one door to a cached entry) encodes it first, so its
+ * snapshot value is the one it had at the commit, however it changes after;
+ * a frozen dense row is encoded by state_rows_vec(), which writers go
+ * through. When the last one is encoded, the batch goes to the writer as a
+ * whole commit would.
  *
  * Errors while lazily loading an entry (corrupt value, I/O error) cannot be
  * returned through state_get() & co.; they are kept as a sticky error that
@@ -127,10 +146,16 @@ struct dense {
     uint32_t n, cap;
     uint32_t *dirty_rows;
     uint32_t n_dirty, dirty_cap;
-    uint8_t *row_dirty;              /* by row: 1 if in dirty_rows; its own
-                                      * array, as every click marks a row and
-                                      * the id entries are cache misses */
+    uint32_t *frozen_rows;           /* the open snapshot's (see below) */
+    uint32_t n_frozen, frozen_cap, frozen_next;
+    uint8_t *row_dirty;              /* by row: ROW_DIRTY if in dirty_rows,
+                                      * ROW_FROZEN if in the open snapshot
+                                      * and not encoded yet; its own array,
+                                      * as every click marks a row and the
+                                      * id entries are cache misses */
 };
+
+enum { ROW_CLEAN, ROW_DIRTY, ROW_FROZEN };
 
 struct state_store {
     struct eddy_state *st;
@@ -142,6 +167,8 @@ struct state_store {
     uint64_t stale;           /* cached, not handed out in this epoch */
     struct sort_rec *dirty;   /* sorted at commit: no link in every entry */
     size_t n_dirty, dirty_cap;
+    struct sort_rec *frozen;  /* the open snapshot's, see snapshot_begin() */
+    size_t n_frozen, frozen_cap, frozen_next;
     struct entry **order;     /* state_foreach(): the cached entries by key */
     size_t order_cap;
     bool scanned;             /* all stored values are cached */
@@ -165,6 +192,12 @@ struct blob_entry {
     char *key;
     void *data;
     size_t len;
+};
+
+/* A deleted entry whose delete is in a batch not written yet. */
+struct tombstone {
+    struct state_store *s;
+    struct entry *e;
 };
 
 /* The write-behind thread (see the top of the file). */
@@ -194,6 +227,10 @@ struct eddy_state {
     bool writer_started;
     bool in_flight;                 /* a batch was handed over, not yet waited for */
     uint64_t encode_us;             /* of the batch in flight */
+    bool snapshot_open;             /* batch holds a commit still being encoded */
+    struct tombstone *tombs;        /* deleted entries of unwritten commits: */
+    size_t n_tombs, tombs_cap;      /* freed once their delete is written, */
+    size_t tombs_in_flight;         /* these first ones with the batch in flight */
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_cache_t *block_cache;   /* NULL: RocksDB's default one */
 
@@ -741,6 +778,8 @@ static void stop_writer(struct eddy_state *st)
 /* Ends the write of the batch in flight, if any: a failed write becomes the
  * sticky error, and a large batch is freed. block: wait for the write;
  * otherwise return at once if it is still going. */
+static void free_tombstones(struct eddy_state *st);
+
 static void finish_write(struct eddy_state *st, bool block)
 {
     if (!st->in_flight)
@@ -758,6 +797,7 @@ static void finish_write(struct eddy_state *st, bool block)
     uint64_t us = w->write_us;
     pthread_mutex_unlock(&w->mu);
     st->in_flight = false;
+    free_tombstones(st);
     if (st->spare_bytes > BATCH_KEEP_BYTES) {
         rocksdb_writebatch_destroy(st->spare);
         st->spare = rocksdb_writebatch_create();
@@ -791,10 +831,12 @@ static void hand_over(struct eddy_state *st, size_t bytes)
     pthread_cond_broadcast(&st->w.cv);
     pthread_mutex_unlock(&st->w.mu);
     st->in_flight = true;
+    st->tombs_in_flight = st->n_tombs;
 }
 
-/* Every read of RocksDB goes through these two: they wait for the batch in
- * flight first, so no read returns a value older than a commit. */
+/* Every read of RocksDB but a cached store's (entry_load()) goes through
+ * these two: they wait for the batch in flight first, so no read returns a
+ * value older than a commit. */
 static char *db_get(struct eddy_state *st, rocksdb_column_family_handle_t *cf, const char *key,
                     size_t klen, size_t *vlen, char **err)
 {
@@ -1211,12 +1253,18 @@ static void cache_account(struct eddy_state *st, struct cache_meta *m, size_t by
 /* An entry handed out: CLOCK gives it a second chance, and it stays until
  * the next commit at least, since the caller may hold its pointer until
  * then. */
-static void cache_touch(struct state_store *s, struct cache_meta *m)
+static void snapshot_put(struct state_store *s, struct entry *e);
+static int snapshot_finish(struct eddy_state *st, char *err, size_t errlen);
+
+static void cache_touch(struct state_store *s, struct entry *e)
 {
-    m->ref = true;
-    if (m->epoch != s->st->epoch) {
-        m->epoch = s->st->epoch;
-        s->stale--;
+    e->m.ref = true;
+    if (e->m.epoch != s->st->epoch) {
+        if (e->m.dirty) /* frozen: its snapshot value first (see the top) */
+            snapshot_put(s, e);
+        else
+            s->stale--;
+        e->m.epoch = s->st->epoch;
     }
 }
 
@@ -1279,6 +1327,9 @@ static struct state_store *most_stale(struct eddy_state *st)
  * turns. */
 static void cache_trim(struct eddy_state *st)
 {
+    finish_write(st, false); /* a write just done lets values go */
+    if (st->snapshot_open || st->in_flight)
+        return; /* see the top: a miss must not concern an unwritten value */
     struct state_store *s;
     while (st->cache_bytes > st->cache_limit && (s = most_stale(st)))
         while (st->cache_bytes > st->cache_limit && s->stale)
@@ -1286,12 +1337,13 @@ static void cache_trim(struct eddy_state *st)
 }
 
 /* After a commit nothing is dirty and no pointer handed out before is valid:
- * every entry may go, and the cache shrinks to its budget. */
+ * every entry but the frozen ones may go, and the cache shrinks to its
+ * budget. */
 static void cache_new_epoch(struct eddy_state *st)
 {
     st->epoch++;
     for (size_t i = 0; i < st->n_stores; i++)
-        st->stores[i].stale = st->stores[i].ix.count;
+        st->stores[i].stale = st->stores[i].ix.count - st->stores[i].n_frozen;
     cache_trim(st);
 }
 
@@ -1300,6 +1352,9 @@ static void cache_new_epoch(struct eddy_state *st)
  * into the gap, which goes forward, or within slots already looked at). */
 void state_store_drop_partition(struct state_store *s, int32_t partition)
 {
+    char err[8];
+    snapshot_finish(s->st, err, sizeof err); /* nothing unwritten may go (see the top); */
+    wait_writes(s->st);                     /* an error is sticky */
     for (size_t i = 0; i < s->ix.cap;) {
         struct entry *e = slot_entry(s->ix.slot[i]);
         if (e && e->m.epoch != s->st->epoch &&
@@ -1349,21 +1404,29 @@ int32_t state_rows_add(struct state_store *s, struct eddy_str id, const float *v
     return row;
 }
 
+static void snapshot_put_row(struct state_store *s, uint32_t row);
+
 float *state_rows_vec(struct state_store *s, uint32_t row)
 {
-    return row < s->d.n ? s->d.matrix + (size_t)row * s->st->dim : NULL;
+    if (row >= s->d.n)
+        return NULL;
+    if (s->d.row_dirty[row] == ROW_FROZEN) /* its snapshot value first (see the top) */
+        snapshot_put_row(s, row);
+    return s->d.matrix + (size_t)row * s->st->dim;
 }
 
 void state_rows_dirty(struct state_store *s, uint32_t row)
 {
     struct dense *d = &s->d;
-    if (row >= d->n || d->row_dirty[row])
+    if (row >= d->n || d->row_dirty[row] == ROW_DIRTY)
         return;
+    if (d->row_dirty[row] == ROW_FROZEN)
+        snapshot_put_row(s, row); /* a writer that did not use state_rows_vec() */
     if (d->n_dirty == d->dirty_cap) {
         d->dirty_cap = d->dirty_cap ? 2 * d->dirty_cap : 256;
         d->dirty_rows = xrealloc(d->dirty_rows, (size_t)d->dirty_cap * 4);
     }
-    d->row_dirty[row] = 1;
+    d->row_dirty[row] = ROW_DIRTY;
     d->dirty_rows[d->n_dirty++] = row;
     s->st->n_dirty++;
     s->st->dirty_bytes += dense_value_size(s->st->dim) + d->by_row[row]->id_len;
@@ -1446,7 +1509,8 @@ static struct entry *entry_load(struct state_store *s, struct eddy_str key)
 {
     char *rerr = NULL;
     size_t len = 0;
-    char *v = db_get(s->st, s->cf, key.ptr, key.len, &len, &rerr);
+    /* Not db_get(): no wait for a write in flight (see the top). */
+    char *v = rocksdb_get_cf(s->st->db, s->st->ropts, s->cf, key.ptr, key.len, &len, &rerr);
     struct entry *e = NULL;
     if (rerr) {
         struct eddy_str id = quoted_id(s, key);
@@ -1479,7 +1543,7 @@ static struct entry *entry_lookup(struct state_store *s, struct eddy_str key, bo
     struct entry *e = index_find(&s->ix, key.ptr, key.len);
     if (e) {
         st->hits++;
-        cache_touch(s, &e->m);
+        cache_touch(s, e);
         if (e->m.deleted) { /* absent until the commit, or made anew */
             if (!create)
                 return NULL;
@@ -1654,7 +1718,7 @@ size_t state_sweep(struct state_store *s, bool (*expired)(const void *value, voi
     for (size_t i = 0; i < s->ix.cap; i++) { /* the cached ones are the newest */
         struct entry *e = slot_entry(s->ix.slot[i]);
         if (e && !e->m.deleted && expired(e->value, ctx)) {
-            cache_touch(s, &e->m); /* a dirty entry must be of this epoch */
+            cache_touch(s, e); /* a dirty entry must be of this epoch */
             state_delete(s, e->value);
             deleted++;
         }
@@ -1713,7 +1777,7 @@ void state_foreach(struct state_store *s, void (*fn)(void *value, void *ctx), vo
     size_t n = s->ix.count;
     /* Every value is handed out, so none may go while fn runs. */
     for (size_t i = 0; i < n; i++)
-        cache_touch(s, &s->order[i]->m);
+        cache_touch(s, s->order[i]);
     for (size_t i = 0; i < n; i++)
         if (!s->order[i]->m.deleted)
             fn(s->order[i]->value, ctx);
@@ -1894,91 +1958,141 @@ static int sort_rec_cmp(const void *a, const void *b)
     return key_cmp(entry_key(p), p->key_len, entry_key(q), q->key_len);
 }
 
-/* A keyed store's values go into the batch in key order: RocksDB's memtable
- * then inserts each next to the previous one instead of searching its
- * skiplist from the top, which makes a large checkpoint much faster. */
-static void batch_add_keyed(struct eddy_state *st, struct state_store *s)
+/* The written commit's deleted entries leave the cache, unless deleted
+ * again or made anew since (no pointer to a deleted entry is handed out:
+ * lookups return NULL for it). Nothing was evicted meanwhile (cache_trim()),
+ * so all are there. */
+static void free_tombstones(struct eddy_state *st)
 {
-    if (s->n_dirty) /* dirty may still be NULL */
-        qsort(s->dirty, s->n_dirty, sizeof *s->dirty, sort_rec_cmp);
-    for (size_t i = 0; i < s->n_dirty; i++) {
-        const struct entry *e = s->dirty[i].e;
-        if (e->m.deleted) {
-            rocksdb_writebatch_delete_cf(st->batch, s->cf, entry_key(e), e->key_len);
+    for (size_t i = 0; i < st->tombs_in_flight; i++) {
+        struct state_store *s = st->tombs[i].s;
+        struct entry *e = st->tombs[i].e;
+        if (!e->m.deleted || e->m.dirty)
             continue;
-        }
-        size_t len = keyed_encode(st, s->codec, e->value);
-        rocksdb_writebatch_put_cf(st->batch, s->cf, entry_key(e), e->key_len, st->buf, len);
+        index_del(&s->ix, e);
+        st->cache_bytes -= e->m.bytes;
+        s->stale -= e->m.epoch != st->epoch;
+        s->ordered = false;
+        entry_free(s, e);
     }
+    st->n_tombs -= st->tombs_in_flight;
+    if (st->n_tombs)
+        memmove(st->tombs, st->tombs + st->tombs_in_flight, st->n_tombs * sizeof *st->tombs);
+    st->tombs_in_flight = 0;
 }
 
-static void batch_add_dense(struct eddy_state *st, struct state_store *s)
+/* The snapshot value of a frozen entry, or a dirty one at a commit encoded
+ * at once, into the batch; the entry is clean from here on. A deleted one
+ * stays cached, absent to readers, until its delete is written (a read of
+ * RocksDB would find the old value). */
+static void snapshot_put(struct state_store *s, struct entry *e)
 {
-    for (uint32_t i = 0; i < s->d.n_dirty; i++) {
-        const struct dense_id *e = s->d.by_row[s->d.dirty_rows[i]];
-        size_t n = dense_encode(st, &s->d, e->row);
-        rocksdb_writebatch_put_cf(st->batch, s->cf, e->id, e->id_len, st->buf, n);
+    struct eddy_state *st = s->st;
+    e->m.dirty = false;
+    if (e->m.deleted) {
+        rocksdb_writebatch_delete_cf(st->batch, s->cf, entry_key(e), e->key_len);
+        if (st->n_tombs == st->tombs_cap) {
+            st->tombs_cap = st->tombs_cap ? 2 * st->tombs_cap : 64;
+            st->tombs = xrealloc(st->tombs, st->tombs_cap * sizeof *st->tombs);
+        }
+        st->tombs[st->n_tombs++] = (struct tombstone){s, e};
+        return;
     }
+    size_t len = keyed_encode(st, s->codec, e->value);
+    rocksdb_writebatch_put_cf(st->batch, s->cf, entry_key(e), e->key_len, st->buf, len);
+    cache_account(st, &e->m, entry_bytes(s, e)); /* grown since marked */
 }
 
-static void batch_add_dirty(struct eddy_state *st)
+static void snapshot_put_row(struct state_store *s, uint32_t row)
+{
+    struct dense *d = &s->d;
+    const struct dense_id *e = d->by_row[row];
+    size_t n = dense_encode(s->st, d, row);
+    rocksdb_writebatch_put_cf(s->st->batch, s->cf, e->id, e->id_len, s->st->buf, n);
+    d->row_dirty[row] = ROW_CLEAN;
+}
+
+/* Takes the snapshot of a commit: the dirty lists become the frozen ones
+ * (sorted if sort: a keyed store's values then go into the batch in key
+ * order, and RocksDB's memtable inserts each next to the previous one
+ * instead of searching its skiplist from the top, which makes a large
+ * checkpoint much faster), and the offsets, the model version and the
+ * blobs, few and small, go into the batch now. The caller starts the next
+ * epoch, which makes the frozen entries frozen. */
+static void snapshot_begin(struct eddy_state *st, bool sort)
 {
     for (size_t i = 0; i < st->n_stores; i++) {
-        if (st->stores[i].codec->layout == STATE_DENSE)
-            batch_add_dense(st, &st->stores[i]);
-        else
-            batch_add_keyed(st, &st->stores[i]);
+        struct state_store *s = &st->stores[i];
+        struct sort_rec *t = s->frozen;
+        size_t cap = s->frozen_cap;
+        s->frozen = s->dirty, s->frozen_cap = s->dirty_cap;
+        s->dirty = t, s->dirty_cap = cap;
+        s->n_frozen = s->n_dirty, s->frozen_next = 0, s->n_dirty = 0;
+        if (sort && s->n_frozen)
+            qsort(s->frozen, s->n_frozen, sizeof *s->frozen, sort_rec_cmp);
+        struct dense *d = &s->d;
+        uint32_t *r = d->frozen_rows, rcap = d->frozen_cap;
+        d->frozen_rows = d->dirty_rows, d->frozen_cap = d->dirty_cap;
+        d->dirty_rows = r, d->dirty_cap = rcap;
+        d->n_frozen = d->n_dirty, d->frozen_next = 0, d->n_dirty = 0;
+        for (uint32_t k = 0; k < d->n_frozen; k++)
+            d->row_dirty[d->frozen_rows[k]] = ROW_FROZEN;
     }
-    for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
+    for (struct offset_entry *e = st->offsets; e; e = e->hh.next) {
         if (e->dirty)
             batch_put_i64(st, CF_OFFSETS, e->key, e->key_len, e->next_offset);
+        e->dirty = false;
+    }
     if (st->model_dirty)
         batch_put_i64(st, CF_META, "model_version", 13, (int64_t)st->model_version);
-    batch_add_blobs(st);
-}
-
-static void clear_store_dirty(struct eddy_state *st, struct state_store *s)
-{
-    for (size_t i = 0; i < s->n_dirty; i++) {
-        struct entry *e = s->dirty[i].e;
-        if (e->m.deleted) { /* the batch deletes it; the store stays scanned */
-            index_del(&s->ix, e);
-            st->cache_bytes -= e->m.bytes;
-            s->ordered = false;
-            entry_free(s, e);
-            continue;
-        }
-        cache_account(st, &e->m, entry_bytes(s, e)); /* grown since marked */
-        e->m.dirty = false;
-    }
-    s->n_dirty = 0;
-    for (uint32_t i = 0; i < s->d.n_dirty; i++)
-        s->d.row_dirty[s->d.dirty_rows[i]] = 0;
-    s->d.n_dirty = 0;
-}
-
-static void clear_dirty(struct eddy_state *st)
-{
-    for (size_t i = 0; i < st->n_stores; i++)
-        clear_store_dirty(st, &st->stores[i]);
-    for (struct offset_entry *e = st->offsets; e; e = e->hh.next)
-        e->dirty = false;
     st->model_dirty = false;
+    batch_add_blobs(st);
+    free_blobs(st);
     st->n_dirty = 0;
     st->dirty_bytes = 0;
-    free_blobs(st);
+    st->snapshot_open = true;
 }
 
-/* Writes what is dirty; on success records the checkpoint's metrics. */
-/* Encodes the dirty entries and hands them to the writer; the entries are
- * clean from here on, their values in the batch. */
-static int checkpoint(struct eddy_state *st, char *err, size_t errlen)
+/* Encodes the open snapshot's values not encoded yet, until the monotonic
+ * clock passes deadline_us (0: all of them). True when all are. */
+static bool snapshot_fill(struct eddy_state *st, uint64_t deadline_us)
 {
-    uint64_t t0 = clock_us(CLOCK_MONOTONIC);
+    uint64_t t0 = clock_us(CLOCK_MONOTONIC), n = 0;
+    bool done = false;
+    for (size_t i = 0; i < st->n_stores; i++) {
+        struct state_store *s = &st->stores[i];
+        for (; s->frozen_next < s->n_frozen; s->frozen_next++, n++) {
+            if (deadline_us && n % 64 == 63 && clock_us(CLOCK_MONOTONIC) >= deadline_us)
+                goto out;
+            struct entry *e = s->frozen[s->frozen_next].e;
+            if (e->m.dirty && e->m.epoch != st->epoch) { /* still frozen */
+                snapshot_put(s, e);
+                s->stale++;
+            }
+        }
+        struct dense *d = &s->d;
+        for (; d->frozen_next < d->n_frozen; d->frozen_next++, n++) {
+            if (deadline_us && n % 64 == 63 && clock_us(CLOCK_MONOTONIC) >= deadline_us)
+                goto out;
+            if (d->row_dirty[d->frozen_rows[d->frozen_next]] == ROW_FROZEN)
+                snapshot_put_row(s, d->frozen_rows[d->frozen_next]);
+        }
+    }
+    done = true;
+out:
+    st->encode_us += clock_us(CLOCK_MONOTONIC) - t0;
+    return done;
+}
+
+/* Hands the snapshot, all encoded, to the writer, once the batch before it
+ * is written. */
+static int snapshot_hand_over(struct eddy_state *st, char *err, size_t errlen)
+{
     size_t bytes;
-    batch_add_dirty(st); /* while the previous batch is still being written */
     rocksdb_writebatch_data(st->batch, &bytes);
-    st->encode_us = clock_us(CLOCK_MONOTONIC) - t0;
+    for (size_t i = 0; i < st->n_stores; i++)
+        st->stores[i].n_frozen = st->stores[i].d.n_frozen = 0;
+    st->snapshot_open = false;
     wait_writes(st); /* one batch in flight at a time */
     if (st->failed) {
         rocksdb_writebatch_clear(st->batch);
@@ -1989,7 +2103,28 @@ static int checkpoint(struct eddy_state *st, char *err, size_t errlen)
         start_writer(st);
     st->ckpt_bytes = bytes;
     hand_over(st, bytes);
-    clear_dirty(st);
+    return 0;
+}
+
+/* Ends the open snapshot, if any, encoding what is left of it at once. */
+static int snapshot_finish(struct eddy_state *st, char *err, size_t errlen)
+{
+    if (!st->snapshot_open)
+        return 0;
+    snapshot_fill(st, 0);
+    return snapshot_hand_over(st, err, errlen);
+}
+
+static int commit_check(struct eddy_state *st, char *err, size_t errlen)
+{
+    if (st->failed) {
+        fmt_err(err, errlen, "%s", st->err);
+        return -1;
+    }
+    if (st->read_only) {
+        fmt_err(err, errlen, "state %s: opened read-only, cannot commit", st->dir);
+        return -1;
+    }
     return 0;
 }
 
@@ -2029,6 +2164,8 @@ static void check_background(struct eddy_state *st)
 
 int state_sync(struct eddy_state *st, char *err, size_t errlen)
 {
+    if (snapshot_finish(st, err, errlen))
+        return -1;
     wait_writes(st);
     check_background(st);
     if (st->failed) {
@@ -2040,19 +2177,49 @@ int state_sync(struct eddy_state *st, char *err, size_t errlen)
 
 int state_commit(struct eddy_state *st, char *err, size_t errlen)
 {
+    if (commit_check(st, err, errlen) || snapshot_finish(st, err, errlen))
+        return -1;
+    if (st->n_dirty) {
+        st->encode_us = 0;
+        snapshot_begin(st, true);
+    }
+    cache_new_epoch(st);
+    if (snapshot_finish(st, err, errlen))
+        return -1;
+    /* Nothing went meanwhile (see the top): what is over the budget, and
+     * the deleted entries, go once the batch is written. */
+    if (st->cache_bytes > st->cache_limit || st->n_tombs) {
+        wait_writes(st);
+        cache_trim(st);
+    }
+    return 0;
+}
+
+int state_commit_begin(struct eddy_state *st, char *err, size_t errlen)
+{
+    if (commit_check(st, err, errlen) || snapshot_finish(st, err, errlen))
+        return -1;
+    wait_writes(st); /* the commit before is durable when this returns */
     if (st->failed) {
         fmt_err(err, errlen, "%s", st->err);
         return -1;
     }
-    if (st->read_only) {
-        fmt_err(err, errlen, "state %s: opened read-only, cannot commit", st->dir);
-        return -1;
-    }
-    if (st->n_dirty && checkpoint(st, err, errlen))
-        return -1;
+    st->encode_us = 0;
+    if (st->n_dirty)
+        snapshot_begin(st, false);
     cache_new_epoch(st);
     return 0;
 }
+
+int state_commit_step(struct eddy_state *st, uint64_t max_us, char *err, size_t errlen)
+{
+    if (!st->snapshot_open)
+        return 0;
+    if (!snapshot_fill(st, clock_us(CLOCK_MONOTONIC) + (max_us ? max_us : 1)))
+        return 1;
+    return snapshot_hand_over(st, err, errlen) ? -1 : 0;
+}
+
 
 /* The cache is over budget with nothing it may evict before a commit. */
 static bool cache_stuck(const struct eddy_state *st)
@@ -2113,6 +2280,7 @@ static void free_store(struct state_store *s)
             entry_free(s, slot_entry(s->ix.slot[i]));
     free(s->ix.slot);
     free(s->dirty);
+    free(s->frozen);
     free(s->order);
     struct dense_id *i, *it;
     HASH_ITER(hh, s->d.ids, i, it) {
@@ -2123,6 +2291,7 @@ static void free_store(struct state_store *s)
     free(s->d.by_row);
     free(s->d.row_dirty);
     free(s->d.dirty_rows);
+    free(s->d.frozen_rows);
 }
 
 static void free_cache(struct eddy_state *st)
@@ -2136,6 +2305,7 @@ static void free_cache(struct eddy_state *st)
     }
     free(st->buf);
     free(st->key);
+    free(st->tombs);
 }
 
 /* Does not commit: uncommitted changes are dropped. */

@@ -24,7 +24,8 @@
  * out since the last commit. So an operator may hold values across further
  * state_get() calls within one process() or flush(), but must not keep
  * them across a commit. The cache exceeds its budget only when the values
- * touched since the last commit alone do (dirty ones are among them). The
+ * touched since the last commit alone do (dirty ones are among them), or
+ * while a commit is encoded or written: nothing is evicted then. The
  * foreach callback must not call state_get().
  *
  * Dense rows are not part of that budget: they live, all of them, in one
@@ -148,7 +149,8 @@ void state_dirty(struct state_store *s, void *value);
 /* Deletes a value from state_get() (its key stays valid until the next
  * commit): readers find none, state_foreach() skips it, state_get() with
  * create makes it anew by init(), and the next commit deletes it from
- * RocksDB and frees it. Keyed and partitioned stores only. */
+ * RocksDB; a tombstone stays cached until evicted. Keyed and partitioned
+ * stores only. */
 void state_delete(struct state_store *s, void *value);
 /* Deletes every value of the store, cached or only stored, for which
  * expired(value, ctx) is true, as state_delete() does; returns how many.
@@ -181,7 +183,9 @@ void state_drop_partition(struct eddy_state *st, int32_t partition);
 /* Splits a partitioned key; false if it is too short. */
 bool state_key_split(struct eddy_str key, int32_t *partition, struct eddy_str *id);
 
-/* Dense stores: rows are assigned in arrival order and never change. */
+/* Dense stores: rows are assigned in arrival order and never change. A
+ * writer changes a row only through the pointer state_rows_vec() returned
+ * since the last commit (which saves an open snapshot's value first). */
 int32_t state_rows_find(struct state_store *s, struct eddy_str id); /* -1 if unknown */
 /* Adds a row of vec (zeros if NULL) for an id not there yet; its row, or
  * the existing row; -1 if the store is full. */
@@ -216,6 +220,21 @@ int state_blob_get(struct eddy_state *st, const char *key, void **data, size_t *
  * keyed value pointer handed out is invalid and the cache is shrunk to its
  * budget. */
 int state_commit(struct eddy_state *st, char *err, size_t errlen);
+
+/* state_commit() in slices, for a loop that must not stop for it (the live
+ * pipeline: encoding a checkpoint took it 100 ms). state_commit_begin()
+ * takes the commit's snapshot at once: the offsets and blobs set so far and
+ * every value as it is now, whatever changes later; after it, as after
+ * state_commit(), pointers handed out before are invalid. It first ends the
+ * snapshot before it, if open, and waits for its write: like state_commit(),
+ * the commit before is durable when it returns 0. state_commit_step()
+ * encodes the snapshot for at most about max_us and returns 1 while some is
+ * left; 0 once the batch went to the writer (or none was open); -1 with the
+ * error of the write before. state_commit() and state_sync() end an open
+ * snapshot first; state_close() drops it unwritten. A commit that deletes
+ * values is encoded whole by state_commit_begin(). */
+int state_commit_begin(struct eddy_state *st, char *err, size_t errlen);
+int state_commit_step(struct eddy_state *st, uint64_t max_us, char *err, size_t errlen);
 
 /* Waits until every commit is written: 0, or -1 with the write's error. */
 int state_sync(struct eddy_state *st, char *err, size_t errlen);

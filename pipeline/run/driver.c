@@ -63,8 +63,8 @@ void driver_process(struct driver *d, const struct eddy_event *ev)
         chain_process(&d->ops, ev);
 }
 
-int driver_commit(struct driver *d, struct eddy_source *source, bool durable, char *err,
-                  size_t errlen)
+int driver_commit(struct driver *d, struct eddy_source *source, enum driver_commit_mode mode,
+                  char *err, size_t errlen)
 {
     if (source->ops->mark)
         source->ops->mark(source, d->st);
@@ -73,10 +73,12 @@ int driver_commit(struct driver *d, struct eddy_source *source, bool durable, ch
     chain_checkpoint(&d->ops);
     if (d->sink->ops->mark)
         d->sink->ops->mark(d->sink, d->st);
-    if (state_commit(d->st, err, errlen) || (durable && state_sync(d->st, err, errlen)))
+    if (mode == COMMIT_SLICED ? state_commit_begin(d->st, err, errlen)
+                              : state_commit(d->st, err, errlen) ||
+                                    (mode == COMMIT_DURABLE && state_sync(d->st, err, errlen)))
         return -1;
     if (source->ops->committed)
-        source->ops->committed(source, durable);
+        source->ops->committed(source, mode == COMMIT_DURABLE);
     d->since_checkpoint = 0;
     return 0;
 }
@@ -157,7 +159,7 @@ static int checkpoint(struct driver *d, struct eddy_source *source, bool durable
     char err[512];
     if (d->sink->ops->barrier(d->sink, SINK_WAIT_FOREVER))
         return -1;
-    if (driver_commit(d, source, durable, err, sizeof err)) {
+    if (driver_commit(d, source, durable ? COMMIT_DURABLE : COMMIT_BEHIND, err, sizeof err)) {
         log_error("state commit failed: %s", err);
         return -1;
     }

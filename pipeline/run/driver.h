@@ -97,13 +97,18 @@ void driver_process(struct driver *d, const struct eddy_event *ev);
  * EDDY_SOURCE_ERROR with err set. A batch is always taken whole. */
 int driver_batch(struct driver *d, struct eddy_source *source, char *err, size_t errlen);
 
+/* How driver_commit() writes: behind the caller (state_commit()), the same
+ * and waiting until it is on disk (state_sync()), or in slices that the
+ * caller then drives with state_commit_step() (state_commit_begin()). */
+enum driver_commit_mode { COMMIT_BEHIND, COMMIT_DURABLE, COMMIT_SLICED };
+
 /* Commits a checkpoint whose outputs the caller has seen through the sink's
  * barrier: source's position (ops->mark, or without one the number of
  * records taken), the operators' pending state and the sink's mark, in one
- * state commit; durable waits until it is on disk. Then source->ops->committed
- * and since_checkpoint = 0. 0, or -1 with err set (nothing heard of it). */
-int driver_commit(struct driver *d, struct eddy_source *source, bool durable, char *err,
-                  size_t errlen);
+ * state commit, written as mode says. Then source->ops->committed and
+ * since_checkpoint = 0. 0, or -1 with err set (nothing heard of it). */
+int driver_commit(struct driver *d, struct eddy_source *source, enum driver_commit_mode mode,
+                  char *err, size_t errlen);
 
 /* Takes a bounded source to its end, checkpointing as above (durably at
  * the end): 0, or -1 with err set (no checkpoint past an output the sink

@@ -29,6 +29,9 @@
 #define TICK_MS 100
 #define STANDBY_RETRY_MS 500
 #define SLICE_MS 20           /* of consuming before the loop serves HTTP and timers */
+/* Of encoding a checkpoint per loop iteration (state_commit_step()): what it
+ * may add to the latency of the input that waits meanwhile. */
+#define ENCODE_SLICE_US 500
 /* Outputs waiting for acknowledgement past which consuming pauses: half of
  * librdkafka's default queue.buffering.max.messages, so that a batch's
  * outputs still fit and produce() rarely has to wait in place. */
@@ -56,6 +59,7 @@ struct runtime {
     uint64_t last_checkpoint_ms;      /* monotonic */
     uv_timer_t retry_open;            /* standby: waiting for the state's lock */
     uv_idle_t resume;                 /* continues consuming that yielded to the loop */
+    uv_idle_t encode;                 /* encodes a sliced checkpoint, a slice an iteration */
     uv_work_t open_work;              /* opens the state off the loop */
     int open_rc;
     char open_err[512];
@@ -169,29 +173,53 @@ static void stop(void *ctx, int exit_code)
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-/* Persists state and offsets atomically (written behind, see state.h);
- * durable waits until they are on disk, for a revoke or a shutdown. Callers
+static void on_encode(uv_idle_t *h);
+
+/* A failed state write is fatal: carrying on would acknowledge input whose
+ * effect is not durable. */
+static void state_failed(struct runtime *rt, const char *err)
+{
+    log_error("state commit failed: %s", err);
+    snprintf(rt->state_error, sizeof rt->state_error, "%s", err);
+    rt->no_checkpoint = true;
+    begin_shutdown(rt, RUNTIME_ERROR);
+}
+
+/* Persists state and offsets atomically (see state.h), as mode says: the
+ * loop's own checkpoints are sliced (encoded a slice per loop iteration by
+ * on_encode(), so that a checkpoint does not stop the input for the
+ * 100 ms its encoding takes), a revoke's or a shutdown's durable. Callers
  * first make sure every output is acknowledged (outputs_unacked() == 0), so
  * the offsets stored never pass an input whose outputs could still be lost.
  * driver_commit() stores the source's mark (its offsets and clocks) with
  * the state, and Kafka hears of the offsets only once RocksDB holds them
  * (the source's committed op). A failed state write is fatal: carrying on
  * would acknowledge input whose effect is not durable. */
-static int checkpoint(struct runtime *rt, bool durable)
+static int checkpoint(struct runtime *rt, enum driver_commit_mode mode)
 {
     char err[512];
     if (rt->no_checkpoint || outputs_unacked(rt) > 0)
         return -1;
-    if (driver_commit(&rt->drv, rt->source, durable, err, sizeof err)) {
-        log_error("state commit failed: %s", err);
-        snprintf(rt->state_error, sizeof rt->state_error, "%s", err);
-        rt->no_checkpoint = true;
-        begin_shutdown(rt, RUNTIME_ERROR);
+    if (driver_commit(&rt->drv, rt->source, mode, err, sizeof err)) {
+        state_failed(rt, err);
         return -1;
     }
+    if (mode == COMMIT_SLICED)
+        uv_idle_start(&rt->encode, on_encode);
     rt->last_checkpoint_ms = monotonic_ms();
     rt->metrics.commits++;
     return 0;
+}
+
+static void on_encode(uv_idle_t *h)
+{
+    struct runtime *rt = h->data;
+    char err[512];
+    int rc = state_commit_step(rt->st, ENCODE_SLICE_US, err, sizeof err);
+    if (rc <= 0)
+        uv_idle_stop(h);
+    if (rc < 0 && !rt->no_checkpoint)
+        state_failed(rt, err);
 }
 
 /* Waits up to timeout_ms for every output to be acknowledged, serving
@@ -210,7 +238,7 @@ static int checkpoint_before_revoke(void *ctx)
     struct runtime *rt = ctx;
     bool committed = !rt->no_checkpoint &&
                      flush_outputs(rt, (uint64_t)rt->cfg->shutdown_timeout_ms) == 0 &&
-                     checkpoint(rt, true) == 0;
+                     checkpoint(rt, COMMIT_DURABLE) == 0;
     if (!committed && !rt->no_checkpoint) {
         log_error("revoke: cannot checkpoint before giving up partitions: stopping");
         rt->no_checkpoint = true;
@@ -257,7 +285,7 @@ static void finish_checkpoint(struct runtime *rt)
 {
     if (rt->checkpoint_waiting && !rt->no_checkpoint && outputs_unacked(rt) == 0) {
         rt->checkpoint_waiting = false;
-        checkpoint(rt, false);
+        checkpoint(rt, COMMIT_SLICED);
     }
 }
 
@@ -555,7 +583,7 @@ static void final_checkpoint(struct runtime *rt)
 {
     if (rt->no_checkpoint)
         return;
-    if (flush_outputs(rt, ms_left(rt)) == 0 && checkpoint(rt, true) == 0) {
+    if (flush_outputs(rt, ms_left(rt)) == 0 && checkpoint(rt, COMMIT_DURABLE) == 0) {
         log_info("state and offsets persisted");
         return;
     }
@@ -690,7 +718,9 @@ static void start_loop_handles(struct runtime *rt)
     uv_timer_init(&rt->loop, &rt->tick);
     uv_timer_init(&rt->loop, &rt->retry_open);
     uv_idle_init(&rt->loop, &rt->resume);
-    rt->tick.data = rt->retry_open.data = rt->resume.data = rt->open_work.data = rt;
+    uv_idle_init(&rt->loop, &rt->encode);
+    rt->tick.data = rt->retry_open.data = rt->resume.data = rt->encode.data = rt;
+    rt->open_work.data = rt;
     uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
 }
 

@@ -824,6 +824,143 @@ static void test_cache_dirty_survives(void **state)
     state_close(st);
 }
 
+/* ---- incremental commits (state_commit_begin/step) ----------------------- */
+
+#define N_SNAP_USERS 400
+
+/* Sets users u0.. to n_events = base + i, item0's row to base, the tally's
+ * x to base and the offset to base: one version of everything. */
+static void write_version(struct eddy_state *st, int base)
+{
+    char id[16];
+    for (int i = 0; i < N_SNAP_USERS; i++) {
+        struct user_state *u = user_get(st, 0, user_id(id, i), true);
+        user_bits(u->vec, i + base);
+        u->n_events = (uint64_t)(base + i);
+        user_dirty(st, u);
+    }
+    fill(state_rows_vec(items_of(st), 0), (float)base);
+    state_rows_dirty(items_of(st), 0);
+    struct tally *t = tally(st, "camp", true);
+    t->x = base;
+    tally_dirty(st, t);
+    state_offset_set(st, "clicks", 0, base);
+}
+
+static void check_version(struct eddy_state *st, int base)
+{
+    char id[16];
+    float v[DIM];
+    for (int i = 0; i < N_SNAP_USERS; i++) {
+        struct user_state *u = user_get(st, 0, user_id(id, i), false);
+        assert_non_null(u);
+        assert_int_equal(u->n_events, base + i);
+        user_bits(v, i + base);
+        assert_memory_equal(u->vec, v, sizeof v);
+    }
+    fill(v, (float)base);
+    assert_memory_equal(state_rows_vec(items_of(st), 0), v, sizeof v);
+    assert_true(tally(st, "camp", false)->x == base);
+    assert_int_equal(state_offset_get(st, "clicks", 0), base);
+}
+
+/* A commit begun, then encoded in slices while everything it holds changes
+ * again (before and after its slice reached it) and new values push the
+ * cache far over its budget, writes the values as they were when it began:
+ * no later change reaches it, and nothing is evicted until it is written. */
+static void test_incremental_commit_is_a_snapshot(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_budget(f);
+    populate(st);
+    write_version(st, 1000);
+    commit_ok(f, st);
+    write_version(st, 2000);
+    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    assert_int_equal(state_commit_step(st, 1, f->err, sizeof f->err), 1); /* a slice */
+    uint64_t evictions = stats_of(st).cache_evictions;
+    char id[16];
+    for (int i = N_SNAP_USERS; i < 3 * N_SNAP_USERS; i++) /* far over the budget */
+        user_get(st, 0, user_id(id, i), true);
+    write_version(st, 3000); /* touches the encoded and the frozen alike */
+    int rc;
+    while ((rc = state_commit_step(st, 50, f->err, sizeof f->err)) == 1)
+        ;
+    assert_int_equal(rc, 0);
+    assert_int_equal(stats_of(st).cache_evictions, evictions);
+    check_version(st, 3000); /* the live values are the newest */
+    assert_int_equal(state_sync(st, f->err, sizeof f->err), 0);
+    state_close(st); /* version 3000 is never committed */
+
+    st = open_budget(f);
+    check_version(st, 2000);
+    state_close(st);
+}
+
+/* A begun commit that never finished is dropped by state_close(), and the
+ * state stays at the commit before; state_commit() finishes an open one
+ * before its own, so both are written. */
+static void test_incremental_commit_unfinished(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_budget(f);
+    populate(st);
+    write_version(st, 1000);
+    commit_ok(f, st);
+    write_version(st, 2000);
+    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    state_close(st);
+    st = open_budget(f);
+    check_version(st, 1000);
+
+    write_version(st, 2000);
+    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    write_version(st, 3000);
+    commit_ok(f, st);
+    assert_int_equal(state_commit_step(st, 50, f->err, sizeof f->err), 0); /* none open */
+    state_close(st);
+    st = open_budget(f);
+    check_version(st, 3000);
+    state_close(st);
+}
+
+/* A sliced commit's delete holds, while it is encoded and written and
+ * after, even for a value made anew meanwhile; the tombstone leaves the
+ * cache once written. */
+static void test_incremental_commit_deletes(void **state)
+{
+    struct fx *f = *state;
+    struct eddy_state *st = open_budget(f);
+    populate(st);
+    commit_ok(f, st);
+    struct state_store *s = state_store(st, &tallies);
+    state_delete(s, tally(st, "camp", false));
+    struct user_state *u = user_get(st, 0, S("alice"), false);
+    u->n_events = 99;
+    user_dirty(st, u);
+    uint64_t cached = stats_of(st).cached;
+    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    assert_null(state_find(s, S("camp")));
+    while (state_commit_step(st, 50, f->err, sizeof f->err) == 1)
+        ;
+    assert_null(state_find(s, S("camp")));
+    assert_int_equal(state_sync(st, f->err, sizeof f->err), 0);
+    assert_int_equal(stats_of(st).cached, cached - 1);
+    assert_null(state_find(s, S("camp")));
+    tally_dirty(st, tally(st, "new", true));
+    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    struct tally *t = tally(st, "new", true); /* deleted after the snapshot */
+    state_delete(s, t);
+    assert_int_equal(state_sync(st, f->err, sizeof f->err), 0);
+    state_close(st);
+    st = open_budget(f);
+    s = state_store(st, &tallies);
+    assert_null(state_find(s, S("camp")));
+    assert_non_null(state_find(s, S("new")));
+    assert_int_equal(user_get(st, 0, S("alice"), false)->n_events, 99);
+    state_close(st);
+}
+
 /* Tally "c%03d" of number i has q[1] == i. */
 static void check_q(void *value, void *ctx)
 {
@@ -1168,6 +1305,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dirty_survives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_keyed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_commit_is_a_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_commit_unfinished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_commit_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_survives_removals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_unbudgeted, setup, teardown),
