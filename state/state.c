@@ -24,14 +24,14 @@
  * (WAL on) while the caller goes on. One batch is in flight at a time: the
  * next commit and state_sync() wait for it first. A cache miss does not:
  * nothing is evicted while a commit is being encoded or written
- * (cache_trim()), and a deleted value stays cached as a tombstone until
- * evicted, so every value of an unwritten commit is in the cache and a miss
- * never concerns one. (A miss used to wait for the write: with live traffic,
- * new users and items miss all the time, and the loop stopped for the whole
- * write of a checkpoint, 0.3-0.5 s every 5 s.) Scans and blob reads still
- * wait. A failed
- * write is a sticky error like those below: its entries were already marked
- * clean, so the process must restart from the last durable commit.
+ * (cache_trim()), and a deleted value stays cached as a tombstone until its
+ * delete is written, so every value of an unwritten commit is in the cache
+ * and a miss never concerns one. (A miss used to wait for the write: with
+ * live traffic, new users and items miss all the time, and the loop stopped
+ * for the whole write of a checkpoint, 0.3-0.5 s every 5 s.) Scans and blob
+ * reads still wait. A failed write is a sticky error like those below: its
+ * entries were already marked clean, so the process must restart from the
+ * last durable commit.
  *
  * Incremental commits (state_commit_begin()): encoding a checkpoint's dirty
  * values (tens of thousands of neighbour lists after 5 s of live traffic)

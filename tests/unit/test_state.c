@@ -864,6 +864,18 @@ static void check_version(struct eddy_state *st, int base)
     assert_int_equal(state_offset_get(st, "clicks", 0), base);
 }
 
+/* A state with version 1000 committed and a commit of version 2000 begun. */
+static struct eddy_state *begin_version_2000(struct fx *f)
+{
+    struct eddy_state *st = open_budget(f);
+    populate(st);
+    write_version(st, 1000);
+    commit_ok(f, st);
+    write_version(st, 2000);
+    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    return st;
+}
+
 /* A commit begun, then encoded in slices while everything it holds changes
  * again (before and after its slice reached it) and new values push the
  * cache far over its budget, writes the values as they were when it began:
@@ -871,12 +883,7 @@ static void check_version(struct eddy_state *st, int base)
 static void test_incremental_commit_is_a_snapshot(void **state)
 {
     struct fx *f = *state;
-    struct eddy_state *st = open_budget(f);
-    populate(st);
-    write_version(st, 1000);
-    commit_ok(f, st);
-    write_version(st, 2000);
-    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    struct eddy_state *st = begin_version_2000(f);
     assert_int_equal(state_commit_step(st, 1, f->err, sizeof f->err), 1); /* a slice */
     uint64_t evictions = stats_of(st).cache_evictions;
     char id[16];
@@ -903,12 +910,7 @@ static void test_incremental_commit_is_a_snapshot(void **state)
 static void test_incremental_commit_unfinished(void **state)
 {
     struct fx *f = *state;
-    struct eddy_state *st = open_budget(f);
-    populate(st);
-    write_version(st, 1000);
-    commit_ok(f, st);
-    write_version(st, 2000);
-    assert_int_equal(state_commit_begin(st, f->err, sizeof f->err), 0);
+    struct eddy_state *st = begin_version_2000(f);
     state_close(st);
     st = open_budget(f);
     check_version(st, 1000);
