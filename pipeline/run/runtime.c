@@ -193,8 +193,7 @@ static void state_failed(struct runtime *rt, const char *err)
  * the offsets stored never pass an input whose outputs could still be lost.
  * driver_commit() stores the source's mark (its offsets and clocks) with
  * the state, and Kafka hears of the offsets only once RocksDB holds them
- * (the source's committed op). A failed state write is fatal: carrying on
- * would acknowledge input whose effect is not durable. */
+ * (the source's committed op). */
 static int checkpoint(struct runtime *rt, enum driver_commit_mode mode)
 {
     char err[512];
