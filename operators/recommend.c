@@ -419,8 +419,8 @@ static void seen_bits_mark(struct seen_bits *b, const struct user_state *u, bool
         b->n_words = need;
     }
     for (uint32_t i = 0; i < u->n_seen; i++) {
-        uint64_t bit = (uint64_t)1 << (u->seen[i] % 64);
-        b->w[u->seen[i] / 64] = on ? b->w[u->seen[i] / 64] | bit : b->w[u->seen[i] / 64] & ~bit;
+        uint64_t *w = &b->w[u->seen[i] / 64], bit = (uint64_t)1 << (u->seen[i] % 64);
+        *w = on ? *w | bit : *w & ~bit;
     }
 }
 

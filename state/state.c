@@ -95,7 +95,8 @@ struct cache_meta {
     bool ref;        /* CLOCK reference bit */
     bool dirty;
     bool deleted;    /* state_delete(): absent to readers; the commit deletes
-                      * it from RocksDB and frees it (it is dirty until then) */
+                      * it from RocksDB (it is dirty until then), and it is
+                      * freed once that commit is written */
 };
 
 /* A cached value of a keyed store: 24 bytes besides the value and its key

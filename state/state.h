@@ -157,7 +157,7 @@ void state_delete(struct state_store *s, void *value);
  * Unlike state_foreach() it caches no value it keeps: a stored value is
  * decoded, judged and dropped, so a sweep of a store larger than the cache
  * budget stays within it (a deleted value keeps a small tombstone in the
- * cache until the commit). Keyed and partitioned stores. */
+ * cache until the commit is written). Keyed and partitioned stores. */
 size_t state_sweep(struct state_store *s, bool (*expired)(const void *value, void *ctx),
                    void *ctx);
 /* The key of a value handed out by the state. */

@@ -69,35 +69,47 @@ def test_replay_is_deterministic_across_runs_and_a_sigkill(workdir, cooccur):
     env = {**os.environ, **cooccur}
     log = os.path.join(workdir, "log")
     eddy("gen", "--out", log, *GEN)
-    took = {}
+    a, fastest, _ = two_runs(workdir, log, env=env)
+    assert a[0] and a[1], "the log must give recommendations and decisions"
+    controller_state(a[2])  # compared with everything else in the export
+    killed_and_resumed(workdir, log, fastest, a, env=env)
+
+
+def two_runs(workdir, log, *extra, env=None):
+    """Replays log twice, into "a" and "b", and checks that both give the
+    same outputs: those, the faster run's time, and each run's stdout."""
+    took, stdout = [], []
     for name in ("a", "b"):
         start = time.monotonic()
-        r = subprocess.run(replay_cmd(workdir, name, log), capture_output=True, text=True,
-                           timeout=600, env=env)
-        took[name] = time.monotonic() - start
+        r = subprocess.run(replay_cmd(workdir, name, log, *extra), capture_output=True,
+                           text=True, timeout=600, env=env)
+        took.append(time.monotonic() - start)
         assert r.returncode == 0, r.stderr
-    a, b = outputs(workdir, "a"), outputs(workdir, "b")
-    assert a[0] and a[1], "the log must give recommendations and decisions"
-    controller_state(a[2])  # compared below with everything else in the export
-    assert a == b
+        stdout.append(r.stdout)
+    a = outputs(workdir, "a")
+    assert a == outputs(workdir, "b")
+    return a, min(took), stdout
 
-    # Kill a third replay part-way (after some checkpoints), then resume it.
+
+def killed_and_resumed(workdir, log, fastest, expected, *extra, env=None):
+    """Replays log into "c", kills it part-way (after some checkpoints),
+    resumes it, and checks that it ends with the expected outputs."""
     start = time.monotonic()
-    p = subprocess.Popen(replay_cmd(workdir, "c", log), stdout=subprocess.DEVNULL,
+    p = subprocess.Popen(replay_cmd(workdir, "c", log, *extra), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, env=env)
     state = os.path.join(workdir, "c", "state")
     while not os.path.exists(os.path.join(state, "CURRENT")) and p.poll() is None:
         time.sleep(0.05)
     # Part-way, however fast this build replays: the state appears only
     # once it is whole, then the replay runs for most of a full run's time.
-    time.sleep(random.uniform(0.2, 0.6) * min(took.values()))
+    time.sleep(random.uniform(0.2, 0.6) * fastest)
     p.send_signal(signal.SIGKILL)
     assert p.wait() == -signal.SIGKILL, "the replay ended before the kill: make the log longer"
-    r = subprocess.run(replay_cmd(workdir, "c", log), capture_output=True, text=True,
+    r = subprocess.run(replay_cmd(workdir, "c", log, *extra), capture_output=True, text=True,
                        timeout=600, env=env)
     assert r.returncode == 0, r.stderr
     assert "resuming the replay after event" in r.stderr, r.stderr
-    assert outputs(workdir, "c") == a, f"killed after {time.monotonic() - start:.1f} s"
+    assert outputs(workdir, "c") == expected, f"killed after {time.monotonic() - start:.1f} s"
 
 
 def controller_state(export):
@@ -120,32 +132,12 @@ def test_pretrained_protocol_is_deterministic_across_a_sigkill(workdir):
     eddy("gen", "--out", tune, *one, "--seed", 4)
     eddy("gen", "--out", log, *one, "--seed", 5)
     extra = ["--budget-fractions", "1/8,1/2", "--tune-on", tune]
-    took = {}
-    for name in ("a", "b"):
-        start = time.monotonic()
-        r = subprocess.run(replay_cmd(workdir, name, log, *extra), capture_output=True,
-                           text=True, timeout=600)
-        took[name] = time.monotonic() - start
-        assert r.returncode == 0, r.stderr
-        assert "no episode overspent" in r.stdout, r.stdout
-    a, b = outputs(workdir, "a"), outputs(workdir, "b")
-    assert a == b
+    a, fastest, stdout = two_runs(workdir, log, *extra)
+    for out in stdout:
+        assert "no episode overspent" in out, out
     trained = controller_state(a[2])
     assert all(c["market_total"] > 0 and any(c["q"]) for c in trained), trained
-
-    p = subprocess.Popen(replay_cmd(workdir, "c", log, *extra), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-    state = os.path.join(workdir, "c", "state")
-    while not os.path.exists(os.path.join(state, "CURRENT")) and p.poll() is None:
-        time.sleep(0.05)
-    time.sleep(random.uniform(0.2, 0.6) * min(took.values()))
-    p.send_signal(signal.SIGKILL)
-    assert p.wait() == -signal.SIGKILL, "the replay ended before the kill: make the log longer"
-    r = subprocess.run(replay_cmd(workdir, "c", log, *extra), capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert "resuming the replay after event" in r.stderr, r.stderr
-    assert outputs(workdir, "c") == a
+    killed_and_resumed(workdir, log, fastest, a, *extra)
 
 
 def write_log(path, name, recs):

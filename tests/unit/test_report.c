@@ -255,6 +255,15 @@ static void assert_self_contained(const char *html)
     assert_non_null(strstr(html, "</html>"));
 }
 
+/* The SVG charts in a report's HTML. */
+static int charts(const char *html)
+{
+    int n = 0;
+    for (const char *p = strstr(html, "<svg"); p; p = strstr(p + 1, "<svg"))
+        n++;
+    return n;
+}
+
 static void keep_copy(const char *html, const char *name)
 {
     const char *dir = getenv("EDDY_TEST_REPORT_KEEP");
@@ -482,10 +491,7 @@ static void test_controller(void **state)
     assert_null(strstr(html, "c0 1/16: bid multiplier"));
     assert_non_null(strstr(html, "Learning curve"));
     /* 3 charts as before, 2 for the episode, 2 for the learning curve */
-    int svgs = 0;
-    for (const char *p = strstr(html, "<svg"); p; p = strstr(p + 1, "<svg"))
-        svgs++;
-    assert_int_equal(svgs, 7);
+    assert_int_equal(charts(html), 7);
     free(html);
 }
 
@@ -512,10 +518,7 @@ static void test_html(void **state)
     assert_null(strstr(html, "<b>"));
 
     /* three charts: HR over time, one campaign, fractions */
-    int svgs = 0;
-    for (const char *p = strstr(html, "<svg"); p; p = strstr(p + 1, "<svg"))
-        svgs++;
-    assert_int_equal(svgs, 3);
+    assert_int_equal(charts(html), 3);
     assert_non_null(strstr(html, "HR@10 over time"));
     assert_non_null(strstr(html, "cumulative spend vs plan"));
     assert_non_null(strstr(html, "clicks vs budget fraction"));
