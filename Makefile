@@ -182,12 +182,13 @@ BENCHES := bench_state bench_refresh bench_replay bench_budget
 
 bench: deps
 	$(MAKE) --no-print-directory B=build/bench OPT="-O2 -march=x86-64-v2 -g" build/bench/eddy \
-	    $(addprefix build/bench/bench/,$(BENCHES))
+	    $(addprefix build/bench/bench/,$(BENCHES) bench_floor)
 	build/bench/bench/bench_state build/bench/bench_state.json
 	build/bench/bench/bench_refresh build/bench/bench_refresh.json
 	build/bench/bench/bench_replay build/bench/bench_replay.json build/bench/eddy
 	build/bench/bench/bench_budget build/bench/bench_budget.json
-	$(PY) bench/bench_kafka.py build/bench/bench_kafka.json build/bench/eddy
+	$(PY) bench/bench_kafka.py build/bench/bench_kafka.json build/bench/eddy \
+	    build/bench/bench/bench_floor
 	@$(PY) bench/report.py bench/results.json \
 	    $(addprefix build/bench/,$(addsuffix .json,$(BENCHES) bench_kafka))
 

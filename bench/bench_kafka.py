@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Kafka end-to-end throughput and latency, issue 5's scenarios 2 and 3.
 
-usage: bench_kafka.py ROWS.json EDDY
+usage: bench_kafka.py ROWS.json EDDY FLOOR   (FLOOR: the bench_floor binary)
 
 `eddy gen` produces N events (80% clicks, 20% ad events; its default 1000
 users and 5000 items, eddy's default config) into a fresh `eddy broker`
@@ -28,6 +28,12 @@ event's produce call to the output's; delivery adds librdkafka's linger
 would add the Python consumer's lag, which cannot keep up at 100k/s.) Three
 runs at 20k events/s, each percentile the median of the three; one at 100k
 (tens of thousands of samples each).
+
+Reference of the recommendations' latency, same runs: a bare librdkafka
+consumer (bench_floor) in its own group on the clicks, with eddy's fetch
+settings: the time from a click's produce call to its arrival in a process
+that does nothing else. It is the floor that the broker, the loopback and
+a shared 2-core machine set under eddy; ratio = eddy's / the floor's.
 
 Uses the integration tests' harness to run eddy."""
 import json
@@ -217,7 +223,26 @@ def wait_idle(e, timeout=300):
         sys.exit("bench_kafka: eddy did not catch up")
 
 
-def latency(harness, eddy, workdir, rate, seconds):
+def start_floor(floor, broker, path):
+    """bench_floor, once the group has given it the clicks' partitions."""
+    proc = subprocess.Popen([floor, broker.bootstrap, "clicks", path], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if proc.stdout.readline().strip() != "assigned":
+        sys.exit(f"bench_kafka: bench_floor did not start: {proc.communicate()[1].strip()}")
+    return proc
+
+
+def read_floor(proc, path):
+    """[(event time, latency ms)] of the clicks from a bench_floor run."""
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)  # after its "assigned", stdout is silent
+    if proc.returncode:
+        sys.exit(f"bench_kafka: bench_floor failed: {err.strip()}")
+    with open(path) as f:
+        return [tuple(int(x) for x in line.split()) for line in f]
+
+
+def latency(harness, eddy, floor, workdir, rate, seconds):
     broker = harness.Broker(partitions=2)
     try:
         # The mock broker holds a fetch for fetch.wait.max.ms (500 ms by
@@ -227,7 +252,9 @@ def latency(harness, eddy, workdir, rate, seconds):
         harness.gen(broker, "-n", 0)  # the campaign budgets only
         collected = os.path.join(workdir, "collected")
         collector = start_collector(broker, collected)
-        time.sleep(1)  # eddy has joined too
+        floor_path = os.path.join(workdir, "floor")
+        floor_proc = start_floor(floor, broker, floor_path)
+        time.sleep(1)  # eddy and the floor have joined too
         # A latency-minded source: batches of at most 1 ms, not the default 5.
         gen_conf = os.path.join(workdir, "gen.conf")
         with open(gen_conf, "w") as f:
@@ -244,12 +271,21 @@ def latency(harness, eddy, workdir, rate, seconds):
         collector.terminate()
         collector.wait()
         e.stop()
-        return after_warmup(read_collected(collected))
+        lat = read_collected(collected)
+        lat["floor"] = read_floor(floor_proc, floor_path)
+        return after_warmup(lat)
     finally:
         broker.stop()
 
 
-def latency_rows(harness, eddy, workdir):
+def median_pct(lats, topic, p):
+    """The median over runs of each run's percentile p, and the runs' figures."""
+    each = [pct(lat[topic], p) for lat in lats]
+    known = sorted(x for x in each if x is not None)
+    return (known[len(known) // 2] if known else None), each
+
+
+def latency_rows(harness, eddy, floor, workdir):
     """Each percentile is the median over the runs at a rate (the machine is
     shared: one run's tail moves by several times from run to run); the row
     says every run's figure."""
@@ -257,26 +293,30 @@ def latency_rows(harness, eddy, workdir):
     for rate, seconds, runs in RATES:
         lats = []
         for _ in range(runs):
-            lats.append(latency(harness, eddy, workdir, rate, seconds))
+            lats.append(latency(harness, eddy, floor, workdir, rate, seconds))
             print(".", end="", file=sys.stderr, flush=True)
         for topic, name in (("recommendations", "recommendations"),
                             ("budget-decisions", "decisions")):
             samples = sum(len(lat[topic]) for lat in lats) // runs
             for p, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")):
-                each = [pct(lat[topic], p) for lat in lats]
-                known = sorted(x for x in each if x is not None)
-                runs_note = f", runs {'/'.join(str(x) for x in each)}" if runs > 1 else ""
+                fig, each = median_pct(lats, topic, p)
+                ref, ref_each = median_pct(lats, "floor", p) if topic == "recommendations" \
+                    else (None, [])
+                note = f", runs {'/'.join(str(x) for x in each)}" if runs > 1 else ""
+                if ref is not None:
+                    note += "; ref: bare consumer of the clicks" + \
+                            (f", runs {'/'.join(str(x) for x in ref_each)}" if runs > 1 else "")
                 rows.append({"scenario": f"latency at {rate // 1000}k ev/s, {name} {label} "
-                                         f"({samples} samples{runs_note})",
-                             "unit": "ms", "figure": known[len(known) // 2] if known else None,
-                             "reference": None, "ratio": None})
+                                         f"({samples} samples{note})",
+                             "unit": "ms", "figure": fig, "reference": ref,
+                             "ratio": fig / ref if fig is not None and ref else None})
     return rows
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
-    eddy = os.path.abspath(sys.argv[2])
+    eddy, floor = os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
     os.environ["EDDY"] = eddy
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                     "integration"))
@@ -289,7 +329,7 @@ def main():
             ref.append(bare(harness, eddy))
             fig.append(pipeline(harness, eddy, workdir))
             print(".", end="", file=sys.stderr, flush=True)
-        rows = latency_rows(harness, eddy, workdir)
+        rows = latency_rows(harness, eddy, floor, workdir)
     print(file=sys.stderr)
     f, r = sorted(fig)[RUNS // 2], sorted(ref)[RUNS // 2]
     rows.insert(0, {"scenario": f"Kafka end to end, {N // 1000}k events, mock broker "
