@@ -379,31 +379,42 @@ static float rank_score(const struct rec_blend *b, const struct cooc_candidate *
     return c->cooc / best_cooc + b->trending * c->trend + b->mf * mf;
 }
 
+/* better() without a data-dependent branch. */
+static size_t better_bit(struct cand a, struct cand b)
+{
+    return (size_t)((a.score > b.score) | ((a.score == b.score) & (a.row < b.row)));
+}
+
 /* Moves the best k of c[0..n) to its front, in no particular order
  * (quickselect: cheaper than a heap of k when most of c is kept, and
- * better() is a total order, so the set does not depend on c's order). */
+ * better() is a total order, so the set does not depend on c's order).
+ * Lomuto's partition, written so that each step stores unconditionally and
+ * advances by the comparison's bit: the comparisons of scores are coin
+ * flips to a branch predictor, and Hoare's branching scans made this 15% of
+ * a replay. */
 static void cand_select(struct cand *c, size_t n, size_t k)
 {
     if (k == 0 || k >= n)
         return;
     size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
     while (hi - lo > 1) {
-        struct cand pivot = c[lo + (hi - lo - 1) / 2], t;
-        size_t i = lo, j = hi - 1;
-        for (;;) { /* Hoare's partition; rows are distinct, so none compare equal */
-            while (better(c[i], pivot))
-                i++;
-            while (better(pivot, c[j]))
-                j--;
-            if (i >= j)
-                break;
-            t = c[i], c[i] = c[j], c[j] = t;
-            i++, j--;
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1, store = lo;
+        struct cand pivot = c[mid];
+        c[mid] = c[last];
+        for (size_t i = lo; i < last; i++) {
+            struct cand x = c[i];
+            c[i] = c[store];
+            c[store] = x;
+            store += better_bit(x, pivot);
         }
-        if (k - 1 <= j)
-            hi = j + 1;
+        c[last] = c[store]; /* [lo, store) beat the pivot, (store, hi) do not */
+        c[store] = pivot;
+        if (store == k - 1)
+            return;
+        if (store > k - 1)
+            hi = store;
         else
-            lo = j + 1;
+            lo = store + 1;
     }
 }
 

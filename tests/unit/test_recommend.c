@@ -15,6 +15,7 @@
 
 #include "operators/cooccur.h"
 #include "operators/recommend.h"
+#include "operators/vecmath.h"
 #include "state/state.h"
 #include "tests/unit/users_store.h"
 
@@ -563,6 +564,102 @@ static void test_two_stage_because(void **state)
     eddy_op_cooccur.destroy(co);
 }
 
+struct scored {
+    float score;
+    uint32_t row;
+};
+
+/* Best first; ties: the lower row. */
+static int by_score(const void *a, const void *b)
+{
+    const struct scored *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Two-stage ranking against brute force, on a pool large enough that both
+ * of its cuts bite (candidates > rerank > k): every unseen candidate that
+ * cooc_retrieve() offers, ranked by the blend without MF, the best `rerank`
+ * of them rescored with it, the best k of those. Every user with history. */
+static void test_two_stage_matches_brute_force(void **state)
+{
+    enum { ITEMS = 200, USERS = 60, CLICKS = 12, K = 10, RERANK = 25 };
+    struct fx *f = *state;
+    struct cooc_params cp = {.history = 10, .neighbours = 100, .trending = 80,
+                             .weight = {1, 1, 1, 1}, .reverse_weight = 0.5f,
+                             .popularity_exponent = 0.5f};
+    struct rec_params rp = {.k = K, .refresh_interval_ms = 0, .batch_users = 4,
+                            .retrieval = REC_TWO_STAGE, .rerank = RERANK,
+                            .read = {.history = 10, .recency = 8, .candidates = 100,
+                                     .trending = 80},
+                            .blend = {.trending = 0.3f, .mf = 0.5f}};
+    struct eddy_emit emit = {.recommendation = on_rec, .ctx = f};
+    char err[256], id[16];
+    void *co = eddy_op_cooccur.create(&cp, f->st, &emit, err, sizeof err);
+    void *rec = co ? eddy_op_recommend.create(&rp, f->st, &emit, err, sizeof err) : NULL;
+    if (!rec)
+        fail_msg("create: %s", err);
+    uint64_t seed = 7;
+    float v[DIM];
+    for (int i = 0; i < ITEMS; i++) {
+        for (int j = 0; j < DIM; j++)
+            v[j] = rnd(&seed);
+        snprintf(id, sizeof id, "i%d", i);
+        state_rows_add(items_of(f->st), S(id), v);
+    }
+    for (int c = 0; c < USERS * CLICKS; c++) { /* skewed items, users in turn */
+        char uid[16];
+        snprintf(uid, sizeof uid, "u%d", c % USERS);
+        float x = rnd(&seed) + 0.5f;
+        snprintf(id, sizeof id, "i%d", (int)(x * x * (ITEMS - 1)));
+        for (int j = 0; j < DIM; j++)
+            v[j] = rnd(&seed);
+        struct user_state *u = user_get(f->st, 0, S(uid), false);
+        if (!u)
+            u = user(f, uid, v);
+        user_seen_add(u, (uint32_t)state_rows_find(items_of(f->st), S(id)));
+        user_dirty(f->st, u);
+        struct eddy_event ev = {.kind = EV_CLICK};
+        ev.u.click = (struct click_event){.user_id = S(uid), .item_id = S(id),
+                                          .type = CLICK_PURCHASE, .timestamp_ms = 10 + c};
+        eddy_op_cooccur.process(co, &ev);
+    }
+    struct cooc_scratch *scratch = cooc_scratch_new();
+    struct scored want[ITEMS];
+    struct rec_item got[K];
+    for (int uix = 0; uix < USERS; uix++) {
+        snprintf(id, sizeof id, "u%d", uix);
+        const struct user_state *u = user_get(f->st, 0, S(id), false);
+        const struct cooc_candidate *c;
+        size_t n = cooc_retrieve(f->st, &rp.read, S(id), scratch, &c), len = 0;
+        float best = 0;
+        for (size_t i = 0; i < n; i++)
+            best = c[i].cooc > best ? c[i].cooc : best;
+        for (size_t i = 0; i < n; i++)
+            if (!user_has_seen(u, c[i].row))
+                want[len++] = (struct scored){c[i].cooc / best + rp.blend.trending * c[i].trend +
+                                                  rp.blend.mf * 0.0f,
+                                              c[i].row};
+        assert_true(len > RERANK);
+        qsort(want, len, sizeof *want, by_score);
+        for (size_t i = 0; i < RERANK; i++)
+            want[i].score +=
+                rp.blend.mf * dot_fixed(u->vec, state_rows_vec(items_of(f->st), want[i].row), DIM);
+        qsort(want, RERANK, sizeof *want, by_score);
+        assert_int_equal(top_k(f, id, K, got), K);
+        for (int i = 0; i < K; i++) {
+            char w[16];
+            snprintf(w, sizeof w, "i%u", (unsigned)want[i].row);
+            assert_int_equal(got[i].item_id.len, strlen(w));
+            assert_memory_equal(got[i].item_id.ptr, w, strlen(w));
+        }
+    }
+    cooc_scratch_free(scratch);
+    eddy_op_recommend.destroy(rec);
+    eddy_op_cooccur.destroy(co);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +675,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ties_and_nan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_stage_because, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_stage_matches_brute_force, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
