@@ -676,35 +676,39 @@ static int by_trend(const void *a, const void *b)
 }
 
 /* Higher co-occurrence first; ties: the lower row. A total order, so the
- * selection below is the same whatever order it is handed. */
-static bool cooc_before(const struct cooc_candidate *x, const struct cooc_candidate *y)
+ * selection below is the same whatever order it is handed. 1 or 0, with no
+ * branch. */
+static size_t cooc_before(const struct cooc_candidate *x, const struct cooc_candidate *y)
 {
-    return x->cooc > y->cooc || (x->cooc == y->cooc && x->row < y->row);
+    return (size_t)((x->cooc > y->cooc) | ((x->cooc == y->cooc) & (x->row < y->row)));
 }
 
 /* Moves the best k of c[0..n) to its front, in no particular order
- * (quickselect: ranking needs the set, not a sorted list). */
+ * (quickselect: ranking needs the set, not a sorted list). Lomuto's
+ * partition, storing unconditionally and advancing by the comparison's bit:
+ * the comparisons are coin flips to a branch predictor, and a branching
+ * partition was most of a retrieval's cost. */
 static void select_best(struct cooc_candidate *c, size_t n, size_t k)
 {
     size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
     while (hi - lo > 1) {
-        /* the lower middle: Hoare's j then stays below hi - 1, so both sides shrink */
-        struct cooc_candidate pivot = c[lo + (hi - lo - 1) / 2], t;
-        size_t i = lo, j = hi - 1;
-        for (;;) { /* Hoare's partition; rows are distinct, so no two compare equal */
-            while (cooc_before(&c[i], &pivot))
-                i++;
-            while (cooc_before(&pivot, &c[j]))
-                j--;
-            if (i >= j)
-                break;
-            t = c[i], c[i] = c[j], c[j] = t;
-            i++, j--;
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1, store = lo;
+        struct cooc_candidate pivot = c[mid];
+        c[mid] = c[last];
+        for (size_t i = lo; i < last; i++) {
+            struct cooc_candidate x = c[i];
+            c[i] = c[store];
+            c[store] = x;
+            store += cooc_before(&x, &pivot);
         }
-        if (k - 1 <= j) /* [lo, j] precede [j + 1, hi) */
-            hi = j + 1;
+        c[last] = c[store]; /* [lo, store) beat the pivot, (store, hi) do not */
+        c[store] = pivot;
+        if (store == k - 1)
+            return;
+        if (store > k - 1)
+            hi = store;
         else
-            lo = j + 1;
+            lo = store + 1;
     }
 }
 

@@ -654,14 +654,16 @@ static void learn_step(struct rec *r, const struct eddy_event *ev, const struct 
      * the one the positive had to beat for the top of the list. */
     const struct rec_blend b = blend_of(r->st, &r->p);
     float fp[3], fn[3] = {0}, f[3], top = -INFINITY;
+    uint32_t top_row = UINT32_MAX;
     features(r, u, cp, best, (uint32_t)pos, fp);
     for (size_t i = 0; i < n; i++) {
         if (&c[i] == cp || user_has_seen(u, c[i].row))
             continue;
         features(r, u, &c[i], best, c[i].row, f);
         float score = f[0] + b.trending * f[1] + b.mf * f[2];
-        if (score > top) {
+        if (score > top || (score == top && c[i].row < top_row)) { /* c's order is no rule */
             top = score;
+            top_row = c[i].row;
             memcpy(fn, f, sizeof fn);
         }
     }
