@@ -690,16 +690,16 @@ static size_t cooc_before(const struct cooc_candidate *x, const struct cooc_cand
  * partition was most of a retrieval's cost. */
 static void select_best(struct cooc_candidate *c, size_t n, size_t k)
 {
+    _Static_assert(sizeof *c == 16, "swap16() moves a candidate");
     size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2, last = hi - 1, store = lo;
-        struct cooc_candidate pivot = c[mid];
+        const struct cooc_candidate pivot = c[mid];
         c[mid] = c[last];
         for (size_t i = lo; i < last; i++) {
-            struct cooc_candidate x = c[i];
-            c[i] = c[store];
-            c[store] = x;
-            store += cooc_before(&x, &pivot);
+            const size_t before = cooc_before(&c[i], &pivot);
+            swap16(&c[i], &c[store]);
+            store += before;
         }
         c[last] = c[store]; /* [lo, store) beat the pivot, (store, hi) do not */
         c[store] = pivot;

@@ -54,6 +54,7 @@ struct cand {
     float score;
     uint32_t row;
     int32_t because; /* two-stage: the history row behind it; -1: none */
+    uint32_t unused; /* to 16 bytes, for swap16() */
 };
 
 /* A user's selection in progress: its heap of candidates and its place in
@@ -166,7 +167,7 @@ static size_t offer_each(const float *sc0, uint32_t lo, uint32_t hi, struct cand
             continue; /* the common case: worse than the worst kept, or NaN */
         if (sc != sc)
             continue; /* NaN: a seen item, or a diverged vector, must not rank */
-        len = offer(h, len, k, (struct cand){sc, row, -1});
+        len = offer(h, len, k, (struct cand){.score = sc, .row = row, .because = -1});
     }
     return len;
 }
@@ -394,6 +395,7 @@ static size_t better_bit(struct cand a, struct cand b)
  * a replay. */
 static void cand_select(struct cand *c, size_t n, size_t k)
 {
+    _Static_assert(sizeof *c == 16, "swap16() moves a candidate");
     if (k == 0 || k >= n)
         return;
     size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
@@ -402,10 +404,9 @@ static void cand_select(struct cand *c, size_t n, size_t k)
         struct cand pivot = c[mid];
         c[mid] = c[last];
         for (size_t i = lo; i < last; i++) {
-            struct cand x = c[i];
-            c[i] = c[store];
-            c[store] = x;
-            store += better_bit(x, pivot);
+            const size_t before = better_bit(c[i], pivot);
+            swap16(&c[i], &c[store]);
+            store += before;
         }
         c[last] = c[store]; /* [lo, store) beat the pivot, (store, hi) do not */
         c[store] = pivot;
@@ -463,7 +464,8 @@ static size_t two_stage_top(struct eddy_state *st, const struct rec_params *p,
         seen_bits_mark(seen, u, true);
     for (size_t i = 0; i < n; i++)
         if (!seen_bit(seen, c[i].row))
-            pool[len++] = (struct cand){rank_score(&b, &c[i], best, 0), c[i].row, c[i].because};
+            pool[len++] = (struct cand){.score = rank_score(&b, &c[i], best, 0), .row = c[i].row,
+                                        .because = c[i].because};
     if (u)
         seen_bits_mark(seen, u, false);
     if (mf) {
