@@ -676,40 +676,18 @@ static int by_trend(const void *a, const void *b)
 }
 
 /* Higher co-occurrence first; ties: the lower row. A total order, so the
- * selection below is the same whatever order it is handed. 1 or 0, with no
- * branch. */
-static size_t cooc_before(const struct cooc_candidate *x, const struct cooc_candidate *y)
+ * selection below is the same whatever order it is handed. */
+static size_t cooc_before(const void *a, const void *b)
 {
+    const struct cooc_candidate *x = a, *y = b;
     return (size_t)((x->cooc > y->cooc) | ((x->cooc == y->cooc) & (x->row < y->row)));
 }
 
-/* Moves the best k of c[0..n) to its front, in no particular order
- * (quickselect: ranking needs the set, not a sorted list). Lomuto's
- * partition, storing unconditionally and advancing by the comparison's bit:
- * the comparisons are coin flips to a branch predictor, and a branching
- * partition was most of a retrieval's cost. */
+/* Moves the best k of c[0..n) to its front, in no particular order. */
 static void select_best(struct cooc_candidate *c, size_t n, size_t k)
 {
-    _Static_assert(sizeof *c == 16, "swap16() moves a candidate");
-    size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2, last = hi - 1, store = lo;
-        const struct cooc_candidate pivot = c[mid];
-        c[mid] = c[last];
-        for (size_t i = lo; i < last; i++) {
-            const size_t before = cooc_before(&c[i], &pivot);
-            swap16(&c[i], &c[store]);
-            store += before;
-        }
-        c[last] = c[store]; /* [lo, store) beat the pivot, (store, hi) do not */
-        c[store] = pivot;
-        if (store == k - 1)
-            return;
-        if (store > k - 1)
-            hi = store;
-        else
-            lo = store + 1;
-    }
+    _Static_assert(sizeof *c == 16, "select16() moves candidates");
+    select16(c, n, k, cooc_before);
 }
 
 static void out_reserve(struct cooc_scratch *s, size_t n)

@@ -380,43 +380,19 @@ static float rank_score(const struct rec_blend *b, const struct cooc_candidate *
     return c->cooc / best_cooc + b->trending * c->trend + b->mf * mf;
 }
 
-/* better() without a data-dependent branch. */
-static size_t better_bit(struct cand a, struct cand b)
+/* better(), for select16(). */
+static size_t cand_before(const void *a, const void *b)
 {
-    return (size_t)((a.score > b.score) | ((a.score == b.score) & (a.row < b.row)));
+    const struct cand *x = a, *y = b;
+    return (size_t)((x->score > y->score) | ((x->score == y->score) & (x->row < y->row)));
 }
 
 /* Moves the best k of c[0..n) to its front, in no particular order
- * (quickselect: cheaper than a heap of k when most of c is kept, and
- * better() is a total order, so the set does not depend on c's order).
- * Lomuto's partition, written so that each step stores unconditionally and
- * advances by the comparison's bit: the comparisons of scores are coin
- * flips to a branch predictor, and Hoare's branching scans made this 15% of
- * a replay. */
+ * (quickselect: cheaper than a heap of k when most of c is kept). */
 static void cand_select(struct cand *c, size_t n, size_t k)
 {
-    _Static_assert(sizeof *c == 16, "swap16() moves a candidate");
-    if (k == 0 || k >= n)
-        return;
-    size_t lo = 0, hi = n; /* the k-th best is in [lo, hi) */
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2, last = hi - 1, store = lo;
-        struct cand pivot = c[mid];
-        c[mid] = c[last];
-        for (size_t i = lo; i < last; i++) {
-            const size_t before = better_bit(c[i], pivot);
-            swap16(&c[i], &c[store]);
-            store += before;
-        }
-        c[last] = c[store]; /* [lo, store) beat the pivot, (store, hi) do not */
-        c[store] = pivot;
-        if (store == k - 1)
-            return;
-        if (store > k - 1)
-            hi = store;
-        else
-            lo = store + 1;
-    }
+    _Static_assert(sizeof *c == 16, "select16() moves candidates");
+    select16(c, n, k, cand_before);
 }
 
 /* Sets (on) or clears the bits of u's seen rows. */
