@@ -571,7 +571,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
 }
 
-/* Sleeps only once the source is a millisecond ahead, so that at high rates
+/* Sleeps only once the generator is a millisecond ahead, so that at high rates
  * it wakes once per millisecond, not once per record: at 20k records/s a
  * sleep per record cost the generator a third of a core, which on a small
  * machine came out of the broker's and the consumer's share. */
