@@ -13,19 +13,18 @@ same topics) until it has read all N: the ceiling, since the producer bounds
 both. Median of 3 each.
 
 Latency: `eddy gen --rate R --wall-time` for a few seconds (each event
-stamped with the wall time it is produced) on the bench's traffic
-(docs/performance.md, "Bench traffic": sessions of Zipf-popular users and
-items, 1M users, 100k items), into eddy with the refresh
-debounce at 0, after the campaign budgets; the first second is warm-up and
-not counted. eddy's consumer gets kafka.fetch.wait.max.ms = 5: the mock
-broker holds every fetch that long (500 ms by default) even when it has
-data, where a real broker answers at once. A consumer thread reads
-the output topics; latency = the output record's Kafka timestamp (set when
-eddy produces it) - the output's event time, which for a recommendation is
-the click's and for a decision the start of its slot. So it runs from the
-event's produce call to the output's; delivery adds librdkafka's linger
-(linger.ms = 5) and a loopback round trip. (The consumer's own arrival time
-would add the Python consumer's lag, which cannot keep up at 100k/s.) Three
+stamped with the wall time it is produced; the source batches for at most
+1 ms, linger.ms = 1) on the bench's traffic (docs/performance.md, "Bench
+traffic": sessions of Zipf-popular users and items, 1M users, 100k items),
+into eddy with the refresh debounce at 0, after the campaign budgets; the
+first 2 s of event time are warm-up and not counted. eddy's consumer gets
+kafka.fetch.wait.max.ms = 1: the mock broker holds every fetch that long
+(500 ms by default) even when it has data, where a real broker answers at
+once. kcat, in a group, collects the output topics; latency = the output
+record's Kafka timestamp (set when eddy produces it) - the output's event
+time, which for a recommendation is the click's and for a decision the
+start of its slot. So it runs from the event's produce call to the
+output's, and leaves out eddy's own linger and the collector's lag. Three
 runs at 20k events/s, each percentile the median of the three; one at 100k
 (tens of thousands of samples each).
 
