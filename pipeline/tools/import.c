@@ -365,11 +365,18 @@ static int ipy_budget(const char *in, const struct import_options *o, const stru
     double pctr = s->pctr / (double)s->auctions;
     if (pctr <= 0)
         return errf(err, errlen, "%s: mean pCTR is 0, so no base bid can be set", in);
+    const double budget = o->budget_c0 * (double)o->episode * price, bid = price / pctr;
+    /* llround() of what an int64 cannot hold is undefined (a negative bid
+     * here, which no reader takes). */
+    if (!(budget < 0x1p63) || !(bid < 0x1p63))
+        return errf(err, errlen, "%s: the budget (%.3g micros) or the base bid (%.3g micros, the "
+                    "mean price %.3g micros over the mean pCTR %.3g) does not fit in 64 bits",
+                    in, budget, bid, price, pctr);
     *b = (struct campaign_budget){
         .campaign_id = eddy_str_c(o->campaign_id),
-        .budget_micros = llround(o->budget_c0 * (double)o->episode * price),
+        .budget_micros = llround(budget),
         .period_ms = (int64_t)(o->episode * 1000 / o->rate_per_s),
-        .base_bid_micros = llround(price / pctr),
+        .base_bid_micros = llround(bid),
     };
     return 0;
 }

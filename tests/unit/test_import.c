@@ -287,6 +287,13 @@ static void test_ipinyou_errors(void **state)
     assert_int_equal(import_ipinyou(f->in, f->out, &f->o, &f->c, f->err, sizeof f->err), -1);
     assert_non_null(strstr(f->err, "t.tsv:1: pCTR"));
 
+    /* A pCTR so small that price / pCTR overflows the base bid (found by
+     * fuzz_import_ipinyou: the bid came out negative). */
+    write_input(f, "t.tsv", "0\t95\t0.00000000000000000013\n");
+    assert_int_equal(import_ipinyou(f->in, f->out, &f->o, &f->c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "does not fit in 64 bits"));
+    assert_missing(f, "campaigns.avro");
+
     /* Periods must be whole milliseconds. */
     write_input(f, "t.tsv", "0\t50\t0.001\n");
     f->o.episode = 3;
