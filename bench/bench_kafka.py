@@ -243,6 +243,7 @@ def read_floor(proc, path):
 
 def latency(harness, eddy, floor, workdir, rate, seconds):
     broker = harness.Broker(partitions=2)
+    collector = floor_proc = None
     try:
         # The mock broker holds a fetch for fetch.wait.max.ms (500 ms by
         # default) even when data is there; a real broker answers at once.
@@ -274,6 +275,10 @@ def latency(harness, eddy, floor, workdir, rate, seconds):
         lat["floor"] = read_floor(floor_proc, floor_path)
         return after_warmup(lat)
     finally:
+        for proc in (collector, floor_proc):  # left running if the run failed
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         broker.stop()
 
 

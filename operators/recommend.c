@@ -109,10 +109,17 @@ struct rec {
 
 /* ---- top-k selection ---------------------------------------------------- */
 
-/* Higher score first; equal scores: lower row first (deterministic output). */
+/* Higher score first; equal scores: lower row first (deterministic output).
+ * 1 or 0, without a branch: select16()'s comparison too. */
+static size_t cand_before(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    return (size_t)((x->score > y->score) | ((x->score == y->score) & (x->row < y->row)));
+}
+
 static bool better(struct cand a, struct cand b)
 {
-    return a.score > b.score || (a.score == b.score && a.row < b.row);
+    return cand_before(&a, &b);
 }
 
 /* The heap keeps the worst candidate at the root. */
@@ -378,13 +385,6 @@ static float rank_score(const struct rec_blend *b, const struct cooc_candidate *
                         float best_cooc, float mf)
 {
     return c->cooc / best_cooc + b->trending * c->trend + b->mf * mf;
-}
-
-/* better(), for select16(). */
-static size_t cand_before(const void *a, const void *b)
-{
-    const struct cand *x = a, *y = b;
-    return (size_t)((x->score > y->score) | ((x->score == y->score) & (x->row < y->row)));
 }
 
 /* Moves the best k of c[0..n) to its front, in no particular order
