@@ -49,6 +49,11 @@ struct source_kafka {
     rd_kafka_topic_partition_list_t *to_commit; /* processed since last checkpoint */
     rd_kafka_topic_partition_list_t *writing;   /* in the state batch being written */
     rd_kafka_topic_partition_list_t *gaps;      /* reset to the log start from .offset */
+    /* Budgets first (see budgets_first()): campaigns partitions not yet
+     * read to their end, and the other partitions the group gave eddy, not
+     * fetched until then (.offset: where each starts). */
+    rd_kafka_topic_partition_list_t *loading, *deferred;
+    uint64_t loading_until_ms;
     struct partition_clock *clocks;   /* highest event time per input partition */
     size_t n_clocks;
     bool closed;                      /* left the group */
@@ -230,10 +235,34 @@ static bool cooperative(rd_kafka_t *rk)
     return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
 }
 
+/* The partitions assigned and fetched: all but those deferred. */
+static rd_kafka_topic_partition_list_t *fetched_partitions(const struct source_kafka *s)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_copy(s->assigned);
+    for (int i = 0; i < s->deferred->cnt; i++)
+        rd_kafka_topic_partition_list_del(parts, s->deferred->elems[i].topic,
+                                          s->deferred->elems[i].partition);
+    return parts;
+}
+
+/* Under the eager protocol an assignment is replaced whole: the partitions
+ * fetched now go into the new one at their positions (messages already
+ * handed to eddy are not fetched again). */
+static rd_kafka_topic_partition_list_t *fetched_at_positions(struct source_kafka *s)
+{
+    rd_kafka_topic_partition_list_t *parts = fetched_partitions(s);
+    rd_kafka_position(s->consumer, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        if (p->offset < 0)
+            p->offset = resume_offset(s, p->topic, p->partition);
+    }
+    return parts;
+}
+
 /* librdkafka stops fetching a partition whose offset was out of range and
  * refuses to seek it ("Erroneous state"); assigning it again restarts it.
- * Under the eager protocol that means the whole assignment, the others at
- * their positions (messages already handed to eddy are not fetched again). */
+ * Under the eager protocol that means the whole assignment. */
 static int restart_partition_at(struct source_kafka *s, const char *topic, int32_t partition,
                                 int64_t offset)
 {
@@ -246,15 +275,10 @@ static int restart_partition_at(struct source_kafka *s, const char *topic, int32
         if (!e)
             e = rd_kafka_incremental_assign(s->consumer, parts);
     } else {
-        parts = rd_kafka_topic_partition_list_copy(s->assigned);
-        rd_kafka_position(s->consumer, parts);
-        for (int i = 0; i < parts->cnt; i++) {
-            rd_kafka_topic_partition_t *p = &parts->elems[i];
-            if (p->partition == partition && !strcmp(p->topic, topic))
-                p->offset = offset;
-            else if (p->offset < 0)
-                p->offset = resume_offset(s, p->topic, p->partition);
-        }
+        parts = fetched_at_positions(s);
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(parts, topic, partition);
+        if (p)
+            p->offset = offset;
         rd_kafka_resp_err_t err = rd_kafka_assign(s->consumer, parts);
         if (err)
             e = rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
@@ -314,6 +338,105 @@ static void on_offset_out_of_range(struct source_kafka *s, const rd_kafka_messag
     }
 }
 
+/* ---- budgets first --------------------------------------------------------
+ *
+ * A CampaignBudget has no event time and Kafka orders no two topics: read
+ * side by side, a campaign's ad events can come before its budget, and
+ * those do not bid (docs/budget.md). So when an assignment holds campaigns
+ * partitions, only those are fetched at first; the other partitions are
+ * assigned once librdkafka reports each campaigns partition at its end
+ * (RD_KAFKA_RESP_ERR__PARTITION_EOF, after its last record was handed
+ * out), or after LOAD_BUDGETS_MS if it cannot be read. The others are
+ * deferred rather than paused: the librdkafka of Debian 12 (2.0.2) can skip
+ * messages of a partition paused and resumed, a bug fixed in 2.1.0. Nothing
+ * here blocks: the HTTP endpoint shares the loop. */
+#define LOAD_BUDGETS_MS 30000
+
+static bool is_campaigns(const struct source_kafka *s, const char *topic)
+{
+    return !strcmp(topic, s->cfg->topic_campaigns);
+}
+
+/* The part of parts to fetch now: all of it, or, while budgets are being
+ * read, the campaigns partitions, the others being deferred. */
+static rd_kafka_topic_partition_list_t *budgets_first(struct source_kafka *s,
+                                                      rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++)
+        if (is_campaigns(s, parts->elems[i].topic))
+            rd_kafka_topic_partition_list_add(s->loading, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+    if (!s->loading->cnt)
+        return parts;
+    if (!s->loading_until_ms) {
+        s->loading_until_ms = monotonic_ms() + LOAD_BUDGETS_MS;
+        log_info("reading %d campaigns partition(s) to their end before the other input",
+                 s->loading->cnt);
+    }
+    rd_kafka_topic_partition_list_t *now = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        rd_kafka_topic_partition_list_t *to = is_campaigns(s, p->topic) ? now : s->deferred;
+        rd_kafka_topic_partition_list_add(to, p->topic, p->partition)->offset = p->offset;
+    }
+    return now;
+}
+
+/* A partition is at its end: if it is a campaigns partition being read
+ * first, its budgets are in. */
+static void on_partition_end(struct source_kafka *s, const rd_kafka_message_t *m)
+{
+    if (m->rkt)
+        rd_kafka_topic_partition_list_del(s->loading, rd_kafka_topic_name(m->rkt), m->partition);
+}
+
+/* Starts fetching the deferred partitions; false if librdkafka refused. */
+static bool fetch_deferred(struct source_kafka *s)
+{
+    rd_kafka_error_t *e = NULL;
+    if (cooperative(s->consumer)) {
+        e = rd_kafka_incremental_assign(s->consumer, s->deferred);
+    } else {
+        rd_kafka_topic_partition_list_t *parts = fetched_at_positions(s);
+        for (int i = 0; i < s->deferred->cnt; i++)
+            rd_kafka_topic_partition_list_add(parts, s->deferred->elems[i].topic,
+                                              s->deferred->elems[i].partition)
+                ->offset = s->deferred->elems[i].offset;
+        rd_kafka_resp_err_t err = rd_kafka_assign(s->consumer, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (err)
+            e = rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(s->deferred);
+    s->deferred = rd_kafka_topic_partition_list_new(16);
+    if (!e)
+        return true;
+    log_error("cannot start fetching the input after the budgets: %s", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return false;
+}
+
+/* Once the budgets are read (or their time is up), the rest is fetched. */
+static void maybe_end_budgets_first(struct source_kafka *s)
+{
+    if (!s->loading_until_ms)
+        return;
+    int left = s->loading->cnt;
+    if (left && monotonic_ms() < s->loading_until_ms)
+        return;
+    if (left)
+        log_warn("%d campaigns partition(s) not read to their end in %d s: the other input "
+                 "starts anyway, and a campaign's ad events read before its budget do not bid",
+                 left, LOAD_BUDGETS_MS / 1000);
+    else
+        log_info("budgets read: fetching the other %d partition(s)", s->deferred->cnt);
+    rd_kafka_topic_partition_list_destroy(s->loading);
+    s->loading = rd_kafka_topic_partition_list_new(4);
+    s->loading_until_ms = 0;
+    if (s->deferred->cnt && !fetch_deferred(s))
+        s->hooks.stop(s->hooks.ctx, RUNTIME_ERROR);
+}
+
 static void on_consumer_error(struct source_kafka *s, const rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt) {
@@ -323,7 +446,9 @@ static void on_consumer_error(struct source_kafka *s, const rd_kafka_message_t *
         rd_kafka_fatal_error(s->consumer, why, sizeof why);
         log_error("consumer: fatal error: %s", why);
         s->hooks.stop(s->hooks.ctx, RUNTIME_ERROR);
-    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        on_partition_end(s, m);
+    } else {
         log_warn("consumer: %s", rd_kafka_message_errstr(m));
     }
 }
@@ -395,6 +520,7 @@ static int next(struct eddy_source *src, struct eddy_event *ev, char *err, size_
     (void)err, (void)errlen;
     struct source_kafka *s = (struct source_kafka *)src;
     if (!s->n_batch) {
+        maybe_end_budgets_first(s);
         ssize_t n = rd_kafka_consume_batch_queue(s->q, 0, s->batch, BATCH_MAX);
         if (n <= 0)
             return EDDY_SOURCE_IDLE;
@@ -468,15 +594,18 @@ static void on_assign(struct source_kafka *s, rd_kafka_t *rk,
         log_info("assigned %s[%d] from %s %lld", p->topic, (int)p->partition,
                  stored >= 0 ? "stored offset" : "the beginning", (long long)p->offset);
     }
+    rd_kafka_topic_partition_list_t *now = budgets_first(s, parts);
     if (incremental) {
-        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, now);
         if (e) {
             log_error("incremental assign failed: %s", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
     } else {
-        rd_kafka_assign(rk, parts);
+        rd_kafka_assign(rk, now);
     }
+    if (now != parts)
+        rd_kafka_topic_partition_list_destroy(now);
 }
 
 static void on_revoke(struct source_kafka *s, rd_kafka_t *rk,
@@ -487,20 +616,28 @@ static void on_revoke(struct source_kafka *s, rd_kafka_t *rk,
      * cannot checkpoint leaves them dirty: the runtime stops, and the new
      * owner reprocesses from the last checkpoint. */
     bool committed = s->hooks.checkpoint(s->hooks.ctx) == 0;
+    /* A deferred partition was never handed to librdkafka: it is not
+     * unassigned there. */
+    rd_kafka_topic_partition_list_t *fetched = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
-        if (committed && !strcmp(parts->elems[i].topic, s->cfg->topic_clicks))
-            state_drop_partition(s->st, parts->elems[i].partition);
-        rd_kafka_topic_partition_list_del(s->assigned, parts->elems[i].topic,
-                                          parts->elems[i].partition);
-        log_info("revoked %s[%d]", parts->elems[i].topic, (int)parts->elems[i].partition);
+        const char *topic = parts->elems[i].topic;
+        int32_t partition = parts->elems[i].partition;
+        if (committed && !strcmp(topic, s->cfg->topic_clicks))
+            state_drop_partition(s->st, partition);
+        rd_kafka_topic_partition_list_del(s->assigned, topic, partition);
+        rd_kafka_topic_partition_list_del(s->loading, topic, partition);
+        if (!rd_kafka_topic_partition_list_del(s->deferred, topic, partition))
+            rd_kafka_topic_partition_list_add(fetched, topic, partition);
+        log_info("revoked %s[%d]", topic, (int)partition);
     }
     if (incremental) {
-        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, fetched);
         if (e)
             rd_kafka_error_destroy(e);
     } else {
         rd_kafka_assign(rk, NULL);
     }
+    rd_kafka_topic_partition_list_destroy(fetched);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -618,7 +755,6 @@ static int start_consumer(struct source_kafka *s, char *err, size_t errlen)
     static const char *const defaults[][2] = {
         {"enable.auto.commit", "false"},      /* eddy commits after its state */
         {"enable.auto.offset.store", "false"},
-        {"enable.partition.eof", "false"},
         /* Out-of-range offsets come to eddy as errors, never as a silent
          * jump: see on_offset_out_of_range(). */
         {"auto.offset.reset", "error"},
@@ -634,7 +770,10 @@ static int start_consumer(struct source_kafka *s, char *err, size_t errlen)
     };
     rd_kafka_conf_t *conf =
         kafka_conf_new(s->cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);
-    if (!conf || kafka_conf_set(conf, "group.id", s->cfg->group_id, err, errlen)) {
+    /* Set after the pass-through keys: budgets first needs the partition
+     * ends (on_partition_end()). */
+    if (!conf || kafka_conf_set(conf, "group.id", s->cfg->group_id, err, errlen) ||
+        kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen)) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         return -1;
@@ -669,7 +808,9 @@ int source_kafka_open(const struct eddy_config *cfg, struct eddy_state *st,
                                .assigned = rd_kafka_topic_partition_list_new(16),
                                .to_commit = rd_kafka_topic_partition_list_new(16),
                                .writing = rd_kafka_topic_partition_list_new(16),
-                               .gaps = rd_kafka_topic_partition_list_new(4)};
+                               .gaps = rd_kafka_topic_partition_list_new(4),
+                               .loading = rd_kafka_topic_partition_list_new(4),
+                               .deferred = rd_kafka_topic_partition_list_new(16)};
     struct codec_options co = {
         .writers_dir = cfg->writers_dir[0] ? cfg->writers_dir : NULL,
         .registry_url = cfg->registry_url[0] ? cfg->registry_url : NULL,
@@ -723,6 +864,8 @@ static void source_free(struct eddy_source *src)
     rd_kafka_topic_partition_list_destroy(s->to_commit);
     rd_kafka_topic_partition_list_destroy(s->writing);
     rd_kafka_topic_partition_list_destroy(s->gaps);
+    rd_kafka_topic_partition_list_destroy(s->loading);
+    rd_kafka_topic_partition_list_destroy(s->deferred);
     free(s->clocks);
     free(s);
 }

@@ -137,6 +137,65 @@ def test_spend_never_exceeds_budget(broker, workdir):
     assert any(d["pacing_rate"] == 0.0 for d in decisions)
 
 
+def campaigns_on_broker_2():
+    """A 2-broker cluster with the campaigns topic alone on broker 2 and
+    6000 ad events of 3 campaigns, their budgets first, already written."""
+    broker = Broker(partitions=2, brokers=2)
+    for t in ("clicks", "ad-events", "recommendations", "budget-decisions", "eddy-dlq"):
+        broker.leader(t, "*", 1)
+    broker.leader("campaigns", "*", 2)
+    broker.coordinator("eddy-test", 1)
+    n = gen(broker, "--events", 6000, "--ad-fraction", 1, "--campaigns", 3)
+    return broker, n
+
+
+def campaign_ledgers(eddy, n):
+    ledgers = [json.loads(eddy.get(f"/campaigns/c{i}")[1]) for i in range(3)]
+    kinds = ("auctions", "impressions", "clicks", "conversions")
+    assert sum(led[k] for led in ledgers for k in kinds) == n - 3  # all but the budgets
+    return ledgers
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_budgets_on_their_topic_are_read_before_ad_events(workdir, strategy):
+    """Budgets already on the campaigns topic when eddy is assigned it are
+    applied before any ad event: eddy reads that topic to its end first.
+    Here its broker answers 1.5 s late, so that read side by side every ad
+    event would come first and no campaign would bid (it did before). Both
+    rebalance protocols: eager (range) and cooperative."""
+    broker, n = campaigns_on_broker_2()
+    try:
+        broker.rtt(2, 1500)
+        extra = f"[kafka]\nkafka.partition.assignment.strategy = {strategy}\n"
+        eddy = Eddy(broker, workdir, extra=extra).start()
+        eddy.wait_consumed(n)
+        for led in campaign_ledgers(eddy, n):
+            assert led["configured"] and led["wins"] > 0, led
+        assert eddy.stop() == 0
+        assert "budgets read: fetching the other 4 partition(s)" in eddy.log_text()
+    finally:
+        broker.stop()
+
+
+def test_unreadable_budgets_hold_the_other_input_back_30_s_only(workdir):
+    """With the campaigns topic's broker down, the other input starts after
+    30 s with a warning (its ad events do not bid), and the budgets are
+    applied when the broker is back: nothing is lost."""
+    broker, n = campaigns_on_broker_2()
+    try:
+        broker.down(2)
+        eddy = Eddy(broker, workdir).start()
+        eddy.wait_consumed(n - 3, timeout=90)
+        assert "campaigns partition(s) not read to their end in 30 s" in eddy.log_text()
+        broker.up(2)
+        eddy.wait_consumed(n)
+        for led in campaign_ledgers(eddy, n):
+            assert led["configured"] and led["wins"] == 0, led
+        assert eddy.stop() == 0
+    finally:
+        broker.stop()
+
+
 def test_metrics_parse_as_prometheus_text(broker, workdir):
     eddy = Eddy(broker, workdir).start()
     n = gen(broker, "--events", 3000, "--bad-every", 500)
