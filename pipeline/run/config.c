@@ -71,7 +71,8 @@ struct section {
 #define OPERATOR_SECTIONS {NULL, NULL}
 static const struct section core_sections[] = {
     {"kafka", "Kafka connection. Any other key starting \"kafka.\" goes to librdkafka\n"
-              "with the prefix stripped, for example:\n"
+              "with the prefix stripped (but for the few that eddy sets itself, an error\n"
+              "names them), for example:\n"
               "  kafka.security.protocol = SASL_SSL\n"
               "  kafka.socket.timeout.ms = 30000"},
     {"topics", "Topic names."},
@@ -463,6 +464,24 @@ static struct kv *pass_find(struct eddy_config *cfg, const char *key)
 
 /* Sets a librdkafka property; replace says whether an earlier value may be
  * overridden (the environment over the file) or is a duplicate (in the file). */
+/* librdkafka properties that eddy's guarantees rest on: a pass-through
+ * key may not change them. NULL when key is not one, else why. */
+static const char *eddy_owned_property(const char *key)
+{
+    static const char *const owned[][2] = {
+        /* librdkafka's reset would jump over records without a trace. */
+        {"auto.offset.reset", "use [kafka] offset.reset (fail or earliest)"},
+        /* Offsets are committed with the state they produced, never before. */
+        {"enable.auto.commit", "offsets are committed with the state (docs/design.md)"},
+        {"enable.auto.offset.store", "offsets are committed with the state (docs/design.md)"},
+        {"enable.partition.eof", "budgets are read to the partitions' end first (docs/budget.md)"},
+    };
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        if (!strcmp(key, owned[i][0]))
+            return owned[i][1];
+    return NULL;
+}
+
 static bool pass_set(struct eddy_config *cfg, const char *key, const char *value, bool replace,
                      char *msg, size_t n)
 {
@@ -476,9 +495,9 @@ static bool pass_set(struct eddy_config *cfg, const char *key, const char *value
         snprintf(msg, n, "is eddy's own key: set [kafka] %s instead", key);
         return false;
     }
-    /* librdkafka's reset would jump over records without a trace. */
-    if (!strcmp(key, "auto.offset.reset")) {
-        snprintf(msg, n, "is set by eddy: use [kafka] offset.reset (fail or earliest)");
+    const char *why = eddy_owned_property(key);
+    if (why) {
+        snprintf(msg, n, "is set by eddy: %s", why);
         return false;
     }
     struct kv *p = pass_find(cfg, key);

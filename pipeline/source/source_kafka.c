@@ -755,6 +755,7 @@ static int start_consumer(struct source_kafka *s, char *err, size_t errlen)
     static const char *const defaults[][2] = {
         {"enable.auto.commit", "false"},      /* eddy commits after its state */
         {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "true"}, /* budgets first: on_partition_end() */
         /* Out-of-range offsets come to eddy as errors, never as a silent
          * jump: see on_offset_out_of_range(). */
         {"auto.offset.reset", "error"},
@@ -770,10 +771,7 @@ static int start_consumer(struct source_kafka *s, char *err, size_t errlen)
     };
     rd_kafka_conf_t *conf =
         kafka_conf_new(s->cfg, defaults, sizeof defaults / sizeof defaults[0], err, errlen);
-    /* Set after the pass-through keys: budgets first needs the partition
-     * ends (on_partition_end()). */
-    if (!conf || kafka_conf_set(conf, "group.id", s->cfg->group_id, err, errlen) ||
-        kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen)) {
+    if (!conf || kafka_conf_set(conf, "group.id", s->cfg->group_id, err, errlen)) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         return -1;

@@ -256,6 +256,12 @@ static const struct bad_case bad_cases[] = {
     {"dim = 3\n", 1, "dim", "outside any [section]"},
     {"[kafka]\nkafka.group.id = x\n", 2, "[kafka] kafka.group.id", "set [kafka] group.id"},
     {"[kafka]\nkafka. = x\n", 2, "[kafka] kafka.", "names no librdkafka property"},
+    {"[kafka]\nkafka.auto.offset.reset = latest\n", 2, "[kafka] kafka.auto.offset.reset",
+     "is set by eddy: use [kafka] offset.reset"},
+    {"[kafka]\nkafka.enable.auto.commit = true\n", 2, "[kafka] kafka.enable.auto.commit",
+     "is set by eddy: offsets are committed with the state"},
+    {"[kafka]\nkafka.enable.partition.eof = false\n", 2, "[kafka] kafka.enable.partition.eof",
+     "is set by eddy: budgets are read"},
     {"[kafka]\nthis line has no equals sign\n", 2, NULL, "syntax error"},
     {"[kafka\nbootstrap.servers = x\n", 1, NULL, "syntax error"},
 };
