@@ -102,6 +102,9 @@ static const struct key_def core_keys[] = {
      "(resume at the log start, counting the records skipped)"},
     {"kafka", "shutdown.timeout.ms", set_i64, "10000", OFF(shutdown_timeout_ms), 0, INF,
      "Longest a shutdown waits for outputs to be delivered and the group to be left, in ms"},
+    {"kafka", "budgets.wait.ms", set_i64, "30000", OFF(budgets_wait_ms), 0, INF,
+     "At an assignment, longest the other input waits for the campaigns partitions to be "
+     "read to their end, so that budgets come before ad events, in ms (0: no wait)"},
     {"kafka", "dlq.max.bytes", set_i64, "524288", OFF(dlq_max_bytes), 1024, INF,
      "A dead letter larger than this is truncated to it (headers keep the original "
      "size); keep it below the producer's message.max.bytes"},

@@ -24,6 +24,7 @@ struct eddy_config {
     char *group_id;
     bool offset_reset_earliest; /* offset.reset: earliest (accept a gap) or fail */
     int64_t shutdown_timeout_ms;
+    int64_t budgets_wait_ms;  /* budgets first: longest the other input waits */
     int64_t dlq_max_bytes;    /* a dead letter's key + value are truncated to this */
     struct kv *kafka_props;   /* kafka.* keys, prefix stripped, passed to librdkafka */
     size_t n_kafka_props;

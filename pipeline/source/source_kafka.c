@@ -346,12 +346,11 @@ static void on_offset_out_of_range(struct source_kafka *s, const rd_kafka_messag
  * partitions, only those are fetched at first; the other partitions are
  * assigned once librdkafka reports each campaigns partition at its end
  * (RD_KAFKA_RESP_ERR__PARTITION_EOF, after its last record was handed
- * out), or after LOAD_BUDGETS_MS if it cannot be read. The others are
+ * out), or after [kafka] budgets.wait.ms if it cannot be read (0: no
+ * wait, budgets are read side by side with the rest). The others are
  * deferred rather than paused: the librdkafka of Debian 12 (2.0.2) can skip
  * messages of a partition paused and resumed, a bug fixed in 2.1.0. Nothing
  * here blocks: the HTTP endpoint shares the loop. */
-#define LOAD_BUDGETS_MS 30000
-
 static bool is_campaigns(const struct source_kafka *s, const char *topic)
 {
     return !strcmp(topic, s->cfg->topic_campaigns);
@@ -362,14 +361,14 @@ static bool is_campaigns(const struct source_kafka *s, const char *topic)
 static rd_kafka_topic_partition_list_t *budgets_first(struct source_kafka *s,
                                                       rd_kafka_topic_partition_list_t *parts)
 {
-    for (int i = 0; i < parts->cnt; i++)
+    for (int i = 0; i < parts->cnt && s->cfg->budgets_wait_ms > 0; i++)
         if (is_campaigns(s, parts->elems[i].topic))
             rd_kafka_topic_partition_list_add(s->loading, parts->elems[i].topic,
                                               parts->elems[i].partition);
     if (!s->loading->cnt)
         return parts;
     if (!s->loading_until_ms) {
-        s->loading_until_ms = monotonic_ms() + LOAD_BUDGETS_MS;
+        s->loading_until_ms = monotonic_ms() + (uint64_t)s->cfg->budgets_wait_ms;
         log_info("reading %d campaigns partition(s) to their end before the other input",
                  s->loading->cnt);
     }
@@ -425,9 +424,9 @@ static void maybe_end_budgets_first(struct source_kafka *s)
     if (left && monotonic_ms() < s->loading_until_ms)
         return;
     if (left)
-        log_warn("%d campaigns partition(s) not read to their end in %d s: the other input "
-                 "starts anyway, and a campaign's ad events read before its budget do not bid",
-                 left, LOAD_BUDGETS_MS / 1000);
+        log_warn("%d campaigns partition(s) not read to their end in [kafka] budgets.wait.ms = "
+                 "%lld ms: the other input starts anyway, and a campaign's ad events read before "
+                 "its budget do not bid", left, (long long)s->cfg->budgets_wait_ms);
     else
         log_info("budgets read: fetching the other %d partition(s)", s->deferred->cnt);
     rd_kafka_topic_partition_list_destroy(s->loading);

@@ -177,16 +177,17 @@ def test_budgets_on_their_topic_are_read_before_ad_events(workdir, strategy):
         broker.stop()
 
 
-def test_unreadable_budgets_hold_the_other_input_back_30_s_only(workdir):
+def test_unreadable_budgets_hold_the_other_input_back_budgets_wait_ms_only(workdir):
     """With the campaigns topic's broker down, the other input starts after
-    30 s with a warning (its ad events do not bid), and the budgets are
-    applied when the broker is back: nothing is lost."""
+    [kafka] budgets.wait.ms with a warning (its ad events do not bid), and
+    the budgets are applied when the broker is back: nothing is lost."""
     broker, n = campaigns_on_broker_2()
     try:
         broker.down(2)
-        eddy = Eddy(broker, workdir).start()
-        eddy.wait_consumed(n - 3, timeout=90)
-        assert "campaigns partition(s) not read to their end in 30 s" in eddy.log_text()
+        eddy = Eddy(broker, workdir, extra="[kafka]\nbudgets.wait.ms = 3000\n").start()
+        eddy.wait_consumed(n - 3, timeout=60)
+        assert "campaigns partition(s) not read to their end in [kafka] budgets.wait.ms = 3000 ms" \
+            in eddy.log_text()
         broker.up(2)
         eddy.wait_consumed(n)
         for led in campaign_ledgers(eddy, n):
