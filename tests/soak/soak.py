@@ -196,8 +196,11 @@ def rec_event_time(v):
             n = -n
             _, i = _long(v, i)  # block size
         for _ in range(n):
-            _, i = _bytes(v, i)
-            i += 4
+            _, i = _bytes(v, i)  # item_id
+            i += 4  # score
+            branch, i = _long(v, i)  # because: null or string
+            if branch:
+                _, i = _bytes(v, i)
     return _long(v, i)[0]
 
 
