@@ -235,22 +235,15 @@ static bool cooperative(rd_kafka_t *rk)
     return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
 }
 
-/* The partitions assigned and fetched: all but those deferred. */
-static rd_kafka_topic_partition_list_t *fetched_partitions(const struct source_kafka *s)
+/* Under the eager protocol an assignment is replaced whole: the partitions
+ * fetched now (all assigned but the deferred ones) go into the new one at
+ * their positions (messages already handed to eddy are not fetched again). */
+static rd_kafka_topic_partition_list_t *fetched_at_positions(struct source_kafka *s)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_copy(s->assigned);
     for (int i = 0; i < s->deferred->cnt; i++)
         rd_kafka_topic_partition_list_del(parts, s->deferred->elems[i].topic,
                                           s->deferred->elems[i].partition);
-    return parts;
-}
-
-/* Under the eager protocol an assignment is replaced whole: the partitions
- * fetched now go into the new one at their positions (messages already
- * handed to eddy are not fetched again). */
-static rd_kafka_topic_partition_list_t *fetched_at_positions(struct source_kafka *s)
-{
-    rd_kafka_topic_partition_list_t *parts = fetched_partitions(s);
     rd_kafka_position(s->consumer, parts);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
