@@ -235,6 +235,12 @@ static bool cooperative(rd_kafka_t *rk)
     return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
 }
 
+static void empty_list(rd_kafka_topic_partition_list_t **list)
+{
+    rd_kafka_topic_partition_list_destroy(*list);
+    *list = rd_kafka_topic_partition_list_new(8);
+}
+
 /* Under the eager protocol an assignment is replaced whole: the partitions
  * fetched now (all assigned but the deferred ones) go into the new one at
  * their positions (messages already handed to eddy are not fetched again). */
@@ -354,7 +360,9 @@ static bool is_campaigns(const struct source_kafka *s, const char *topic)
 static rd_kafka_topic_partition_list_t *budgets_first(struct source_kafka *s,
                                                       rd_kafka_topic_partition_list_t *parts)
 {
-    for (int i = 0; i < parts->cnt && s->cfg->budgets_wait_ms > 0; i++)
+    if (s->cfg->budgets_wait_ms <= 0)
+        return parts;
+    for (int i = 0; i < parts->cnt; i++)
         if (is_campaigns(s, parts->elems[i].topic))
             rd_kafka_topic_partition_list_add(s->loading, parts->elems[i].topic,
                                               parts->elems[i].partition);
@@ -399,8 +407,7 @@ static bool fetch_deferred(struct source_kafka *s)
         if (err)
             e = rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
     }
-    rd_kafka_topic_partition_list_destroy(s->deferred);
-    s->deferred = rd_kafka_topic_partition_list_new(16);
+    empty_list(&s->deferred);
     if (!e)
         return true;
     log_error("cannot start fetching the input after the budgets: %s", rd_kafka_error_string(e));
@@ -422,8 +429,7 @@ static void maybe_end_budgets_first(struct source_kafka *s)
                  "its budget do not bid", left, (long long)s->cfg->budgets_wait_ms);
     else
         log_info("budgets read: fetching the other %d partition(s)", s->deferred->cnt);
-    rd_kafka_topic_partition_list_destroy(s->loading);
-    s->loading = rd_kafka_topic_partition_list_new(4);
+    empty_list(&s->loading);
     s->loading_until_ms = 0;
     if (s->deferred->cnt && !fetch_deferred(s))
         s->hooks.stop(s->hooks.ctx, RUNTIME_ERROR);
@@ -549,8 +555,7 @@ static void kafka_commit(struct source_kafka *s, rd_kafka_topic_partition_list_t
     rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, *list, 1);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warn("offset commit to Kafka failed: %s", rd_kafka_err2str(e));
-    rd_kafka_topic_partition_list_destroy(*list);
-    *list = rd_kafka_topic_partition_list_new(8);
+    empty_list(list);
 }
 
 /* The offsets are in the state's pending batch already (end_run() put
